@@ -1,0 +1,44 @@
+# The commands the README promises (contract C.5).  Each target installs what
+# it needs first, so they work on a fresh Debian bookworm machine.
+
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build build-asan test test-normal test-asan run bench fuzz clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DAIMDB_SANITIZE=ON $(CMAKE_FLAGS)
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+
+# The whole suite twice: a normal build, then ASan + UBSan.
+test: test-normal test-asan
+
+test-normal: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan: build-asan
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS)
+
+run: build
+	mkdir -p data
+	@echo "aimdb: mosquitto with the AimDB plugin on localhost:1883, history in ./data/"
+	mosquitto -c conf/mosquitto.conf
+
+bench: build
+	$(BUILD)/bench_core
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

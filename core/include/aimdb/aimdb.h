@@ -1,0 +1,248 @@
+/*
+ * aimdb.h -- the AimDB core: named records, typed buffers, producers, readers,
+ * taps, extensions.
+ *
+ * A record is a named stream of values of one codec, kept in a buffer:
+ *   ring:N   the last N values; a reader that falls behind is told exactly how
+ *            many it missed and resumes at the oldest value still held;
+ *   latest   only the newest value; a late reader gets it once;
+ *   mailbox  one slot; each value goes to exactly one reader.
+ * Any thread may produce and a producer never waits for a consumer.  Taps are
+ * callbacks run in order on the runtime's fixed worker pool; a slow tap lags
+ * (counted), it never slows a producer.
+ *
+ * Errors are negative aimdb_status codes; aimdb_strerror() names them.
+ * Unless a function says otherwise it is safe to call from any thread.
+ */
+#ifndef AIMDB_AIMDB_H
+#define AIMDB_AIMDB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aimdb/runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum aimdb_status {
+    AIMDB_OK = 0,
+    AIMDB_LAGGED = 1,      /* reader fell behind; *missed says by how much */
+    AIMDB_EINVAL = -1,     /* bad argument */
+    AIMDB_EEXIST = -2,     /* name taken with a different codec or buffer */
+    AIMDB_ENOMEM = -3,
+    AIMDB_ENOTFOUND = -4,
+    AIMDB_EAGAIN = -5,     /* nothing to receive right now */
+    AIMDB_ETIMEDOUT = -6,
+    AIMDB_ESTOPPED = -7,   /* the database is stopping or stopped */
+    AIMDB_ETOOBIG = -8,    /* value larger than the configured maximum */
+    AIMDB_ESTATE = -9,     /* call not valid in the database's current phase */
+    AIMDB_EIO = -10        /* a backend or system call failed (see the log) */
+} aimdb_status;
+
+const char *aimdb_strerror(int status);
+
+typedef struct aimdb_db aimdb_db;
+typedef struct aimdb_record aimdb_record;
+typedef struct aimdb_reader aimdb_reader;
+typedef struct aimdb_tap aimdb_tap;
+
+/* ------------------------------------------------------------------ codecs */
+
+/*
+ * How a record's bytes become JSON and back.  Two codecs are the same codec
+ * when every field is equal; registering a known name with another codec is
+ * AIMDB_EEXIST.  Both functions must be pure and thread-safe.
+ */
+typedef struct aimdb_codec {
+    const char *name;  /* e.g. "double", "json", "mqtt-auto" */
+    size_t size;       /* fixed value size in bytes; 0 = variable length */
+    /* snprintf-style: write the JSON text of value into out (NUL-terminated
+     * when cap > 0) and return its length, or -1 if it has no JSON form. */
+    long (*to_json)(const void *value, size_t len, char *out, size_t cap);
+    /* Parse JSON text into out; return the value's length (which may exceed
+     * cap: call again with a larger buffer), or -1 if the JSON is invalid. */
+    long (*from_json)(const char *json, size_t json_len, void *out, size_t cap);
+} aimdb_codec;
+
+extern const aimdb_codec aimdb_codec_double; /* 8-byte double <-> JSON number */
+extern const aimdb_codec aimdb_codec_int64;  /* int64_t <-> JSON integer */
+extern const aimdb_codec aimdb_codec_json;   /* variable bytes holding JSON text */
+
+/* ----------------------------------------------------------------- buffers */
+
+typedef enum aimdb_buffer_kind {
+    AIMDB_BUFFER_RING,
+    AIMDB_BUFFER_LATEST,
+    AIMDB_BUFFER_MAILBOX
+} aimdb_buffer_kind;
+
+typedef struct aimdb_buffer_cfg {
+    aimdb_buffer_kind kind;
+    uint32_t capacity; /* ring only: 1 .. AIMDB_RING_MAX */
+} aimdb_buffer_cfg;
+
+#define AIMDB_RING_MAX 1048576u
+#define AIMDB_BUFFER_DEFAULT ((aimdb_buffer_cfg){AIMDB_BUFFER_RING, 1024})
+
+/* Parse "ring:N", "latest" or "mailbox".  Returns AIMDB_OK or AIMDB_EINVAL. */
+int aimdb_buffer_parse(const char *text, aimdb_buffer_cfg *out);
+/* Write the canonical text form ("ring:500"); snprintf semantics. */
+int aimdb_buffer_format(const aimdb_buffer_cfg *cfg, char *out, size_t cap);
+
+/* ---------------------------------------------------------------- database */
+
+typedef struct aimdb_db_options {
+    const aimdb_runtime *runtime; /* NULL: aimdb_runtime_pthread() */
+    unsigned workers;             /* tap worker threads; 0: 2 */
+    size_t max_value_bytes;       /* largest variable value; 0: 1 MiB */
+} aimdb_db_options;
+
+/* Create an empty, unstarted database.  opts may be NULL.  NULL on ENOMEM. */
+aimdb_db *aimdb_db_new(const aimdb_db_options *opts);
+
+/* Start the worker pool, then run the on_start hooks in registration order.
+ * A hook's non-zero return stops the database again and is returned. */
+int aimdb_db_start(aimdb_db *db);
+
+/*
+ * Stop: refuse new values, run every tap over every value produced before the
+ * call, join the workers, run the on_stop hooks (in reverse order), and wake
+ * blocked readers with AIMDB_ESTOPPED.  Idempotent.  Must not be called from a
+ * tap callback.
+ */
+void aimdb_db_stop(aimdb_db *db);
+
+/* Stop if needed, then free every record, reader, tap and extension.  The
+ * caller must hold no reader, tap or record pointer afterwards. */
+void aimdb_db_free(aimdb_db *db);
+
+typedef int (*aimdb_hook_fn)(aimdb_db *db, void *ctx);
+/* Hooks must be added before aimdb_db_start; AIMDB_ESTATE after. */
+int aimdb_db_on_start(aimdb_db *db, aimdb_hook_fn fn, void *ctx);
+int aimdb_db_on_stop(aimdb_db *db, aimdb_hook_fn fn, void *ctx);
+
+const aimdb_runtime *aimdb_db_runtime(const aimdb_db *db);
+bool aimdb_db_running(const aimdb_db *db);
+
+/*
+ * Extensions: a keyed map where optional layers (persistence, protocols) keep
+ * their state.  The db owns value once set and calls free_fn(value) in
+ * aimdb_db_free.  Setting an existing key is AIMDB_EEXIST.
+ */
+int aimdb_ext_set(aimdb_db *db, const char *key, void *value, void (*free_fn)(void *));
+void *aimdb_ext_get(aimdb_db *db, const char *key);
+
+/* ----------------------------------------------------------------- records */
+
+/*
+ * Register a record (before or after start).  Names are unique: the same name
+ * with the same codec and buffer returns the existing record; with another
+ * codec or buffer it is AIMDB_EEXIST.  codec must outlive the db.  Records
+ * live until aimdb_db_free, so *out stays valid that long.
+ */
+int aimdb_record_register(aimdb_db *db, const char *name, const aimdb_buffer_cfg *buffer,
+                          const aimdb_codec *codec, aimdb_record **out);
+
+/* Look a record up by exact name; NULL if unknown. */
+aimdb_record *aimdb_db_find(aimdb_db *db, const char *name);
+
+/* Call fn for every record, in registration order, until fn returns non-zero
+ * (which is returned).  fn must not register records. */
+int aimdb_db_foreach_record(aimdb_db *db, int (*fn)(aimdb_record *rec, void *ctx), void *ctx);
+size_t aimdb_db_record_count(aimdb_db *db);
+
+const char *aimdb_record_name(const aimdb_record *rec);
+const aimdb_codec *aimdb_record_codec(const aimdb_record *rec);
+aimdb_buffer_cfg aimdb_record_buffer(const aimdb_record *rec);
+
+/* Free-form attributes that describe a record to clients (record.list):
+ * key -> JSON text.  Copied; replacing a key is allowed. */
+int aimdb_record_set_attr(aimdb_record *rec, const char *key, const char *json);
+/* Same, with value a plain string that is JSON-escaped here. */
+int aimdb_record_set_attr_string(aimdb_record *rec, const char *key, const char *value);
+/* Call fn(key, json) for each attribute in insertion order (under a lock:
+ * fn must be short and must not touch this record's attributes). */
+void aimdb_record_foreach_attr(aimdb_record *rec,
+                               void (*fn)(const char *key, const char *json, void *ctx),
+                               void *ctx);
+
+typedef struct aimdb_record_stats {
+    uint64_t produced;  /* values accepted */
+    uint64_t rejected;  /* values refused (too big, wrong size, stopped) */
+    uint64_t overwritten; /* values dropped by the buffer before any reader took them (mailbox) */
+} aimdb_record_stats;
+void aimdb_record_stats_get(aimdb_record *rec, aimdb_record_stats *out);
+
+/* ------------------------------------------------------------ values, I/O */
+
+typedef struct aimdb_value {
+    const void *data;
+    size_t len;
+    int64_t ts_ms;  /* produce time, Unix milliseconds */
+    uint64_t seq;   /* 1-based position in the record's stream */
+} aimdb_value;
+
+/*
+ * Produce a value stamped with the runtime's clock (or ts_ms).  Copies the
+ * bytes; never waits for a consumer.  AIMDB_EINVAL if a fixed-size codec gets
+ * another length, AIMDB_ETOOBIG over max_value_bytes, AIMDB_ESTOPPED after
+ * stop.  Steady-state produce of fixed-size values does not allocate.
+ */
+int aimdb_produce(aimdb_record *rec, const void *data, size_t len);
+int aimdb_produce_at(aimdb_record *rec, const void *data, size_t len, int64_t ts_ms);
+
+/* Call fn with the newest value the record holds, without consuming it (a
+ * mailbox keeps its value).  fn runs under the record's lock: copy and return.
+ * AIMDB_ENOTFOUND if nothing was ever produced. */
+int aimdb_record_peek_latest(aimdb_record *rec, void (*fn)(const aimdb_value *v, void *ctx),
+                             void *ctx);
+
+/* Subscribe.  A ring reader sees values produced after this call; a latest
+ * reader first gets the current value (if any) once; a mailbox reader
+ * competes with the others.  Free with aimdb_reader_close. */
+int aimdb_reader_open(aimdb_record *rec, aimdb_reader **out);
+
+/*
+ * Receive the next value into *out (data valid until the reader's next call).
+ * AIMDB_LAGGED sets *missed to the exact count of values lost (ring only); the
+ * next call returns the oldest value still held.  recv waits up to timeout_ms
+ * (< 0: forever) and returns AIMDB_ETIMEDOUT; try_recv returns AIMDB_EAGAIN.
+ * AIMDB_ESTOPPED once the database stops.  One thread per reader at a time.
+ */
+int aimdb_reader_recv(aimdb_reader *r, int64_t timeout_ms, aimdb_value *out, uint64_t *missed);
+int aimdb_reader_try_recv(aimdb_reader *r, aimdb_value *out, uint64_t *missed);
+void aimdb_reader_close(aimdb_reader *r);
+
+/* -------------------------------------------------------------------- taps */
+
+typedef struct aimdb_tap_ops {
+    /* One value, in produce order, on a worker thread.  v->data is valid for
+     * the call only. */
+    void (*on_value)(const aimdb_value *v, void *ctx);
+    /* Optional: the tap fell behind a ring and lost `missed` values. */
+    void (*on_lag)(uint64_t missed, void *ctx);
+} aimdb_tap_ops;
+
+/*
+ * Attach a tap: ops run on the worker pool, never on the producer's thread,
+ * one call at a time per tap, in order.  Taps observe and never consume: on a
+ * ring a tap sees every value unless it lags; on latest and mailbox it sees
+ * the newest value when it runs.  ctx must stay valid until aimdb_db_stop
+ * returns.  The tap is owned by the record.
+ */
+int aimdb_tap_add(aimdb_record *rec, const aimdb_tap_ops *ops, void *ctx, aimdb_tap **out);
+
+typedef struct aimdb_tap_stats {
+    uint64_t delivered;  /* on_value calls */
+    uint64_t lag_events; /* times the tap fell behind */
+    uint64_t missed;     /* values it never saw because of lag */
+} aimdb_tap_stats;
+void aimdb_tap_stats_get(aimdb_tap *tap, aimdb_tap_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,59 @@
+/*
+ * history.h -- the history-query service, as protocol layers see it.
+ *
+ * AimX must answer record.query without knowing which persistence layer (if
+ * any) is attached.  The persistence layer publishes an aimdb_history_service
+ * in the database's extension map under AIMDB_HISTORY_EXT; a protocol layer
+ * looks it up and gets AIMDB_ENOTFOUND-style "not configured" when absent.
+ * This header is the whole contract between the two: no persist include.
+ */
+#ifndef AIMDB_HISTORY_H
+#define AIMDB_HISTORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AIMDB_HISTORY_EXT "aimdb.history"
+
+typedef struct aimdb_history_request {
+    const char *pattern;      /* '*' = any run of characters, all else literal; NULL = "*" */
+    bool has_start, has_end;
+    int64_t start_ms, end_ms; /* Unix ms, both inclusive */
+    uint32_t limit;           /* newest N per record; 0 = no cap */
+    size_t max_bytes;         /* cap on values_json; 0 = none.  Over it: AIMDB_ETOOBIG */
+    /* Access predicate, NULL = every record.  Called on a query thread;
+     * allow_ctx must stay valid until done() has run. */
+    bool (*allow)(const char *record, void *allow_ctx);
+    void *allow_ctx;
+} aimdb_history_request;
+
+typedef struct aimdb_history_result {
+    int status;              /* AIMDB_OK, AIMDB_ETOOBIG, AIMDB_EIO, AIMDB_ESTOPPED */
+    const char *values_json; /* OK: JSON array of {"record","value","stored_at"} */
+    size_t values_len;
+    size_t count;            /* elements in values_json */
+    uint64_t skipped;        /* rows that could not be decoded and were left out */
+    const char *error;       /* human-readable reason when status != AIMDB_OK */
+} aimdb_history_result;
+
+/* Called exactly once per accepted request, on a query thread; res and its
+ * strings are valid for the call only. */
+typedef void (*aimdb_history_done_fn)(const aimdb_history_result *res, void *ctx);
+
+typedef struct aimdb_history_service {
+    /* Queue a query (req is copied).  AIMDB_OK: done will run later.  Any
+     * error: done will not run.  Never blocks on the database. */
+    int (*query_json)(void *self, const aimdb_history_request *req,
+                      aimdb_history_done_fn done, void *ctx);
+    void *self;
+} aimdb_history_service;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

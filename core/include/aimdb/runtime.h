@@ -1,0 +1,56 @@
+/*
+ * runtime.h -- the few services libaimdb needs from its host.
+ *
+ * The core never calls pthread_create, clock_gettime or a logger directly: it
+ * goes through this vtable so an embedder (a broker plugin, a daemon, a test)
+ * can route logs into its own log and, if it must, run workers on its own
+ * threads.  aimdb_runtime_pthread() is the ready-made implementation.
+ */
+#ifndef AIMDB_RUNTIME_H
+#define AIMDB_RUNTIME_H
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum aimdb_log_level {
+    AIMDB_LOG_DEBUG,
+    AIMDB_LOG_INFO,
+    AIMDB_LOG_WARNING,
+    AIMDB_LOG_ERROR
+} aimdb_log_level;
+
+typedef struct aimdb_thread aimdb_thread; /* opaque, owned by the runtime */
+
+typedef struct aimdb_runtime {
+    /* Start fn(arg) on a new thread.  Returns 0 and sets *out, or -1. */
+    int (*spawn)(void *self, const char *name, void *(*fn)(void *), void *arg,
+                 aimdb_thread **out);
+    /* Wait for a spawned thread to return and release its handle. */
+    void (*join)(void *self, aimdb_thread *thread);
+    /* Wall-clock time in Unix milliseconds (the timestamp every value carries). */
+    int64_t (*now_ms)(void *self);
+    void (*sleep_ms)(void *self, int64_t ms);
+    /* Must be safe to call from any thread. */
+    void (*log)(void *self, aimdb_log_level level, const char *fmt, va_list ap);
+    void *self;
+} aimdb_runtime;
+
+/* The default runtime: pthreads, CLOCK_REALTIME, logs to stderr at INFO and
+ * above.  Static storage; never freed. */
+const aimdb_runtime *aimdb_runtime_pthread(void);
+
+/* printf-style helper over rt->log. */
+void aimdb_log(const aimdb_runtime *rt, aimdb_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Monotonic milliseconds, for deadlines and intervals (never for timestamps). */
+int64_t aimdb_monotonic_ms(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
