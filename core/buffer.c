@@ -1,0 +1,183 @@
+/*
+ * buffer.c -- the value store behind a record: ring, latest and mailbox.
+ *
+ * The three kinds differ only in how many slots they keep and in what a
+ * read means, so they share one structure and one sequence counter (see
+ * aimdb_buffer in core_internal.h).  Nothing here locks: the owning record
+ * holds its lock around every call.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_internal.h"
+
+/* ------------------------------------------------------------ text form */
+
+int aimdb_buffer_parse(const char *text, aimdb_buffer_cfg *out) {
+    if (!text || !out) return AIMDB_EINVAL;
+    if (strcmp(text, "latest") == 0) {
+        *out = (aimdb_buffer_cfg){AIMDB_BUFFER_LATEST, 1};
+        return AIMDB_OK;
+    }
+    if (strcmp(text, "mailbox") == 0) {
+        *out = (aimdb_buffer_cfg){AIMDB_BUFFER_MAILBOX, 1};
+        return AIMDB_OK;
+    }
+    if (strncmp(text, "ring:", 5) != 0) return AIMDB_EINVAL;
+    const char *digits = text + 5;
+    unsigned long n = 0;
+    if (*digits == '\0') return AIMDB_EINVAL;
+    for (const char *p = digits; *p; p++) {
+        if (*p < '0' || *p > '9') return AIMDB_EINVAL;
+        n = n * 10 + (unsigned long)(*p - '0');
+        if (n > AIMDB_RING_MAX) return AIMDB_EINVAL;
+    }
+    if (n == 0) return AIMDB_EINVAL;
+    *out = (aimdb_buffer_cfg){AIMDB_BUFFER_RING, (uint32_t)n};
+    return AIMDB_OK;
+}
+
+int aimdb_buffer_format(const aimdb_buffer_cfg *cfg, char *out, size_t cap) {
+    switch (cfg->kind) {
+    case AIMDB_BUFFER_RING: return snprintf(out, cap, "ring:%u", (unsigned)cfg->capacity);
+    case AIMDB_BUFFER_LATEST: return snprintf(out, cap, "latest");
+    case AIMDB_BUFFER_MAILBOX: return snprintf(out, cap, "mailbox");
+    }
+    return snprintf(out, cap, "unknown");
+}
+
+/* ------------------------------------------------------------- lifetime */
+
+int aimdb_buffer_init(aimdb_buffer *b, const aimdb_buffer_cfg *cfg, size_t fixed_size) {
+    memset(b, 0, sizeof(*b));
+    b->cfg = *cfg;
+    b->fixed_size = fixed_size;
+    b->nslots = cfg->kind == AIMDB_BUFFER_RING ? cfg->capacity : 1;
+    b->next_seq = 1;
+    b->slots = calloc(b->nslots, sizeof(*b->slots));
+    if (!b->slots) return AIMDB_ENOMEM;
+    if (fixed_size == 0) return AIMDB_OK;
+    /* Fixed-size values get one contiguous block up front: produce then
+     * never allocates, which is what the steady-state goal asks for. */
+    unsigned char *block = malloc((size_t)b->nslots * fixed_size);
+    if (!block) {
+        free(b->slots);
+        return AIMDB_ENOMEM;
+    }
+    for (uint32_t i = 0; i < b->nslots; i++) {
+        b->slots[i].data = block + (size_t)i * fixed_size;
+        b->slots[i].cap = fixed_size;
+    }
+    return AIMDB_OK;
+}
+
+void aimdb_buffer_free(aimdb_buffer *b) {
+    if (!b->slots) return;
+    if (b->fixed_size) {
+        free(b->slots[0].data);
+    } else {
+        for (uint32_t i = 0; i < b->nslots; i++) free(b->slots[i].data);
+    }
+    free(b->slots);
+    b->slots = NULL;
+}
+
+/* ---------------------------------------------------------------- write */
+
+static aimdb_slot *slot_for_seq(aimdb_buffer *b, uint64_t seq) {
+    return &b->slots[(seq - 1) % b->nslots];
+}
+
+int aimdb_buffer_put(aimdb_buffer *b, const void *data, size_t len, int64_t ts_ms,
+                     bool *overwritten) {
+    aimdb_slot *s = slot_for_seq(b, b->next_seq);
+    if (len > s->cap) {
+        /* Grow to the value's size: slots converge on the largest payload
+         * a record sees and stop allocating. */
+        unsigned char *grown = realloc(s->data, len);
+        if (!grown) return AIMDB_ENOMEM;
+        s->data = grown;
+        s->cap = len;
+    }
+    if (len) memcpy(s->data, data, len);
+    s->len = len;
+    s->ts_ms = ts_ms;
+    s->seq = b->next_seq++;
+    *overwritten = b->cfg.kind == AIMDB_BUFFER_MAILBOX && b->mailbox_full;
+    b->mailbox_full = true;
+    return AIMDB_OK;
+}
+
+/* ----------------------------------------------------------------- read */
+
+uint64_t aimdb_buffer_start_cursor(const aimdb_buffer *b, bool is_tap) {
+    /* A late latest-reader gets the current value once; everything else
+     * (ring readers, every tap) starts with the next value produced. */
+    if (!is_tap && b->cfg.kind == AIMDB_BUFFER_LATEST && b->next_seq > 1)
+        return b->next_seq - 1;
+    return b->next_seq;
+}
+
+const aimdb_slot *aimdb_buffer_newest(const aimdb_buffer *b) {
+    if (b->next_seq == 1) return NULL;
+    return &b->slots[(b->next_seq - 2) % b->nslots];
+}
+
+static int read_ring(aimdb_buffer *b, uint64_t *cursor, const aimdb_slot **slot,
+                     uint64_t *missed) {
+    if (*cursor >= b->next_seq) return AIMDB_EAGAIN;
+    uint64_t oldest = b->next_seq > b->nslots ? b->next_seq - b->nslots : 1;
+    if (*cursor < oldest) {
+        *missed = oldest - *cursor;
+        *cursor = oldest;
+        return AIMDB_LAGGED;
+    }
+    *slot = slot_for_seq(b, *cursor);
+    (*cursor)++;
+    return AIMDB_OK;
+}
+
+/* latest, and taps on a mailbox: the newest value if it is newer than the
+ * cursor; the values in between collapsed by design, so this is no lag. */
+static int read_newest(aimdb_buffer *b, uint64_t *cursor, const aimdb_slot **slot) {
+    if (*cursor >= b->next_seq) return AIMDB_EAGAIN;
+    *slot = &b->slots[0];
+    *cursor = b->next_seq;
+    return AIMDB_OK;
+}
+
+static int take_mailbox(aimdb_buffer *b, const aimdb_slot **slot) {
+    if (!b->mailbox_full) return AIMDB_EAGAIN;
+    b->mailbox_full = false;
+    *slot = &b->slots[0];
+    return AIMDB_OK;
+}
+
+int aimdb_buffer_read(aimdb_buffer *b, aimdb_read_mode mode, uint64_t *cursor,
+                      const aimdb_slot **slot, uint64_t *missed) {
+    switch (b->cfg.kind) {
+    case AIMDB_BUFFER_RING: return read_ring(b, cursor, slot, missed);
+    case AIMDB_BUFFER_LATEST: return read_newest(b, cursor, slot);
+    case AIMDB_BUFFER_MAILBOX:
+        return mode == AIMDB_READ_TAKE ? take_mailbox(b, slot) : read_newest(b, cursor, slot);
+    }
+    return AIMDB_EINVAL;
+}
+
+/* -------------------------------------------------------------- scratch */
+
+int aimdb_scratch_copy(aimdb_scratch *s, const aimdb_slot *slot, aimdb_value *out) {
+    if (slot->len > s->cap) {
+        unsigned char *grown = realloc(s->data, slot->len);
+        if (!grown) return AIMDB_ENOMEM;
+        s->data = grown;
+        s->cap = slot->len;
+    }
+    if (slot->len) memcpy(s->data, slot->data, slot->len);
+    out->data = s->data;
+    out->len = slot->len;
+    out->ts_ms = slot->ts_ms;
+    out->seq = slot->seq;
+    return AIMDB_OK;
+}

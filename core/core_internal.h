@@ -1,0 +1,147 @@
+/*
+ * core_internal.h -- the structures behind the opaque handles of aimdb.h,
+ * shared by the core's own files and by nothing else.
+ *
+ * Lock order, outermost first (never take an earlier one while holding a
+ * later one):  db->registry_lock  ->  record->lock  ->  pool->lock.
+ * The producer path takes record->lock, releases it, then pool->lock.
+ */
+#ifndef AIMDB_CORE_INTERNAL_H
+#define AIMDB_CORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "aimdb/aimdb.h"
+
+/* ----------------------------------------------------------------- buffer */
+
+/* One stored value.  data grows to the largest value the slot has held and
+ * is reused after that, so steady-state produce does not allocate. */
+typedef struct aimdb_slot {
+    unsigned char *data;
+    size_t len;
+    size_t cap;
+    int64_t ts_ms;
+    uint64_t seq;
+} aimdb_slot;
+
+/*
+ * The value store of one record; every field is guarded by the owning
+ * record's lock.  Sequence numbers start at 1 and never repeat, so a cursor
+ * (the next seq a reader wants) is all a reader needs to know where it is:
+ *   ring    holds seqs [oldest, next_seq) with oldest = max(1, next_seq - n),
+ *           seq s living in slots[(s - 1) % n];
+ *   latest  and mailbox hold seq next_seq - 1 in slots[0] (if next_seq > 1);
+ *   mailbox_full says whether a mailbox reader may still take it.
+ */
+typedef struct aimdb_buffer {
+    aimdb_buffer_cfg cfg;
+    size_t fixed_size; /* codec size; 0 = variable */
+    aimdb_slot *slots;
+    uint32_t nslots;
+    uint64_t next_seq;
+    bool mailbox_full;
+} aimdb_buffer;
+
+typedef enum aimdb_read_mode {
+    AIMDB_READ_STREAM,   /* ring readers and every tap: follow the cursor */
+    AIMDB_READ_TAKE      /* mailbox readers: consume the single slot */
+} aimdb_read_mode;
+
+int aimdb_buffer_init(aimdb_buffer *b, const aimdb_buffer_cfg *cfg, size_t fixed_size);
+void aimdb_buffer_free(aimdb_buffer *b);
+/* Store a copy; AIMDB_ENOMEM leaves the buffer unchanged.  *overwritten is
+ * set when a mailbox value nobody took is replaced. */
+int aimdb_buffer_put(aimdb_buffer *b, const void *data, size_t len, int64_t ts_ms,
+                     bool *overwritten);
+/* Where a new reader (or tap) starts. */
+uint64_t aimdb_buffer_start_cursor(const aimdb_buffer *b, bool is_tap);
+/* Next value for *cursor: AIMDB_OK with *slot set, AIMDB_LAGGED with *missed,
+ * or AIMDB_EAGAIN.  Advances *cursor. */
+int aimdb_buffer_read(aimdb_buffer *b, aimdb_read_mode mode, uint64_t *cursor,
+                      const aimdb_slot **slot, uint64_t *missed);
+const aimdb_slot *aimdb_buffer_newest(const aimdb_buffer *b);
+
+/* A growable private copy of a value, so callbacks run without the lock. */
+typedef struct aimdb_scratch {
+    unsigned char *data;
+    size_t cap;
+} aimdb_scratch;
+int aimdb_scratch_copy(aimdb_scratch *s, const aimdb_slot *slot, aimdb_value *out);
+
+/* ------------------------------------------------------------------- taps */
+
+struct aimdb_tap {
+    aimdb_record *record;
+    aimdb_tap_ops ops;
+    void *ctx;
+    uint64_t cursor;      /* guarded by record->lock */
+    bool scheduled;       /* guarded by record->lock: queued or running */
+    aimdb_tap *next;      /* record's tap list, append-only */
+    aimdb_tap *next_ready;/* guarded by pool->lock: run-queue link */
+    aimdb_scratch scratch;/* touched only by the worker running the tap */
+    _Atomic uint64_t delivered, lag_events, missed;
+};
+
+/* --------------------------------------------------------------- readers */
+
+struct aimdb_reader {
+    aimdb_record *record;
+    uint64_t cursor;      /* guarded by record->lock */
+    aimdb_scratch scratch;
+    aimdb_reader *prev, *next; /* record's open readers, guarded by record->lock */
+};
+
+/* ----------------------------------------------------------------- record */
+
+typedef struct aimdb_attr {
+    char *key;
+    char *json;
+} aimdb_attr;
+
+struct aimdb_record {
+    aimdb_db *db;
+    char *name;
+    const aimdb_codec *codec;
+    aimdb_record *hash_next;  /* guarded by db->registry_lock */
+
+    pthread_mutex_t lock;     /* guards everything below but the atomics */
+    pthread_cond_t readable;  /* broadcast on produce when waiters > 0 */
+    unsigned waiters;
+    aimdb_buffer buffer;
+    aimdb_tap *taps, *taps_tail;
+    aimdb_reader *readers;
+    aimdb_attr *attrs;
+    size_t nattrs;
+
+    _Atomic uint64_t produced, rejected, overwritten;
+};
+
+aimdb_record *aimdb_record_new(aimdb_db *db, const char *name, const aimdb_buffer_cfg *cfg,
+                               const aimdb_codec *codec);
+void aimdb_record_free(aimdb_record *rec);
+/* Wake blocked readers so they notice the database stopped. */
+void aimdb_record_wake_readers(aimdb_record *rec);
+/* Wait for produce calls already inside the record's lock to finish. */
+void aimdb_record_barrier(aimdb_record *rec);
+
+/* ---------------------------------------------------------- worker pool */
+
+typedef struct aimdb_pool aimdb_pool;
+
+aimdb_pool *aimdb_pool_new(const aimdb_runtime *rt, unsigned workers);
+int aimdb_pool_start(aimdb_pool *pool);
+/* Queue a tap whose `scheduled` flag the caller has just set. */
+void aimdb_pool_schedule(aimdb_pool *pool, aimdb_tap *tap);
+/* Run every queued tap dry, then join the workers. */
+void aimdb_pool_drain_and_join(aimdb_pool *pool);
+void aimdb_pool_free(aimdb_pool *pool);
+
+/* ------------------------------------------------------------------- db */
+
+aimdb_pool *aimdb_db_pool(aimdb_db *db);
+bool aimdb_db_accepting(const aimdb_db *db);
+size_t aimdb_db_max_value_bytes(const aimdb_db *db);
+
+#endif

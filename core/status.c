@@ -1,0 +1,22 @@
+/*
+ * status.c -- names for aimdb_status codes, for logs and error replies.
+ */
+#include "aimdb/aimdb.h"
+
+const char *aimdb_strerror(int status) {
+    switch (status) {
+    case AIMDB_OK: return "ok";
+    case AIMDB_LAGGED: return "reader lagged";
+    case AIMDB_EINVAL: return "invalid argument";
+    case AIMDB_EEXIST: return "already registered differently";
+    case AIMDB_ENOMEM: return "out of memory";
+    case AIMDB_ENOTFOUND: return "not found";
+    case AIMDB_EAGAIN: return "nothing available";
+    case AIMDB_ETIMEDOUT: return "timed out";
+    case AIMDB_ESTOPPED: return "database stopped";
+    case AIMDB_ETOOBIG: return "too large";
+    case AIMDB_ESTATE: return "not allowed in this state";
+    case AIMDB_EIO: return "I/O error";
+    default: return "unknown error";
+    }
+}
