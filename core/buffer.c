@@ -119,6 +119,10 @@ uint64_t aimdb_buffer_start_cursor(const aimdb_buffer *b, bool is_tap) {
     return b->next_seq;
 }
 
+bool aimdb_buffer_pending(const aimdb_buffer *b, uint64_t cursor) {
+    return cursor < b->next_seq;
+}
+
 const aimdb_slot *aimdb_buffer_newest(const aimdb_buffer *b) {
     if (b->next_seq == 1) return NULL;
     return &b->slots[(b->next_seq - 2) % b->nslots];
@@ -167,13 +171,20 @@ int aimdb_buffer_read(aimdb_buffer *b, aimdb_read_mode mode, uint64_t *cursor,
 
 /* -------------------------------------------------------------- scratch */
 
+int aimdb_scratch_reserve(aimdb_scratch *s, size_t n) {
+    if (n <= s->cap) return AIMDB_OK;
+    /* Doubling keeps a tap's batches from reallocating value by value. */
+    size_t cap = s->cap ? s->cap : 64;
+    while (cap < n) cap *= 2;
+    unsigned char *grown = realloc(s->data, cap);
+    if (!grown) return AIMDB_ENOMEM;
+    s->data = grown;
+    s->cap = cap;
+    return AIMDB_OK;
+}
+
 int aimdb_scratch_copy(aimdb_scratch *s, const aimdb_slot *slot, aimdb_value *out) {
-    if (slot->len > s->cap) {
-        unsigned char *grown = realloc(s->data, slot->len);
-        if (!grown) return AIMDB_ENOMEM;
-        s->data = grown;
-        s->cap = slot->len;
-    }
+    if (aimdb_scratch_reserve(s, slot->len) != AIMDB_OK) return AIMDB_ENOMEM;
     if (slot->len) memcpy(s->data, slot->data, slot->len);
     out->data = s->data;
     out->len = slot->len;

@@ -62,15 +62,23 @@ uint64_t aimdb_buffer_start_cursor(const aimdb_buffer *b, bool is_tap);
 int aimdb_buffer_read(aimdb_buffer *b, aimdb_read_mode mode, uint64_t *cursor,
                       const aimdb_slot **slot, uint64_t *missed);
 const aimdb_slot *aimdb_buffer_newest(const aimdb_buffer *b);
+/* Would a stream read at cursor find something (a value or a lag)? */
+bool aimdb_buffer_pending(const aimdb_buffer *b, uint64_t cursor);
 
 /* A growable private copy of a value, so callbacks run without the lock. */
 typedef struct aimdb_scratch {
     unsigned char *data;
     size_t cap;
 } aimdb_scratch;
+int aimdb_scratch_reserve(aimdb_scratch *s, size_t n);
 int aimdb_scratch_copy(aimdb_scratch *s, const aimdb_slot *slot, aimdb_value *out);
 
 /* ------------------------------------------------------------------- taps */
+
+/* Values (and bytes) one tap gets per turn on a worker, so one busy record
+ * cannot starve the other records' taps. */
+#define TAP_BATCH 64
+#define TAP_BATCH_BYTES (256 * 1024)
 
 struct aimdb_tap {
     aimdb_record *record;

@@ -238,6 +238,12 @@ int aimdb_tap_add(aimdb_record *rec, const aimdb_tap_ops *ops, void *ctx, aimdb_
     t->record = rec;
     t->ops = *ops;
     t->ctx = ctx;
+    /* A fixed-size record's batches have a known size: allocate it now so
+     * the steady state never does. */
+    if (rec->codec->size && aimdb_scratch_reserve(&t->scratch, TAP_BATCH * rec->codec->size)) {
+        free(t);
+        return AIMDB_ENOMEM;
+    }
     pthread_mutex_lock(&rec->lock);
     t->cursor = aimdb_buffer_start_cursor(&rec->buffer, true);
     if (rec->taps_tail) rec->taps_tail->next = t;

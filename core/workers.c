@@ -9,12 +9,10 @@
  * link lives in the tap.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "core_internal.h"
 
-/* Values one tap gets before yielding its worker, so one busy record cannot
- * starve the others' taps. */
-#define TAP_BATCH 64
 
 struct aimdb_pool {
     const aimdb_runtime *rt;
@@ -69,44 +67,79 @@ static aimdb_tap *pop_locked(aimdb_pool *pool) {
     return tap;
 }
 
-/* Deliver one read result outside the record lock. */
-static void deliver(aimdb_tap *tap, int rc, const aimdb_value *v, uint64_t missed) {
-    if (rc == AIMDB_OK) {
-        tap->ops.on_value(v, tap->ctx);
+/* One read result, copied out under the record lock and delivered after it:
+ * bytes live in the tap's scratch at `offset` (an offset, not a pointer,
+ * because the scratch may move while the batch is being filled). */
+typedef struct tap_item {
+    int rc;             /* AIMDB_OK or AIMDB_LAGGED */
+    uint64_t missed;
+    size_t offset, len;
+    int64_t ts_ms;
+    uint64_t seq;
+} tap_item;
+
+/* Copy up to TAP_BATCH results, and about TAP_BATCH_BYTES of values, in
+ * one lock hold: one lock round trip per batch instead of per value is what
+ * keeps a tap from fighting its producer for the record lock. */
+static size_t fill_batch_locked(aimdb_tap *tap, tap_item *items, size_t *used) {
+    aimdb_buffer *buf = &tap->record->buffer;
+    size_t n = 0;
+    *used = 0;
+    while (n < TAP_BATCH && *used < TAP_BATCH_BYTES) {
+        const aimdb_slot *slot;
+        tap_item *it = &items[n];
+        it->missed = 0;
+        it->rc = aimdb_buffer_read(buf, AIMDB_READ_STREAM, &tap->cursor, &slot, &it->missed);
+        if (it->rc == AIMDB_EAGAIN) break;
+        if (it->rc == AIMDB_OK) {
+            if (aimdb_scratch_reserve(&tap->scratch, *used + slot->len) != AIMDB_OK) {
+                it->rc = AIMDB_LAGGED; /* out of memory: this value is lost, and counted */
+                it->missed = 1;
+            } else {
+                memcpy(tap->scratch.data + *used, slot->data, slot->len);
+                it->offset = *used;
+                it->len = slot->len;
+                it->ts_ms = slot->ts_ms;
+                it->seq = slot->seq;
+                *used += slot->len;
+            }
+        }
+        n++;
+    }
+    return n;
+}
+
+static void deliver(aimdb_tap *tap, const tap_item *it) {
+    if (it->rc == AIMDB_OK) {
+        aimdb_value v = {tap->scratch.data + it->offset, it->len, it->ts_ms, it->seq};
+        tap->ops.on_value(&v, tap->ctx);
         atomic_fetch_add_explicit(&tap->delivered, 1, memory_order_relaxed);
         return;
     }
     atomic_fetch_add_explicit(&tap->lag_events, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&tap->missed, missed, memory_order_relaxed);
-    if (tap->ops.on_lag) tap->ops.on_lag(missed, tap->ctx);
+    atomic_fetch_add_explicit(&tap->missed, it->missed, memory_order_relaxed);
+    if (tap->ops.on_lag) tap->ops.on_lag(it->missed, tap->ctx);
 }
 
-/* Feed a tap up to TAP_BATCH values; returns true if it must be re-queued. */
-static bool run_tap(aimdb_pool *pool, aimdb_tap *tap) {
+/* Feed a tap one batch; returns true if it must be re-queued. */
+static bool run_tap(aimdb_tap *tap) {
+    tap_item items[TAP_BATCH];
+    size_t used;
     aimdb_record *rec = tap->record;
-    for (int i = 0; i < TAP_BATCH; i++) {
-        const aimdb_slot *slot;
-        aimdb_value v;
-        uint64_t missed = 0;
-        pthread_mutex_lock(&rec->lock);
-        int rc = aimdb_buffer_read(&rec->buffer, AIMDB_READ_STREAM, &tap->cursor, &slot, &missed);
-        if (rc == AIMDB_EAGAIN) {
-            /* Cleared under the record lock, so a producer either sees the
-             * tap idle and queues it, or its value was read above. */
-            tap->scheduled = false;
-            pthread_mutex_unlock(&rec->lock);
-            return false;
-        }
-        if (rc == AIMDB_OK && aimdb_scratch_copy(&tap->scratch, slot, &v) != AIMDB_OK) {
-            aimdb_log(pool->rt, AIMDB_LOG_ERROR, "tap on %s: out of memory, value %llu lost",
-                      rec->name, (unsigned long long)slot->seq);
-            rc = AIMDB_LAGGED;
-            missed = 1;
-        }
-        pthread_mutex_unlock(&rec->lock);
-        deliver(tap, rc, &v, missed);
-    }
-    return true;
+    pthread_mutex_lock(&rec->lock);
+    size_t n = fill_batch_locked(tap, items, &used);
+    pthread_mutex_unlock(&rec->lock);
+    for (size_t i = 0; i < n; i++) deliver(tap, &items[i]);
+    /* `scheduled` stays set until the callbacks have returned: clearing it
+     * earlier would let a producer queue the tap on a second worker while
+     * this one is still inside on_value.  Cleared under the record lock, so
+     * a producer either sees the tap idle and queues it, or its value is
+     * pending here and the tap is re-queued. */
+    pthread_mutex_lock(&rec->lock);
+    bool more = aimdb_buffer_pending(&rec->buffer, tap->cursor);
+    if (!more) tap->scheduled = false;
+    pthread_mutex_unlock(&rec->lock);
+    return more;
 }
 
 static void *worker_main(void *arg) {
@@ -123,7 +156,7 @@ static void *worker_main(void *arg) {
         if (!pool->head) break;
         aimdb_tap *tap = pop_locked(pool);
         pthread_mutex_unlock(&pool->lock);
-        bool more = run_tap(pool, tap);
+        bool more = run_tap(tap);
         pthread_mutex_lock(&pool->lock);
         if (more) {
             tap->next_ready = NULL;
