@@ -1,0 +1,79 @@
+/*
+ * payload.h -- MQTT payloads as record values: the four storage formats.
+ *
+ * A record fed from MQTT holds the raw payload bytes, exactly as the device
+ * sent them.  Its codec decides how those bytes look as JSON (history,
+ * record.get) and how JSON turns back into the bytes (typed history):
+ *
+ *   auto    valid JSON is stored as is; other valid UTF-8 becomes a JSON
+ *           string; anything else {"base64":"..."}.  An empty payload is the
+ *           JSON string "".  Nothing a device sends is lost.
+ *   json    valid JSON as is; anything else has no JSON form (to_json -1),
+ *           which the persist layer counts as rejected.
+ *   text    a JSON string if the payload is valid UTF-8, else base64.
+ *   binary  always {"base64":"..."}.
+ *
+ * "Valid JSON" is strict RFC 8259 (no leading zeros, no "1.", no raw control
+ * characters in strings, no trailing garbage; whitespace around the value is
+ * allowed and kept) whose strings are valid UTF-8 with no unpaired surrogate
+ * escapes (RFC 7493).  "Valid UTF-8" rejects overlong forms, surrogates and
+ * code points above U+10FFFF.  Base64 is RFC 4648 with padding.
+ *
+ * from_json is the inverse of to_json: from_json(to_json(p)) == p for every
+ * payload of the json, text and binary formats.  Under auto two payloads can
+ * share a JSON form, and from_json picks the likelier sender:
+ *   - a JSON string whose content is not itself JSON decodes to that content
+ *     (a device that sent the 4 bytes "ON" with quotes gets ON back);
+ *   - {"base64":B} decodes to B's bytes only if those bytes are not valid
+ *     UTF-8 (otherwise the device must have sent that very JSON object);
+ *   - any other JSON decodes to its own text.
+ * All codecs are pure and thread-safe.
+ */
+#ifndef AIMDB_PAYLOAD_H
+#define AIMDB_PAYLOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "aimdb/aimdb.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum aimdb_payload_format {
+    AIMDB_FORMAT_AUTO = 0, /* the default */
+    AIMDB_FORMAT_JSON,
+    AIMDB_FORMAT_TEXT,
+    AIMDB_FORMAT_BINARY
+} aimdb_payload_format;
+
+/* One const codec per format (codecs compare by every field, so use these
+ * objects, never copies).  Names: "mqtt-auto", "mqtt-json", "mqtt-text",
+ * "mqtt-binary"; all variable length (size 0). */
+extern const aimdb_codec aimdb_codec_mqtt_auto;
+extern const aimdb_codec aimdb_codec_mqtt_json;
+extern const aimdb_codec aimdb_codec_mqtt_text;
+extern const aimdb_codec aimdb_codec_mqtt_binary;
+
+/* The codec for a format (static storage); NULL for an out-of-range value. */
+const aimdb_codec *aimdb_payload_codec(aimdb_payload_format format);
+
+/* Parse "auto" | "json" | "text" | "binary".  AIMDB_OK or AIMDB_EINVAL. */
+int aimdb_payload_format_parse(const char *text, aimdb_payload_format *out);
+/* The keyword for a format ("auto", ...); "unknown" if out of range. */
+const char *aimdb_payload_format_name(aimdb_payload_format format);
+
+/* Strict UTF-8 (see above).  s need not be NUL-terminated; NUL bytes are
+ * valid UTF-8 (U+0000). */
+bool aimdb_utf8_valid(const void *s, size_t len);
+
+/* Strict JSON (see above) over exactly len bytes; a NUL byte anywhere makes
+ * it invalid.  Nesting deeper than AIMDB_JSON_MAX_DEPTH is invalid too. */
+#define AIMDB_JSON_MAX_DEPTH 512
+bool aimdb_json_valid(const void *s, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
