@@ -1,0 +1,236 @@
+/*
+ * conf_settings.c -- the global settings of aimdb.conf: one table row per
+ * key, with its parser, its limits and who may use it.
+ *
+ * The same rows serve the file (`retention 7d`) and the overrides
+ * (`plugin_opt_retention 7d`), so both accept exactly the same values and
+ * say the same thing when a value is wrong.  Each parser validates fully
+ * before it stores, so a rejected value leaves the settings untouched.
+ */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aimdb/mqtt_conf.h"
+#include "aimdb/mqtt_route.h"
+#include "mqtt_internal.h"
+
+static int fail(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(char *why, size_t whylen, const char *fmt, ...) {
+    if (whylen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, whylen, fmt, ap);
+        va_end(ap);
+    }
+    return AIMDB_EINVAL;
+}
+
+/* ------------------------------------------------------------ numbers */
+
+/* Decimal digits only (no sign, no spaces); false if empty or above max. */
+static bool parse_digits(const char *text, const char **end, uint64_t max, uint64_t *out) {
+    uint64_t v = 0;
+    const char *p = text;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        uint64_t d = (uint64_t)(*p - '0');
+        if (v > (max - d) / 10) return false;
+        v = v * 10 + d;
+    }
+    *end = p;
+    *out = v;
+    return p != text;
+}
+
+bool conf_duration_parse(const char *text, bool allow_ms, int64_t max_ms, int64_t *out) {
+    static const struct {
+        const char *unit;
+        int64_t ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    const char *unit;
+    uint64_t n;
+    if (!parse_digits(text, &unit, INT64_MAX, &n)) return false;
+    if (*unit == '\0' && n == 0) {
+        *out = 0;
+        return true;
+    }
+    for (size_t i = allow_ms ? 0 : 1; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(unit, units[i].unit) != 0) continue;
+        if (n > (uint64_t)(max_ms / units[i].ms)) return false;
+        *out = (int64_t)n * units[i].ms;
+        return true;
+    }
+    return false;
+}
+
+/* ----------------------------------------------------------- settings */
+
+typedef struct setting setting;
+typedef int (*apply_fn)(const setting *s, aimdb_conf_settings *cfg, const char *value,
+                        char *why, size_t whylen);
+
+struct setting {
+    const char *key;
+    bool bridge_only;
+    apply_fn apply;
+    size_t field;   /* offsetof the value in aimdb_conf_settings */
+    uint64_t max;   /* largest value accepted (numbers and durations) */
+};
+
+#define FIELD(name) offsetof(aimdb_conf_settings, name)
+#define AT(cfg, s, type) ((type *)((char *)(cfg) + (s)->field))
+
+/* Replace an owned string; the old one is freed only once the copy exists. */
+static int store_string(char **slot, const char *value) {
+    char *copy = strdup(value);
+    if (!copy) return AIMDB_ENOMEM;
+    free(*slot);
+    *slot = copy;
+    return AIMDB_OK;
+}
+
+static int apply_string(const setting *s, aimdb_conf_settings *cfg, const char *value,
+                      char *why, size_t whylen) {
+    if (!aimdb_utf8_valid(value, strlen(value)))
+        return fail(why, whylen, "%s is not valid UTF-8", s->key);
+    return store_string(AT(cfg, s, char *), value);
+}
+
+static int apply_retention(const setting *s, aimdb_conf_settings *cfg, const char *value,
+                           char *why, size_t whylen) {
+    int64_t ms;
+    if (!conf_duration_parse(value, false, (int64_t)s->max, &ms))
+        return fail(why, whylen,
+                    "bad %s '%s' (a number with s, m, h or d, e.g. 7d; 0 keeps forever)",
+                    s->key, value);
+    *AT(cfg, s, int64_t) = ms;
+    return AIMDB_OK;
+}
+
+/* An interval: ms allowed, and 0 would mean "never", which is not offered. */
+static int parse_interval(const setting *s, const char *value, int64_t *ms, char *why,
+                          size_t whylen) {
+    if (!conf_duration_parse(value, true, (int64_t)s->max, ms) || *ms == 0)
+        return fail(why, whylen,
+                    "bad %s '%s' (a number above 0 with ms, s, m, h or d, e.g. 200ms)",
+                    s->key, value);
+    return AIMDB_OK;
+}
+
+static int apply_interval_ms(const setting *s, aimdb_conf_settings *cfg, const char *value,
+                             char *why, size_t whylen) {
+    int64_t ms;
+    int rc = parse_interval(s, value, &ms, why, whylen);
+    if (rc == AIMDB_OK) *AT(cfg, s, unsigned) = (unsigned)ms;
+    return rc;
+}
+
+static int apply_interval_ms64(const setting *s, aimdb_conf_settings *cfg, const char *value,
+                               char *why, size_t whylen) {
+    int64_t ms;
+    int rc = parse_interval(s, value, &ms, why, whylen);
+    if (rc == AIMDB_OK) *AT(cfg, s, int64_t) = ms;
+    return rc;
+}
+
+static int apply_count(const setting *s, aimdb_conf_settings *cfg, const char *value,
+                       char *why, size_t whylen) {
+    const char *end;
+    uint64_t n;
+    if (!parse_digits(value, &end, s->max, &n) || *end || n == 0)
+        return fail(why, whylen, "bad %s '%s' (an integer from 1 to %llu)", s->key, value,
+                    (unsigned long long)s->max);
+    *AT(cfg, s, unsigned) = (unsigned)n;
+    return AIMDB_OK;
+}
+
+static int apply_size(const setting *s, aimdb_conf_settings *cfg, const char *value,
+                      char *why, size_t whylen) {
+    const char *unit;
+    uint64_t n, scale = 1;
+    bool ok = parse_digits(value, &unit, s->max, &n);
+    if (ok && (strcmp(unit, "k") == 0 || strcmp(unit, "K") == 0)) scale = 1024;
+    else if (ok && strcmp(unit, "M") == 0) scale = 1024 * 1024;
+    else if (*unit) ok = false;
+    if (!ok || n == 0 || n > s->max / scale)
+        return fail(why, whylen,
+                    "bad %s '%s' (bytes, or a number with k or M; above 0, at most %lluM)",
+                    s->key, value, (unsigned long long)(s->max >> 20));
+    *AT(cfg, s, size_t) = (size_t)(n * scale);
+    return AIMDB_OK;
+}
+
+static int apply_synchronous(const setting *s, aimdb_conf_settings *cfg, const char *value,
+                             char *why, size_t whylen) {
+    static const struct {
+        const char *word;
+        aimdb_sqlite_sync mode;
+    } modes[] = {{"off", AIMDB_SQLITE_SYNC_OFF},
+                 {"normal", AIMDB_SQLITE_SYNC_NORMAL},
+                 {"full", AIMDB_SQLITE_SYNC_FULL}};
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        if (strcmp(value, modes[i].word) == 0) {
+            *AT(cfg, s, aimdb_sqlite_sync) = modes[i].mode;
+            return AIMDB_OK;
+        }
+    }
+    return fail(why, whylen, "bad %s '%s' (off, normal or full)", s->key, value);
+}
+
+static int apply_topic(const setting *s, aimdb_conf_settings *cfg, const char *value,
+                       char *why, size_t whylen) {
+    char reason[128];
+    if (aimdb_topic_name_check(value, strlen(value), reason, sizeof(reason)) != AIMDB_OK)
+        return fail(why, whylen, "bad %s '%s': %s", s->key, value, reason);
+    return store_string(AT(cfg, s, char *), value);
+}
+
+/* "scheme://rest" as Paho wants it; Paho itself judges scheme and host. */
+static int apply_broker(const setting *s, aimdb_conf_settings *cfg, const char *value,
+                        char *why, size_t whylen) {
+    const char *sep = strstr(value, "://");
+    if (!sep || sep == value || sep[3] == '\0')
+        return fail(why, whylen, "bad %s '%s' (a URI such as tcp://127.0.0.1:1883)", s->key,
+                    value);
+    return store_string(AT(cfg, s, char *), value);
+}
+
+#define DAY_MS 86400000ull
+#define YEARS_100_MS (36525ull * DAY_MS)
+
+static const setting settings[] = {
+    {"database", false, apply_string, FIELD(database), 0},
+    {"retention", false, apply_retention, FIELD(retention_ms), YEARS_100_MS},
+    {"synchronous", false, apply_synchronous, FIELD(synchronous), 0},
+    {"batch_rows", false, apply_count, FIELD(batch_rows), 1000000},
+    {"queue_rows", false, apply_count, FIELD(queue_rows), 10000000},
+    {"flush_interval", false, apply_interval_ms, FIELD(flush_interval_ms), 3600000},
+    {"sweep_interval", false, apply_interval_ms64, FIELD(sweep_interval_ms), 365 * DAY_MS},
+    {"max_payload", false, apply_size, FIELD(max_payload), 256ull << 20},
+    {"workers", false, apply_count, FIELD(workers), 256},
+    {"request_topic", true, apply_topic, FIELD(request_topic), 0},
+    {"broker", true, apply_broker, FIELD(broker), 0},
+    {"client_id", true, apply_string, FIELD(client_id), 0},
+};
+
+size_t conf_setting_count(void) { return sizeof(settings) / sizeof(settings[0]); }
+
+int conf_setting_find(const char *key) {
+    for (size_t i = 0; i < conf_setting_count(); i++)
+        if (strcmp(settings[i].key, key) == 0) return (int)i;
+    return -1;
+}
+
+int conf_setting_apply(aimdb_conf *conf, int index, const char *value, char *why,
+                       size_t whylen) {
+    const setting *s = &settings[index];
+    if (s->bridge_only && conf->app != AIMDB_CONF_BRIDGE)
+        return fail(why, whylen, "'%s' is an aimdb-bridge setting; the plugin does not use it",
+                    s->key);
+    int rc = s->apply(s, &conf->settings, value, why, whylen);
+    if (rc == AIMDB_ENOMEM) fail(why, whylen, "out of memory");
+    return rc;
+}

@@ -1,0 +1,191 @@
+/*
+ * router.c -- topic -> (first matching rule, record name), the broker
+ * thread's per-message work.
+ *
+ * Contract C.2 says a topic goes to the first rule, in file order, that
+ * matches it.  Testing every rule would make each message cost O(rules), so:
+ *   - wildcard-free filters live in a hash table mapping the filter to its
+ *     first rule: one lookup finds the only exact rule that can match;
+ *   - wildcard filters are tried in rule order, but only those that can
+ *     match: the ones whose literal first level equals the topic's (a second
+ *     table finds that list) and the ones starting with a wildcard;
+ *   - a wildcard rule wins only if it comes before the exact rule, so the
+ *     scan stops at the exact rule's number.
+ * Both lists hold rule numbers in ascending order (rules are only appended)
+ * and are merged on the fly.  Nothing here allocates or locks after the
+ * router is built.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aimdb/aimdb.h"
+#include "aimdb/mqtt_route.h"
+#include "mqtt_internal.h"
+
+typedef struct rule {
+    char *filter;
+    char *tmpl;
+    bool fixed;       /* tmpl has no placeholder: the name is tmpl itself */
+    size_t tmpl_len;
+} rule;
+
+/* Rule numbers, ascending. */
+typedef struct rule_list {
+    uint32_t *at;
+    size_t n, cap;
+} rule_list;
+
+struct aimdb_router {
+    rule *rules;
+    size_t n_rules, cap_rules;
+    table exact;         /* wildcard-free filter -> first rule with it */
+    table by_level;      /* literal first level of a wildcard filter -> lists[i] */
+    rule_list *lists;
+    size_t n_lists, cap_lists;
+    rule_list generic;   /* wildcard filters whose first level is a wildcard */
+    size_t n_wildcard;
+};
+
+aimdb_router *aimdb_router_new(void) { return calloc(1, sizeof(aimdb_router)); }
+
+void aimdb_router_free(aimdb_router *r) {
+    if (!r) return;
+    for (size_t i = 0; i < r->n_rules; i++) {
+        free(r->rules[i].filter);
+        free(r->rules[i].tmpl);
+    }
+    for (size_t i = 0; i < r->n_lists; i++) free(r->lists[i].at);
+    free(r->rules);
+    free(r->lists);
+    free(r->generic.at);
+    table_free(&r->exact);
+    table_free(&r->by_level);
+    free(r);
+}
+
+/* Grow *items (of size `size`) so one more fits. */
+static int reserve(void **items, size_t *cap, size_t n, size_t size) {
+    if (n < *cap) return AIMDB_OK;
+    size_t bigger = *cap ? *cap * 2 : 8;
+    void *p = realloc(*items, bigger * size);
+    if (!p) return AIMDB_ENOMEM;
+    *items = p;
+    *cap = bigger;
+    return AIMDB_OK;
+}
+
+static int list_append(rule_list *l, uint32_t rule_no) {
+    if (reserve((void **)&l->at, &l->cap, l->n, sizeof(*l->at)) != AIMDB_OK)
+        return AIMDB_ENOMEM;
+    l->at[l->n++] = rule_no;
+    return AIMDB_OK;
+}
+
+static size_t first_level_length(const char *topic, size_t len) {
+    const char *slash = memchr(topic, '/', len);
+    return slash ? (size_t)(slash - topic) : len;
+}
+
+/* The list for a literal first level, created empty if new. */
+static rule_list *level_list(aimdb_router *r, const char *level, size_t len) {
+    uint32_t i;
+    if (table_get(&r->by_level, level, len, &i)) return &r->lists[i];
+    if (reserve((void **)&r->lists, &r->cap_lists, r->n_lists, sizeof(*r->lists)) != AIMDB_OK ||
+        table_put(&r->by_level, level, len, (uint32_t)r->n_lists) != AIMDB_OK)
+        return NULL;
+    r->lists[r->n_lists] = (rule_list){0};
+    return &r->lists[r->n_lists++];
+}
+
+/* Make rule number `no` (its filter already owned by the router) findable. */
+static int index_rule(aimdb_router *r, const char *filter, uint32_t no) {
+    size_t len = strlen(filter);
+    if (!strpbrk(filter, "+#")) {
+        int rc = table_put(&r->exact, filter, len, no);
+        return rc == AIMDB_EEXIST ? AIMDB_OK : rc; /* an earlier rule has it */
+    }
+    r->n_wildcard++;
+    if (filter[0] == '+' || filter[0] == '#') return list_append(&r->generic, no);
+    rule_list *l = level_list(r, filter, first_level_length(filter, len));
+    return l ? list_append(l, no) : AIMDB_ENOMEM;
+}
+
+int aimdb_router_add(aimdb_router *r, const char *filter, const char *tmpl, char *err,
+                     size_t errlen) {
+    int rc = aimdb_topic_filter_check(filter, err, errlen);
+    if (rc == AIMDB_OK) rc = aimdb_name_template_check(tmpl, filter, err, errlen);
+    if (rc != AIMDB_OK) return rc;
+    if (r->n_rules >= UINT32_MAX) return AIMDB_ENOMEM;
+    rule ru = {strdup(filter), strdup(tmpl), aimdb_name_template_is_fixed(tmpl), strlen(tmpl)};
+    if (!ru.filter || !ru.tmpl ||
+        reserve((void **)&r->rules, &r->cap_rules, r->n_rules, sizeof(*r->rules)) != AIMDB_OK ||
+        index_rule(r, ru.filter, (uint32_t)r->n_rules) != AIMDB_OK) {
+        free(ru.filter);
+        free(ru.tmpl);
+        return AIMDB_ENOMEM;
+    }
+    r->rules[r->n_rules++] = ru;
+    return AIMDB_OK;
+}
+
+size_t aimdb_router_count(const aimdb_router *r) { return r->n_rules; }
+
+const char *aimdb_router_filter(const aimdb_router *r, size_t no) {
+    return no < r->n_rules ? r->rules[no].filter : NULL;
+}
+
+const char *aimdb_router_template(const aimdb_router *r, size_t no) {
+    return no < r->n_rules ? r->rules[no].tmpl : NULL;
+}
+
+/*
+ * The first wildcard rule numbered below `before` that matches, merging the
+ * topic's first-level list with the generic list.  "$..." topics skip the
+ * generic list: filters starting with a wildcard never match them.
+ */
+static bool first_wildcard_match(const aimdb_router *r, const char *topic, size_t len,
+                                 size_t before, size_t *found, aimdb_topic_match *m) {
+    const rule_list *lit = NULL, *gen = &r->generic;
+    uint32_t i;
+    if (table_get(&r->by_level, topic, first_level_length(topic, len), &i)) lit = &r->lists[i];
+    if (len > 0 && topic[0] == '$') gen = NULL;
+    size_t a = 0, b = 0;
+    for (;;) {
+        size_t from_lit = lit && a < lit->n ? lit->at[a] : SIZE_MAX;
+        size_t from_gen = gen && b < gen->n ? gen->at[b] : SIZE_MAX;
+        size_t next = from_lit < from_gen ? from_lit : from_gen;
+        if (next >= before) return false; /* also: both lists exhausted */
+        if (from_lit < from_gen) a++;
+        else b++;
+        if (aimdb_topic_matches(r->rules[next].filter, topic, len, m)) {
+            *found = next;
+            return true;
+        }
+    }
+}
+
+int aimdb_router_route(const aimdb_router *r, const char *topic, size_t len, char *name,
+                       size_t cap, aimdb_route *out) {
+    size_t no = SIZE_MAX, wild;
+    uint32_t exact;
+    aimdb_topic_match m;
+    if (table_get(&r->exact, topic, len, &exact)) no = exact;
+    if (r->n_wildcard > 0 && first_wildcard_match(r, topic, len, no, &wild, &m)) no = wild;
+    if (no == SIZE_MAX) return AIMDB_ENOTFOUND;
+
+    /* A placeholder needs a wildcard, so a non-fixed rule matched above. */
+    const rule *ru = &r->rules[no];
+    size_t n;
+    if (ru->fixed) {
+        sink s = sink_text(name, cap);
+        sink_write(&s, ru->tmpl, ru->tmpl_len);
+        n = sink_finish_text(&s, cap);
+    } else {
+        n = aimdb_name_template_expand(ru->tmpl, &m, name, cap);
+    }
+    *out = (aimdb_route){no, n};
+    if (n == 0) return AIMDB_EINVAL;
+    if (name && n >= cap) return AIMDB_ETOOBIG;
+    return AIMDB_OK;
+}
