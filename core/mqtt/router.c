@@ -6,14 +6,15 @@
  * matches it.  Testing every rule would make each message cost O(rules), so:
  *   - wildcard-free filters live in a hash table mapping the filter to its
  *     first rule: one lookup finds the only exact rule that can match;
- *   - wildcard filters are tried in rule order, but only those that can
- *     match: the ones whose literal first level equals the topic's (a second
- *     table finds that list) and the ones starting with a wildcard;
- *   - a wildcard rule wins only if it comes before the exact rule, so the
- *     scan stops at the exact rule's number.
- * Both lists hold rule numbers in ascending order (rules are only appended)
- * and are merged on the fly.  Nothing here allocates or locks after the
- * router is built.
+ *   - wildcard filters are tried in rule order.  With many of them, only
+ *     those that can match are tried: the ones whose literal first level
+ *     equals the topic's (a second table finds that list) and the ones
+ *     starting with a wildcard, the two lists merged on the fly;
+ *   - whichever of the two is found first bounds the other: a wildcard scan
+ *     stops at the exact rule's number, and the exact lookup is skipped when
+ *     a wildcard rule matched before the first exact rule.
+ * All lists hold rule numbers in ascending order (rules are only appended).
+ * Nothing here allocates or locks after the router is built.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -44,10 +45,18 @@ struct aimdb_router {
     rule_list *lists;
     size_t n_lists, cap_lists;
     rule_list generic;   /* wildcard filters whose first level is a wildcard */
-    size_t n_wildcard;
+    rule_list wildcards; /* every wildcard filter */
+    size_t first_exact;  /* lowest rule number with an exact filter, or SIZE_MAX */
 };
 
-aimdb_router *aimdb_router_new(void) { return calloc(1, sizeof(aimdb_router)); }
+/* Up to this many wildcard rules, routing tries them all in order. */
+#define SCAN_ALL_WILDCARDS 8
+
+aimdb_router *aimdb_router_new(void) {
+    aimdb_router *r = calloc(1, sizeof(aimdb_router));
+    if (r) r->first_exact = SIZE_MAX;
+    return r;
+}
 
 void aimdb_router_free(aimdb_router *r) {
     if (!r) return;
@@ -59,6 +68,7 @@ void aimdb_router_free(aimdb_router *r) {
     free(r->rules);
     free(r->lists);
     free(r->generic.at);
+    free(r->wildcards.at);
     table_free(&r->exact);
     table_free(&r->by_level);
     free(r);
@@ -103,9 +113,10 @@ static int index_rule(aimdb_router *r, const char *filter, uint32_t no) {
     size_t len = strlen(filter);
     if (!strpbrk(filter, "+#")) {
         int rc = table_put(&r->exact, filter, len, no);
+        if (rc == AIMDB_OK && r->first_exact == SIZE_MAX) r->first_exact = no;
         return rc == AIMDB_EEXIST ? AIMDB_OK : rc; /* an earlier rule has it */
     }
-    r->n_wildcard++;
+    if (list_append(&r->wildcards, no) != AIMDB_OK) return AIMDB_ENOMEM;
     if (filter[0] == '+' || filter[0] == '#') return list_append(&r->generic, no);
     rule_list *l = level_list(r, filter, first_level_length(filter, len));
     return l ? list_append(l, no) : AIMDB_ENOMEM;
@@ -139,42 +150,59 @@ const char *aimdb_router_template(const aimdb_router *r, size_t no) {
     return no < r->n_rules ? r->rules[no].tmpl : NULL;
 }
 
-/*
- * The first wildcard rule numbered below `before` that matches, merging the
- * topic's first-level list with the generic list.  "$..." topics skip the
- * generic list: filters starting with a wildcard never match them.
- */
-static bool first_wildcard_match(const aimdb_router *r, const char *topic, size_t len,
-                                 size_t before, size_t *found, aimdb_topic_match *m) {
+/* The first rule numbered below `before` in a or b (ascending lists, either
+ * may be NULL) whose filter matches, else `before`.  Merging the two lists
+ * keeps the file order across both. */
+static size_t first_match_of(const aimdb_router *r, const rule_list *a, const rule_list *b,
+                             size_t before, const char *topic, size_t len,
+                             aimdb_topic_match *m) {
+    size_t i = 0, j = 0;
+    for (;;) {
+        size_t from_a = a && i < a->n ? a->at[i] : SIZE_MAX;
+        size_t from_b = b && j < b->n ? b->at[j] : SIZE_MAX;
+        size_t next = from_a < from_b ? from_a : from_b;
+        if (next >= before) return before; /* also: both lists exhausted */
+        if (from_a < from_b) i++;
+        else j++;
+        if (aimdb_topic_matches(r->rules[next].filter, topic, len, m)) return next;
+    }
+}
+
+/* The exact rule for topic if it is numbered below `before`, else `before`.
+ * The hash is skipped when no exact rule comes early enough. */
+static size_t exact_match(const aimdb_router *r, const char *topic, size_t len, size_t before) {
+    uint32_t no;
+    if (before > r->first_exact && table_get(&r->exact, topic, len, &no) && no < before)
+        return no;
+    return before;
+}
+
+/* Only the topic's first-level list and the generic list can match; "$..."
+ * topics skip the generic list, whose filters never match them. */
+static size_t indexed_wildcard_match(const aimdb_router *r, const char *topic, size_t len,
+                                     size_t before, aimdb_topic_match *m) {
     const rule_list *lit = NULL, *gen = &r->generic;
     uint32_t i;
     if (table_get(&r->by_level, topic, first_level_length(topic, len), &i)) lit = &r->lists[i];
     if (len > 0 && topic[0] == '$') gen = NULL;
-    size_t a = 0, b = 0;
-    for (;;) {
-        size_t from_lit = lit && a < lit->n ? lit->at[a] : SIZE_MAX;
-        size_t from_gen = gen && b < gen->n ? gen->at[b] : SIZE_MAX;
-        size_t next = from_lit < from_gen ? from_lit : from_gen;
-        if (next >= before) return false; /* also: both lists exhausted */
-        if (from_lit < from_gen) a++;
-        else b++;
-        if (aimdb_topic_matches(r->rules[next].filter, topic, len, m)) {
-            *found = next;
-            return true;
-        }
-    }
+    return first_match_of(r, lit, gen, before, topic, len, m);
 }
 
 int aimdb_router_route(const aimdb_router *r, const char *topic, size_t len, char *name,
                        size_t cap, aimdb_route *out) {
-    size_t no = SIZE_MAX, wild;
-    uint32_t exact;
     aimdb_topic_match m;
-    if (table_get(&r->exact, topic, len, &exact)) no = exact;
-    if (r->n_wildcard > 0 && first_wildcard_match(r, topic, len, no, &wild, &m)) no = wild;
+    size_t no;
+    if (r->wildcards.n <= SCAN_ALL_WILDCARDS) {
+        no = first_match_of(r, &r->wildcards, NULL, SIZE_MAX, topic, len, &m);
+        no = exact_match(r, topic, len, no);
+    } else {
+        no = exact_match(r, topic, len, SIZE_MAX);
+        no = indexed_wildcard_match(r, topic, len, no, &m);
+    }
     if (no == SIZE_MAX) return AIMDB_ENOTFOUND;
 
-    /* A placeholder needs a wildcard, so a non-fixed rule matched above. */
+    /* A placeholder needs a wildcard, so if the rule is not fixed, it is the
+     * wildcard rule that filled m. */
     const rule *ru = &r->rules[no];
     size_t n;
     if (ru->fixed) {

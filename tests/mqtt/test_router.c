@@ -41,8 +41,17 @@ static void expect_route(const aimdb_router *r, const char *topic, int want, con
     assert_int_equal(route.name_len, strlen(name));
 }
 
-static void test_first_rule_wins(void **state) {
-    (void)state;
+/* Append wildcard rules no test topic matches, enough to switch the router
+ * from trying every wildcard rule to its first-level index. */
+static void pad_with_wildcards(aimdb_router *r) {
+    char filter[32], err[64];
+    for (int i = 0; i < 12; i++) {
+        snprintf(filter, sizeof(filter), "pad%d/+", i);
+        assert_int_equal(aimdb_router_add(r, filter, "pad", err, sizeof(err)), AIMDB_OK);
+    }
+}
+
+static void first_rule_wins(bool padded) {
     static const char *const rules[] = {
         "a/+/c", "wild1::{1}",  /* 0 */
         "a/b/c", "exact1",      /* 1: shadowed by 0 for a/b/c */
@@ -55,7 +64,8 @@ static void test_first_rule_wins(void **state) {
         "m/n",   "exact5",      /* 8: after the catch-all, never used */
     };
     aimdb_router *r = build(rules, sizeof(rules) / sizeof(rules[0]));
-    assert_int_equal(aimdb_router_count(r), 9);
+    if (padded) pad_with_wildcards(r);
+    assert_int_equal(aimdb_router_count(r), padded ? 21 : 9);
     expect_route(r, "a/b/c", 0, "wild1::b");  /* wildcard before the exact rule wins */
     expect_route(r, "a/z/c", 0, "wild1::z");
     expect_route(r, "x/y", 2, "exact2");      /* exact before the wildcard wins */
@@ -67,13 +77,18 @@ static void test_first_rule_wins(void **state) {
     expect_route(r, "other", 7, "rest::other");
     assert_string_equal(aimdb_router_filter(r, 3), "x/#");
     assert_string_equal(aimdb_router_template(r, 3), "wild2::{#}");
-    assert_null(aimdb_router_filter(r, 9));
-    assert_null(aimdb_router_template(r, 9));
+    assert_null(aimdb_router_filter(r, 21));
+    assert_null(aimdb_router_template(r, 21));
     aimdb_router_free(r);
 }
 
-static void test_dollar_topics(void **state) {
+static void test_first_rule_wins(void **state) {
     (void)state;
+    first_rule_wins(false);
+    first_rule_wins(true);
+}
+
+static void dollar_topics(bool padded) {
     static const char *const rules[] = {
         "#",       "all::{#}",
         "+/state", "state::{1}",
@@ -81,12 +96,19 @@ static void test_dollar_topics(void **state) {
         "$SYS/+/load", "load::{1}",
     };
     aimdb_router *r = build(rules, sizeof(rules) / sizeof(rules[0]));
+    if (padded) pad_with_wildcards(r);
     expect_route(r, "dev/state", 0, "all::dev/state");
     expect_route(r, "$SYS/broker/uptime", 2, "uptime"); /* '#' does not take it */
     expect_route(r, "$SYS/broker/load", 3, "load::broker");
     expect_route(r, "$dev/state", -1, NULL);             /* '+/state' does not either */
     expect_route(r, "$SYS/other", -1, NULL);
     aimdb_router_free(r);
+}
+
+static void test_dollar_topics(void **state) {
+    (void)state;
+    dollar_topics(false);
+    dollar_topics(true);
 }
 
 static void test_no_rules_and_no_match(void **state) {
@@ -179,15 +201,17 @@ static void random_path(char *out, size_t cap, bool filter) {
     }
 }
 
-/* The router must agree with "first rule whose filter matches". */
+/* The router must agree with "first rule whose filter matches", with few
+ * wildcard rules (all tried) and many (first-level index). */
 static void test_random_against_linear_scan(void **state) {
     (void)state;
-    for (int round = 0; round < 50; round++) {
-        enum { RULES = 24 };
-        char filters[RULES][32];
+    for (int round = 0; round < 60; round++) {
+        enum { MAX_RULES = 40 };
+        int rules = 1 + round % MAX_RULES;
+        char filters[MAX_RULES][32];
         aimdb_router *r = aimdb_router_new();
         char err[64];
-        for (int i = 0; i < RULES; i++) {
+        for (int i = 0; i < rules; i++) {
             random_path(filters[i], sizeof(filters[i]), true);
             assert_int_equal(aimdb_router_add(r, filters[i], "n", err, sizeof(err)), AIMDB_OK);
         }
@@ -195,7 +219,7 @@ static void test_random_against_linear_scan(void **state) {
             char topic[32];
             random_path(topic, sizeof(topic), false);
             int want = -1;
-            for (int i = 0; i < RULES && want < 0; i++)
+            for (int i = 0; i < rules && want < 0; i++)
                 if (aimdb_topic_matches(filters[i], topic, strlen(topic), NULL)) want = i;
             aimdb_route route;
             int rc = aimdb_router_route(r, topic, strlen(topic), NULL, 0, &route);
