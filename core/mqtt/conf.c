@@ -25,6 +25,7 @@ typedef struct parser {
     unsigned line;       /* 1-based, the line being parsed */
     unsigned *set_on;    /* per setting: the line that set it, 0 = not yet */
     size_t cap_rules;
+    table fixed_names;   /* placeholder-free template -> its first rule */
     char *err;
     size_t errlen;
 } parser;
@@ -138,6 +139,36 @@ static int add_rule(parser *ps, aimdb_conf_rule *rule, const char *name, const c
     return AIMDB_OK;
 }
 
+static bool same_options(const aimdb_conf_rule *a, const aimdb_conf_rule *b) {
+    return a->persist == b->persist && a->retention_ms == b->retention_ms &&
+           a->format == b->format && a->buffer.kind == b->buffer.kind &&
+           a->buffer.capacity == b->buffer.capacity;
+}
+
+/*
+ * Several rules may feed one record (`record t a/t` and `record t b/t`), but
+ * a record has one buffer, one codec and one history policy: rules that name
+ * the same record must agree, or registering it would fail at start-up with
+ * no line to point at.  Names made from placeholders can only collide at
+ * run time; the applications handle that.  rule is the last one added.
+ */
+static int check_fixed_name(parser *ps, size_t rule_no) {
+    const aimdb_conf_rule *rule = &ps->conf->rules[rule_no];
+    const char *name = rule->name_template;
+    if (!aimdb_name_template_is_fixed(name)) return AIMDB_OK;
+    uint32_t first;
+    if (table_get(&ps->fixed_names, name, strlen(name), &first)) {
+        const aimdb_conf_rule *earlier = &ps->conf->rules[first];
+        if (same_options(earlier, rule)) return AIMDB_OK;
+        return line_error(ps, "record '%s' is also defined on line %u with other options "
+                              "(persist, buffer, retention and format must match)",
+                          name, earlier->line);
+    }
+    if (table_put(&ps->fixed_names, name, strlen(name), (uint32_t)rule_no) != AIMDB_OK)
+        return AIMDB_ENOMEM;
+    return AIMDB_OK;
+}
+
 /* record NAME-TEMPLATE TOPIC-FILTER [options...]; cursor is after "record". */
 static int parse_record(parser *ps, char **cursor) {
     char *name = next_token(cursor, false);
@@ -160,7 +191,8 @@ static int parse_record(parser *ps, char **cursor) {
     }
     if ((seen & OPT_RETENTION) && !rule.persist)
         return line_error(ps, "retention= needs persist (only persisted records keep history)");
-    return add_rule(ps, &rule, name, filter);
+    int rc = add_rule(ps, &rule, name, filter);
+    return rc == AIMDB_OK ? check_fixed_name(ps, ps->conf->n_rules - 1) : rc;
 }
 
 /* ----------------------------------------------------------- settings */
@@ -243,7 +275,12 @@ int aimdb_conf_parse(const char *text, size_t len, const char *display_name,
     if (len > 0) memcpy(copy, text, len);
     copy[len] = '\0';
 
-    parser ps = {conf, display_name ? display_name : "aimdb.conf", 1, set_on, 0, err, errlen};
+    parser ps = {.conf = conf,
+                 .display = display_name ? display_name : "aimdb.conf",
+                 .line = 1,
+                 .set_on = set_on,
+                 .err = err,
+                 .errlen = errlen};
     int rc = AIMDB_OK;
     char *end = copy + len;
     for (char *line = copy; rc == AIMDB_OK && line < end; ps.line++) {
@@ -255,6 +292,7 @@ int aimdb_conf_parse(const char *text, size_t len, const char *display_name,
     }
     free(copy);
     free(set_on);
+    table_free(&ps.fixed_names);
     if (rc != AIMDB_OK) {
         aimdb_conf_free(conf);
         return rc;

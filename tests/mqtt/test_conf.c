@@ -176,6 +176,18 @@ static void test_record_options(void **state) {
     aimdb_conf_free(conf);
 }
 
+/* Several topics may feed one record when the rules agree on it. */
+static void test_rules_sharing_a_record(void **state) {
+    (void)state;
+    aimdb_conf *conf = parse_ok("record t a/b persist buffer=ring:8\n"
+                                "record t::{1} x/+ format=json\n"
+                                "record t c/+ persist buffer=ring:8\n"
+                                "record t::{1} y/+\n", /* placeholders: judged at run time */
+                                AIMDB_CONF_PLUGIN);
+    assert_int_equal(conf->n_rules, 4);
+    aimdb_conf_free(conf);
+}
+
 static void test_errors(void **state) {
     (void)state;
     static const struct {
@@ -266,6 +278,15 @@ static void test_errors(void **state) {
         {"record t a/b Persist\n",
          "aimdb.conf:1: unknown record option 'Persist' (persist, buffer=, retention=, format=)"},
         {"record t a/b\nrecord u c/\xff\n", "aimdb.conf:2: not valid UTF-8"},
+        {"record t a/b buffer=latest\n\nrecord t c/d\n",
+         "aimdb.conf:3: record 't' is also defined on line 1 with other options (persist, "
+         "buffer, retention and format must match)"},
+        {"record t a/b persist\nrecord t c/d persist retention=1d\n",
+         "aimdb.conf:2: record 't' is also defined on line 1 with other options (persist, "
+         "buffer, retention and format must match)"},
+        {"record t a/+ format=text\nrecord t c/d\n",
+         "aimdb.conf:2: record 't' is also defined on line 1 with other options (persist, "
+         "buffer, retention and format must match)"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         expect_error(cases[i].text, AIMDB_CONF_PLUGIN, cases[i].message);
@@ -382,6 +403,7 @@ int main(void) {
         cmocka_unit_test(test_all_settings),
         cmocka_unit_test(test_durations_and_sizes),
         cmocka_unit_test(test_record_options),
+        cmocka_unit_test(test_rules_sharing_a_record),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_bridge_errors),
         cmocka_unit_test(test_nul_byte),

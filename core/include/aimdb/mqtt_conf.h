@@ -19,7 +19,9 @@
  *   flush_interval, sweep_interval             N ms|s|m|h|d, greater than 0
  *   max_payload     bytes, optionally with k (KiB) or M (MiB); greater than 0
  *   request_topic, broker, client_id           aimdb-bridge only
- * A record option may appear once; retention= needs persist.
+ * A record option may appear once; retention= needs persist.  Rules whose
+ * templates have no placeholder and name the same record must agree on its
+ * options (one record has one buffer, codec and history policy).
  *
  * Every error is one line, "NAME:LINE: what is wrong", NAME being the file's
  * basename (or the display name given to aimdb_conf_parse), e.g.
