@@ -74,20 +74,20 @@ void aimdb_router_free(aimdb_router *r) {
     free(r);
 }
 
-/* Grow *items (of size `size`) so one more fits. */
-static int reserve(void **items, size_t *cap, size_t n, size_t size) {
-    if (n < *cap) return AIMDB_OK;
+/* items (n of `size` bytes, room for *cap) with room for one more: the same
+ * or a moved array, or NULL on ENOMEM (items is then untouched). */
+static void *room_for_one(void *items, size_t *cap, size_t n, size_t size) {
+    if (n < *cap) return items;
     size_t bigger = *cap ? *cap * 2 : 8;
-    void *p = realloc(*items, bigger * size);
-    if (!p) return AIMDB_ENOMEM;
-    *items = p;
-    *cap = bigger;
-    return AIMDB_OK;
+    void *p = realloc(items, bigger * size);
+    if (p) *cap = bigger;
+    return p;
 }
 
 static int list_append(rule_list *l, uint32_t rule_no) {
-    if (reserve((void **)&l->at, &l->cap, l->n, sizeof(*l->at)) != AIMDB_OK)
-        return AIMDB_ENOMEM;
+    uint32_t *at = room_for_one(l->at, &l->cap, l->n, sizeof(*at));
+    if (!at) return AIMDB_ENOMEM;
+    l->at = at;
     l->at[l->n++] = rule_no;
     return AIMDB_OK;
 }
@@ -97,18 +97,26 @@ static size_t first_level_length(const char *topic, size_t len) {
     return slash ? (size_t)(slash - topic) : len;
 }
 
-/* The list for a literal first level, created empty if new. */
-static rule_list *level_list(aimdb_router *r, const char *level, size_t len) {
+/* Append rule `no` to the list of its literal first level, creating the
+ * list if new.  On ENOMEM nothing has changed. */
+static int level_append(aimdb_router *r, const char *level, size_t len, uint32_t no) {
     uint32_t i;
-    if (table_get(&r->by_level, level, len, &i)) return &r->lists[i];
-    if (reserve((void **)&r->lists, &r->cap_lists, r->n_lists, sizeof(*r->lists)) != AIMDB_OK ||
-        table_put(&r->by_level, level, len, (uint32_t)r->n_lists) != AIMDB_OK)
-        return NULL;
-    r->lists[r->n_lists] = (rule_list){0};
-    return &r->lists[r->n_lists++];
+    if (table_get(&r->by_level, level, len, &i)) return list_append(&r->lists[i], no);
+    rule_list *lists = room_for_one(r->lists, &r->cap_lists, r->n_lists, sizeof(*lists));
+    if (!lists) return AIMDB_ENOMEM;
+    r->lists = lists;
+    rule_list fresh = {0};
+    if (list_append(&fresh, no) != AIMDB_OK ||
+        table_put(&r->by_level, level, len, (uint32_t)r->n_lists) != AIMDB_OK) {
+        free(fresh.at);
+        return AIMDB_ENOMEM;
+    }
+    r->lists[r->n_lists++] = fresh;
+    return AIMDB_OK;
 }
 
-/* Make rule number `no` (its filter already owned by the router) findable. */
+/* Make rule number `no` (its filter already owned by the router) findable.
+ * On ENOMEM nothing has changed, so the rule can be dropped cleanly. */
 static int index_rule(aimdb_router *r, const char *filter, uint32_t no) {
     size_t len = strlen(filter);
     if (!strpbrk(filter, "+#")) {
@@ -117,9 +125,11 @@ static int index_rule(aimdb_router *r, const char *filter, uint32_t no) {
         return rc == AIMDB_EEXIST ? AIMDB_OK : rc; /* an earlier rule has it */
     }
     if (list_append(&r->wildcards, no) != AIMDB_OK) return AIMDB_ENOMEM;
-    if (filter[0] == '+' || filter[0] == '#') return list_append(&r->generic, no);
-    rule_list *l = level_list(r, filter, first_level_length(filter, len));
-    return l ? list_append(l, no) : AIMDB_ENOMEM;
+    int rc = filter[0] == '+' || filter[0] == '#'
+                 ? list_append(&r->generic, no)
+                 : level_append(r, filter, first_level_length(filter, len), no);
+    if (rc != AIMDB_OK) r->wildcards.n--;
+    return rc;
 }
 
 int aimdb_router_add(aimdb_router *r, const char *filter, const char *tmpl, char *err,
@@ -129,8 +139,9 @@ int aimdb_router_add(aimdb_router *r, const char *filter, const char *tmpl, char
     if (rc != AIMDB_OK) return rc;
     if (r->n_rules >= UINT32_MAX) return AIMDB_ENOMEM;
     rule ru = {strdup(filter), strdup(tmpl), aimdb_name_template_is_fixed(tmpl), strlen(tmpl)};
-    if (!ru.filter || !ru.tmpl ||
-        reserve((void **)&r->rules, &r->cap_rules, r->n_rules, sizeof(*r->rules)) != AIMDB_OK ||
+    rule *rules = room_for_one(r->rules, &r->cap_rules, r->n_rules, sizeof(*rules));
+    if (rules) r->rules = rules;
+    if (!ru.filter || !ru.tmpl || !rules ||
         index_rule(r, ru.filter, (uint32_t)r->n_rules) != AIMDB_OK) {
         free(ru.filter);
         free(ru.tmpl);
