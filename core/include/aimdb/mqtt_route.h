@@ -87,8 +87,9 @@ void aimdb_router_free(aimdb_router *r);
 /*
  * Append a rule; its index is the number of rules added before it, so add
  * them in file order.  filter and tmpl are copied and checked as above:
- * AIMDB_EINVAL with the reason in err, AIMDB_ENOMEM.  Not thread-safe: add
- * every rule before the first route.
+ * AIMDB_EINVAL with the reason in err, AIMDB_ENOMEM (the rule is not added,
+ * the router stays usable).  Not thread-safe: add every rule before the
+ * first route.
  */
 int aimdb_router_add(aimdb_router *r, const char *filter, const char *tmpl, char *err,
                      size_t errlen);
