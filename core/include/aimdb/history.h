@@ -41,17 +41,35 @@ typedef struct aimdb_history_result {
     const char *error;       /* human-readable reason when status != AIMDB_OK */
 } aimdb_history_result;
 
-/* Called exactly once per accepted request, on a query thread; res and its
- * strings are valid for the call only. */
+/* Called exactly once per accepted request, on a query thread (or, for
+ * requests still queued when the database stops, with AIMDB_ESTOPPED on the
+ * thread stopping it); res and its strings are valid for the call only. */
 typedef void (*aimdb_history_done_fn)(const aimdb_history_result *res, void *ctx);
 
 typedef struct aimdb_history_service {
     /* Queue a query (req is copied).  AIMDB_OK: done will run later.  Any
-     * error: done will not run.  Never blocks on the database. */
+     * error: done will not run: AIMDB_EINVAL (start after end), AIMDB_EAGAIN
+     * (too many queries pending), AIMDB_ESTOPPED, AIMDB_ENOMEM.  Never
+     * blocks on the database. */
     int (*query_json)(void *self, const aimdb_history_request *req,
                       aimdb_history_done_fn done, void *ctx);
     void *self;
 } aimdb_history_service;
+
+/*
+ * A JSON number as a Unix-ms timestamp.  Protocol parsers see numbers as
+ * doubles; this is the one place that decides which are valid: integral and
+ * within signed 64 bits (NaN, infinities, 1.5 and 1e19 are not).  Returns
+ * true and sets *out, or false.  Pure; any thread.
+ */
+static inline bool aimdb_history_ts_from_double(double v, int64_t *out) {
+    /* -2^63 is exact in a double; 2^63 is the first value out of range. */
+    if (!(v >= -9223372036854775808.0 && v < 9223372036854775808.0)) return false;
+    int64_t t = (int64_t)v;
+    if ((double)t != v) return false;
+    *out = t;
+    return true;
+}
 
 #ifdef __cplusplus
 }

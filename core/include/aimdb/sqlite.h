@@ -4,6 +4,13 @@
  * One writer thread owns the write connection (WAL) and commits many rows per
  * transaction; callers enqueue into a bounded queue.  Queries use separate
  * read connections so they never wait behind a batch.  Schema: contract C.3.
+ *
+ * Write errors (disk full, locked, read-only) never stop the process: the
+ * writer logs them, counts them in write_errors, keeps the failed batch and
+ * retries with backoff (reopening its connection after SQLITE_READONLY);
+ * meanwhile the queue fills and store() waits, which the persist taps see as
+ * lag.  Only at shutdown, after a grace period, are unwritable rows dropped
+ * (counted in rows_failed and logged).
  */
 #ifndef AIMDB_SQLITE_H
 #define AIMDB_SQLITE_H
@@ -15,18 +22,30 @@ extern "C" {
 #endif
 
 typedef enum aimdb_sqlite_sync {
-    AIMDB_SQLITE_SYNC_NORMAL = 0, /* default: durable at checkpoints, safe on power loss in WAL */
+    AIMDB_SQLITE_SYNC_NORMAL = 0, /* default: in WAL, a crash of the process loses nothing
+                                     committed; power loss may lose the last commits */
     AIMDB_SQLITE_SYNC_OFF,
     AIMDB_SQLITE_SYNC_FULL
 } aimdb_sqlite_sync;
 
+/* Defaults, chosen with bench_sqlite (see bench/README or the note there). */
+#define AIMDB_SQLITE_DEFAULT_QUEUE_ROWS 16384u
+#define AIMDB_SQLITE_DEFAULT_BATCH_ROWS 4096u
+#define AIMDB_SQLITE_DEFAULT_FLUSH_MS 100u
+#define AIMDB_SQLITE_DEFAULT_READERS 2u
+
 typedef struct aimdb_sqlite_options {
-    const char *path;             /* file, or ":memory:" */
+    /* A file, or ":memory:" (a private in-memory database shared by this
+     * backend's own connections only; for tests).  "file:" URIs accepted. */
+    const char *path;
     aimdb_sqlite_sync synchronous;
     unsigned queue_rows;          /* bounded queue; 0 = default */
     unsigned batch_rows;          /* commit when this many rows wait; 0 = default */
     unsigned flush_interval_ms;   /* ... or when the oldest waited this long; 0 = default */
     unsigned read_connections;    /* 0 = default */
+    /* Cap on the database file (PRAGMA max_page_count); 0 = none.  Hitting
+     * it is a disk-full error: writing resumes once retention frees pages. */
+    int64_t max_db_bytes;
     const aimdb_runtime *runtime; /* NULL = aimdb_runtime_pthread() */
 } aimdb_sqlite_options;
 
@@ -34,8 +53,9 @@ typedef struct aimdb_sqlite_options {
 int aimdb_sqlite_sync_parse(const char *text, aimdb_sqlite_sync *out);
 
 /* Open (creating the file, parent directory excluded, and schema if needed)
- * and start the writer thread.  On error returns < 0 and writes the reason
- * into err. */
+ * and start the writer thread.  On error returns < 0 (AIMDB_EINVAL for bad
+ * options, AIMDB_EIO for SQLite failures) and writes the reason into err.
+ * The backend is handed to aimdb_persist_attach or closed with ops->close. */
 int aimdb_sqlite_open(const aimdb_sqlite_options *opts, aimdb_backend *out,
                       char *err, size_t errlen);
 

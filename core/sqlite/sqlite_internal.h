@@ -1,0 +1,199 @@
+/*
+ * sqlite_internal.h -- the parts of the SQLite backend and the SQL they share.
+ *
+ *   sqlite_backend.c  options, opening connections, the aimdb_backend vtable
+ *   sqlite_queue.c    the bounded queue between callers and the writer
+ *   sqlite_writer.c   the writer thread: group commit, retries, cleanup
+ *   sqlite_reader.c   the read-connection pool and the history queries
+ *
+ * Every statement names idx_record_time with INDEXED BY: the queries are
+ * only fast through that index, so a missing index is an error at prepare
+ * time rather than a silent full scan of a table with millions of rows.
+ */
+#ifndef AIMDB_SQLITE_INTERNAL_H
+#define AIMDB_SQLITE_INTERNAL_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+
+#include "aimdb/sqlite.h"
+
+/* ------------------------------------------------------------------ SQL */
+
+/* Contract C.3, verbatim columns and index. */
+#define SQ_SCHEMA_SQL                                                              \
+    "CREATE TABLE IF NOT EXISTS record_history("                                   \
+    "id INTEGER PRIMARY KEY AUTOINCREMENT, record_name TEXT NOT NULL, "            \
+    "value_json TEXT NOT NULL, stored_at INTEGER NOT NULL);"                       \
+    "CREATE INDEX IF NOT EXISTS idx_record_time ON record_history(record_name, stored_at DESC);"
+
+#define SQ_INSERT_SQL \
+    "INSERT INTO record_history(record_name, value_json, stored_at) VALUES(?1, ?2, ?3)"
+
+/* Distinct record names by skip-scan: one index seek per name, so a
+ * pattern costs O(names * log rows) however many rows each name has.  The
+ * caller stops when a name no longer starts with the pattern's prefix. */
+#define SQ_FIRST_NAME_SQL                                                          \
+    "SELECT record_name FROM record_history INDEXED BY idx_record_time "           \
+    "WHERE record_name >= ?1 ORDER BY record_name LIMIT 1"
+#define SQ_NEXT_NAME_SQL                                                           \
+    "SELECT record_name FROM record_history INDEXED BY idx_record_time "           \
+    "WHERE record_name > ?1 ORDER BY record_name LIMIT 1"
+
+/* One record's rows, newest first, straight off the index (no sort). */
+#define SQ_ROWS_SQL                                                                \
+    "SELECT value_json, stored_at FROM record_history INDEXED BY idx_record_time " \
+    "WHERE record_name = ?1 AND stored_at >= ?2 AND stored_at <= ?3 "              \
+    "ORDER BY stored_at DESC LIMIT ?4"
+
+/* Retention deletes a bounded chunk per transaction (see SQ_CLEANUP_CHUNK). */
+#define SQ_DELETE_CHUNK_SQL                                                        \
+    "DELETE FROM record_history WHERE id IN (SELECT id FROM record_history "       \
+    "INDEXED BY idx_record_time WHERE record_name = ?1 AND stored_at < ?2 LIMIT ?3)"
+
+/* Rows per retention transaction: big enough to be efficient, small enough
+ * (a few ms) that the writer's row batches are never held up noticeably. */
+#define SQ_CLEANUP_CHUNK 5000
+
+/* ---------------------------------------------------------------- queue */
+
+/* One queued row: name and JSON, each NUL-terminated, in one buffer that
+ * grows to the largest row the slot has held and is then reused. */
+typedef struct sq_slot {
+    char *bytes;
+    size_t cap;
+    size_t name_len, json_len; /* json starts at bytes + name_len + 1 */
+    int64_t ts_ms;
+    int64_t arrived_ms;        /* monotonic: when it was queued */
+} sq_slot;
+
+/* A retention request handed to the writer; lives on the caller's stack
+ * until done.  The writer runs it one chunk at a time between batches. */
+typedef struct sq_cleanup {
+    const char *record;         /* NULL: every record not in except[] */
+    const char *const *except;
+    size_t n_except;
+    int64_t cutoff_ms;
+    uint64_t deleted;
+    int rc;
+    bool done;
+    char *current;              /* writer only: record being swept (NULL form) */
+    bool started;               /* writer only */
+    struct sq_cleanup *next;
+} sq_cleanup;
+
+/*
+ * The queue between callers (taps) and the writer.  One mutex guards it all.
+ * Slots form a ring: [head, head + taken) belong to the writer, which reads
+ * them without the lock while it commits; [head + taken, head + count) wait.
+ * Invariants: taken <= count <= cap; row number k (1-based, in store order)
+ * is finished (committed or dropped) iff k <= finished; accepted - finished
+ * == count.
+ */
+typedef struct sq_queue {
+    pthread_mutex_t lock;
+    pthread_cond_t writer_wake; /* rows to commit, a cleanup, or closing */
+    pthread_cond_t space;       /* a slot was freed */
+    pthread_cond_t progress;    /* rows finished, a commit failed, a cleanup done */
+    sq_slot *slots;
+    uint32_t cap, head, count, taken;
+    uint32_t batch_rows;
+    int64_t flush_ms;
+    uint64_t accepted, finished, dropped;
+    uint64_t flush_target;     /* rows up to here are due now (a flush waits) */
+    uint64_t failed_commits;   /* bumped on every failed commit */
+    uint32_t space_waiters;
+    bool closing;
+    bool rows_went_last;       /* alternation of row batches and cleanup chunks */
+    sq_cleanup *cleanups, *cleanups_tail;
+} sq_queue;
+
+typedef enum sq_work { SQ_WORK_ROWS, SQ_WORK_CLEANUP, SQ_WORK_EXIT } sq_work;
+
+int sq_queue_init(sq_queue *q, uint32_t cap, uint32_t batch_rows, int64_t flush_ms);
+void sq_queue_destroy(sq_queue *q);
+/* Copy a row in, waiting for space.  AIMDB_ESTOPPED once closing. */
+int sq_queue_put(sq_queue *q, const char *name, size_t name_len, const char *json,
+                 size_t json_len, int64_t ts_ms);
+/* Wait until every row accepted before the call is finished.  AIMDB_EIO if a
+ * commit failed meanwhile or any of them was dropped. */
+int sq_queue_flush(sq_queue *q);
+/* Hand a cleanup to the writer and wait for it; returns its rc. */
+int sq_queue_run_cleanup(sq_queue *q, sq_cleanup *c);
+/* Refuse new rows and cleanups; the writer drains what is queued. */
+void sq_queue_close(sq_queue *q);
+uint32_t sq_queue_depth(sq_queue *q);
+
+/* Writer side.  Waits for work: a cleanup (always eligible), or rows that
+ * are due (batch full, oldest older than flush_ms, flush wanted, closing)
+ * and not held back by retry_at_ms (monotonic; 0 = no backoff).  For rows,
+ * *n = how many are taken (up to batch_rows, a retried batch included). */
+sq_work sq_queue_next_work(sq_queue *q, int64_t retry_at_ms, uint32_t *n,
+                           sq_cleanup **cleanup);
+const sq_slot *sq_queue_taken(const sq_queue *q, uint32_t i);
+/* The first n taken rows are finished: committed, or dropped if !committed. */
+void sq_queue_finish(sq_queue *q, uint32_t n, bool committed);
+/* Drop everything still queued (shutdown gave up); returns how many. */
+uint32_t sq_queue_drop_all(sq_queue *q);
+void sq_queue_commit_failed(sq_queue *q);
+void sq_queue_cleanup_done(sq_queue *q, sq_cleanup *c);
+bool sq_queue_closing(sq_queue *q);
+
+/* -------------------------------------------------------------- backend */
+
+typedef struct sq_reader sq_reader;
+
+typedef struct sq_backend {
+    const aimdb_runtime *rt;
+    char *uri;            /* what sqlite3_open_v2 gets */
+    bool memory;          /* :memory: (shared-cache, see sqlite_backend.c) */
+    aimdb_sqlite_options opts; /* defaults filled in; path not owned */
+    sq_queue queue;
+
+    /* Writer thread only. */
+    sqlite3 *wdb;
+    sqlite3_stmt *begin, *commit, *rollback, *insert, *page_count;
+    sqlite3_stmt *first_name, *next_name, *delete_chunk;
+    aimdb_thread *writer;
+    aimdb_log_limit error_log;
+    int64_t page_size;
+    int64_t max_text_bytes;    /* SQLITE_LIMIT_LENGTH, read at open; immutable after */
+
+    /* Read pool (sqlite_reader.c). */
+    pthread_mutex_t pool_lock;
+    pthread_cond_t pool_free;
+    sq_reader *readers;   /* array of opts.read_connections */
+    sq_reader *idle;      /* free list, guarded by pool_lock */
+
+    _Atomic uint64_t rows_stored, rows_failed, write_errors, batches;
+    _Atomic uint32_t last_batch_rows;
+    _Atomic int64_t last_commit_us, db_bytes;
+} sq_backend;
+
+/* Open a connection on b->uri with flags; on failure closes it, writes the
+ * reason to err and returns AIMDB_EIO. */
+int sq_open_connection(sq_backend *b, int flags, sqlite3 **out, char *err, size_t errlen);
+int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, char *err, size_t errlen);
+/* Run SQL that returns no rows of interest; AIMDB_EIO with err on failure. */
+int sq_exec(sqlite3 *db, const char *sql, char *err, size_t errlen);
+
+/* Writer: open its connection (schema, pragmas, statements), start and stop
+ * its thread (stop drains, checkpoints and closes the connection). */
+int sq_writer_open(sq_backend *b, char *err, size_t errlen);
+int sq_writer_start(sq_backend *b, char *err, size_t errlen);
+void sq_writer_stop(sq_backend *b);
+/* Close the write connection if open (used on open errors, before start). */
+void sq_writer_close_connection(sq_backend *b);
+
+/* Reader pool.  open after the writer created the schema. */
+int sq_readers_open(sq_backend *b, char *err, size_t errlen);
+void sq_readers_close(sq_backend *b);
+int sq_readers_query(sq_backend *b, const aimdb_query_params *q, aimdb_row_fn fn, void *ctx,
+                     char *err, size_t errlen);
+
+/* snprintf into err if err is not NULL. */
+void sq_errorf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,252 @@
+/*
+ * sqlite_queue.c -- the bounded queue between the persist taps and the
+ * SQLite writer thread.
+ *
+ * Why a ring of preallocated slots: every row is copied once, into a slot
+ * whose buffer has grown to the largest row it held, so the steady state
+ * allocates nothing.  Why the writer reads slots without the lock: it
+ * "takes" a batch (marks it as its own), commits straight from the slots and
+ * only then frees them, so a failed commit still has every row for the retry
+ * and producers never wait for SQLite, only for free slots.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sqlite_internal.h"
+
+int sq_queue_init(sq_queue *q, uint32_t cap, uint32_t batch_rows, int64_t flush_ms) {
+    memset(q, 0, sizeof(*q));
+    q->slots = calloc(cap, sizeof(*q->slots));
+    if (!q->slots) return AIMDB_ENOMEM;
+    q->cap = cap;
+    q->batch_rows = batch_rows;
+    q->flush_ms = flush_ms;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    /* Deadlines are monotonic: a wall-clock jump must not stall a commit. */
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->writer_wake, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_cond_init(&q->space, NULL);
+    pthread_cond_init(&q->progress, NULL);
+    pthread_mutex_init(&q->lock, NULL);
+    return AIMDB_OK;
+}
+
+void sq_queue_destroy(sq_queue *q) {
+    if (!q->slots) return;
+    for (uint32_t i = 0; i < q->cap; i++) free(q->slots[i].bytes);
+    free(q->slots);
+    q->slots = NULL;
+    pthread_cond_destroy(&q->writer_wake);
+    pthread_cond_destroy(&q->space);
+    pthread_cond_destroy(&q->progress);
+    pthread_mutex_destroy(&q->lock);
+}
+
+static sq_slot *slot_at(const sq_queue *q, uint32_t offset) {
+    return &q->slots[(q->head + offset) % q->cap];
+}
+
+static int slot_fill(sq_slot *s, const char *name, size_t name_len, const char *json,
+                     size_t json_len, int64_t ts_ms) {
+    size_t need = name_len + json_len + 2;
+    if (s->cap < need) {
+        size_t cap = s->cap ? s->cap : 64;
+        while (cap < need) cap *= 2;
+        char *grown = realloc(s->bytes, cap);
+        if (!grown) return AIMDB_ENOMEM;
+        s->bytes = grown;
+        s->cap = cap;
+    }
+    memcpy(s->bytes, name, name_len);
+    s->bytes[name_len] = '\0';
+    memcpy(s->bytes + name_len + 1, json, json_len);
+    s->bytes[name_len + 1 + json_len] = '\0';
+    s->name_len = name_len;
+    s->json_len = json_len;
+    s->ts_ms = ts_ms;
+    s->arrived_ms = aimdb_monotonic_ms();
+    return AIMDB_OK;
+}
+
+int sq_queue_put(sq_queue *q, const char *name, size_t name_len, const char *json,
+                 size_t json_len, int64_t ts_ms) {
+    pthread_mutex_lock(&q->lock);
+    while (q->count == q->cap && !q->closing) {
+        q->space_waiters++;
+        pthread_cond_wait(&q->space, &q->lock);
+        q->space_waiters--;
+    }
+    if (q->closing) {
+        pthread_mutex_unlock(&q->lock);
+        return AIMDB_ESTOPPED;
+    }
+    int rc = slot_fill(slot_at(q, q->count), name, name_len, json, json_len, ts_ms);
+    if (rc == AIMDB_OK) {
+        q->count++;
+        q->accepted++;
+        /* The writer needs to hear of the first waiting row (to start the
+         * flush timer) and of a full batch; anything else it finds itself. */
+        uint32_t waiting = q->count - q->taken;
+        if (waiting == 1 || waiting == q->batch_rows) pthread_cond_signal(&q->writer_wake);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return rc;
+}
+
+int sq_queue_flush(sq_queue *q) {
+    pthread_mutex_lock(&q->lock);
+    uint64_t target = q->accepted;
+    uint64_t failed_before = q->failed_commits, dropped_before = q->dropped;
+    if (q->flush_target < target) {
+        q->flush_target = target;
+        pthread_cond_signal(&q->writer_wake);
+    }
+    while (q->finished < target && q->failed_commits == failed_before)
+        pthread_cond_wait(&q->progress, &q->lock);
+    int rc = q->finished >= target && q->dropped == dropped_before ? AIMDB_OK : AIMDB_EIO;
+    pthread_mutex_unlock(&q->lock);
+    return rc;
+}
+
+int sq_queue_run_cleanup(sq_queue *q, sq_cleanup *c) {
+    pthread_mutex_lock(&q->lock);
+    if (q->closing) {
+        pthread_mutex_unlock(&q->lock);
+        return AIMDB_ESTOPPED;
+    }
+    c->next = NULL;
+    if (q->cleanups_tail) q->cleanups_tail->next = c;
+    else q->cleanups = c;
+    q->cleanups_tail = c;
+    pthread_cond_signal(&q->writer_wake);
+    while (!c->done) pthread_cond_wait(&q->progress, &q->lock);
+    pthread_mutex_unlock(&q->lock);
+    return c->rc;
+}
+
+void sq_queue_close(sq_queue *q) {
+    pthread_mutex_lock(&q->lock);
+    q->closing = true;
+    pthread_cond_broadcast(&q->writer_wake);
+    pthread_cond_broadcast(&q->space);
+    pthread_mutex_unlock(&q->lock);
+}
+
+uint32_t sq_queue_depth(sq_queue *q) {
+    pthread_mutex_lock(&q->lock);
+    uint32_t n = q->count;
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
+bool sq_queue_closing(sq_queue *q) {
+    pthread_mutex_lock(&q->lock);
+    bool closing = q->closing;
+    pthread_mutex_unlock(&q->lock);
+    return closing;
+}
+
+/* ------------------------------------------------------- writer side */
+
+/* Are rows ready to commit now?  A taken batch is a retry; otherwise rows
+ * are due when a batch is full, the oldest has waited flush_ms, a flush
+ * wants them, or the queue is closing. */
+static bool rows_due_locked(const sq_queue *q, int64_t now) {
+    if (q->count == 0) return false;
+    if (q->taken > 0 || q->closing) return true;
+    if (q->count >= q->batch_rows) return true;
+    if (q->flush_target > q->finished) return true;
+    return now >= slot_at(q, 0)->arrived_ms + q->flush_ms;
+}
+
+static void wait_until_locked(sq_queue *q, int64_t deadline_ms) {
+    if (deadline_ms == INT64_MAX) {
+        pthread_cond_wait(&q->writer_wake, &q->lock);
+        return;
+    }
+    struct timespec ts = {.tv_sec = deadline_ms / 1000,
+                          .tv_nsec = (deadline_ms % 1000) * 1000000};
+    pthread_cond_timedwait(&q->writer_wake, &q->lock, &ts);
+}
+
+sq_work sq_queue_next_work(sq_queue *q, int64_t retry_at_ms, uint32_t *n,
+                           sq_cleanup **cleanup) {
+    pthread_mutex_lock(&q->lock);
+    for (;;) {
+        int64_t now = aimdb_monotonic_ms();
+        bool held = retry_at_ms != 0 && now < retry_at_ms;
+        bool due = rows_due_locked(q, now);
+        /* Rows and cleanup chunks alternate, so neither starves the other. */
+        if (due && !held && !(q->cleanups && q->rows_went_last)) {
+            uint32_t room = q->batch_rows > q->taken ? q->batch_rows - q->taken : 0;
+            uint32_t waiting = q->count - q->taken;
+            q->taken += waiting < room ? waiting : room;
+            *n = q->taken;
+            q->rows_went_last = true;
+            pthread_mutex_unlock(&q->lock);
+            return SQ_WORK_ROWS;
+        }
+        if (q->cleanups) {
+            *cleanup = q->cleanups;
+            q->rows_went_last = false;
+            pthread_mutex_unlock(&q->lock);
+            return SQ_WORK_CLEANUP;
+        }
+        if (q->closing && q->count == 0) {
+            pthread_mutex_unlock(&q->lock);
+            return SQ_WORK_EXIT;
+        }
+        int64_t deadline = INT64_MAX;
+        if (held) deadline = retry_at_ms;
+        else if (q->count > 0) deadline = slot_at(q, 0)->arrived_ms + q->flush_ms;
+        wait_until_locked(q, deadline);
+    }
+}
+
+const sq_slot *sq_queue_taken(const sq_queue *q, uint32_t i) { return slot_at(q, i); }
+
+static void release_locked(sq_queue *q, uint32_t n, bool committed) {
+    q->head = (q->head + n) % q->cap;
+    q->count -= n;
+    q->finished += n;
+    if (!committed) q->dropped += n;
+    pthread_cond_broadcast(&q->progress);
+    if (q->space_waiters) pthread_cond_broadcast(&q->space);
+}
+
+void sq_queue_finish(sq_queue *q, uint32_t n, bool committed) {
+    pthread_mutex_lock(&q->lock);
+    q->taken -= n;
+    release_locked(q, n, committed);
+    pthread_mutex_unlock(&q->lock);
+}
+
+uint32_t sq_queue_drop_all(sq_queue *q) {
+    pthread_mutex_lock(&q->lock);
+    uint32_t n = q->count;
+    q->taken = 0;
+    release_locked(q, n, false);
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
+void sq_queue_commit_failed(sq_queue *q) {
+    pthread_mutex_lock(&q->lock);
+    q->failed_commits++;
+    pthread_cond_broadcast(&q->progress);
+    pthread_mutex_unlock(&q->lock);
+}
+
+void sq_queue_cleanup_done(sq_queue *q, sq_cleanup *c) {
+    pthread_mutex_lock(&q->lock);
+    /* The writer only ever works on the head cleanup. */
+    q->cleanups = c->next;
+    if (!q->cleanups) q->cleanups_tail = NULL;
+    c->done = true;
+    pthread_cond_broadcast(&q->progress);
+    pthread_mutex_unlock(&q->lock);
+}

@@ -1,0 +1,219 @@
+/*
+ * sqlite_reader.c -- history queries on a small pool of read connections.
+ *
+ * Readers have their own connections so that, in WAL mode, a query reads a
+ * snapshot while the writer commits: neither waits for the other.  A query
+ * holds one connection inside one read transaction, so "latest N of every
+ * record" is consistent across records.
+ *
+ * How a pattern is answered without scanning the table: the distinct
+ * record names in the pattern's literal prefix are walked with one index
+ * seek each (skip-scan), each name is matched exactly in C and offered to
+ * the caller's accept filter, and then that record's rows come straight off
+ * idx_record_time, newest first, LIMIT N.  Cost: O(names * log rows + rows
+ * returned), whatever the table size.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "aimdb/history.h"
+#include "sqlite_internal.h"
+
+#define READER_BUSY_MS 5000
+
+struct sq_reader {
+    sqlite3 *db;
+    sqlite3_stmt *begin, *end, *first_name, *next_name, *rows;
+    sq_reader *next_idle;
+};
+
+static void reader_close(sq_backend *b, sq_reader *r) {
+    sqlite3_stmt *all[] = {r->begin, r->end, r->first_name, r->next_name, r->rows};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) sqlite3_finalize(all[i]);
+    if (r->db && sqlite3_close(r->db) != SQLITE_OK)
+        aimdb_log(b->rt, AIMDB_LOG_ERROR, "history: closing a reader of %s: %s", b->opts.path,
+                  sqlite3_errmsg(r->db));
+    memset(r, 0, sizeof(*r));
+}
+
+static int reader_open(sq_backend *b, sq_reader *r, char *err, size_t errlen) {
+    /* An in-memory database is one shared cache (see sqlite_backend.c);
+     * its readers read uncommitted pages rather than wait on table locks. */
+    int flags = b->memory ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY;
+    int rc = sq_open_connection(b, flags, &r->db, err, errlen);
+    if (rc != AIMDB_OK) return rc;
+    sqlite3_busy_timeout(r->db, READER_BUSY_MS);
+    rc = sq_exec(r->db, "PRAGMA query_only=1", err, errlen);
+    if (rc == AIMDB_OK && b->memory) rc = sq_exec(r->db, "PRAGMA read_uncommitted=1", err, errlen);
+    struct {
+        sqlite3_stmt **st;
+        const char *sql;
+    } list[] = {
+        {&r->begin, "BEGIN"},
+        {&r->end, "COMMIT"},
+        {&r->first_name, SQ_FIRST_NAME_SQL},
+        {&r->next_name, SQ_NEXT_NAME_SQL},
+        {&r->rows, SQ_ROWS_SQL},
+    };
+    for (size_t i = 0; rc == AIMDB_OK && i < sizeof(list) / sizeof(list[0]); i++)
+        rc = sq_prepare(r->db, list[i].sql, list[i].st, err, errlen);
+    if (rc != AIMDB_OK) reader_close(b, r);
+    return rc;
+}
+
+int sq_readers_open(sq_backend *b, char *err, size_t errlen) {
+    unsigned n = b->opts.read_connections;
+    b->readers = calloc(n, sizeof(*b->readers));
+    if (!b->readers) {
+        sq_errorf(err, errlen, "out of memory");
+        return AIMDB_ENOMEM;
+    }
+    pthread_mutex_init(&b->pool_lock, NULL);
+    pthread_cond_init(&b->pool_free, NULL);
+    for (unsigned i = 0; i < n; i++) {
+        int rc = reader_open(b, &b->readers[i], err, errlen);
+        if (rc != AIMDB_OK) return rc; /* sq_readers_close releases the opened ones */
+        b->readers[i].next_idle = b->idle;
+        b->idle = &b->readers[i];
+    }
+    return AIMDB_OK;
+}
+
+void sq_readers_close(sq_backend *b) {
+    if (!b->readers) return;
+    for (unsigned i = 0; i < b->opts.read_connections; i++) reader_close(b, &b->readers[i]);
+    free(b->readers);
+    b->readers = NULL;
+    pthread_cond_destroy(&b->pool_free);
+    pthread_mutex_destroy(&b->pool_lock);
+}
+
+static sq_reader *acquire(sq_backend *b) {
+    pthread_mutex_lock(&b->pool_lock);
+    while (!b->idle) pthread_cond_wait(&b->pool_free, &b->pool_lock);
+    sq_reader *r = b->idle;
+    b->idle = r->next_idle;
+    pthread_mutex_unlock(&b->pool_lock);
+    return r;
+}
+
+static void release(sq_backend *b, sq_reader *r) {
+    pthread_mutex_lock(&b->pool_lock);
+    r->next_idle = b->idle;
+    b->idle = r;
+    pthread_cond_signal(&b->pool_free);
+    pthread_mutex_unlock(&b->pool_lock);
+}
+
+/* ------------------------------------------------------------- queries */
+
+/* One query in progress on one reader. */
+typedef struct query_run {
+    sq_reader *r;
+    const aimdb_query_params *q;
+    aimdb_row_fn fn;
+    void *ctx;
+    int sqlite_rc; /* the SQLite failure, if that is what stopped the query */
+} query_run;
+
+/* stored_at as the contract defines it: an integer.  Another tool may
+ * have written something else; such a row is reported, not fatal. */
+static const char *read_stored_at(sqlite3_stmt *st, int col, int64_t *out) {
+    switch (sqlite3_column_type(st, col)) {
+    case SQLITE_INTEGER:
+        *out = sqlite3_column_int64(st, col);
+        return NULL;
+    case SQLITE_FLOAT:
+        if (aimdb_history_ts_from_double(sqlite3_column_double(st, col), out)) return NULL;
+        return "stored_at is not an integer Unix-ms time within signed 64 bits";
+    default:
+        *out = 0;
+        return "stored_at is not a number";
+    }
+}
+
+static int emit_record(query_run *run, const char *name) {
+    const aimdb_query_params *q = run->q;
+    if (q->accept && !q->accept(name, q->accept_ctx)) return 0;
+    sqlite3_stmt *st = run->r->rows;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, q->has_start ? q->start_ms : INT64_MIN);
+    sqlite3_bind_int64(st, 3, q->has_end ? q->end_ms : INT64_MAX);
+    sqlite3_bind_int64(st, 4, q->limit ? (int64_t)q->limit : -1);
+    int rc, stop = 0;
+    while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        aimdb_history_row row = {.record = name};
+        row.value_json = (const char *)sqlite3_column_text(st, 0);
+        row.value_len = (size_t)sqlite3_column_bytes(st, 0);
+        row.defect = read_stored_at(st, 1, &row.stored_at);
+        if (!row.value_json) {
+            row.value_json = "";
+            row.defect = "value_json is NULL";
+        }
+        stop = run->fn(&row, run->ctx);
+    }
+    if (!stop && rc != SQLITE_DONE) run->sqlite_rc = rc;
+    sqlite3_reset(st);
+    return stop ? stop : run->sqlite_rc ? AIMDB_EIO : 0;
+}
+
+/* Step a name statement; on a row copy the name into *buf (which grows). */
+static int next_name(query_run *run, sqlite3_stmt *st, char **buf, size_t *cap, bool *found) {
+    int rc = sqlite3_step(st);
+    *found = rc == SQLITE_ROW;
+    if (*found) {
+        size_t len = (size_t)sqlite3_column_bytes(st, 0);
+        if (len + 1 > *cap) {
+            char *grown = realloc(*buf, len + 1);
+            if (!grown) rc = SQLITE_NOMEM;
+            else *buf = grown, *cap = len + 1;
+        }
+        if (rc == SQLITE_ROW) memcpy(*buf, sqlite3_column_text(st, 0), len + 1);
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE) return 0;
+    run->sqlite_rc = rc;
+    *found = false;
+    return AIMDB_EIO;
+}
+
+static int emit_matching(query_run *run, const char *pattern, size_t prefix_len) {
+    char *name = NULL;
+    size_t cap = 0;
+    bool found;
+    sqlite3_bind_text(run->r->first_name, 1, pattern, (int)prefix_len, SQLITE_STATIC);
+    int rc = next_name(run, run->r->first_name, &name, &cap, &found);
+    while (rc == 0 && found && strncmp(name, pattern, prefix_len) == 0) {
+        if (aimdb_pattern_match(pattern, name)) rc = emit_record(run, name);
+        if (rc != 0) break;
+        sqlite3_bind_text(run->r->next_name, 1, name, -1, SQLITE_TRANSIENT);
+        rc = next_name(run, run->r->next_name, &name, &cap, &found);
+    }
+    free(name);
+    return rc;
+}
+
+int sq_readers_query(sq_backend *b, const aimdb_query_params *q, aimdb_row_fn fn, void *ctx,
+                     char *err, size_t errlen) {
+    query_run run = {.r = acquire(b), .q = q, .fn = fn, .ctx = ctx};
+    const char *pattern = q->pattern ? q->pattern : "*";
+    size_t prefix_len = aimdb_pattern_prefix_len(pattern);
+    int rc = sqlite3_step(run.r->begin);
+    sqlite3_reset(run.r->begin);
+    if (rc != SQLITE_DONE) {
+        run.sqlite_rc = rc;
+        rc = AIMDB_EIO;
+    } else if (pattern[prefix_len] == '\0') {
+        rc = emit_record(&run, pattern); /* no '*': exactly one record */
+    } else {
+        rc = emit_matching(&run, pattern, prefix_len);
+    }
+    if (run.sqlite_rc)
+        sq_errorf(err, errlen, "history query failed: %s", sqlite3_errmsg(run.r->db));
+    /* A read transaction: ending it cannot lose anything, only release the
+     * snapshot, so its result does not change the query's. */
+    sqlite3_step(run.r->end);
+    sqlite3_reset(run.r->end);
+    release(b, run.r);
+    return rc;
+}

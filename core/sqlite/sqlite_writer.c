@@ -1,0 +1,354 @@
+/*
+ * sqlite_writer.c -- the one thread that writes history.
+ *
+ * SQLite allows one writer at a time; giving that role to a single thread
+ * that owns the write connection turns thousands of small inserts into a few
+ * large transactions (group commit): a commit costs the same whether it
+ * carries one row or thousands, so rows per second scale with batch size.
+ * Retention deletes run here too, one bounded chunk at a time between row
+ * batches, so a big sweep never stalls incoming history.
+ *
+ * A failed commit (disk full, database locked by another process, I/O
+ * error) never loses rows and never stops the thread: the batch stays in
+ * the queue and is retried with exponential backoff while the error is
+ * logged (rate-limited) and counted.  Only at shutdown, after
+ * SHUTDOWN_GRACE_MS of failures, are the remaining rows given up.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sqlite_internal.h"
+
+#define RETRY_MIN_MS 50
+#define RETRY_MAX_MS 5000
+#define SHUTDOWN_GRACE_MS 5000
+/* How long a statement waits for another process's lock before it fails
+ * and the retry loop takes over (so the thread stays responsive). */
+#define WRITER_BUSY_MS 1000
+#define ERROR_LOG_INTERVAL_MS 10000
+/* Write-ahead log is truncated back to this after checkpoints. */
+#define JOURNAL_SIZE_LIMIT "67108864"
+
+static const char *sync_pragma(aimdb_sqlite_sync s) {
+    switch (s) {
+    case AIMDB_SQLITE_SYNC_OFF: return "PRAGMA synchronous=OFF";
+    case AIMDB_SQLITE_SYNC_FULL: return "PRAGMA synchronous=FULL";
+    case AIMDB_SQLITE_SYNC_NORMAL: break;
+    }
+    return "PRAGMA synchronous=NORMAL";
+}
+
+/* WAL is what lets readers run while a batch commits; a database that
+ * cannot switch (e.g. a filesystem without shared memory) is refused. */
+static int enable_wal(sqlite3 *db, char *err, size_t errlen) {
+    sqlite3_stmt *st;
+    int rc = sq_prepare(db, "PRAGMA journal_mode=WAL", &st, err, errlen);
+    if (rc != AIMDB_OK) return rc;
+    int step = sqlite3_step(st);
+    const char *mode = step == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    if (!mode || strcmp(mode, "wal") != 0) {
+        sq_errorf(err, errlen, "cannot enable WAL journal mode: %s",
+                  mode ? mode : sqlite3_errmsg(db));
+        rc = AIMDB_EIO;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int64_t query_int(sqlite3 *db, const char *sql) {
+    sqlite3_stmt *st;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static int configure(sq_backend *b, char *err, size_t errlen) {
+    sqlite3 *db = b->wdb;
+    if (sqlite3_db_readonly(db, "main") == 1) {
+        sq_errorf(err, errlen, "%s is read-only", b->opts.path);
+        return AIMDB_EIO;
+    }
+    sqlite3_busy_timeout(db, WRITER_BUSY_MS);
+    int rc = b->memory ? AIMDB_OK : enable_wal(db, err, errlen);
+    if (rc == AIMDB_OK) rc = sq_exec(db, sync_pragma(b->opts.synchronous), err, errlen);
+    if (rc == AIMDB_OK)
+        rc = sq_exec(db, "PRAGMA journal_size_limit=" JOURNAL_SIZE_LIMIT, err, errlen);
+    if (rc == AIMDB_OK) rc = sq_exec(db, SQ_SCHEMA_SQL, err, errlen);
+    if (rc != AIMDB_OK) return rc;
+    b->page_size = query_int(db, "PRAGMA page_size");
+    b->max_text_bytes = sqlite3_limit(db, SQLITE_LIMIT_LENGTH, -1);
+    if (b->opts.max_db_bytes > 0 && b->page_size > 0) {
+        char sql[64];
+        int64_t pages = b->opts.max_db_bytes / b->page_size;
+        snprintf(sql, sizeof(sql), "PRAGMA max_page_count=%lld",
+                 (long long)(pages > 1 ? pages : 1));
+        rc = sq_exec(db, sql, err, errlen);
+    }
+    return rc;
+}
+
+static int prepare_all(sq_backend *b, char *err, size_t errlen) {
+    struct {
+        sqlite3_stmt **st;
+        const char *sql;
+    } list[] = {
+        {&b->begin, "BEGIN IMMEDIATE"},
+        {&b->commit, "COMMIT"},
+        {&b->rollback, "ROLLBACK"},
+        {&b->insert, SQ_INSERT_SQL},
+        {&b->page_count, "PRAGMA page_count"},
+        {&b->first_name, SQ_FIRST_NAME_SQL},
+        {&b->next_name, SQ_NEXT_NAME_SQL},
+        {&b->delete_chunk, SQ_DELETE_CHUNK_SQL},
+    };
+    for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++) {
+        int rc = sq_prepare(b->wdb, list[i].sql, list[i].st, err, errlen);
+        if (rc != AIMDB_OK) return rc;
+    }
+    return AIMDB_OK;
+}
+
+int sq_writer_open(sq_backend *b, char *err, size_t errlen) {
+    int rc = sq_open_connection(b, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &b->wdb, err,
+                                errlen);
+    if (rc == AIMDB_OK) rc = configure(b, err, errlen);
+    if (rc == AIMDB_OK) rc = prepare_all(b, err, errlen);
+    if (rc != AIMDB_OK) sq_writer_close_connection(b);
+    return rc;
+}
+
+void sq_writer_close_connection(sq_backend *b) {
+    sqlite3_stmt **all[] = {&b->begin,      &b->commit,    &b->rollback,
+                            &b->insert,     &b->page_count, &b->first_name,
+                            &b->next_name,  &b->delete_chunk};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        sqlite3_finalize(*all[i]);
+        *all[i] = NULL;
+    }
+    if (b->wdb && sqlite3_close(b->wdb) != SQLITE_OK)
+        aimdb_log(b->rt, AIMDB_LOG_ERROR, "history: closing %s: %s", b->opts.path,
+                  sqlite3_errmsg(b->wdb));
+    b->wdb = NULL;
+}
+
+/* ---------------------------------------------------------- row batches */
+
+/* Step a statement that returns no row, then reset it. */
+static int step_done(sqlite3_stmt *st) {
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+static int insert_row(sq_backend *b, const sq_slot *s) {
+    sqlite3_bind_text(b->insert, 1, s->bytes, (int)s->name_len, SQLITE_STATIC);
+    sqlite3_bind_text(b->insert, 2, s->bytes + s->name_len + 1, (int)s->json_len,
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(b->insert, 3, s->ts_ms);
+    int rc = sqlite3_step(b->insert);
+    sqlite3_reset(b->insert);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static void note_commit(sq_backend *b, uint32_t n, int64_t started_us) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    atomic_fetch_add_explicit(&b->rows_stored, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->batches, 1, memory_order_relaxed);
+    atomic_store_explicit(&b->last_batch_rows, n, memory_order_relaxed);
+    atomic_store_explicit(&b->last_commit_us, now_us - started_us, memory_order_relaxed);
+    if (sqlite3_step(b->page_count) == SQLITE_ROW)
+        atomic_store_explicit(&b->db_bytes, sqlite3_column_int64(b->page_count, 0) * b->page_size,
+                              memory_order_relaxed);
+    sqlite3_reset(b->page_count);
+}
+
+static int64_t monotonic_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Commit the first n taken rows in one transaction.  On failure the
+ * transaction is rolled back, the rows stay taken, and why says what
+ * happened. */
+static int commit_batch(sq_backend *b, uint32_t n, char *why, size_t whylen) {
+    int64_t started = monotonic_us();
+    int rc = step_done(b->begin);
+    for (uint32_t i = 0; rc == SQLITE_OK && i < n; i++)
+        rc = insert_row(b, sq_queue_taken(&b->queue, i));
+    if (rc == SQLITE_OK) rc = step_done(b->commit);
+    if (rc == SQLITE_OK) {
+        note_commit(b, n, started);
+        return SQLITE_OK;
+    }
+    snprintf(why, whylen, "%s (SQLite error %d)", sqlite3_errmsg(b->wdb),
+             sqlite3_extended_errcode(b->wdb));
+    if (!sqlite3_get_autocommit(b->wdb)) step_done(b->rollback);
+    return rc;
+}
+
+/* Retry state of the writer thread. */
+typedef struct retry_state {
+    int64_t retry_at;    /* monotonic ms; 0 = not backing off */
+    int64_t backoff;
+    int64_t give_up_at;  /* set once failing while closing */
+    uint64_t failures;   /* consecutive */
+} retry_state;
+
+static void batch_failed(sq_backend *b, retry_state *r, uint32_t n, const char *why) {
+    int64_t now = aimdb_monotonic_ms();
+    atomic_fetch_add_explicit(&b->write_errors, 1, memory_order_relaxed);
+    sq_queue_commit_failed(&b->queue);
+    r->failures++;
+    r->backoff = r->backoff ? r->backoff * 2 : RETRY_MIN_MS;
+    if (r->backoff > RETRY_MAX_MS) r->backoff = RETRY_MAX_MS;
+    r->retry_at = now + r->backoff;
+    uint64_t held;
+    if (aimdb_log_limit_pass(&b->error_log, now, ERROR_LOG_INTERVAL_MS, &held))
+        aimdb_log(b->rt, AIMDB_LOG_ERROR,
+                  "history: writing %u rows to %s failed: %s; rows kept, retrying "
+                  "(%llu failures so far, %llu not logged)",
+                  n, b->opts.path, why, (unsigned long long)r->failures,
+                  (unsigned long long)held);
+    if (!sq_queue_closing(&b->queue)) return;
+    if (r->give_up_at == 0) r->give_up_at = now + SHUTDOWN_GRACE_MS;
+    if (now < r->give_up_at) return;
+    uint32_t lost = sq_queue_drop_all(&b->queue);
+    atomic_fetch_add_explicit(&b->rows_failed, lost, memory_order_relaxed);
+    aimdb_log(b->rt, AIMDB_LOG_ERROR,
+              "history: shutting down with %s unwritable (%s): %u rows lost", b->opts.path,
+              why, lost);
+}
+
+static void batch_committed(sq_backend *b, retry_state *r, uint32_t n) {
+    sq_queue_finish(&b->queue, n, true);
+    if (r->failures)
+        aimdb_log(b->rt, AIMDB_LOG_INFO, "history: writing to %s resumed after %llu failures",
+                  b->opts.path, (unsigned long long)r->failures);
+    *r = (retry_state){0};
+}
+
+/* ------------------------------------------------------------ retention */
+
+/* Move *name to the record after `after` (or the first if after is NULL);
+ * NULL when there is none. */
+static int seek_name(sq_backend *b, const char *after, char **name) {
+    sqlite3_stmt *st = after ? b->next_name : b->first_name;
+    sqlite3_bind_text(st, 1, after ? after : "", -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    char *next = NULL;
+    if (rc == SQLITE_ROW) {
+        next = strdup((const char *)sqlite3_column_text(st, 0));
+        rc = next ? SQLITE_DONE : SQLITE_NOMEM;
+    }
+    sqlite3_reset(st);
+    free(*name);
+    *name = next;
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int delete_chunk(sq_backend *b, const char *record, int64_t cutoff, int64_t *deleted) {
+    sqlite3_bind_text(b->delete_chunk, 1, record, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(b->delete_chunk, 2, cutoff);
+    sqlite3_bind_int(b->delete_chunk, 3, SQ_CLEANUP_CHUNK);
+    int rc = sqlite3_step(b->delete_chunk);
+    sqlite3_reset(b->delete_chunk);
+    *deleted = rc == SQLITE_DONE ? sqlite3_changes64(b->wdb) : 0;
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static bool excepted(const sq_cleanup *c, const char *name) {
+    for (size_t i = 0; i < c->n_except; i++)
+        if (strcmp(c->except[i], name) == 0) return true;
+    return false;
+}
+
+/* One chunk of c, then back to the queue, so row batches keep flowing
+ * during a long sweep.  c stays queued until its last record comes back
+ * with a short chunk.  The NULL-record form walks the distinct names with
+ * index seeks, deleting through the index for each, never scanning. */
+static void cleanup_step(sq_backend *b, sq_cleanup *c) {
+    int rc = SQLITE_OK;
+    if (!c->record && !c->started) rc = seek_name(b, NULL, &c->current);
+    c->started = true;
+    while (rc == SQLITE_OK && !c->record && c->current && excepted(c, c->current))
+        rc = seek_name(b, c->current, &c->current);
+    const char *target = c->record ? c->record : c->current;
+    bool finished = rc != SQLITE_OK || !target;
+    if (!finished) {
+        int64_t n = 0;
+        rc = delete_chunk(b, target, c->cutoff_ms, &n);
+        c->deleted += (uint64_t)n;
+        if (rc != SQLITE_OK || (n < SQ_CLEANUP_CHUNK && c->record)) {
+            finished = true;
+        } else if (n < SQ_CLEANUP_CHUNK) {
+            rc = seek_name(b, c->current, &c->current);
+            finished = rc != SQLITE_OK || !c->current;
+        }
+    }
+    if (rc != SQLITE_OK) {
+        aimdb_log(b->rt, AIMDB_LOG_ERROR, "history: retention delete in %s failed: %s",
+                  b->opts.path, sqlite3_errmsg(b->wdb));
+        c->rc = AIMDB_EIO;
+    }
+    if (finished) {
+        free(c->current);
+        c->current = NULL;
+        sq_queue_cleanup_done(&b->queue, c);
+    }
+}
+
+/* --------------------------------------------------------------- thread */
+
+static void checkpoint_and_close(sq_backend *b) {
+    if (!b->memory) {
+        int log_frames = 0, done = 0;
+        int rc = sqlite3_wal_checkpoint_v2(b->wdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log_frames,
+                                           &done);
+        if (rc != SQLITE_OK)
+            aimdb_log(b->rt, AIMDB_LOG_WARNING, "history: final checkpoint of %s: %s",
+                      b->opts.path, sqlite3_errmsg(b->wdb));
+    }
+    sq_writer_close_connection(b);
+}
+
+static void *writer_main(void *arg) {
+    sq_backend *b = arg;
+    retry_state retry = {0};
+    char why[256];
+    for (;;) {
+        uint32_t n = 0;
+        sq_cleanup *c = NULL;
+        sq_work w = sq_queue_next_work(&b->queue, retry.retry_at, &n, &c);
+        if (w == SQ_WORK_EXIT) break;
+        if (w == SQ_WORK_CLEANUP) {
+            cleanup_step(b, c);
+        } else if (commit_batch(b, n, why, sizeof(why)) == SQLITE_OK) {
+            batch_committed(b, &retry, n);
+        } else {
+            batch_failed(b, &retry, n, why);
+        }
+    }
+    checkpoint_and_close(b);
+    return NULL;
+}
+
+int sq_writer_start(sq_backend *b, char *err, size_t errlen) {
+    if (b->rt->spawn(b->rt->self, "aimdb-writer", writer_main, b, &b->writer) != 0) {
+        sq_errorf(err, errlen, "cannot start the history writer thread");
+        return AIMDB_EIO;
+    }
+    return AIMDB_OK;
+}
+
+void sq_writer_stop(sq_backend *b) {
+    if (!b->writer) return;
+    sq_queue_close(&b->queue);
+    b->rt->join(b->rt->self, b->writer);
+    b->writer = NULL;
+}
