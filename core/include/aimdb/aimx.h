@@ -3,7 +3,20 @@
  *
  * A transport hands in a request payload and gets a reply payload back
  * through a callback: at once for record.list, record.get and errors, later
- * from a query thread for record.query.  The handler never does I/O itself.
+ * from a query thread for record.query.  The handler never does I/O itself
+ * and never blocks on a query.
+ *
+ * Requests: {"id": <number|string>, "method": "<name>", "params": {...}}.
+ * Replies:  {"id": <same>, "result": ...} or
+ *           {"id": <same or null>, "error": {"code": "...", "message": "..."}}.
+ * The id is echoed exactly as the client wrote it; it may be omitted (the
+ * reply then carries null).  Methods and parameters:
+ *   record.list   [name: pattern]  -> [{"record","buffer","persist","topic_filter",...}]
+ *                 sorted by name; name (an addition to C.4) narrows the list
+ *   record.get    record (or name) -> the record's latest live value
+ *   record.query  [name] [limit] [start] [end] -> {"count": N, "values": [...]}
+ * Patterns: '*' matches any run of characters, all else is literal.
+ * Request errors are logged at DEBUG, failures on our side at WARNING.
  */
 #ifndef AIMDB_AIMX_H
 #define AIMDB_AIMX_H
@@ -21,24 +34,38 @@ extern "C" {
 typedef struct aimdb_aimx aimdb_aimx;
 
 typedef struct aimdb_aimx_options {
-    size_t max_request_bytes; /* 0 = 64 KiB */
+    size_t max_request_bytes; /* 0 = 64 KiB; larger requests are invalid_request */
     uint32_t max_limit;       /* largest accepted "limit"; 0 = 100000 */
-    size_t max_reply_bytes;   /* 0 = 4 MiB; larger replies become an error */
+    size_t max_reply_bytes;   /* 0 = 4 MiB; a larger result is a query_error that says
+                               * how to narrow the request, never a truncated reply */
 } aimdb_aimx_options;
 
-/* Access predicate: may this client see `record`?  Called from any thread. */
+/*
+ * Access predicate: may this client see `record`?  Applied to every record
+ * a reply would contain.  record.get asks it before looking the name up (a
+ * refused name is permission_denied, existing or not), so it may be called
+ * with names that are not records.  Called on the caller's thread, and for
+ * record.query on a query thread.
+ */
 typedef bool (*aimdb_aimx_allow_fn)(const char *record, void *ctx);
-/* Receives the reply; takes ownership of `reply` (free() it). */
+
+/* Receives the reply and owns it: free() it.  reply is NULL (len 0) only if
+ * memory ran out building it; the failure is logged and nothing can be sent. */
 typedef void (*aimdb_aimx_reply_fn)(char *reply, size_t len, void *ctx);
 
-/* NULL on ENOMEM.  opts may be NULL.  db must outlive the handler. */
+/* NULL on ENOMEM.  opts may be NULL.  db must outlive the handler and every
+ * reply still pending. */
 aimdb_aimx *aimdb_aimx_new(aimdb_db *db, const aimdb_aimx_options *opts);
-/* Call after aimdb_db_stop, when no reply can still be pending. */
+
+/* Free the handler.  Pending record.query replies do not need it: they
+ * still arrive (the history service owns them until then). */
 void aimdb_aimx_free(aimdb_aimx *x);
 
 /*
- * Handle one request.  reply runs exactly once, inline or on a query thread;
- * allow_ctx and reply_ctx must stay valid until it has.  allow may be NULL.
+ * Handle one request (payload need not be NUL-terminated and is not kept).
+ * reply runs exactly once, inline or on a query thread, possibly before
+ * this returns; allow_ctx and reply_ctx must stay valid until it has run.
+ * allow may be NULL (every record visible).  Safe to call from any thread.
  */
 void aimdb_aimx_handle(aimdb_aimx *x, const void *payload, size_t len,
                        aimdb_aimx_allow_fn allow, void *allow_ctx,

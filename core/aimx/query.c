@@ -1,0 +1,153 @@
+/*
+ * query.c -- record.query: history rows from whatever persistence layer
+ * published an aimdb_history_service (history.h), answered on its query
+ * thread, never on the caller's.
+ *
+ * Defaults (C.4): name "*"; without limit, 1 row per record when no time
+ * bound is given, else every row in the range.  The service gets a byte cap
+ * derived from max_reply_bytes so it stops building an answer that could
+ * not be sent; over it the client gets query_error saying how to narrow the
+ * query -- never a truncated array.  Its rows are spliced into the reply as
+ * the JSON text they already are.
+ *
+ * Status mapping: ETOOBIG and EIO are query_error; ESTOPPED or a query that
+ * could not be queued (EAGAIN: too many pending) is internal_error; no
+ * service is not_configured.  Rows the service skipped as undecodable are
+ * counted and logged there, not here.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aimdb/history.h"
+#include "aimx_internal.h"
+
+/* Everything the completion needs, in one allocation owned by it, so the
+ * reply does not depend on the handler still existing. */
+typedef struct query_call {
+    const aimdb_runtime *rt;
+    size_t max_reply;
+    aimdb_aimx_reply_fn reply;
+    void *reply_ctx;
+    const char *pattern; /* points into text[] */
+    char id[];           /* JSON text of the id, then the pattern */
+} query_call;
+
+static const char reply_head[] = "{\"id\":";
+static const char result_head[] = ",\"result\":{\"count\":%zu,\"values\":";
+static const char reply_tail[] = "}}";
+
+/* Bytes of a reply that are not the values array, with the narrowest
+ * count: the service's cap may let through a few bytes too many, which the
+ * exact check in answer_rows then refuses, but never refuses a reply that
+ * would fit. */
+static size_t envelope_bytes(const char *id) {
+    return strlen(reply_head) + strlen(id) + snprintf(NULL, 0, result_head, (size_t)0) +
+           strlen(reply_tail);
+}
+
+static void too_big(const query_call *q, aimx_error *err) {
+    aimx_fail(err, AIMX_QUERY_ERROR,
+              "the result is over the reply limit of %zu bytes; narrow the query with "
+              "start/end (a shorter time range) or a smaller limit",
+              q->max_reply);
+}
+
+static void answer_rows(const query_call *q, const aimdb_history_result *res) {
+    const char *values = res->values_json ? res->values_json : "[]";
+    size_t values_len = res->values_json ? res->values_len : 2;
+    char head[96];
+    int head_len = snprintf(head, sizeof(head), result_head, res->count);
+    aimx_piece pieces[] = {{reply_head, strlen(reply_head)}, {q->id, strlen(q->id)},
+                           {head, (size_t)head_len}, {values, values_len},
+                           {reply_tail, strlen(reply_tail)}};
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) total += pieces[i].len;
+    if (total > q->max_reply) { /* see envelope_bytes */
+        aimx_error err;
+        too_big(q, &err);
+        aimx_answer_error(q->rt, q->reply, q->reply_ctx, q->id, &err);
+        return;
+    }
+    size_t len = 0;
+    char *text = aimx_reply_concat(pieces, sizeof(pieces) / sizeof(pieces[0]), &len);
+    aimx_answer(q->rt, q->reply, q->reply_ctx, text, len);
+}
+
+/* The service's completion, on a query thread. */
+static void query_done(const aimdb_history_result *res, void *ctx) {
+    query_call *q = ctx;
+    const char *why = res->error ? res->error : aimdb_strerror(res->status);
+    aimx_error err;
+    switch (res->status) {
+    case AIMDB_OK:
+        answer_rows(q, res);
+        free(q);
+        return;
+    case AIMDB_ETOOBIG:
+        aimdb_log(q->rt, AIMDB_LOG_DEBUG, "aimx: history service: %s", why);
+        too_big(q, &err);
+        break;
+    case AIMDB_EIO:
+        aimx_fail(&err, AIMX_QUERY_ERROR, "the history query failed: %s", why);
+        break;
+    default:
+        aimx_fail(&err, AIMX_INTERNAL_ERROR, "the history query did not run: %s", why);
+        break;
+    }
+    aimx_answer_error(q->rt, q->reply, q->reply_ctx, q->id, &err);
+    free(q);
+}
+
+static query_call *new_query_call(const aimx_call *call, const aimx_request *req) {
+    const char *id = req->id ? req->id : "null";
+    const char *pattern = req->name ? req->name : "*";
+    size_t id_size = strlen(id) + 1, pattern_size = strlen(pattern) + 1;
+    query_call *q = malloc(sizeof(*q) + id_size + pattern_size);
+    if (!q) return NULL;
+    q->rt = call->x->rt;
+    q->max_reply = call->x->limits.max_reply_bytes;
+    q->reply = call->reply;
+    q->reply_ctx = call->reply_ctx;
+    memcpy(q->id, id, id_size);
+    memcpy(q->id + id_size, pattern, pattern_size);
+    q->pattern = q->id + id_size;
+    return q;
+}
+
+static bool start_query(const aimx_call *call, const aimx_request *req, aimx_error *err) {
+    aimdb_history_service *svc = aimdb_ext_get(call->x->db, AIMDB_HISTORY_EXT);
+    if (!svc)
+        return aimx_fail(err, AIMX_NOT_CONFIGURED,
+                         "history is not configured: no persistence layer is attached");
+    query_call *q = new_query_call(call, req);
+    if (!q) return aimx_fail(err, AIMX_INTERNAL_ERROR, "out of memory starting a query");
+    bool bounded = req->has_start || req->has_end;
+    size_t envelope = envelope_bytes(q->id);
+    aimdb_history_request h = {
+        .pattern = q->pattern,
+        .has_start = req->has_start,
+        .has_end = req->has_end,
+        .start_ms = req->start_ms,
+        .end_ms = req->end_ms,
+        .limit = req->has_limit ? req->limit : bounded ? 0 : 1,
+        /* 0 would mean "no cap": a limit smaller than any envelope still caps */
+        .max_bytes = q->max_reply > envelope ? q->max_reply - envelope : 1,
+        .allow = call->allow,
+        .allow_ctx = call->allow_ctx,
+    };
+    int rc = svc->query_json(svc->self, &h, query_done, q);
+    if (rc == AIMDB_OK) return true; /* q belongs to query_done now */
+    free(q);
+    if (rc == AIMDB_EAGAIN)
+        return aimx_fail(err, AIMX_INTERNAL_ERROR,
+                         "too many history queries are pending; try again shortly");
+    return aimx_fail(err, AIMX_INTERNAL_ERROR, "the history query could not be queued: %s",
+                     aimdb_strerror(rc));
+}
+
+void aimx_query(const aimx_call *call, const aimx_request *req) {
+    aimx_error err;
+    if (!start_query(call, req, &err))
+        aimx_answer_error(call->x->rt, call->reply, call->reply_ctx, req->id, &err);
+}

@@ -1,0 +1,295 @@
+/*
+ * request.c -- from a request payload to a validated aimx_request.
+ *
+ * Every field is checked for presence, type and range before any method
+ * runs, and the first problem in reading order is the one reported.  The
+ * decisions, each pinned by tests/aimx:
+ *
+ *  - The payload must be strict JSON (json_scan.c), at most 16 levels deep:
+ *    a request needs two, and refusing depth early keeps a hostile payload
+ *    from costing anything.  Bad JSON or bad UTF-8 is parse_error; too
+ *    deep, too big, or a string holding \u0000 is invalid_request.
+ *  - "id" may be a number or a string and is echoed exactly as written
+ *    (12345678901234567890 and 1.50 come back unchanged).  It may be
+ *    missing or null: the reply then has "id": null, and MQTT v5
+ *    correlation data can still pair it up.  Any other type is
+ *    invalid_request, and the reply's id is null whenever the request's id
+ *    cannot be trusted (unparsable payload, a duplicate "id").
+ *  - Members other than id/method/params are invalid_request; parameters a
+ *    method does not know are invalid_params, naming the parameter and the
+ *    ones it accepts.  A key given twice is invalid_request (cJSON would
+ *    keep both; we refuse to guess which one was meant).
+ *  - A missing "params" means {}; anything but an object is invalid_params.
+ *  - start/end follow aimdb_history_ts_from_double (history.h), the one
+ *    rule for timestamps across the product: an integral number within
+ *    int64.  limit is an integer from 1 to max_limit.  Numbers reach us as
+ *    cJSON's doubles, so integrality is judged on the double: 1.0 and 1e3
+ *    are integers, 1.5 is not, and beyond 2^53 (year 287396 in ms) a
+ *    number is read as the nearest double.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aimdb/history.h"
+#include "aimx_internal.h"
+
+#define AIMX_REQUEST_DEPTH 16
+
+typedef enum param_kind {
+    PARAM_STRING,
+    PARAM_TIME, /* Unix ms: aimdb_history_ts_from_double */
+    PARAM_LIMIT /* 1 .. max_limit */
+} param_kind;
+
+typedef struct param_spec {
+    const char *name;
+    param_kind kind;
+} param_spec;
+
+#define MAX_PARAMS 4
+
+typedef struct method_spec {
+    const char *name;
+    aimx_method method;
+    param_spec params[MAX_PARAMS];
+    size_t nparams;
+} method_spec;
+
+/* record.list's "name" is an addition to C.4: a pattern that narrows a
+ * list too big for one reply. */
+static const method_spec methods[] = {
+    {"record.list", AIMX_RECORD_LIST, {{"name", PARAM_STRING}}, 1},
+    {"record.get", AIMX_RECORD_GET, {{"record", PARAM_STRING}, {"name", PARAM_STRING}}, 2},
+    {"record.query", AIMX_RECORD_QUERY,
+     {{"name", PARAM_STRING}, {"limit", PARAM_LIMIT}, {"start", PARAM_TIME},
+      {"end", PARAM_TIME}},
+     4},
+};
+
+static const char *const envelope_names[] = {"id", "method", "params"};
+enum { MEMBER_ID, MEMBER_METHOD, MEMBER_PARAMS, N_MEMBERS };
+
+/* ----------------------------------------------------------- the payload */
+
+static bool check_scan(const aimx_json_scan *scan, aimx_error *err) {
+    switch (scan->status) {
+    case AIMX_JSON_OK:
+        return true;
+    case AIMX_JSON_SYNTAX:
+        return aimx_fail(err, AIMX_PARSE_ERROR, "invalid JSON at byte %zu", scan->error_at);
+    case AIMX_JSON_UTF8:
+        return aimx_fail(err, AIMX_PARSE_ERROR, "invalid UTF-8 at byte %zu", scan->error_at);
+    case AIMX_JSON_DEEP:
+        return aimx_fail(err, AIMX_INVALID_REQUEST,
+                         "nesting deeper than %d levels at byte %zu; a request is a flat "
+                         "object with a flat params object",
+                         AIMX_REQUEST_DEPTH, scan->error_at);
+    }
+    return aimx_fail(err, AIMX_INTERNAL_ERROR, "unknown scan status");
+}
+
+/* The id to echo: the root's only "id", as written, if a number or string. */
+static bool take_id(const aimx_json_scan *scan, aimx_request *req, aimx_error *err) {
+    if (scan->id_count != 1) return true;
+    char first = scan->id[0];
+    if (first != '"' && first != '-' && (first < '0' || first > '9')) return true;
+    req->id = malloc(scan->id_len + 1);
+    if (!req->id) return aimx_fail(err, AIMX_INTERNAL_ERROR, "out of memory reading the id");
+    memcpy(req->id, scan->id, scan->id_len);
+    req->id[scan->id_len] = '\0';
+    return true;
+}
+
+/* ------------------------------------------------------------- members */
+
+typedef enum member_problem { MEMBERS_OK, MEMBER_UNKNOWN, MEMBER_DUPLICATE } member_problem;
+
+/* Sort obj's members into found[] by name; the first unknown or repeated
+ * member in document order is returned in *bad. */
+static member_problem find_members(const cJSON *obj, const char *const *names, size_t n,
+                                   const cJSON **found, const cJSON **bad) {
+    for (size_t i = 0; i < n; i++) found[i] = NULL;
+    for (const cJSON *m = obj->child; m; m = m->next) {
+        size_t i = 0;
+        while (i < n && strcmp(m->string, names[i]) != 0) i++;
+        *bad = m;
+        if (i == n) return MEMBER_UNKNOWN;
+        if (found[i]) return MEMBER_DUPLICATE;
+        found[i] = m;
+    }
+    return MEMBERS_OK;
+}
+
+static const method_spec *find_method(const char *name) {
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+        if (strcmp(methods[i].name, name) == 0) return &methods[i];
+    return NULL;
+}
+
+/* ---------------------------------------------------------- parameters */
+
+/* A number whose double value is an integer in [1, max]. */
+static bool limit_in(const cJSON *item, uint32_t max, int64_t *out) {
+    int64_t i;
+    if (!cJSON_IsNumber(item) || !aimdb_history_ts_from_double(item->valuedouble, &i))
+        return false;
+    if (i < 1 || i > (int64_t)max) return false;
+    *out = i;
+    return true;
+}
+
+static bool check_param(const param_spec *spec, const cJSON *item, const aimx_limits *lim,
+                        int64_t *number, aimx_error *err) {
+    switch (spec->kind) {
+    case PARAM_STRING:
+        if (cJSON_IsString(item)) return true;
+        return aimx_fail(err, AIMX_INVALID_PARAMS, "params.%s must be a string", spec->name);
+    case PARAM_TIME:
+        if (cJSON_IsNumber(item) && aimdb_history_ts_from_double(item->valuedouble, number))
+            return true;
+        return aimx_fail(err, AIMX_INVALID_PARAMS,
+                         "params.%s must be an integer Unix time in ms (within int64)",
+                         spec->name);
+    case PARAM_LIMIT:
+        if (limit_in(item, lim->max_limit, number)) return true;
+        return aimx_fail(err, AIMX_INVALID_PARAMS, "params.%s must be an integer from 1 to %u",
+                         spec->name, (unsigned)lim->max_limit);
+    }
+    return aimx_fail(err, AIMX_INTERNAL_ERROR, "unknown parameter kind");
+}
+
+static void list_names(const method_spec *m, char *out, size_t cap) {
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < m->nparams && used < cap; i++)
+        used += (size_t)snprintf(out + used, cap - used, "%s%s", i ? ", " : "", m->params[i].name);
+}
+
+static bool member_error(member_problem problem, const cJSON *bad, const method_spec *m,
+                         aimx_error *err) {
+    aimx_preview name = aimx_preview_of(bad->string);
+    if (problem == MEMBER_DUPLICATE)
+        return aimx_fail(err, AIMX_INVALID_REQUEST, "duplicate %s \"%s\"",
+                         m ? "parameter" : "member", name.text);
+    if (!m)
+        return aimx_fail(err, AIMX_INVALID_REQUEST,
+                         "unknown member \"%s\" in the request (a request has id, method "
+                         "and params)",
+                         name.text);
+    char known[64];
+    list_names(m, known, sizeof(known));
+    return aimx_fail(err, AIMX_INVALID_PARAMS, "unknown parameter \"%s\" for %s (it takes %s)",
+                     name.text, m->name, known);
+}
+
+/* Fill req from the method's parameters; found[i] matches m->params[i]. */
+static bool assemble(const method_spec *m, const cJSON *const *found, const int64_t *number,
+                     aimx_request *req, aimx_error *err) {
+    switch (m->method) {
+    case AIMX_RECORD_LIST:
+        req->name = found[0] ? found[0]->valuestring : NULL;
+        return true;
+    case AIMX_RECORD_GET:
+        if (found[0] && found[1])
+            return aimx_fail(err, AIMX_INVALID_PARAMS,
+                             "give params.record or params.name, not both");
+        if (!found[0] && !found[1])
+            return aimx_fail(err, AIMX_INVALID_PARAMS,
+                             "params.record is required (the record's name)");
+        req->name = (found[0] ? found[0] : found[1])->valuestring;
+        return true;
+    case AIMX_RECORD_QUERY:
+        req->name = found[0] ? found[0]->valuestring : NULL;
+        req->has_limit = found[1] != NULL;
+        req->limit = (uint32_t)number[1];
+        req->has_start = found[2] != NULL;
+        req->start_ms = number[2];
+        req->has_end = found[3] != NULL;
+        req->end_ms = number[3];
+        if (req->has_start && req->has_end && req->start_ms > req->end_ms)
+            return aimx_fail(err, AIMX_INVALID_PARAMS,
+                             "params.start (%lld) is after params.end (%lld)",
+                             (long long)req->start_ms, (long long)req->end_ms);
+        return true;
+    }
+    return aimx_fail(err, AIMX_INTERNAL_ERROR, "unknown method");
+}
+
+static bool parse_params(const method_spec *m, const cJSON *params, const aimx_limits *lim,
+                         aimx_request *req, aimx_error *err) {
+    const cJSON *found[MAX_PARAMS] = {NULL};
+    int64_t number[MAX_PARAMS] = {0};
+    if (params) {
+        if (!cJSON_IsObject(params))
+            return aimx_fail(err, AIMX_INVALID_PARAMS, "params must be an object");
+        const char *names[MAX_PARAMS];
+        for (size_t i = 0; i < m->nparams; i++) names[i] = m->params[i].name;
+        const cJSON *bad;
+        member_problem problem = find_members(params, names, m->nparams, found, &bad);
+        if (problem != MEMBERS_OK) return member_error(problem, bad, m, err);
+    }
+    for (size_t i = 0; i < m->nparams; i++)
+        if (found[i] && !check_param(&m->params[i], found[i], lim, &number[i], err))
+            return false;
+    return assemble(m, found, number, req, err);
+}
+
+/* ------------------------------------------------------------- request */
+
+static bool parse_envelope(const aimx_limits *lim, aimx_request *req, aimx_error *err) {
+    const cJSON *root = req->tree;
+    if (!cJSON_IsObject(root))
+        return aimx_fail(err, AIMX_INVALID_REQUEST,
+                         cJSON_IsArray(root)
+                             ? "the request must be a JSON object; batches are not supported"
+                             : "the request must be a JSON object");
+    const cJSON *member[N_MEMBERS], *bad;
+    member_problem problem = find_members(root, envelope_names, N_MEMBERS, member, &bad);
+    if (problem != MEMBERS_OK) return member_error(problem, bad, NULL, err);
+
+    const cJSON *id = member[MEMBER_ID];
+    if (id && !cJSON_IsNumber(id) && !cJSON_IsString(id) && !cJSON_IsNull(id))
+        return aimx_fail(err, AIMX_INVALID_REQUEST, "id must be a number or a string");
+    const cJSON *method = member[MEMBER_METHOD];
+    if (!method) return aimx_fail(err, AIMX_INVALID_REQUEST, "method is missing");
+    if (!cJSON_IsString(method))
+        return aimx_fail(err, AIMX_INVALID_REQUEST, "method must be a string");
+    const method_spec *m = find_method(method->valuestring);
+    if (!m)
+        return aimx_fail(err, AIMX_METHOD_NOT_FOUND,
+                         "unknown method \"%s\" (methods: record.list, record.get, "
+                         "record.query)",
+                         aimx_preview_of(method->valuestring).text);
+    req->method = m->method;
+    return parse_params(m, member[MEMBER_PARAMS], lim, req, err);
+}
+
+bool aimx_request_parse(const void *payload, size_t len, const aimx_limits *lim,
+                        aimx_request *req, aimx_error *err) {
+    memset(req, 0, sizeof(*req));
+    if (len == 0)
+        return aimx_fail(err, AIMX_PARSE_ERROR,
+                         "empty request; send a JSON object such as "
+                         "{\"id\":1,\"method\":\"record.list\"}");
+    if (len > lim->max_request_bytes)
+        return aimx_fail(err, AIMX_INVALID_REQUEST, "request is %zu bytes, over the limit of %zu",
+                         len, lim->max_request_bytes);
+    aimx_json_scan scan;
+    aimx_json_scan_text(payload, len, AIMX_REQUEST_DEPTH, &scan);
+    if (!check_scan(&scan, err) || !take_id(&scan, req, err)) return false;
+    if (scan.has_nul)
+        return aimx_fail(err, AIMX_INVALID_REQUEST,
+                         "strings in a request must not contain \\u0000");
+    req->tree = cJSON_ParseWithLength(payload, len);
+    if (!req->tree)
+        return aimx_fail(err, AIMX_INTERNAL_ERROR, "out of memory parsing the request");
+    return parse_envelope(lim, req, err);
+}
+
+void aimx_request_release(aimx_request *req) {
+    free(req->id);
+    cJSON_Delete(req->tree);
+    req->id = NULL;
+    req->tree = NULL;
+}
