@@ -139,6 +139,7 @@ typedef struct aimx_piece {
     const char *text;
     size_t len;
 } aimx_piece;
+size_t aimx_pieces_len(const aimx_piece *pieces, size_t n);
 char *aimx_reply_concat(const aimx_piece *pieces, size_t n, size_t *len);
 
 /* ----------------------------------------------------------- the handler */

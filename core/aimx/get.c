@@ -77,8 +77,8 @@ static bool answer_value(const aimx_call *call, const aimx_request *req, aimdb_r
     const char *id = req->id ? req->id : "null";
     aimx_piece pieces[] = {{"{\"id\":", 6}, {id, strlen(id)}, {",\"result\":", 10}, {json, n},
                            {"}", 1}};
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) total += pieces[i].len;
+    size_t npieces = sizeof(pieces) / sizeof(pieces[0]);
+    size_t total = aimx_pieces_len(pieces, npieces);
     size_t max = call->x->limits.max_reply_bytes;
     bool ok = false;
     if (scan.status != AIMX_JSON_OK) {
@@ -91,7 +91,7 @@ static bool answer_value(const aimx_call *call, const aimx_request *req, aimdb_r
                   name.text, total, max);
     } else {
         size_t len = 0;
-        char *text = aimx_reply_concat(pieces, sizeof(pieces) / sizeof(pieces[0]), &len);
+        char *text = aimx_reply_concat(pieces, npieces, &len);
         aimx_answer(call->x->rt, call->reply, call->reply_ctx, text, len);
         ok = true;
     }

@@ -29,7 +29,7 @@ typedef struct query_call {
     size_t max_reply;
     aimdb_aimx_reply_fn reply;
     void *reply_ctx;
-    const char *pattern; /* points into text[] */
+    const char *pattern; /* points into id[], after the id */
     char id[];           /* JSON text of the id, then the pattern */
 } query_call;
 
@@ -61,16 +61,15 @@ static void answer_rows(const query_call *q, const aimdb_history_result *res) {
     aimx_piece pieces[] = {{reply_head, strlen(reply_head)}, {q->id, strlen(q->id)},
                            {head, (size_t)head_len}, {values, values_len},
                            {reply_tail, strlen(reply_tail)}};
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) total += pieces[i].len;
-    if (total > q->max_reply) { /* see envelope_bytes */
+    size_t n = sizeof(pieces) / sizeof(pieces[0]);
+    if (aimx_pieces_len(pieces, n) > q->max_reply) { /* see envelope_bytes */
         aimx_error err;
         too_big(q, &err);
         aimx_answer_error(q->rt, q->reply, q->reply_ctx, q->id, &err);
         return;
     }
     size_t len = 0;
-    char *text = aimx_reply_concat(pieces, sizeof(pieces) / sizeof(pieces[0]), &len);
+    char *text = aimx_reply_concat(pieces, n, &len);
     aimx_answer(q->rt, q->reply, q->reply_ctx, text, len);
 }
 

@@ -123,9 +123,14 @@ char *aimx_reply_tree(const char *id, cJSON *result, size_t max_bytes, size_t *t
     return out;
 }
 
-char *aimx_reply_concat(const aimx_piece *pieces, size_t n, size_t *len) {
+size_t aimx_pieces_len(const aimx_piece *pieces, size_t n) {
     size_t total = 0;
     for (size_t i = 0; i < n; i++) total += pieces[i].len;
+    return total;
+}
+
+char *aimx_reply_concat(const aimx_piece *pieces, size_t n, size_t *len) {
+    size_t total = aimx_pieces_len(pieces, n);
     char *out = malloc(total + 1);
     if (!out) return NULL;
     char *w = out;
