@@ -37,8 +37,21 @@ run: build
 	@echo "aimdb: mosquitto with the AimDB plugin on localhost:1883, history in ./data/"
 	mosquitto -c conf/mosquitto.conf
 
+# Every benchmark in bench/ (each prints its own ratios against a baseline).
 bench: build
-	$(BUILD)/bench_core
+	@set -e; for b in $(BUILD)/bench_*; do \
+	  [ -x "$$b" ] || continue; echo "== $$(basename $$b)"; "$$b"; done
+
+# A long run of the AimX request fuzzer (clang + libFuzzer, ASan + UBSan).
+FUZZ_RUNS ?= 10000000
+FUZZ_TIME ?= 3600
+
+fuzz: build
+	@test -x $(BUILD)/aimx_fuzz || { echo "make fuzz: needs clang with libFuzzer (clang, libclang-rt-14-dev)"; exit 1; }
+	mkdir -p $(BUILD)/fuzz-corpus $(BUILD)/fuzz-artifacts
+	$(BUILD)/aimx_fuzz -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
+	  -dict=fuzz/aimx.dict -artifact_prefix=$(BUILD)/fuzz-artifacts/ -print_final_stats=1 \
+	  $(BUILD)/fuzz-corpus fuzz/corpus/aimx
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)

@@ -4,7 +4,7 @@
 # `make test` on a prepared machine touches nothing.
 set -eu
 
-PACKAGES="build-essential cmake pkg-config clang
+PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev
 mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
 libsqlite3-dev sqlite3 libpaho-mqtt-dev libcjson-dev libcmocka-dev
 valgrind"
