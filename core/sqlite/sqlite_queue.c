@@ -22,6 +22,7 @@ int sq_queue_init(sq_queue *q, uint32_t cap, uint32_t batch_rows, int64_t flush_
     if (!q->slots) return AIMDB_ENOMEM;
     q->cap = cap;
     q->batch_rows = batch_rows;
+    q->max_batch = cap / 2 > batch_rows ? cap / 2 : batch_rows;
     q->flush_ms = flush_ms;
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -173,7 +174,7 @@ static void wait_until_locked(sq_queue *q, int64_t deadline_ms) {
     pthread_cond_timedwait(&q->writer_wake, &q->lock, &ts);
 }
 
-sq_work sq_queue_next_work(sq_queue *q, int64_t retry_at_ms, uint32_t *n,
+sq_work sq_queue_next_work(sq_queue *q, int64_t retry_at_ms, uint32_t max_rows, uint32_t *n,
                            sq_cleanup **cleanup) {
     pthread_mutex_lock(&q->lock);
     for (;;) {
@@ -182,10 +183,10 @@ sq_work sq_queue_next_work(sq_queue *q, int64_t retry_at_ms, uint32_t *n,
         bool due = rows_due_locked(q, now);
         /* Rows and cleanup chunks alternate, so neither starves the other. */
         if (due && !held && !(q->cleanups && q->rows_went_last)) {
-            uint32_t room = q->batch_rows > q->taken ? q->batch_rows - q->taken : 0;
+            uint32_t room = q->max_batch > q->taken ? q->max_batch - q->taken : 0;
             uint32_t waiting = q->count - q->taken;
             q->taken += waiting < room ? waiting : room;
-            *n = q->taken;
+            *n = max_rows && max_rows < q->taken ? max_rows : q->taken;
             q->rows_went_last = true;
             pthread_mutex_unlock(&q->lock);
             return SQ_WORK_ROWS;
@@ -212,6 +213,9 @@ const sq_slot *sq_queue_taken(const sq_queue *q, uint32_t i) { return slot_at(q,
 static void release_locked(sq_queue *q, uint32_t n, bool committed) {
     q->head = (q->head + n) % q->cap;
     q->count -= n;
+    /* An empty ring starts over at slot 0, so a queue that never gets deep
+     * only ever grows buffers for its first few slots. */
+    if (q->count == 0) q->head = 0;
     q->finished += n;
     if (!committed) q->dropped += n;
     pthread_cond_broadcast(&q->progress);

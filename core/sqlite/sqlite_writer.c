@@ -27,8 +27,6 @@
  * and the retry loop takes over (so the thread stays responsive). */
 #define WRITER_BUSY_MS 1000
 #define ERROR_LOG_INTERVAL_MS 10000
-/* Write-ahead log is truncated back to this after checkpoints. */
-#define JOURNAL_SIZE_LIMIT "67108864"
 
 static const char *sync_pragma(aimdb_sqlite_sync s) {
     switch (s) {
@@ -74,8 +72,7 @@ static int configure(sq_backend *b, char *err, size_t errlen) {
     sqlite3_busy_timeout(db, WRITER_BUSY_MS);
     int rc = b->memory ? AIMDB_OK : enable_wal(db, err, errlen);
     if (rc == AIMDB_OK) rc = sq_exec(db, sync_pragma(b->opts.synchronous), err, errlen);
-    if (rc == AIMDB_OK)
-        rc = sq_exec(db, "PRAGMA journal_size_limit=" JOURNAL_SIZE_LIMIT, err, errlen);
+    if (rc == AIMDB_OK) rc = sq_exec(db, SQ_WRITER_PRAGMAS, err, errlen);
     if (rc == AIMDB_OK) rc = sq_exec(db, SQ_SCHEMA_SQL, err, errlen);
     if (rc != AIMDB_OK) return rc;
     b->page_size = query_int(db, "PRAGMA page_size");
@@ -192,12 +189,15 @@ static int commit_batch(sq_backend *b, uint32_t n, char *why, size_t whylen) {
     return rc;
 }
 
-/* Retry state of the writer thread. */
+/* Retry state of the writer thread.  After a failure the next attempt
+ * commits half as many rows (down to one): on a nearly full disk whatever
+ * still fits gets written, and the size grows back after a success. */
 typedef struct retry_state {
     int64_t retry_at;    /* monotonic ms; 0 = not backing off */
     int64_t backoff;
     int64_t give_up_at;  /* set once failing while closing */
     uint64_t failures;   /* consecutive */
+    uint32_t max_rows;   /* 0 = no cap */
 } retry_state;
 
 static void batch_failed(sq_backend *b, retry_state *r, uint32_t n, const char *why) {
@@ -205,6 +205,7 @@ static void batch_failed(sq_backend *b, retry_state *r, uint32_t n, const char *
     atomic_fetch_add_explicit(&b->write_errors, 1, memory_order_relaxed);
     sq_queue_commit_failed(&b->queue);
     r->failures++;
+    r->max_rows = n > 1 ? n / 2 : 1;
     r->backoff = r->backoff ? r->backoff * 2 : RETRY_MIN_MS;
     if (r->backoff > RETRY_MAX_MS) r->backoff = RETRY_MAX_MS;
     r->retry_at = now + r->backoff;
@@ -227,9 +228,13 @@ static void batch_failed(sq_backend *b, retry_state *r, uint32_t n, const char *
 
 static void batch_committed(sq_backend *b, retry_state *r, uint32_t n) {
     sq_queue_finish(&b->queue, n, true);
-    if (r->failures)
-        aimdb_log(b->rt, AIMDB_LOG_INFO, "history: writing to %s resumed after %llu failures",
-                  b->opts.path, (unsigned long long)r->failures);
+    uint64_t held;
+    if (r->failures && aimdb_log_limit_pass(&b->resume_log, aimdb_monotonic_ms(),
+                                            ERROR_LOG_INTERVAL_MS, &held))
+        aimdb_log(b->rt, AIMDB_LOG_INFO,
+                  "history: writing to %s resumed after %llu failures (%llu resumptions not "
+                  "logged)",
+                  b->opts.path, (unsigned long long)r->failures, (unsigned long long)held);
     *r = (retry_state){0};
 }
 
@@ -324,7 +329,7 @@ static void *writer_main(void *arg) {
     for (;;) {
         uint32_t n = 0;
         sq_cleanup *c = NULL;
-        sq_work w = sq_queue_next_work(&b->queue, retry.retry_at, &n, &c);
+        sq_work w = sq_queue_next_work(&b->queue, retry.retry_at, retry.max_rows, &n, &c);
         if (w == SQ_WORK_EXIT) break;
         if (w == SQ_WORK_CLEANUP) {
             cleanup_step(b, c);
