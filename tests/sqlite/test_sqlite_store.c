@@ -343,6 +343,25 @@ static void test_bad_options_and_arguments(void **state) {
     assert_int_equal(aimdb_sqlite_sync_parse("NORMAL", &s), AIMDB_EINVAL);
     assert_int_equal(aimdb_sqlite_sync_parse(NULL, &s), AIMDB_EINVAL);
 
+    /* A database that cannot be written is refused at open, clearly. */
+    char *dir = fixture_tmpdir();
+    char *path = fixture_path(dir, "ro.db");
+    o = (aimdb_sqlite_options){.path = path};
+    b = fixture_open(&o);
+    b.ops->close(b.self);
+    char uri[1024];
+    snprintf(uri, sizeof(uri), "file:%s?mode=ro", path);
+    o.path = uri;
+    assert_int_equal(aimdb_sqlite_open(&o, &b, err, sizeof(err)), AIMDB_EIO);
+    assert_non_null(strstr(err, "read-only"));
+    fixture_exec(path, "DROP INDEX idx_record_time"); /* and one without its index */
+    o.path = path;
+    err[0] = '\0';
+    assert_int_equal(aimdb_sqlite_open(&o, &b, err, sizeof(err)), AIMDB_OK);
+    b.ops->close(b.self); /* the index is created again */
+    free(path);
+    fixture_rmtree(dir);
+
     b = open_memory();
     assert_int_equal(b.ops->store(b.self, "", "1", 1, 0), AIMDB_EINVAL);
     assert_int_equal(b.ops->store(b.self, NULL, "1", 1, 0), AIMDB_EINVAL);

@@ -129,6 +129,90 @@ static void test_close_with_full_queue_loses_nothing(void **state) {
     fixture_rmtree(dir);
 }
 
+/* ------------------------------------------------ timing of commits */
+
+typedef struct visible_probe {
+    aimdb_backend b;
+    size_t want;
+} visible_probe;
+
+static bool rows_visible(void *ctx) {
+    visible_probe *v = ctx;
+    fixture_rows rows = {0};
+    aimdb_query_params q = {.pattern = "*"};
+    bool ok = fixture_query(v->b, &q, &rows) == AIMDB_OK && rows.n == v->want;
+    fixture_rows_free(&rows);
+    return ok;
+}
+
+static void test_rows_commit_after_the_flush_interval(void **state) {
+    (void)state;
+    char *dir = fixture_tmpdir();
+    char *path = fixture_path(dir, "timer.db");
+    aimdb_sqlite_options o = {.path = path, .flush_interval_ms = 50};
+    visible_probe v = {.b = fixture_open(&o), .want = 3};
+    for (int64_t i = 0; i < 3; i++) store_number(v.b, "t", i, i);
+    /* Far fewer rows than a batch and no flush: only the timer commits. */
+    assert_true(fixture_wait(rows_visible, &v, 10000));
+    assert_true(stats_of(v.b).batches >= 1);
+    v.b.ops->close(v.b.self);
+    free(path);
+    fixture_rmtree(dir);
+}
+
+typedef struct cleanup_job {
+    aimdb_backend b;
+    uint64_t deleted;
+    int rc;
+    _Atomic bool done;
+} cleanup_job;
+
+static void *cleanup_everything(void *arg) {
+    cleanup_job *job = arg;
+    job->rc = job->b.ops->cleanup(job->b.self, NULL, NULL, 0, INT64_MAX, &job->deleted);
+    atomic_store(&job->done, true);
+    return NULL;
+}
+
+typedef struct shrink_probe {
+    const char *path;
+    int64_t below;
+} shrink_probe;
+
+static bool rows_below(void *ctx) {
+    shrink_probe *p = ctx;
+    return fixture_count(p->path, NULL) < p->below;
+}
+
+static void test_cleanup_lets_writes_through(void **state) {
+    (void)state;
+    char *dir = fixture_tmpdir();
+    char *path = fixture_path(dir, "sweep.db");
+    aimdb_sqlite_options o = {.path = path};
+    cleanup_job job = {.b = fixture_open(&o)};
+    const int64_t old_rows = 200000; /* 40 chunks to delete */
+    for (int64_t i = 0; i < old_rows; i++) store_number(job.b, "old", i, i);
+    assert_int_equal(job.b.ops->flush(job.b.self), AIMDB_OK);
+
+    pthread_t sweeper;
+    assert_int_equal(pthread_create(&sweeper, NULL, cleanup_everything, &job), 0);
+    shrink_probe started = {path, old_rows};
+    assert_true(fixture_wait(rows_below, &started, 10000)); /* a chunk is gone */
+    store_number(job.b, "new", 1, 1);
+    assert_int_equal(job.b.ops->flush(job.b.self), AIMDB_OK);
+    /* The row was committed between two chunks, long before the last. */
+    assert_false(atomic_load(&job.done));
+    pthread_join(sweeper, NULL);
+    assert_int_equal(job.rc, AIMDB_OK);
+    /* "new" sorts before "old", where the sweep already was: it waits for
+     * the next sweep. */
+    assert_int_equal(job.deleted, old_rows);
+    assert_int_equal(fixture_count(path, NULL), 1);
+    job.b.ops->close(job.b.self);
+    free(path);
+    fixture_rmtree(dir);
+}
+
 /* ---------------------------------------------------- failures */
 
 typedef struct error_probe {
@@ -226,6 +310,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_queries_while_writer_commits),
         cmocka_unit_test(test_close_with_full_queue_loses_nothing),
+        cmocka_unit_test(test_rows_commit_after_the_flush_interval),
+        cmocka_unit_test(test_cleanup_lets_writes_through),
         cmocka_unit_test(test_disk_full_recovers),
         cmocka_unit_test(test_locked_database_recovers),
     };
