@@ -1,0 +1,137 @@
+/*
+ * main.js -- the dashboard's wiring: connect, subscribe, ask history, go live.
+ *
+ * The problem this page exists to prove solved: a panel that stayed empty
+ * after every restart or page load until the next hourly value arrived.
+ * Here, on every connect, the page
+ *   1. subscribes to its reply topic and to the live topics (first, so that
+ *      nothing published while the queries run is lost: see cities.js),
+ *   2. asks record.query for the latest value of every city and fills the
+ *      panel from the answer at once,
+ *   3. asks record.query for the last hours of every city for the charts,
+ *   4. then updates cards and charts in place from live messages.
+ * A reconnect repeats all of it: the broker may have restarted, and the
+ * messages sent while we were away are in its history, not in our socket.
+ */
+import mqtt from 'mqtt';
+
+import { createAimxClient } from './aimx.js';
+import { createCityTable } from './cities.js';
+import { readConfig } from './config.js';
+import { createAccuracyPanel } from './panel.js';
+import { createStatusBanner } from './status.js';
+import { decodePayload, valueNumber } from './values.js';
+
+/* crypto.getRandomValues, unlike randomUUID, also works on plain http://LAN-address pages. */
+function randomSuffix() {
+  const bytes = crypto.getRandomValues(new Uint8Array(6));
+  return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/* [[stored_at, number]] per city from a record.query answer. */
+function pointsByCity(values, mapping) {
+  const byCity = new Map();
+  for (const row of values) {
+    const city = mapping.cityFromRecord(row.record);
+    if (city === null) continue;
+    if (!byCity.has(city)) byCity.set(city, []);
+    byCity.get(city).push([row.stored_at, valueNumber(row.value)]);
+  }
+  return byCity;
+}
+
+function start(config) {
+  const { brokerUrl, mapping, historyMs, historyPoints } = config;
+  const hours = historyMs / 3600000;
+  document.getElementById('window').textContent = `· charts: last ${hours} h`;
+  const status = createStatusBanner(document.getElementById('status'));
+  const panel = createAccuracyPanel(document.getElementById('accuracy'), hours);
+  const table = createCityTable(historyMs);
+
+  const clientId = `aimdb-dashboard-${randomSuffix()}`;
+  const replyTopic = `aimdb/dashboard/${clientId}/reply`;
+  const client = mqtt.connect(brokerUrl, {
+    protocolVersion: 5,
+    clientId,
+    clean: true,
+    connectTimeout: 5000,
+    reconnectPeriod: 2000,
+    resubscribe: false, /* we subscribe on every connect, before querying */
+  });
+  const aimx = createAimxClient(client, replyTopic);
+  status.connecting(brokerUrl);
+  panel.loading('Connecting to the broker…');
+
+  async function loadLatest() {
+    try {
+      const result = await aimx.request('record.query', { name: mapping.recordPattern });
+      for (const row of result.values) {
+        const city = mapping.cityFromRecord(row.record);
+        if (city !== null && table.applyLatest(city, row.value, row.stored_at))
+          panel.showValue(city, row.value, row.stored_at);
+      }
+      panel.empty(`No data yet: waiting for the first value on ${mapping.topicFilter}.`);
+    } catch (err) {
+      if (err.code === 'disconnected') return; /* the next connect asks again */
+      status.queryError('latest values', err);
+      panel.failed(`Could not read the latest values: ${err.message}`);
+    }
+  }
+
+  async function loadHistory() {
+    const now = Date.now();
+    try {
+      const result = await aimx.request('record.query',
+        { name: mapping.recordPattern, start: now - historyMs, limit: historyPoints });
+      const byCity = pointsByCity(result.values, mapping);
+      for (const city of new Set([...table.names(), ...byCity.keys()]))
+        panel.showSeries(city, table.applyHistory(city, byCity.get(city) ?? [], now).series);
+    } catch (err) {
+      if (err.code === 'disconnected') return;
+      status.queryError(`last ${hours} h`, err);
+      panel.seriesUnavailable(`history unavailable: ${err.message}`);
+    }
+  }
+
+  client.on('connect', async () => {
+    table.beginConnection();
+    try {
+      await client.subscribeAsync([replyTopic, mapping.topicFilter], { qos: 0 });
+    } catch (err) { /* mqtt.js rejects when the broker refuses a filter (e.g. its ACL) */
+      status.queryError('subscribe', { code: 'subscribe_failed', message: err.message });
+      return;
+    }
+    status.live(brokerUrl);
+    loadLatest();
+    loadHistory();
+  });
+
+  client.on('message', (topic, payload) => {
+    const city = mapping.cityFromTopic(topic);
+    if (city === null) return; /* a reply: aimx.js handles it */
+    const value = decodePayload(payload);
+    const c = table.applyLive(city, value, valueNumber(value), Date.now());
+    panel.showValue(city, value, c.at);
+    panel.showSeries(city, c.series);
+  });
+
+  client.on('close', () => {
+    aimx.failAll('the connection to the broker closed');
+    status.unreachable(brokerUrl);
+    panel.loading('Waiting for the broker…');
+  });
+
+  client.on('error', (err) => {
+    /* A refused connect (credentials, protocol) says why here; errors on a
+     * live connection are not about reaching the broker. */
+    if (!client.connected) status.unreachable(brokerUrl, err.message);
+  });
+}
+
+let config;
+try {
+  config = readConfig(window.location);
+} catch (err) {
+  createStatusBanner(document.getElementById('status')).configError(err.message);
+}
+if (config) start(config);

@@ -1,0 +1,109 @@
+/*
+ * panel.js -- the forecast accuracy panel: one card per city, in name order,
+ * with its latest value, when that value was stored, and its history chart.
+ *
+ * The panel's own state is in data-state on its root: `loading` until the
+ * first answer, `empty` when history and live both have nothing yet, `error`
+ * when the latest values could not be read and none is shown, `filled` once
+ * any city has a value (and from then on: values stay on screen).  Each card carries data-city and its value
+ * element data-value (the number, or the raw JSON when there is none), so
+ * tests and scripts read what a person sees without scraping formatted text.
+ */
+import { createHistoryChart } from './chart.js';
+import { formatValue, valueNumber } from './values.js';
+
+const timeOfDay = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+const dateAndTime = new Intl.DateTimeFormat(undefined, {
+  month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit',
+});
+
+function when(at) {
+  const d = new Date(at);
+  return d.toDateString() === new Date().toDateString() ? timeOfDay.format(d) : dateAndTime.format(d);
+}
+
+function element(tag, className, text) {
+  const el = document.createElement(tag);
+  if (className) el.className = className;
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+/* The panel inside `root` (which holds .cards and .panel-note); hours names the chart window. */
+export function createAccuracyPanel(root, hours) {
+  const cardsEl = root.querySelector('.cards');
+  const noteEl = root.querySelector('.panel-note');
+  const cards = new Map(); /* city -> {el, valueEl, timeEl, chartNote, chart, drawn} */
+  let pendingNote = 'loading history…'; /* under a chart not drawn yet */
+
+  function card(city) {
+    let c = cards.get(city);
+    if (c) return c;
+    const el = element('article', 'card');
+    el.dataset.city = city;
+    const head = element('header');
+    head.append(element('h2', null, city));
+    const timeEl = element('time');
+    head.append(timeEl);
+    const valueEl = element('p', 'value', '–');
+    const chartEl = element('div', 'chart');
+    const chartNote = element('p', 'chart-note', pendingNote);
+    el.append(head, valueEl, chartEl, chartNote);
+    /* Insert in name order so a city arriving late lands where a reader expects it. */
+    const after = [...cards.keys()].sort().find((name) => name > city);
+    cardsEl.insertBefore(el, after ? cards.get(after).el : null);
+    c = { el, valueEl, timeEl, chartNote, chart: createHistoryChart(chartEl, city), drawn: false };
+    cards.set(city, c);
+    return c;
+  }
+
+  return {
+    /* Loading state with a note, e.g. while (re)connecting; cards stay. */
+    loading(note) {
+      if (cards.size) return;
+      root.dataset.state = 'loading';
+      noteEl.textContent = note;
+    },
+
+    /* No city has a value: say what the panel is waiting for. */
+    empty(note) {
+      if (cards.size) return;
+      root.dataset.state = 'empty';
+      noteEl.textContent = note;
+    },
+
+    /* The latest values could not be read; shown only while no card is. */
+    failed(note) {
+      if (cards.size) return;
+      root.dataset.state = 'error';
+      noteEl.textContent = note;
+    },
+
+    showValue(city, value, at) {
+      const c = card(city);
+      const n = valueNumber(value);
+      c.valueEl.textContent = formatValue(value);
+      c.valueEl.dataset.value = n === null ? JSON.stringify(value) : String(n);
+      c.timeEl.dateTime = new Date(at).toISOString();
+      c.timeEl.textContent = when(at);
+      c.el.classList.remove('updated');
+      void c.el.offsetWidth; /* restart the highlight animation */
+      c.el.classList.add('updated');
+      root.dataset.state = 'filled';
+      noteEl.textContent = '';
+    },
+
+    showSeries(city, points) {
+      const c = card(city);
+      c.chart.setPoints(points);
+      c.drawn = true;
+      c.chartNote.textContent = points.length ? '' : `no values in the last ${hours} h`;
+    },
+
+    /* History could not be read: say so under every chart not drawn yet. */
+    seriesUnavailable(why) {
+      pendingNote = why;
+      for (const c of cards.values()) if (!c.drawn) c.chartNote.textContent = why;
+    },
+  };
+}
