@@ -5,12 +5,14 @@
  * transaction; callers enqueue into a bounded queue.  Queries use separate
  * read connections so they never wait behind a batch.  Schema: contract C.3.
  *
- * Write errors (disk full, locked, read-only) never stop the process: the
- * writer logs them, counts them in write_errors, keeps the failed batch and
- * retries with backoff (reopening its connection after SQLITE_READONLY);
- * meanwhile the queue fills and store() waits, which the persist taps see as
- * lag.  Only at shutdown, after a grace period, are unwritable rows dropped
- * (counted in rows_failed and logged).
+ * Write errors (disk full, locked by another process, I/O errors such as a
+ * filesystem remounted read-only) never stop the process: the writer logs
+ * them, counts them in write_errors, keeps the failed rows and retries with
+ * backoff, halving the transaction each time so whatever still fits gets
+ * written; meanwhile the queue fills and store() waits, which the persist
+ * taps see as lag.  Only at shutdown, after a grace period, are unwritable
+ * rows dropped (counted in rows_failed and logged).  A file that cannot be
+ * opened for writing at all is refused by aimdb_sqlite_open.
  */
 #ifndef AIMDB_SQLITE_H
 #define AIMDB_SQLITE_H
