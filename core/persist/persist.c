@@ -49,23 +49,32 @@ static void close_backend(aimdb_persist *p) {
     pthread_rwlock_unlock(&p->backend_lock);
 }
 
+/* The hooks find the layer through the extension map, not a context
+ * pointer: they are registered before the layer exists, so a failed
+ * attach leaves behind hooks that find nothing, never a dangling pointer. */
 static int on_start(aimdb_db *db, void *ctx) {
-    (void)db;
-    aimdb_persist *p = ctx;
+    (void)ctx;
+    aimdb_persist *p = aimdb_persist_of(db);
+    if (!p || p->started) return 0; /* hooks of an earlier, failed attach */
+    p->started = true;
     int rc = query_service_start(p);
     if (rc == AIMDB_OK) rc = sweeper_start(p);
     return rc;
 }
 
-static int on_stop(aimdb_db *db, void *ctx) {
-    (void)db;
-    aimdb_persist *p = ctx;
+static void stop_layer(aimdb_persist *p) {
     pthread_mutex_lock(&p->lock);
     p->stopped = true;
     pthread_mutex_unlock(&p->lock);
     sweeper_stop(p);
     query_service_stop(p);
     close_backend(p);
+}
+
+static int on_stop(aimdb_db *db, void *ctx) {
+    (void)ctx;
+    aimdb_persist *p = aimdb_persist_of(db);
+    if (p) stop_layer(p);
     return 0;
 }
 
@@ -73,7 +82,7 @@ static int on_stop(aimdb_db *db, void *ctx) {
  * ran had no on_stop: its queued queries and its backend end here. */
 static void persist_free(void *value) {
     aimdb_persist *p = value;
-    on_stop(p->db, p);
+    stop_layer(p);
     for (size_t i = 0; i < p->ntaps; i++) {
         free(p->taps[i]->scratch);
         free(p->taps[i]);
@@ -110,32 +119,36 @@ static aimdb_persist *persist_new(aimdb_db *db, aimdb_backend backend,
     return p;
 }
 
+static int attach_error(aimdb_backend backend, int rc) {
+    backend.ops->close(backend.self);
+    return rc;
+}
+
 int aimdb_persist_attach(aimdb_db *db, aimdb_backend backend,
                          const aimdb_persist_options *opts, aimdb_persist **out) {
     if (!backend.ops) return AIMDB_EINVAL;
-    int rc = AIMDB_OK;
     if (!db || (opts && (opts->default_retention_ms < 0 || opts->sweep_interval_ms < 0)))
-        rc = AIMDB_EINVAL;
-    else if (aimdb_db_running(db) || aimdb_ext_get(db, AIMDB_PERSIST_EXT))
-        rc = AIMDB_ESTATE;
-    aimdb_persist *p = rc == AIMDB_OK ? persist_new(db, backend, opts) : NULL;
-    if (rc == AIMDB_OK && !p) rc = AIMDB_ENOMEM;
-    if (rc != AIMDB_OK) {
-        backend.ops->close(backend.self);
-        return rc;
-    }
-    /* From here the db owns p (and p the backend): every later failure is
-     * cleaned up by aimdb_db_free through persist_free. */
+        return attach_error(backend, AIMDB_EINVAL);
+    if (aimdb_db_running(db) || aimdb_ext_get(db, AIMDB_PERSIST_EXT) ||
+        aimdb_ext_get(db, AIMDB_HISTORY_EXT))
+        return attach_error(backend, AIMDB_ESTATE);
+    /* Hooks first: they fail with AIMDB_ESTATE on a stopped database. */
+    int rc = aimdb_db_on_start(db, on_start, NULL);
+    if (rc == AIMDB_OK) rc = aimdb_db_on_stop(db, on_stop, NULL);
+    if (rc != AIMDB_OK) return attach_error(backend, rc);
+    aimdb_persist *p = persist_new(db, backend, opts);
+    if (!p) return attach_error(backend, AIMDB_ENOMEM);
     rc = aimdb_ext_set(db, AIMDB_PERSIST_EXT, p, persist_free);
     if (rc != AIMDB_OK) {
-        persist_free(p);
+        persist_free(p); /* closes the backend */
         return rc;
     }
+    /* The db owns p now; only memory can still fail, and then the layer
+     * stays attached, persisting but not serving AimX, until the db is freed. */
     rc = aimdb_ext_set(db, AIMDB_HISTORY_EXT, &p->service, NULL);
-    if (rc == AIMDB_OK) rc = aimdb_db_on_start(db, on_start, p);
-    if (rc == AIMDB_OK) rc = aimdb_db_on_stop(db, on_stop, p);
     if (rc != AIMDB_OK) {
-        aimdb_log(p->rt, AIMDB_LOG_ERROR, "persist: attaching failed: %s", aimdb_strerror(rc));
+        aimdb_log(p->rt, AIMDB_LOG_ERROR, "persist: cannot publish the history service: %s",
+                  aimdb_strerror(rc));
         return rc;
     }
     if (out) *out = p;

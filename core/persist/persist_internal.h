@@ -74,6 +74,7 @@ struct aimdb_persist {
     persist_tap **taps;
     size_t ntaps, taps_cap;
     bool stopped;
+    bool started;               /* on_start ran; only the start/stop thread touches it */
 
     query_service queries;
     sweeper sweeper;

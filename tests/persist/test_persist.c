@@ -592,6 +592,16 @@ static void test_bad_calls_get_clear_errors(void **state) {
     db = aimdb_db_new(NULL);
     assert_int_equal(aimdb_db_start(db), AIMDB_OK);
     assert_int_equal(aimdb_persist_attach(db, fixture_open(&o), NULL, NULL), AIMDB_ESTATE);
+    aimdb_db_stop(db);
+    assert_int_equal(aimdb_persist_attach(db, fixture_open(&o), NULL, NULL), AIMDB_ESTATE);
+    aimdb_db_free(db);
+
+    /* Someone else serves history already: refused, not shadowed. */
+    db = aimdb_db_new(NULL);
+    static aimdb_history_service other;
+    assert_int_equal(aimdb_ext_set(db, AIMDB_HISTORY_EXT, &other, NULL), AIMDB_OK);
+    assert_int_equal(aimdb_persist_attach(db, fixture_open(&o), NULL, NULL), AIMDB_ESTATE);
+    assert_null(aimdb_persist_of(db));
     aimdb_db_free(db);
 }
 

@@ -101,11 +101,13 @@ typedef struct aimdb_persist_options {
 } aimdb_persist_options;
 
 /*
- * Attach persistence to an unstarted database (AIMDB_ESTATE otherwise).
- * Takes ownership of backend (closed by aimdb_db_stop, by aimdb_db_free if
- * the db never ran, or at once if this fails).  Publishes AIMDB_PERSIST_EXT
- * and the AIMDB_HISTORY_EXT service.  Retention is swept on a thread of its
- * own, at start and then every interval.  opts may be NULL.
+ * Attach persistence to an unstarted database (AIMDB_ESTATE otherwise, or
+ * if a persistence layer or history service is attached already).  Takes
+ * ownership of backend whatever the outcome: closed at once on failure,
+ * otherwise by aimdb_db_stop (or aimdb_db_free if the db never ran).  Publishes
+ * AIMDB_PERSIST_EXT and the AIMDB_HISTORY_EXT service.  Retention is swept
+ * on a thread of its own, at start and then every interval.  Call from the
+ * thread that owns start/stop.  opts may be NULL.
  */
 int aimdb_persist_attach(aimdb_db *db, aimdb_backend backend,
                          const aimdb_persist_options *opts, aimdb_persist **out);
