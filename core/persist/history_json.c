@@ -14,7 +14,7 @@
 
 #include "persist_internal.h"
 
-int json_buf_append(json_buf *b, const char *s, size_t n) {
+static int json_buf_append(json_buf *b, const char *s, size_t n) {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + n + 1) cap *= 2;

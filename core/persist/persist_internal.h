@@ -91,12 +91,11 @@ extern const aimdb_tap_ops persist_tap_ops;
 int persist_query_checked(aimdb_persist *p, const aimdb_query_params *q, aimdb_row_fn fn,
                           void *ctx, uint64_t *skipped, char *err, size_t errlen);
 
-/* history_json.c: a growable buffer and the values array of a query. */
+/* history_json.c: the values array of a query, in a growable buffer. */
 typedef struct json_buf {
-    char *data;
+    char *data;     /* NUL-terminated; owned by the caller (free) */
     size_t len, cap;
 } json_buf;
-int json_buf_append(json_buf *b, const char *s, size_t n);
 /* Fill out with the JSON array of {"record","value","stored_at"}; AIMDB_ETOOBIG
  * (err says how to narrow) if it would exceed max_bytes (0 = no cap). */
 int history_json_collect(aimdb_persist *p, const aimdb_query_params *q, size_t max_bytes,
