@@ -199,7 +199,7 @@ static double stack_rows_per_s(const char *path, const rowset *r, aimdb_persist_
     for (int i = 0; i < RECORDS; i++) {
         snprintf(name, sizeof(name), "bench::r%04d", i);
         if (aimdb_record_register(db, name, &ring, &aimdb_codec_json, &recs[i]) != AIMDB_OK ||
-            aimdb_persist_record(p, recs[i], 0) != AIMDB_OK)
+            aimdb_persist_record(p, recs[i], AIMDB_RETENTION_DEFAULT) != AIMDB_OK)
             die(name, "cannot persist");
     }
     if (aimdb_db_start(db) != AIMDB_OK) die("start", "failed");

@@ -196,7 +196,7 @@ static int add_tap_locked(aimdb_persist *p, aimdb_record *rec, int64_t retention
 }
 
 int aimdb_persist_record(aimdb_persist *p, aimdb_record *rec, int64_t retention_ms) {
-    if (!p || !rec || retention_ms < 0) return AIMDB_EINVAL;
+    if (!p || !rec || retention_ms < AIMDB_RETENTION_DEFAULT) return AIMDB_EINVAL;
     pthread_mutex_lock(&p->lock);
     int rc = AIMDB_OK;
     persist_tap *t = p->stopped ? NULL : find_tap_locked(p, rec);
@@ -208,7 +208,7 @@ int aimdb_persist_record(aimdb_persist *p, aimdb_record *rec, int64_t retention_
 
     char text[24];
     snprintf(text, sizeof(text), "%" PRId64,
-             retention_ms ? retention_ms : p->opts.default_retention_ms);
+             retention_ms == AIMDB_RETENTION_DEFAULT ? p->opts.default_retention_ms : retention_ms);
     rc = aimdb_record_set_attr(rec, "persist", "true");
     if (rc == AIMDB_OK) rc = aimdb_record_set_attr(rec, "retention_ms", text);
     return rc;

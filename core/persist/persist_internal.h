@@ -28,7 +28,7 @@ typedef struct persist_tap {
     aimdb_persist *p;
     aimdb_record *rec;
     const char *name;          /* the record's own name: lives as long as the db */
-    int64_t retention_ms;      /* guarded by p->lock; 0 = the default */
+    int64_t retention_ms;      /* guarded by p->lock; AIMDB_RETENTION_DEFAULT or own (0 = forever) */
     /* Touched only by the tap's callbacks, which never run concurrently. */
     char *scratch;             /* JSON of the current value; grows, never shrinks */
     size_t scratch_cap;

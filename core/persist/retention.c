@@ -27,14 +27,15 @@ typedef struct own_retention {
     int64_t retention_ms;
 } own_retention;
 
-/* Records with a retention of their own, copied under the lock (names
- * live as long as the database).  NULL with *n = 0 when there are none. */
+/* Records with a retention of their own (0 = forever included: they must be
+ * kept out of the default sweep too), copied under the lock (names live as
+ * long as the database).  NULL with *n = 0 when there are none. */
 static int snapshot_own(aimdb_persist *p, own_retention **out, size_t *n) {
     pthread_mutex_lock(&p->lock);
     own_retention *list = p->ntaps ? calloc(p->ntaps, sizeof(*list)) : NULL;
     size_t count = 0;
     for (size_t i = 0; list && i < p->ntaps; i++)
-        if (p->taps[i]->retention_ms)
+        if (p->taps[i]->retention_ms != AIMDB_RETENTION_DEFAULT)
             list[count++] = (own_retention){p->taps[i]->name, p->taps[i]->retention_ms};
     bool failed = p->ntaps && !list;
     pthread_mutex_unlock(&p->lock);
@@ -64,6 +65,7 @@ static int sweep_locked(aimdb_persist *p, uint64_t *deleted) {
     }
     for (size_t i = 0; i < n_own; i++) {
         except[i] = own[i].name;
+        if (own[i].retention_ms == 0) continue; /* kept forever */
         int rc = ops->cleanup(p->backend.self, own[i].name, NULL, 0,
                               cutoff_for(now, own[i].retention_ms), deleted);
         if (rc != AIMDB_OK) note_failure(p, rc, own[i].name, &first);

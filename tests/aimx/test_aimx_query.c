@@ -28,7 +28,7 @@ typedef struct fixture {
 static aimdb_record *persisted(fixture *f, const char *name, const aimdb_codec *codec) {
     aimdb_record *rec;
     assert_int_equal(aimdb_record_register(f->db, name, NULL, codec, &rec), AIMDB_OK);
-    assert_int_equal(aimdb_persist_record(f->persist, rec, 0), AIMDB_OK);
+    assert_int_equal(aimdb_persist_record(f->persist, rec, AIMDB_RETENTION_DEFAULT), AIMDB_OK);
     return rec;
 }
 

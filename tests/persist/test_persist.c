@@ -87,7 +87,7 @@ static void test_tap_stores_values_with_produce_time(void **state) {
     aimdb_persist_options po = {.default_retention_ms = 7 * 86400000LL};
     aimdb_persist *p = attach(db, ":memory:", &po, 0);
     aimdb_record *rec = record(db, "temp::a", AIMDB_BUFFER_DEFAULT, &aimdb_codec_double);
-    assert_int_equal(aimdb_persist_record(p, rec, 0), AIMDB_OK);
+    assert_int_equal(aimdb_persist_record(p, rec, AIMDB_RETENTION_DEFAULT), AIMDB_OK);
     char *attr = attr_of(rec, "persist");
     assert_string_equal(attr, "true");
     free(attr);
@@ -138,7 +138,7 @@ static void test_stop_with_full_queue_loses_nothing(void **state) {
     aimdb_persist *p = attach(db, path, NULL, 64); /* tiny queue: full all the time */
     aimdb_record *rec = record(db, "n", (aimdb_buffer_cfg){AIMDB_BUFFER_RING, 1 << 17},
                                &aimdb_codec_int64);
-    assert_int_equal(aimdb_persist_record(p, rec, 0), AIMDB_OK);
+    assert_int_equal(aimdb_persist_record(p, rec, AIMDB_RETENTION_DEFAULT), AIMDB_OK);
     assert_int_equal(aimdb_db_start(db), AIMDB_OK);
     const int64_t n = 50000;
     for (int64_t i = 0; i < n; i++)
@@ -149,7 +149,7 @@ static void test_stop_with_full_queue_loses_nothing(void **state) {
     assert_int_equal(s.rows_enqueued, n);
     assert_int_equal(s.backend.rows_stored, n);
     assert_int_equal(aimdb_persist_flush(p), AIMDB_ESTOPPED);
-    assert_int_equal(aimdb_persist_record(p, rec, 0), AIMDB_ESTOPPED);
+    assert_int_equal(aimdb_persist_record(p, rec, AIMDB_RETENTION_DEFAULT), AIMDB_ESTOPPED);
     assert_int_equal(aimdb_persist_latest(p, "*", 1, fixture_collect, NULL), AIMDB_ESTOPPED);
     aimdb_db_free(db);
     assert_int_equal(fixture_count(path, NULL), n);
@@ -172,7 +172,7 @@ static void test_values_without_json_are_rejected_and_counted(void **state) {
     aimdb_db *db = aimdb_db_new(NULL);
     aimdb_persist *p = attach(db, ":memory:", NULL, 0);
     aimdb_record *rec = record(db, "even", AIMDB_BUFFER_DEFAULT, &even_codec);
-    assert_int_equal(aimdb_persist_record(p, rec, 0), AIMDB_OK);
+    assert_int_equal(aimdb_persist_record(p, rec, AIMDB_RETENTION_DEFAULT), AIMDB_OK);
     assert_int_equal(aimdb_db_start(db), AIMDB_OK);
     for (int64_t i = 0; i < 10; i++) assert_int_equal(aimdb_produce(rec, &i, sizeof(i)), AIMDB_OK);
     settle(p, 10);
@@ -193,7 +193,7 @@ static void test_large_values_are_stored_whole(void **state) {
     aimdb_db *db = aimdb_db_new(NULL);
     aimdb_persist *p = attach(db, ":memory:", NULL, 0);
     aimdb_record *rec = record(db, "doc", AIMDB_BUFFER_DEFAULT, &aimdb_codec_json);
-    assert_int_equal(aimdb_persist_record(p, rec, 0), AIMDB_OK);
+    assert_int_equal(aimdb_persist_record(p, rec, AIMDB_RETENTION_DEFAULT), AIMDB_OK);
     assert_int_equal(aimdb_db_start(db), AIMDB_OK);
     size_t len = 100000;
     char *doc = malloc(len + 1);
@@ -218,7 +218,7 @@ static void test_tap_lag_is_counted(void **state) {
     aimdb_persist *p = attach(db, ":memory:", NULL, 0);
     aimdb_record *rec = record(db, "small", (aimdb_buffer_cfg){AIMDB_BUFFER_RING, 8},
                                &aimdb_codec_double);
-    assert_int_equal(aimdb_persist_record(p, rec, 0), AIMDB_OK);
+    assert_int_equal(aimdb_persist_record(p, rec, AIMDB_RETENTION_DEFAULT), AIMDB_OK);
     /* Before start no tap runs: the ring keeps only the last 8 of 100. */
     for (int i = 0; i < 100; i++) produce_double(rec, i, 1000 + i);
     assert_int_equal(aimdb_db_start(db), AIMDB_OK);
@@ -376,7 +376,7 @@ static void test_history_service_answers_json(void **state) {
     const char *names[] = {"a::1", "a::2", "b::1"};
     for (int i = 0; i < 3; i++) {
         aimdb_record *rec = record(db, names[i], AIMDB_BUFFER_DEFAULT, &aimdb_codec_double);
-        assert_int_equal(aimdb_persist_record(p, rec, 0), AIMDB_OK);
+        assert_int_equal(aimdb_persist_record(p, rec, AIMDB_RETENTION_DEFAULT), AIMDB_OK);
         for (int v = 0; v < 5; v++) produce_double(rec, v, 1000 + v);
     }
     assert_int_equal(aimdb_db_start(db), AIMDB_OK);
@@ -520,8 +520,8 @@ static void test_retention_at_start_and_per_record(void **state) {
     int64_t now = aimdb_runtime_pthread()->now_ms(NULL);
     aimdb_sqlite_options o = {.path = ":memory:"};
     aimdb_backend b = fixture_open(&o);
-    const char *names[] = {"short", "default", "gone::x", "forever-ish"};
-    for (int i = 0; i < 4; i++)
+    const char *names[] = {"short", "default", "gone::x", "forever-ish", "forever"};
+    for (int i = 0; i < 5; i++)
         for (int64_t age = 1; age <= 5; age++) /* 30, 60, ... 150 minutes old */
             store_row(NULL, b, names[i], "0", now - age * hour / 2 - 1000);
 
@@ -532,9 +532,11 @@ static void test_retention_at_start_and_per_record(void **state) {
     aimdb_record *shorter = record(db, "short", AIMDB_BUFFER_DEFAULT, &aimdb_codec_double);
     aimdb_record *dflt = record(db, "default", AIMDB_BUFFER_DEFAULT, &aimdb_codec_double);
     aimdb_record *longer = record(db, "forever-ish", AIMDB_BUFFER_DEFAULT, &aimdb_codec_double);
+    aimdb_record *forever = record(db, "forever", AIMDB_BUFFER_DEFAULT, &aimdb_codec_double);
     assert_int_equal(aimdb_persist_record(p, shorter, hour), AIMDB_OK);
-    assert_int_equal(aimdb_persist_record(p, dflt, 0), AIMDB_OK);
+    assert_int_equal(aimdb_persist_record(p, dflt, AIMDB_RETENTION_DEFAULT), AIMDB_OK);
     assert_int_equal(aimdb_persist_record(p, longer, 100 * hour), AIMDB_OK);
+    assert_int_equal(aimdb_persist_record(p, forever, 0), AIMDB_OK); /* retention=0: keep */
     assert_int_equal(aimdb_persist_flush(p), AIMDB_OK);
 
     /* The first sweep runs by itself at start (catch-up after downtime). */
@@ -543,21 +545,22 @@ static void test_retention_at_start_and_per_record(void **state) {
     assert_true(fixture_wait(swept_once, &t, 10000));
     aimdb_persist_stats s = stats(p);
     /* Rows are 30, 60, 90, 120 and 150 minutes (and a second) old.  short
-     * (1 h) loses 4; default and gone::x (2 h) lose 2 each; forever-ish none. */
+     * (1 h) loses 4; default and gone::x (2 h) lose 2 each; forever-ish and forever none. */
     assert_int_equal(s.swept, 8);
     assert_int_equal(s.sweep_errors, 0);
 
     fixture_rows rows = {0};
     aimdb_query_params q = {.pattern = "*"};
     assert_int_equal(aimdb_persist_query(p, &q, fixture_collect, &rows, NULL, 0), AIMDB_OK);
-    size_t per[4] = {0};
+    size_t per[5] = {0};
     for (size_t i = 0; i < rows.n; i++)
-        for (int n = 0; n < 4; n++)
+        for (int n = 0; n < 5; n++)
             if (strcmp(rows.v[i].record, names[n]) == 0) per[n]++;
     assert_int_equal(per[0], 1);
     assert_int_equal(per[1], 3);
     assert_int_equal(per[2], 3);
     assert_int_equal(per[3], 5);
+    assert_int_equal(per[4], 5);
     fixture_rows_free(&rows);
 
     /* A shorter retention takes effect at the next sweep. */
@@ -585,7 +588,8 @@ static void test_bad_calls_get_clear_errors(void **state) {
     assert_int_equal(aimdb_persist_attach(db, fixture_open(&o), NULL, NULL), AIMDB_ESTATE);
     aimdb_record *rec = record(db, "r", AIMDB_BUFFER_DEFAULT, &aimdb_codec_double);
     assert_int_equal(aimdb_persist_record(p, rec, -5), AIMDB_EINVAL);
-    assert_int_equal(aimdb_persist_record(NULL, rec, 0), AIMDB_EINVAL);
+    assert_int_equal(aimdb_persist_record(p, rec, AIMDB_RETENTION_DEFAULT - 1), AIMDB_EINVAL);
+    assert_int_equal(aimdb_persist_record(NULL, rec, AIMDB_RETENTION_DEFAULT), AIMDB_EINVAL);
     assert_int_equal(aimdb_persist_query(p, NULL, fixture_collect, NULL, NULL, 0), AIMDB_EINVAL);
     aimdb_db_free(db);
 

@@ -115,10 +115,15 @@ int aimdb_persist_attach(aimdb_db *db, aimdb_backend backend,
 /* The layer attached to db, or NULL. */
 aimdb_persist *aimdb_persist_of(aimdb_db *db);
 
+/* retention_ms of a record that follows the layer's default retention.
+ * 0 means keep forever, as everywhere else (aimdb.conf's retention=0). */
+#define AIMDB_RETENTION_DEFAULT (-1)
+
 /* Persist a record from now on (before or after start; AIMDB_ESTOPPED after
  * stop).  Again on the same record only updates the retention.
- * retention_ms 0 = the default, < 0 is AIMDB_EINVAL.  Sets the record's
- * attributes "persist" (true) and "retention_ms" (effective, 0 = forever). */
+ * retention_ms: AIMDB_RETENTION_DEFAULT, 0 = forever, or > 0; anything else
+ * is AIMDB_EINVAL.  Sets the record's attributes "persist" (true) and
+ * "retention_ms" (effective, 0 = forever). */
 int aimdb_persist_record(aimdb_persist *p, aimdb_record *rec, int64_t retention_ms);
 
 /*
