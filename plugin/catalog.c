@@ -1,0 +1,104 @@
+/*
+ * catalog.c -- every record name the plugin knows, by name.
+ *
+ * Ingest looks a routed name up here on every message, so this is a hash
+ * table (open addressing, FNV-1a, at most half full) rather than a walk of
+ * the database's records; it also keeps what the database does not: where
+ * each record's values come from (for ACLs) and names that exist only in
+ * history.  Broker thread only.  Entries are allocated one by one and
+ * never freed before catalog_free, so a pointer to an entry or its name
+ * stays valid for the plugin's whole life (acl.c relies on it).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "plugin.h"
+
+struct catalog {
+    catalog_entry **slots; /* hash table; NULL = empty */
+    size_t n_slots;        /* power of two */
+    catalog_entry **order; /* insertion order, for iteration */
+    size_t count, order_cap;
+};
+
+uint64_t catalog_hash(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    while (*s) h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+    return h;
+}
+
+catalog *catalog_new(void) {
+    catalog *c = calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    c->n_slots = 64;
+    c->slots = calloc(c->n_slots, sizeof(*c->slots));
+    if (!c->slots) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void catalog_free(catalog *c) {
+    if (!c) return;
+    for (size_t i = 0; i < c->count; i++) {
+        source_list_free(&c->order[i]->sources);
+        free(c->order[i]->name);
+        free(c->order[i]);
+    }
+    free(c->order);
+    free(c->slots);
+    free(c);
+}
+
+static catalog_entry **slot_for(catalog_entry **slots, size_t n_slots, const char *name) {
+    size_t i = (size_t)catalog_hash(name) & (n_slots - 1);
+    while (slots[i] && strcmp(slots[i]->name, name) != 0) i = (i + 1) & (n_slots - 1);
+    return &slots[i];
+}
+
+catalog_entry *catalog_find(catalog *c, const char *name) {
+    return *slot_for(c->slots, c->n_slots, name);
+}
+
+static bool grow(catalog *c) {
+    if (c->count == c->order_cap) {
+        size_t cap = c->order_cap ? c->order_cap * 2 : 64;
+        catalog_entry **order = realloc(c->order, cap * sizeof(*order));
+        if (!order) return false;
+        c->order = order;
+        c->order_cap = cap;
+    }
+    if ((c->count + 1) * 2 <= c->n_slots) return true;
+    size_t n_slots = c->n_slots * 2;
+    catalog_entry **slots = calloc(n_slots, sizeof(*slots));
+    if (!slots) return false;
+    for (size_t i = 0; i < c->count; i++)
+        *slot_for(slots, n_slots, c->order[i]->name) = c->order[i];
+    free(c->slots);
+    c->slots = slots;
+    c->n_slots = n_slots;
+    return true;
+}
+
+catalog_entry *catalog_add(catalog *c, const char *name, source_list *sources) {
+    catalog_entry *e = calloc(1, sizeof(*e));
+    if (!e || !(e->name = strdup(name)) || !grow(c)) {
+        if (e) free(e->name);
+        free(e);
+        return NULL;
+    }
+    e->sources = *sources;
+    memset(sources, 0, sizeof(*sources));
+    *slot_for(c->slots, c->n_slots, name) = e;
+    c->order[c->count++] = e;
+    return e;
+}
+
+size_t catalog_count(const catalog *c) {
+    return c->count;
+}
+
+catalog_entry *catalog_at(catalog *c, size_t i) {
+    return i < c->count ? c->order[i] : NULL;
+}

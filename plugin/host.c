@@ -1,0 +1,135 @@
+/*
+ * host.c -- the runtime libaimdb runs on inside Mosquitto.
+ *
+ * Two things differ from the default pthread runtime:
+ *
+ *   Threads block every signal.  The broker handles SIGINT/TERM/HUP/USR1/2
+ *   with flags its loop checks; a process signal delivered to one of our
+ *   threads instead would leave the broker asleep for up to 100 ms, and our
+ *   wake-up signal (wake.c) must reach the broker thread only.
+ *
+ *   Logs go to the broker's log, which is not thread-safe (with
+ *   `log_dest topic` it even publishes).  On the broker thread a line is
+ *   logged at once; from any other thread it is queued in the outbox and
+ *   logged at the next tick.  The queue is bounded: past LOG_BACKLOG lines
+ *   waiting, lines are counted and dropped, and the count is logged.
+ */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plugin.h"
+
+#define LOG_BACKLOG 4096
+#define LOG_LINE_MAX 1024
+
+static _Atomic uint64_t logs_dropped;
+
+bool on_broker_thread(const plugin *pl) {
+    return pthread_equal(pthread_self(), pl->broker_thread);
+}
+
+static int broker_level(aimdb_log_level level) {
+    switch (level) {
+    case AIMDB_LOG_DEBUG: return MOSQ_LOG_DEBUG;
+    case AIMDB_LOG_INFO: return MOSQ_LOG_INFO;
+    case AIMDB_LOG_WARNING: return MOSQ_LOG_WARNING;
+    default: return MOSQ_LOG_ERR;
+    }
+}
+
+typedef struct log_item {
+    outbox_item item;
+    aimdb_log_level level;
+    char text[];
+} log_item;
+
+static void report_dropped(void) {
+    uint64_t n = atomic_exchange(&logs_dropped, 0);
+    if (n)
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "aimdb: %llu log lines dropped (log backlog full)",
+                             (unsigned long long)n);
+}
+
+/* Log lines are written even at shutdown: they are the last word on what
+ * the stop did. */
+static void deliver_log(outbox_item *item, plugin *pl, bool broker_alive) {
+    (void)pl;
+    (void)broker_alive;
+    log_item *l = (log_item *)item;
+    report_dropped();
+    mosquitto_log_printf(broker_level(l->level), "aimdb: %s", l->text);
+    free(l);
+}
+
+static void host_log(void *self, aimdb_log_level level, const char *fmt, va_list ap) {
+    plugin *pl = self;
+    char line[LOG_LINE_MAX];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    if (on_broker_thread(pl)) {
+        report_dropped();
+        mosquitto_log_printf(broker_level(level), "aimdb: %s", line);
+        return;
+    }
+    size_t len = strlen(line);
+    log_item *l = outbox_depth(&pl->outbox) < LOG_BACKLOG ? malloc(sizeof(*l) + len + 1) : NULL;
+    if (!l) {
+        atomic_fetch_add(&logs_dropped, 1);
+        return;
+    }
+    l->item.deliver = deliver_log;
+    l->level = level;
+    memcpy(l->text, line, len + 1);
+    outbox_push(pl, &l->item, false);
+}
+
+static int host_spawn(void *self, const char *name, void *(*fn)(void *), void *arg,
+                      aimdb_thread **out) {
+    (void)self;
+    const aimdb_runtime *base = aimdb_runtime_pthread();
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old); /* inherited by the new thread */
+    int rc = base->spawn(base->self, name, fn, arg, out);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+static void host_join(void *self, aimdb_thread *t) {
+    (void)self;
+    const aimdb_runtime *base = aimdb_runtime_pthread();
+    base->join(base->self, t);
+}
+
+static int64_t host_now_ms(void *self) {
+    (void)self;
+    const aimdb_runtime *base = aimdb_runtime_pthread();
+    return base->now_ms(base->self);
+}
+
+static void host_sleep_ms(void *self, int64_t ms) {
+    (void)self;
+    const aimdb_runtime *base = aimdb_runtime_pthread();
+    base->sleep_ms(base->self, ms);
+}
+
+void host_runtime_init(plugin *pl) {
+    pl->runtime = (aimdb_runtime){
+        .spawn = host_spawn,
+        .join = host_join,
+        .now_ms = host_now_ms,
+        .sleep_ms = host_sleep_ms,
+        .log = host_log,
+        .self = pl,
+    };
+}
+
+void plugin_log(plugin *pl, aimdb_log_level level, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    host_log(pl, level, fmt, ap);
+    va_end(ap);
+}

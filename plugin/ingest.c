@@ -1,0 +1,93 @@
+/*
+ * ingest.c -- MOSQ_EVT_MESSAGE: every PUBLISH the broker accepts, routed to
+ * its record.
+ *
+ * This runs on the broker thread for every message, so it does only what
+ * cannot wait: route the topic (O(1) for exact filters), find the record
+ * (a hash lookup; a record is opened on the first value of a new name),
+ * and produce, which copies the payload and returns without waiting for
+ * any consumer.  Serialising to JSON, persisting and committing happen on
+ * aimdb's threads.  The message itself is never altered or refused: the
+ * callback always returns success, so a device's traffic flows exactly as
+ * it would without the plugin.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "plugin.h"
+
+#define NAME_ON_STACK 256
+#define DROP_LOG_INTERVAL_MS 10000
+
+static void note_drop(plugin *pl, const char *topic, const char *why) {
+    pl->counters.dropped++;
+    uint64_t held = 0;
+    if (aimdb_log_limit_pass(&pl->drop_log, aimdb_monotonic_ms(), DROP_LOG_INTERVAL_MS, &held))
+        plugin_log(pl, AIMDB_LOG_WARNING,
+                   "message on '%s' not recorded: %s (%llu similar since the last report)",
+                   topic, why, (unsigned long long)held);
+}
+
+/* The catalog entry for a routed name, with its record open.  Two rules
+ * can produce the same name with different options; the first to open the
+ * record decides them, and the disagreement is logged once. */
+static catalog_entry *entry_for(plugin *pl, const ruleset *rs, size_t rule, const char *name,
+                                const char *topic) {
+    catalog_entry *e = catalog_find(pl->catalog, name);
+    if (!e) {
+        source_list src;
+        if (source_from_topic(rs, rule, topic, &src) != AIMDB_OK) return NULL;
+        if (!(e = catalog_add(pl->catalog, name, &src))) {
+            source_list_free(&src);
+            return NULL;
+        }
+    }
+    if (!e->record) {
+        if (records_open(pl, e, rs, rule) != AIMDB_OK) return NULL;
+    } else if (!e->warned_conflict && rs->options[rule].codec != e->options.codec) {
+        e->warned_conflict = true;
+        plugin_log(pl, AIMDB_LOG_WARNING,
+                   "record %s gets values from aimdb.conf:%u, which says another format than "
+                   "the rule that opened it (line %u); it keeps the first rule's format",
+                   name, rs->options[rule].line, e->options.line);
+    }
+    return e;
+}
+
+static void ingest(plugin *pl, const struct mosquitto_evt_message *ev) {
+    const ruleset *rs = pl->rules;
+    size_t topic_len = strlen(ev->topic);
+    char stack_name[NAME_ON_STACK], *name = stack_name;
+    aimdb_route route;
+    int rc = aimdb_router_route(rs->router, ev->topic, topic_len, name, sizeof(stack_name), &route);
+    if (rc == AIMDB_ENOTFOUND) {
+        pl->counters.unrouted++;
+        return;
+    }
+    if (rc == AIMDB_ETOOBIG) {
+        if (!(name = malloc(route.name_len + 1))) {
+            note_drop(pl, ev->topic, "out of memory");
+            return;
+        }
+        rc = aimdb_router_route(rs->router, ev->topic, topic_len, name, route.name_len + 1,
+                                &route);
+    }
+    if (rc != AIMDB_OK) {
+        note_drop(pl, ev->topic, "its rule makes an empty record name");
+    } else if (qos2_is_duplicate(pl, ev)) {
+        pl->counters.duplicates++;
+    } else {
+        catalog_entry *e = entry_for(pl, rs, route.rule, name, ev->topic);
+        const void *payload = ev->payloadlen ? ev->payload : ""; /* never NULL */
+        rc = e ? aimdb_produce(e->record, payload, ev->payloadlen) : AIMDB_ENOMEM;
+        if (rc == AIMDB_OK) pl->counters.routed++;
+        else note_drop(pl, ev->topic, e ? aimdb_strerror(rc) : "its record cannot be opened");
+    }
+    if (name != stack_name) free(name);
+}
+
+int ingest_on_message(int event, void *event_data, void *userdata) {
+    (void)event;
+    ingest(userdata, event_data);
+    return MOSQ_ERR_SUCCESS;
+}

@@ -1,0 +1,103 @@
+/*
+ * metrics.c -- $SYS/broker/aimdb/...: what the plugin did, published next
+ * to the broker's own $SYS tree, at its sys_interval, retained, and only
+ * the values that changed (as Mosquitto does for its own).
+ *
+ * Mosquitto does not tell plugins its sys_interval, so it is read from the
+ * configuration file the broker was started with (-c, found in
+ * /proc/self/cmdline): the last `sys_interval N` there, else Mosquitto's
+ * default of 10 s; 0 turns the metrics off like it turns off $SYS.
+ * A sys_interval set in an include_dir file is not seen (10 s is used).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plugin.h"
+
+#define DEFAULT_SYS_INTERVAL_S 10
+
+/* The path after -c / --config-file in the broker's command line, or "". */
+static void broker_config_path(char *out, size_t cap) {
+    out[0] = '\0';
+    FILE *f = fopen("/proc/self/cmdline", "r");
+    if (!f) return;
+    char args[4096];
+    size_t n = fread(args, 1, sizeof(args) - 1, f);
+    fclose(f);
+    args[n] = '\0';
+    for (size_t i = 0; i < n; i += strlen(args + i) + 1) {
+        const char *arg = args + i;
+        bool flag = strcmp(arg, "-c") == 0 || strcmp(arg, "--config-file") == 0;
+        size_t next = i + strlen(arg) + 1;
+        if (flag && next < n) snprintf(out, cap, "%s", args + next);
+    }
+}
+
+static int64_t broker_sys_interval_s(void) {
+    char path[4096];
+    broker_config_path(path, sizeof(path));
+    FILE *f = *path ? fopen(path, "r") : NULL;
+    int64_t seconds = DEFAULT_SYS_INTERVAL_S;
+    if (!f) return seconds;
+    char line[1024];
+    while (fgets(line, sizeof(line), f)) {
+        long long v;
+        char rest[2];
+        if (sscanf(line, " sys_interval %lld %1s", &v, rest) == 1 && v >= 0) seconds = v;
+    }
+    fclose(f);
+    return seconds;
+}
+
+void metrics_init(plugin *pl) {
+    memset(&pl->metrics, 0, sizeof(pl->metrics));
+    pl->metrics.interval_ms = broker_sys_interval_s() * 1000;
+    pl->metrics.next_ms = aimdb_monotonic_ms();
+}
+
+static void publish_value(const char *name, uint64_t value) {
+    char topic[128], text[32];
+    snprintf(topic, sizeof(topic), "$SYS/broker/aimdb/%s", name);
+    int len = snprintf(text, sizeof(text), "%" PRIu64, value);
+    mosquitto_broker_publish_copy(NULL, topic, len, text, 0, true, NULL);
+}
+
+void metrics_tick(plugin *pl) {
+    metrics *m = &pl->metrics;
+    int64_t now = aimdb_monotonic_ms();
+    if (m->interval_ms <= 0 || now < m->next_ms) return;
+    m->next_ms = now + m->interval_ms;
+
+    aimdb_persist_stats ps;
+    aimdb_persist_stats_get(pl->persist, &ps);
+    const plugin_counters *c = &pl->counters;
+    const struct {
+        const char *name;
+        uint64_t value;
+    } values[] = {
+        {"messages/routed", c->routed},
+        {"messages/unrouted", c->unrouted},
+        {"messages/dropped", c->dropped},
+        {"messages/duplicates", c->duplicates},
+        {"rows/stored", ps.backend.rows_stored},
+        {"rows/rejected", ps.rows_rejected},
+        {"rows/dropped", ps.rows_lagged + ps.rows_store_failed + ps.backend.rows_failed},
+        {"rows/write_errors", ps.backend.write_errors},
+        {"queue/depth", ps.backend.queue_depth},
+        {"batch/rows", ps.backend.last_batch_rows},
+        {"batch/commit_us", (uint64_t)(ps.backend.last_commit_us > 0 ? ps.backend.last_commit_us : 0)},
+        {"database/bytes", (uint64_t)(ps.backend.db_bytes > 0 ? ps.backend.db_bytes : 0)},
+        {"records", aimdb_db_record_count(pl->db)},
+        {"requests", c->requests},
+    };
+    _Static_assert(sizeof(values) / sizeof(values[0]) <= sizeof(m->last) / sizeof(m->last[0]),
+                   "metrics.last is too small");
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        if (m->published_once && m->last[i] == values[i].value) continue;
+        m->last[i] = values[i].value;
+        publish_value(values[i].name, values[i].value);
+    }
+    m->published_once = true;
+}

@@ -1,0 +1,302 @@
+/*
+ * plugin.h -- the Mosquitto plugin's shared state and the seams between its
+ * files.  Internal to plugin/; the broker sees only mosquitto_plugin_*.
+ *
+ * The plugin is glue: broker events become library calls.  Mosquitto's API
+ * is single-threaded, so the rule that shapes every file here is which
+ * thread may touch what:
+ *
+ *   broker thread   every MOSQ_EVT_* callback, plugin init/cleanup, and
+ *                   every mosquitto_* call (publish, log, ACL check).  It
+ *                   owns the rule set, the catalog and the request registry
+ *                   without locks, and never waits on I/O or SQL.
+ *   aimdb threads   tap workers, the SQLite writer, query threads, the
+ *                   retention sweeper.  They reach the broker only through
+ *                   the outbox (replies, log lines), which the broker
+ *                   thread drains on MOSQ_EVT_TICK after a wake-up signal.
+ */
+#ifndef AIMDB_PLUGIN_H
+#define AIMDB_PLUGIN_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include "aimdb/aimdb.h"
+#include "aimdb/aimx.h"
+#include "aimdb/mqtt_conf.h"
+#include "aimdb/mqtt_route.h"
+#include "aimdb/payload.h"
+#include "aimdb/persist.h"
+
+#define PLUGIN_REQUEST_TOPIC "$CONTROL/aimdb/v1"
+#define PLUGIN_RESPONSE_TOPIC "$CONTROL/aimdb/v1/response"
+#define PLUGIN_DEFAULT_DATABASE "./data/aimdb.db"
+
+typedef struct plugin plugin;
+
+/* ------------------------------------------------------------- outbox.c */
+
+/* Work handed to the broker thread.  deliver runs there exactly once, with
+ * broker_alive false when the plugin is shutting down (publish nothing),
+ * and frees the item. */
+typedef struct outbox_item outbox_item;
+struct outbox_item {
+    outbox_item *next;
+    void (*deliver)(outbox_item *item, plugin *pl, bool broker_alive);
+};
+
+typedef struct outbox {
+    pthread_mutex_t lock;
+    outbox_item *head, **tail; /* FIFO, guarded by lock */
+    size_t depth;              /* items queued, guarded by lock */
+    bool wake_pending;         /* a wake-up was sent and not yet drained */
+} outbox;
+
+void outbox_init(outbox *o);
+void outbox_destroy(outbox *o);
+/* Queue an item (any thread).  urgent: make the broker thread drain soon
+ * (signalled only if no wake-up is already on its way). */
+void outbox_push(plugin *pl, outbox_item *item, bool urgent);
+/* Broker thread: deliver every queued item in order. */
+void outbox_drain(plugin *pl, bool broker_alive);
+size_t outbox_depth(outbox *o);
+
+/* --------------------------------------------------------------- wake.c */
+
+/* Interrupts the broker's epoll_wait with a real-time signal. */
+typedef struct wake {
+    pthread_t broker;
+    int signo; /* 0: no free signal; replies then wait for the next tick */
+} wake;
+
+/* Broker thread, at init: pick an unused real-time signal, install a no-op
+ * handler.  Returns false (and logs) if none is free. */
+bool wake_install(wake *w);
+/* Any thread other than the broker's. */
+void wake_broker(const wake *w);
+/* At cleanup, once no thread can call wake_broker: ignore the signal. */
+void wake_uninstall(wake *w);
+
+/* --------------------------------------------------------------- host.c */
+
+/* The runtime libaimdb runs on inside the broker: threads that block every
+ * signal (process signals belong to the broker thread) and logs that reach
+ * the broker's log from the broker thread only. */
+void host_runtime_init(plugin *pl);
+/* Log through the broker thread (plugin's own messages; any thread). */
+void plugin_log(plugin *pl, aimdb_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+bool on_broker_thread(const plugin *pl);
+
+/* ------------------------------------------------------------- config.c */
+
+/* What the broker gave us at init, copied: on reload Mosquitto passes no
+ * options, so the same file and overrides are read again. */
+typedef struct plugin_options {
+    char *config_path;       /* plugin_opt_config, or NULL */
+    size_t n_overrides;
+    char **keys, **values;   /* every other plugin_opt_<key> */
+} plugin_options;
+
+int options_copy(plugin_options *out, const struct mosquitto_opt *opts, int n, char *err,
+                 size_t errlen);
+void options_free(plugin_options *o);
+/* Read aimdb.conf (or nothing if no path) and apply the overrides.
+ * Errors read "aimdb.conf:LINE: reason" or "plugin_opt_KEY: reason". */
+int config_load(const plugin_options *o, aimdb_conf **out, char *err, size_t errlen);
+/* The database path the settings name (the default if none). */
+const char *config_database(const aimdb_conf *conf);
+
+/* -------------------------------------------------------------- rules.c */
+
+/* One aimdb.conf rule, as the plugin applies it to records. */
+typedef struct rule_options {
+    const aimdb_codec *codec;
+    aimdb_buffer_cfg buffer;
+    bool persist;
+    int64_t retention_ms;  /* for aimdb_persist_record: 0 = the default */
+    unsigned line;
+} rule_options;
+
+/* A parsed aimdb.conf and the router built from it; replaced whole on
+ * reload.  Broker thread only. */
+typedef struct ruleset {
+    aimdb_conf *conf;       /* owned */
+    aimdb_router *router;   /* rule i = conf->rules[i] */
+    rule_options *options;  /* per rule */
+} ruleset;
+
+/* Takes ownership of conf (freed on error too). */
+int ruleset_build(aimdb_conf *conf, ruleset **out, char *err, size_t errlen);
+void ruleset_free(ruleset *rs);
+
+/* ------------------------------------------------------------- source.c */
+
+/* The topics a record's values come from, for ACL checks: the rule's
+ * filter with each placeholder the name template uses filled in; '+' and
+ * '#' the template does not use stay wildcards. */
+#define SOURCE_MAX 4 /* more candidate topics than this: ambiguous, none kept */
+
+typedef struct source_list {
+    size_t n;
+    char *topics[SOURCE_MAX];
+} source_list;
+
+/* From a topic that was routed to rule (ingest). */
+int source_from_topic(const ruleset *rs, size_t rule, const char *topic, source_list *out);
+/* From a record name alone (history, reload): the first rule whose template
+ * can produce the name and whose filter routes back to it.  AIMDB_ENOTFOUND
+ * if no rule does.  Sets *rule. */
+int source_from_name(const ruleset *rs, const char *name, size_t *rule, source_list *out);
+void source_list_free(source_list *s);
+
+/* ------------------------------------------------------------ catalog.c */
+
+/* Every record name the plugin knows: live records and names found in
+ * history.  Entries are never removed and their names never move, so other
+ * threads may keep pointers to them until the plugin is torn down. */
+typedef struct catalog_entry {
+    char *name;
+    aimdb_record *record;   /* NULL until a value arrives (history only) */
+    source_list sources;    /* empty: no rule produces this name */
+    rule_options options;   /* the options the record was opened with */
+    bool warned_conflict;   /* logged that another rule disagrees */
+} catalog_entry;
+
+typedef struct catalog catalog;
+
+/* FNV-1a of a name; the catalog's and the ACL views' hash. */
+uint64_t catalog_hash(const char *name);
+catalog *catalog_new(void);
+void catalog_free(catalog *c);
+catalog_entry *catalog_find(catalog *c, const char *name);
+/* Add a name (sources moved in).  NULL on ENOMEM. */
+catalog_entry *catalog_add(catalog *c, const char *name, source_list *sources);
+size_t catalog_count(const catalog *c);
+catalog_entry *catalog_at(catalog *c, size_t i);
+
+/* ------------------------------------------------------------ records.c */
+
+/* Register entry's record with the rule's options, its attributes and its
+ * persistence.  Broker thread. */
+int records_open(plugin *pl, catalog_entry *e, const ruleset *rs, size_t rule);
+/* Re-apply a rule to an existing record (reload): persistence on, new
+ * retention; anything that needs a new record is logged. */
+void records_update(plugin *pl, catalog_entry *e, const ruleset *rs, size_t rule);
+/* Catalog every fixed-name rule's record, opening it. */
+int records_open_fixed(plugin *pl, const ruleset *rs);
+/* Catalog every history name some rule produces (no record opened). */
+int records_scan_history(plugin *pl, const ruleset *rs);
+
+/* ---------------------------------------------------------------- acl.c */
+
+/* Which catalog names one client may see, computed on the broker thread
+ * (where the broker's ACL check may run) and then read-only on any
+ * thread. */
+typedef struct acl_view acl_view;
+
+/* Resolve the broker's ACL check.  False (logged) if it is missing: every
+ * record is then hidden from every client. */
+bool acl_init(plugin *pl);
+acl_view *acl_view_new(plugin *pl, struct mosquitto *client);
+void acl_view_free(acl_view *v);
+/* aimdb_aimx_allow_fn over a view. */
+bool acl_view_allows(const char *record, void *view);
+
+/* ---------------------------------------------------------------- qos2.c */
+
+/* Is this QoS 2 PUBLISH a retransmission the broker already holds?
+ * Mosquitto 2.0.11 raises MOSQ_EVT_MESSAGE before its own duplicate check. */
+void qos2_init(plugin *pl);
+bool qos2_is_duplicate(plugin *pl, const struct mosquitto_evt_message *ev);
+
+/* -------------------------------------------------------------- reply.c */
+
+typedef struct request request;
+
+/* Broker thread: a request from client, replied to per contract C.4. */
+request *request_new(plugin *pl, const struct mosquitto_evt_control *ev);
+/* The aimdb_aimx_reply_fn for a request (any thread). */
+void request_reply(char *reply, size_t len, void *req);
+/* Broker thread: the client left; its pending replies are dropped. */
+void requests_client_gone(plugin *pl, const struct mosquitto *client);
+acl_view *request_view(request *r);
+
+/* ---------------------------------------------------------- callbacks */
+
+int ingest_on_message(int event, void *event_data, void *userdata);
+int control_on_request(int event, void *event_data, void *userdata);
+int reload_on_reload(int event, void *event_data, void *userdata);
+
+/* ------------------------------------------------------------ metrics.c */
+
+typedef struct metrics {
+    int64_t interval_ms;   /* the broker's sys_interval; 0 = off */
+    int64_t next_ms;
+    uint64_t last[16];     /* last published values, to publish changes only */
+    bool published_once;
+} metrics;
+
+void metrics_init(plugin *pl);
+/* Broker thread, on every tick: publish $SYS/broker/aimdb/... when due. */
+void metrics_tick(plugin *pl);
+
+/* -------------------------------------------------------------- setup.c */
+
+/* Open the database, history and request handler for a configuration and
+ * start them; on failure everything opened is closed again. */
+int setup_open(plugin *pl, const aimdb_conf *conf, char *err, size_t errlen);
+/* Stop (taps drained, history committed) and free. */
+void setup_close(plugin *pl);
+
+/* --------------------------------------------------------------- state */
+
+typedef struct plugin_counters {
+    uint64_t routed;       /* messages produced into a record */
+    uint64_t unrouted;     /* messages no rule matched */
+    uint64_t dropped;      /* routed but not produced (too big, bad name, ENOMEM) */
+    uint64_t duplicates;   /* QoS 2 retransmissions skipped */
+    uint64_t requests;     /* $CONTROL/aimdb/v1 requests */
+} plugin_counters;
+
+typedef int (*broker_acl_check_fn)(struct mosquitto *context, const char *topic,
+                                   uint32_t payloadlen, void *payload, uint8_t qos,
+                                   bool retain, int access);
+
+struct plugin {
+    mosquitto_plugin_id_t *id;
+    size_t callbacks_registered; /* plugin.c: how many of its table */
+    pthread_t broker_thread;
+    aimdb_runtime runtime;      /* host.c */
+    outbox outbox;
+    wake wake;
+    plugin_options options;
+
+    /* Broker thread only. */
+    ruleset *rules;
+    catalog *catalog;
+    request *requests;          /* in flight, reply.c */
+    plugin_counters counters;
+    metrics metrics;
+    broker_acl_check_fn acl_check;
+    struct {
+        void *store_find;       /* db__message_store_find, or NULL */
+        bool layout_ok;         /* the broker's context layout was verified */
+        bool layout_checked;
+    } qos2;
+    aimdb_log_limit drop_log;
+
+    /* Opened by setup.c. */
+    aimdb_db *db;
+    aimdb_persist *persist;
+    aimdb_aimx *aimx;
+    char *database_path;
+};
+
+#endif

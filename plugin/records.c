@@ -1,0 +1,162 @@
+/*
+ * records.c -- turning aimdb.conf rules into records.
+ *
+ * A record is opened the first time a value arrives for its name (templated
+ * names cannot be known before), except records with a fixed name, which
+ * exist from start-up so record.list shows them at once.  Opening means:
+ * register with the rule's codec and buffer, describe it for record.list
+ * (topic_filter, format), and attach persistence if the rule says persist.
+ *
+ * Names found only in history are catalogued without a record, so their
+ * history stays visible (and ACL-checked) after a restart; they get a
+ * record when their next value arrives.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "plugin.h"
+
+static void describe(plugin *pl, aimdb_record *rec, const aimdb_conf_rule *r) {
+    int rc = aimdb_record_set_attr_string(rec, "topic_filter", r->topic_filter);
+    if (rc == AIMDB_OK)
+        rc = aimdb_record_set_attr_string(rec, "format", aimdb_payload_format_name(r->format));
+    if (rc != AIMDB_OK)
+        plugin_log(pl, AIMDB_LOG_WARNING, "record %s: cannot set its description: %s",
+                   aimdb_record_name(rec), aimdb_strerror(rc));
+}
+
+static int persist(plugin *pl, aimdb_record *rec, const rule_options *o) {
+    int rc = aimdb_persist_record(pl->persist, rec, o->retention_ms);
+    if (rc != AIMDB_OK)
+        plugin_log(pl, AIMDB_LOG_ERROR, "record %s (aimdb.conf:%u): cannot persist it: %s",
+                   aimdb_record_name(rec), o->line, aimdb_strerror(rc));
+    return rc;
+}
+
+int records_open(plugin *pl, catalog_entry *e, const ruleset *rs, size_t rule) {
+    const rule_options *o = &rs->options[rule];
+    aimdb_record *rec;
+    int rc = aimdb_record_register(pl->db, e->name, &o->buffer, o->codec, &rec);
+    if (rc != AIMDB_OK) {
+        plugin_log(pl, AIMDB_LOG_ERROR, "record %s (aimdb.conf:%u): cannot register it: %s",
+                   e->name, o->line, aimdb_strerror(rc));
+        return rc;
+    }
+    describe(pl, rec, &rs->conf->rules[rule]);
+    e->record = rec;
+    e->options = *o;
+    e->options.persist = o->persist && persist(pl, rec, o) == AIMDB_OK;
+    return AIMDB_OK;
+}
+
+void records_update(plugin *pl, catalog_entry *e, const ruleset *rs, size_t rule) {
+    const rule_options *o = &rs->options[rule];
+    if (!e->record) return; /* opened with the new rule when a value comes */
+    if (o->codec != e->options.codec || memcmp(&o->buffer, &e->options.buffer, sizeof(o->buffer)))
+        plugin_log(pl, AIMDB_LOG_WARNING,
+                   "record %s: aimdb.conf:%u changes its buffer or format; the record keeps "
+                   "its current ones until the broker restarts", e->name, o->line);
+    if (o->persist) {
+        if (persist(pl, e->record, o) == AIMDB_OK) {
+            e->options.persist = true;
+            e->options.retention_ms = o->retention_ms;
+        }
+    } else if (e->options.persist) {
+        plugin_log(pl, AIMDB_LOG_WARNING,
+                   "record %s: aimdb.conf:%u no longer persists it; its history keeps being "
+                   "written until the broker restarts", e->name, o->line);
+    }
+    e->options.line = o->line;
+}
+
+int records_open_fixed(plugin *pl, const ruleset *rs) {
+    for (size_t i = 0; i < rs->conf->n_rules; i++) {
+        const aimdb_conf_rule *r = &rs->conf->rules[i];
+        if (!aimdb_name_template_is_fixed(r->name_template)) continue;
+        catalog_entry *e = catalog_find(pl->catalog, r->name_template);
+        if (!e) {
+            source_list src = {.n = 1, .topics = {strdup(r->topic_filter)}};
+            if (!src.topics[0] || !(e = catalog_add(pl->catalog, r->name_template, &src))) {
+                source_list_free(&src);
+                plugin_log(pl, AIMDB_LOG_ERROR, "record %s: out of memory", r->name_template);
+                return AIMDB_ENOMEM;
+            }
+        }
+        if (e->record) records_update(pl, e, rs, i);
+        else records_open(pl, e, rs, i);
+    }
+    return AIMDB_OK;
+}
+
+/* ------------------------------------------------------------ history */
+
+typedef struct name_list {
+    char **names;
+    size_t n, cap;
+    bool nomem;
+} name_list;
+
+/* A persist accept filter that only collects: returning false means no
+ * row is read, so listing names costs one index seek per name. */
+static bool collect_name(const char *record, void *ctx) {
+    name_list *l = ctx;
+    if (l->nomem) return false;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        char **names = realloc(l->names, cap * sizeof(*names));
+        if (!names) {
+            l->nomem = true;
+            return false;
+        }
+        l->names = names;
+        l->cap = cap;
+    }
+    if (!(l->names[l->n] = strdup(record))) l->nomem = true;
+    else l->n++;
+    return false;
+}
+
+static int no_rows(const aimdb_history_row *row, void *ctx) {
+    (void)row;
+    (void)ctx;
+    return 0;
+}
+
+int records_scan_history(plugin *pl, const ruleset *rs) {
+    name_list l = {0};
+    aimdb_query_params q = {.limit = 1, .accept = collect_name, .accept_ctx = &l};
+    char err[256] = "";
+    int rc = aimdb_persist_query(pl->persist, &q, no_rows, NULL, err, sizeof(err));
+    if (rc == AIMDB_OK && l.nomem) rc = AIMDB_ENOMEM;
+    size_t added = 0, orphans = 0;
+    for (size_t i = 0; rc == AIMDB_OK && i < l.n; i++) {
+        if (catalog_find(pl->catalog, l.names[i])) continue;
+        size_t rule;
+        source_list src;
+        int found = source_from_name(rs, l.names[i], &rule, &src);
+        if (found == AIMDB_ENOTFOUND) {
+            orphans++;
+            continue;
+        }
+        catalog_entry *e = found == AIMDB_OK ? catalog_add(pl->catalog, l.names[i], &src) : NULL;
+        if (!e) {
+            source_list_free(&src);
+            rc = AIMDB_ENOMEM;
+            break;
+        }
+        e->options = rs->options[rule];
+        added++;
+    }
+    for (size_t i = 0; i < l.n; i++) free(l.names[i]);
+    free(l.names);
+    if (rc != AIMDB_OK) {
+        plugin_log(pl, AIMDB_LOG_ERROR, "listing the records in history failed: %s",
+                   *err ? err : aimdb_strerror(rc));
+        return rc;
+    }
+    if (added || orphans)
+        plugin_log(pl, AIMDB_LOG_INFO,
+                   "history holds %zu more record(s); %zu no rule of aimdb.conf produces "
+                   "(visible only to clients without ACL restrictions)", added + orphans, orphans);
+    return AIMDB_OK;
+}

@@ -1,0 +1,65 @@
+/*
+ * rules.c -- the rules of one aimdb.conf, ready to route: the router (first
+ * match wins, exact filters in O(1)) and, per rule, the options its records
+ * are opened with.
+ *
+ * A rule set is immutable once built and replaced whole on reload, so
+ * ingest never sees half of an old configuration and half of a new one.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "plugin.h"
+
+/* aimdb.conf says -1 = the global default, 0 = forever; the persistence
+ * layer says 0 = its default and has no "forever" of its own, so forever
+ * under a finite default is the longest retention there is. */
+static int64_t persist_retention(int64_t rule_ms, int64_t default_ms) {
+    if (rule_ms < 0) return 0;
+    if (rule_ms == 0) return default_ms == 0 ? 0 : INT64_MAX;
+    return rule_ms;
+}
+
+int ruleset_build(aimdb_conf *conf, ruleset **out, char *err, size_t errlen) {
+    ruleset *rs = calloc(1, sizeof(*rs));
+    if (rs) {
+        rs->conf = conf;
+        rs->router = aimdb_router_new();
+        rs->options = calloc(conf->n_rules + 1, sizeof(*rs->options));
+    }
+    if (!rs || !rs->router || !rs->options) {
+        if (!rs) aimdb_conf_free(conf);
+        ruleset_free(rs);
+        snprintf(err, errlen, "out of memory building the rules");
+        return AIMDB_ENOMEM;
+    }
+    for (size_t i = 0; i < conf->n_rules; i++) {
+        const aimdb_conf_rule *r = &conf->rules[i];
+        char why[256];
+        int rc = aimdb_router_add(rs->router, r->topic_filter, r->name_template, why, sizeof(why));
+        if (rc != AIMDB_OK) {
+            /* The parser checked filter and template already: only memory. */
+            snprintf(err, errlen, "aimdb.conf:%u: %s", r->line, why);
+            ruleset_free(rs);
+            return rc;
+        }
+        rs->options[i] = (rule_options){
+            .codec = aimdb_payload_codec(r->format),
+            .buffer = r->buffer,
+            .persist = r->persist,
+            .retention_ms = persist_retention(r->retention_ms, conf->settings.retention_ms),
+            .line = r->line,
+        };
+    }
+    *out = rs;
+    return AIMDB_OK;
+}
+
+void ruleset_free(ruleset *rs) {
+    if (!rs) return;
+    aimdb_router_free(rs->router);
+    aimdb_conf_free(rs->conf);
+    free(rs->options);
+    free(rs);
+}

@@ -1,0 +1,51 @@
+/*
+ * client.h -- an MQTT test client (libmosquitto, its own network thread)
+ * that keeps every message it receives, for the plugin's integration
+ * tests.  Every wait is bounded; a missed deadline fails the test.
+ */
+#ifndef AIMDB_TEST_CLIENT_H
+#define AIMDB_TEST_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <mosquitto.h>
+
+typedef struct client client;
+
+typedef struct received {
+    char *topic;
+    char *payload;          /* NUL-terminated copy */
+    size_t len;
+    void *correlation;      /* v5 Correlation Data, or NULL */
+    size_t correlation_len;
+} received;
+
+/* Connect (protocol MQTT_PROTOCOL_V5 or MQTT_PROTOCOL_V311); username may
+ * be NULL.  Returns NULL if the broker refuses. */
+client *client_connect(int port, const char *id, int protocol, const char *username,
+                       const char *password);
+void client_subscribe(client *c, const char *filter, int qos);
+/* Publish and, for QoS > 0, wait for the broker's acknowledgement. */
+void client_publish(client *c, const char *topic, const void *payload, size_t len, int qos);
+/* Next message received (waits up to timeout_ms).  False on timeout. */
+bool client_receive(client *c, int timeout_ms, received *out);
+void received_free(received *m);
+/* Number of messages received and not taken yet. */
+size_t client_pending(client *c);
+void client_disconnect(client *c);
+
+/* An AimX request; returns the reply payload (caller frees) or NULL on
+ * timeout.  v5: reply on response_topic (subscribed if not yet) with a
+ * fresh Correlation Data that the reply must carry.  v3.1.1
+ * (response_topic NULL): the reply arrives on $CONTROL/aimdb/v1/response. */
+char *client_request(client *c, const char *request, const char *response_topic,
+                     int timeout_ms);
+
+/* Repeat a record.query until the result's "count" reaches want (history
+ * commits every ~100 ms).  Returns the last reply; caller frees. */
+char *client_query_until(client *c, const char *params_json, int want, int timeout_ms);
+/* The "count" of a record.query reply, or -1. */
+int reply_count(const char *reply);
+
+#endif

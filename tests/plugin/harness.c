@@ -1,0 +1,290 @@
+/*
+ * harness.c -- starting and stopping a real Mosquitto for the plugin's
+ * integration tests (see harness.h).
+ */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pwd.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define MOSQUITTO "/usr/sbin/mosquitto"
+#define START_TIMEOUT_MS 10000
+#define STOP_TIMEOUT_MS 20000
+
+static const char default_rules[] =
+    "database @DIR@/data/aimdb.db\n"
+    "retention 7d\n"
+    "record accuracy::{1}   weather/+/accuracy     persist buffer=ring:500\n"
+    "record temp::{1}       weather/+/temperature  persist\n"
+    "record forecast::{1}   weather/+/forecast     persist format=json\n"
+    "record blob::{1}       raw/+/binary           persist format=binary\n"
+    "record note::{1}       raw/+/text             persist format=text\n"
+    "record gateway::state  gateway/state          buffer=latest\n";
+
+long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* text with every @DIR@ replaced by the broker's directory. */
+static char *expand(const broker *b, const char *text) {
+    size_t cap = strlen(text) + 1, n = 0;
+    for (const char *p = text; (p = strstr(p, "@DIR@")); p += 5) cap += strlen(b->dir);
+    char *out = malloc(cap);
+    assert_non_null(out);
+    for (const char *p = text; *p;) {
+        if (strncmp(p, "@DIR@", 5) == 0) {
+            n += (size_t)sprintf(out + n, "%s", b->dir);
+            p += 5;
+        } else {
+            out[n++] = *p++;
+        }
+    }
+    out[n] = '\0';
+    return out;
+}
+
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    socklen_t len = sizeof(a);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+void broker_init(broker *b) {
+    memset(b, 0, sizeof(*b));
+    snprintf(b->dir, sizeof(b->dir), "/tmp/aimdb-plugin-test-XXXXXX");
+    assert_non_null(mkdtemp(b->dir));
+    snprintf(b->conf_path, sizeof(b->conf_path), "%s/mosquitto.conf", b->dir);
+    snprintf(b->aimdb_path, sizeof(b->aimdb_path), "%s/aimdb.conf", b->dir);
+    snprintf(b->log_path, sizeof(b->log_path), "%s/broker.log", b->dir);
+    snprintf(b->db_path, sizeof(b->db_path), "%s/data/aimdb.db", b->dir);
+    b->port = free_port();
+}
+
+void broker_write_aimdb(broker *b, const char *text) {
+    char *t = expand(b, text ? text : default_rules);
+    write_file(b->aimdb_path, t);
+    free(t);
+}
+
+void broker_write_conf(broker *b, const char *extra) {
+    /* Started as root, Mosquitto would switch to the 'mosquitto' user, who
+     * cannot write our temporary directory: stay the current user. */
+    struct passwd *pw = getpwuid(geteuid());
+    char *more = expand(b, extra ? extra : "");
+    char text[8192];
+    snprintf(text, sizeof(text),
+             "listener %d 127.0.0.1\n"
+             "allow_anonymous true\n"
+             "user %s\n"
+             "log_dest stderr\n"
+             "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+             "plugin %s\n"
+             "plugin_opt_config %s\n"
+             "%s\n",
+             b->port, pw ? pw->pw_name : "root", AIMDB_PLUGIN_PATH, b->aimdb_path, more);
+    free(more);
+    write_file(b->conf_path, text);
+}
+
+static bool accepts_connections(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return false;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+static pid_t spawn_broker(broker *b) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid > 0) return pid;
+    int log = open(b->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int null = open("/dev/null", O_RDONLY);
+    if (log < 0 || null < 0) _exit(126);
+    dup2(null, 0);
+    dup2(log, 1);
+    dup2(log, 2);
+    if (chdir(b->dir) != 0) _exit(126);
+#ifdef AIMDB_TEST_PRELOAD
+    setenv("LD_PRELOAD", AIMDB_TEST_PRELOAD, 1);
+#endif
+    execl(MOSQUITTO, MOSQUITTO, "-c", b->conf_path, (char *)NULL);
+    _exit(127);
+}
+
+bool broker_start(broker *b, int *status) {
+    assert_int_equal(b->pid, 0);
+    b->pid = spawn_broker(b);
+    for (long long deadline = now_ms() + START_TIMEOUT_MS; now_ms() < deadline;) {
+        int st;
+        if (waitpid(b->pid, &st, WNOHANG) == b->pid) {
+            b->pid = 0;
+            if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            return false;
+        }
+        if (accepts_connections(b->port)) return true;
+        sleep_ms(10);
+    }
+    broker_kill9(b);
+    if (status) *status = -1;
+    return false;
+}
+
+static bool log_has(const broker *b, const char *text) {
+    FILE *f = fopen(b->log_path, "r");
+    if (!f) return false;
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f)) found = strstr(line, text) != NULL;
+    fclose(f);
+    return found;
+}
+
+bool broker_log_wait(broker *b, const char *text, int timeout_ms) {
+    for (long long deadline = now_ms() + timeout_ms;; sleep_ms(20)) {
+        if (log_has(b, text)) return true;
+        if (now_ms() >= deadline) return false;
+    }
+}
+
+void broker_log_dump(broker *b) {
+    FILE *f = fopen(b->log_path, "r");
+    if (!f) return;
+    char line[4096];
+    fprintf(stderr, "---- broker log %s\n", b->log_path);
+    while (fgets(line, sizeof(line), f)) fputs(line, stderr);
+    fprintf(stderr, "----\n");
+    fclose(f);
+}
+
+static int reap(broker *b, int timeout_ms) {
+    for (long long deadline = now_ms() + timeout_ms; now_ms() < deadline; sleep_ms(5)) {
+        int st;
+        if (waitpid(b->pid, &st, WNOHANG) == b->pid) {
+            b->pid = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+    }
+    return -1;
+}
+
+int broker_stop(broker *b) {
+    if (!b->pid) return -1;
+    kill(b->pid, SIGTERM);
+    int status = reap(b, STOP_TIMEOUT_MS);
+    if (status < 0) broker_kill9(b);
+    bool sanitizer = log_has(b, "ERROR: AddressSanitizer") || log_has(b, "ERROR: LeakSanitizer") ||
+                     log_has(b, "runtime error:");
+    if (status != 0 || sanitizer) broker_log_dump(b);
+    assert_false(sanitizer);
+    return status;
+}
+
+void broker_kill9(broker *b) {
+    if (!b->pid) return;
+    kill(b->pid, SIGKILL);
+    int st;
+    waitpid(b->pid, &st, 0);
+    b->pid = 0;
+}
+
+void broker_signal(broker *b, int signo) {
+    assert_true(b->pid > 0);
+    assert_int_equal(kill(b->pid, signo), 0);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void broker_cleanup(broker *b) {
+    if (b->pid) broker_stop(b);
+    if (b->dir[0]) nftw(b->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    b->dir[0] = '\0';
+}
+
+int run_tool(char *const argv[], char *out, size_t cap, int timeout_ms) {
+    int fds[2];
+    if (pipe(fds) != 0) return -1;
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    long long deadline = now_ms() + timeout_ms;
+    bool timed_out = false;
+    for (;;) {
+        int left = (int)(deadline - now_ms());
+        if (left <= 0) {
+            timed_out = true;
+            break;
+        }
+        struct pollfd p = {.fd = fds[0], .events = POLLIN};
+        if (poll(&p, 1, left) <= 0) continue;
+        char buf[4096];
+        ssize_t r = read(fds[0], buf, sizeof(buf));
+        if (r <= 0) break;
+        size_t take = (size_t)r < cap - 1 - n ? (size_t)r : cap - 1 - n;
+        memcpy(out + n, buf, take);
+        n += take;
+    }
+    out[n] = '\0';
+    close(fds[0]);
+    if (timed_out) kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    if (timed_out || !WIFEXITED(st)) return -1;
+    return WEXITSTATUS(st);
+}

@@ -1,0 +1,69 @@
+/*
+ * harness.h -- a real Mosquitto with the real plugin, for integration
+ * tests: a temporary directory, a free loopback port, mosquitto.conf and
+ * aimdb.conf written there, /usr/sbin/mosquitto started and stopped with
+ * signals, and stock command-line tools run with a deadline.
+ *
+ * Everything is bounded in time; a broker that does not start, answer or
+ * stop in time fails the test (and is killed).  Built with sanitizers, the
+ * broker is started with the ASan runtime preloaded and its log is checked
+ * for sanitizer reports when it stops.
+ */
+#ifndef AIMDB_TEST_HARNESS_H
+#define AIMDB_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define HARNESS_PATH_MAX 512
+
+typedef struct broker {
+    char dir[128];                     /* temporary; removed by broker_cleanup */
+    char conf_path[HARNESS_PATH_MAX];  /* dir/mosquitto.conf */
+    char aimdb_path[HARNESS_PATH_MAX]; /* dir/aimdb.conf */
+    char log_path[HARNESS_PATH_MAX];   /* the broker's stdout and stderr */
+    char db_path[HARNESS_PATH_MAX];    /* dir/data/aimdb.db (the tests' default) */
+    int port;
+    pid_t pid;                         /* 0 when not running */
+} broker;
+
+/* A fresh directory and a free port (no files written yet). */
+void broker_init(broker *b);
+/* Write aimdb.conf.  NULL text: the default weather rules. */
+void broker_write_aimdb(broker *b, const char *text);
+/* Write mosquitto.conf: listener, allow_anonymous, user, logging, the
+ * plugin with plugin_opt_config, then extra lines (may be NULL). */
+void broker_write_conf(broker *b, const char *extra);
+
+/* Start and wait (bounded) until it accepts connections.  False if it
+ * exited first (its status in *status if not NULL) or did not come up. */
+bool broker_start(broker *b, int *status);
+/* SIGTERM and reap; returns the exit status (-1 if it had to be killed).
+ * Fails the test on sanitizer reports in the log. */
+int broker_stop(broker *b);
+/* SIGKILL and reap. */
+void broker_kill9(broker *b);
+/* Send a signal (e.g. SIGHUP) to the running broker. */
+void broker_signal(broker *b, int signo);
+/* Stop if running, then remove the directory. */
+void broker_cleanup(broker *b);
+
+/* Does the log contain text?  Waits up to timeout_ms for it to appear. */
+bool broker_log_wait(broker *b, const char *text, int timeout_ms);
+/* Print the log to stderr (on failure). */
+void broker_log_dump(broker *b);
+
+/* Write a file (fails the test on error). */
+void write_file(const char *path, const char *text);
+
+/* Run argv (argv[0] a program on PATH) with stdin from /dev/null, capture
+ * stdout into out (NUL-terminated, cut to cap), kill it after timeout_ms.
+ * Returns its exit status, or -1 if it timed out or could not run. */
+int run_tool(char *const argv[], char *out, size_t cap, int timeout_ms);
+
+/* Monotonic milliseconds. */
+long long now_ms(void);
+void sleep_ms(int ms);
+
+#endif

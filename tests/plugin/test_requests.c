@@ -1,0 +1,214 @@
+/*
+ * test_requests.c -- contract C.4 over a real broker: the three request
+ * paths (MQTT v5 Response Topic + Correlation Data, v3.1.1 default reply
+ * topic, the stock mosquitto_rr), privacy of replies, errors, record.get
+ * and record.list, and a client that leaves before its reply.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+#include <mqtt_protocol.h>
+
+#include "client.h"
+#include "harness.h"
+
+static broker b;
+
+static int start_broker(void **state) {
+    (void)state;
+    broker_init(&b);
+    broker_write_aimdb(&b, NULL);
+    broker_write_conf(&b, NULL);
+    if (!broker_start(&b, NULL)) {
+        broker_log_dump(&b);
+        return -1;
+    }
+    client *c = client_connect(b.port, "seed", MQTT_PROTOCOL_V311, NULL, NULL);
+    if (!c) return -1;
+    client_publish(c, "weather/vienna/accuracy", "{\"pct\":91}", 10, 1);
+    client_publish(c, "weather/graz/accuracy", "{\"pct\":87}", 10, 1);
+    client_publish(c, "gateway/state", "online", 6, 1);
+    client_disconnect(c);
+    return 0;
+}
+
+static int stop_broker(void **state) {
+    (void)state;
+    int status = broker_stop(&b);
+    broker_cleanup(&b);
+    return status == 0 ? 0 : -1;
+}
+
+static cJSON *parse(const char *text) {
+    assert_non_null(text);
+    cJSON *j = cJSON_Parse(text);
+    if (!j) fprintf(stderr, "not JSON: %s\n", text);
+    assert_non_null(j);
+    return j;
+}
+
+static const char *error_code(cJSON *reply) {
+    cJSON *code = cJSON_GetObjectItem(cJSON_GetObjectItem(reply, "error"), "code");
+    return cJSON_IsString(code) ? code->valuestring : "";
+}
+
+/* v5: the reply goes to the Response Topic and carries the request's
+ * Correlation Data (client_request checks it), with the request's id. */
+static void test_v5_response_topic(void **state) {
+    (void)state;
+    client *c = client_connect(b.port, "v5-client", MQTT_PROTOCOL_V5, NULL, NULL);
+    assert_non_null(c);
+    client_subscribe(c, "app/replies/#", 1);
+    char *reply = client_query_until(c, "{\"name\":\"accuracy::*\"}", 2, 5000);
+    cJSON *j = parse(reply);
+    assert_int_equal(cJSON_GetObjectItem(j, "id")->valueint, 1);
+    assert_int_equal(reply_count(reply), 2);
+    cJSON *values = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "result"), "values");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(values, 0), "record")->valuestring,
+                        "accuracy::graz");
+    cJSON_Delete(j);
+    free(reply);
+
+    reply = client_request(c, "{\"id\":\"x-7\",\"method\":\"record.list\"}", "app/replies/list", 5000);
+    j = parse(reply);
+    assert_string_equal(cJSON_GetObjectItem(j, "id")->valuestring, "x-7");
+    assert_true(cJSON_IsArray(cJSON_GetObjectItem(j, "result")));
+    cJSON_Delete(j);
+    free(reply);
+    client_disconnect(c);
+}
+
+/* v3.1.1 has no Response Topic: the reply comes on the default topic, and
+ * reaches the client even though it subscribed to nothing. */
+static void test_v311_default_topic(void **state) {
+    (void)state;
+    client *c = client_connect(b.port, "v311-client", MQTT_PROTOCOL_V311, NULL, NULL);
+    assert_non_null(c);
+    char *reply = client_query_until(c, "{\"name\":\"accuracy::vienna\"}", 1, 5000);
+    cJSON *j = parse(reply);
+    cJSON *v = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "result"), "values"), 0);
+    assert_string_equal(cJSON_GetObjectItem(v, "record")->valuestring, "accuracy::vienna");
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(v, "value"), "pct")->valueint, 91);
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItem(v, "stored_at")));
+    cJSON_Delete(j);
+    free(reply);
+    client_disconnect(c);
+}
+
+/* The stock request/response client, as a user would run it. */
+static void test_mosquitto_rr(void **state) {
+    (void)state;
+    char port[16], out[8192];
+    snprintf(port, sizeof(port), "%d", b.port);
+    char *argv[] = {"mosquitto_rr", "-h", "127.0.0.1", "-p", port, "-t", "$CONTROL/aimdb/v1",
+                    "-e", "rr/reply", "-W", "5", "-m",
+                    "{\"id\":42,\"method\":\"record.get\",\"params\":{\"record\":\"gateway::state\"}}",
+                    NULL};
+    assert_int_equal(run_tool(argv, out, sizeof(out), 10000), 0);
+    cJSON *j = parse(out);
+    assert_int_equal(cJSON_GetObjectItem(j, "id")->valueint, 42);
+    cJSON *result = cJSON_GetObjectItem(j, "result");
+    assert_true(cJSON_IsString(result));
+    assert_string_equal(result->valuestring, "online");
+    cJSON_Delete(j);
+}
+
+/* Nobody but the requester sees a reply: not a '#' subscriber, not a
+ * '$CONTROL/#' subscriber, not even one subscribed to the very reply
+ * topics.  The eavesdropper demonstrably receives ordinary traffic. */
+static void test_replies_are_private(void **state) {
+    (void)state;
+    client *spy = client_connect(b.port, "spy", MQTT_PROTOCOL_V5, NULL, NULL);
+    assert_non_null(spy);
+    client_subscribe(spy, "#", 1);
+    client_subscribe(spy, "$CONTROL/#", 1);
+    client_subscribe(spy, "private/replies", 1);
+    client *c5 = client_connect(b.port, "asker-v5", MQTT_PROTOCOL_V5, NULL, NULL);
+    client *c3 = client_connect(b.port, "asker-v311", MQTT_PROTOCOL_V311, NULL, NULL);
+    assert_non_null(c5);
+    assert_non_null(c3);
+    char *r = client_request(c5, "{\"id\":1,\"method\":\"record.query\"}", "private/replies", 5000);
+    assert_non_null(r);
+    free(r);
+    r = client_request(c3, "{\"id\":2,\"method\":\"record.list\"}", NULL, 5000);
+    assert_non_null(r);
+    free(r);
+    r = client_request(c3, "not json", NULL, 5000);
+    assert_non_null(r);
+    free(r);
+    client_publish(c3, "weather/linz/accuracy", "{\"pct\":80}", 10, 1);
+    received m;
+    assert_true(client_receive(spy, 5000, &m));
+    assert_string_equal(m.topic, "weather/linz/accuracy");
+    received_free(&m);
+    sleep_ms(300);
+    while (client_receive(spy, 0, &m)) {
+        fprintf(stderr, "eavesdropper got %s: %s\n", m.topic, m.payload);
+        fail();
+    }
+    client_disconnect(c3);
+    client_disconnect(c5);
+    client_disconnect(spy);
+}
+
+static void test_errors(void **state) {
+    (void)state;
+    client *c = client_connect(b.port, "errors", MQTT_PROTOCOL_V5, NULL, NULL);
+    assert_non_null(c);
+    static const struct {
+        const char *request, *code;
+    } cases[] = {
+        {"{\"id\":1,", "parse_error"},
+        {"{\"id\":2,\"method\":\"record.nope\"}", "method_not_found"},
+        {"{\"id\":3,\"method\":\"record.get\",\"params\":{\"record\":\"nope::x\"}}", "not_found"},
+        {"{\"id\":4,\"method\":\"record.query\",\"params\":{\"limit\":\"ten\"}}", "invalid_params"},
+        {"", "parse_error"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *reply = client_request(c, cases[i].request, "errors/reply", 5000);
+        cJSON *j = parse(reply);
+        assert_string_equal(error_code(j), cases[i].code);
+        cJSON_Delete(j);
+        free(reply);
+    }
+    client_disconnect(c);
+}
+
+/* A client that disconnects right after asking: the broker stays up, and
+ * a new connection with the same client id gets no stale reply. */
+static void test_requester_leaves_early(void **state) {
+    (void)state;
+    for (int i = 0; i < 5; i++) {
+        client *c = client_connect(b.port, "leaver", MQTT_PROTOCOL_V5, NULL, NULL);
+        assert_non_null(c);
+        const char *q = "{\"id\":1,\"method\":\"record.query\"}";
+        client_publish(c, "$CONTROL/aimdb/v1", q, strlen(q), 0);
+        client_disconnect(c);
+    }
+    client *again = client_connect(b.port, "leaver", MQTT_PROTOCOL_V5, NULL, NULL);
+    assert_non_null(again);
+    received m;
+    assert_false(client_receive(again, 300, &m));
+    char *reply = client_request(again, "{\"id\":9,\"method\":\"record.list\"}", "again/reply", 5000);
+    assert_non_null(reply);
+    free(reply);
+    client_disconnect(again);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_v5_response_topic),
+        cmocka_unit_test(test_v311_default_topic),
+        cmocka_unit_test(test_mosquitto_rr),
+        cmocka_unit_test(test_replies_are_private),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_requester_leaves_early),
+    };
+    return cmocka_run_group_tests(tests, start_broker, stop_broker);
+}
