@@ -120,7 +120,7 @@ typedef struct rule_options {
     const aimdb_codec *codec;
     aimdb_buffer_cfg buffer;
     bool persist;
-    int64_t retention_ms;  /* for aimdb_persist_record: 0 = the default */
+    int64_t retention_ms;  /* for aimdb_persist_record: AIMDB_RETENTION_DEFAULT, 0 = forever */
     unsigned line;
 } rule_options;
 

@@ -6,20 +6,10 @@
  * A rule set is immutable once built and replaced whole on reload, so
  * ingest never sees half of an old configuration and half of a new one.
  */
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "plugin.h"
-
-/* aimdb.conf says -1 = the global default, 0 = forever; the persistence
- * layer says 0 = its default and has no "forever" of its own, so forever
- * under a finite default is the longest retention there is. */
-static int64_t persist_retention(int64_t rule_ms, int64_t default_ms) {
-    if (rule_ms < 0) return 0;
-    if (rule_ms == 0) return default_ms == 0 ? 0 : INT64_MAX;
-    return rule_ms;
-}
 
 int ruleset_build(aimdb_conf *conf, ruleset **out, char *err, size_t errlen) {
     ruleset *rs = calloc(1, sizeof(*rs));
@@ -48,7 +38,8 @@ int ruleset_build(aimdb_conf *conf, ruleset **out, char *err, size_t errlen) {
             .codec = aimdb_payload_codec(r->format),
             .buffer = r->buffer,
             .persist = r->persist,
-            .retention_ms = persist_retention(r->retention_ms, conf->settings.retention_ms),
+            /* aimdb.conf and the persistence layer agree: -1 the default, 0 forever */
+            .retention_ms = r->retention_ms < 0 ? AIMDB_RETENTION_DEFAULT : r->retention_ms,
             .line = r->line,
         };
     }
