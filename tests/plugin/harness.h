@@ -51,6 +51,10 @@ void broker_cleanup(broker *b);
 
 /* Does the log contain text?  Waits up to timeout_ms for it to appear. */
 bool broker_log_wait(broker *b, const char *text, int timeout_ms);
+/* A sanitizer report in the log that involves our code: any ASan or UBSan
+ * error, or a leak with a frame in the plugin or libaimdb (Mosquitto
+ * itself leaks when a plugin's init fails, which is not ours to fix). */
+bool broker_log_blames_us(broker *b);
 /* Print the log to stderr (on failure). */
 void broker_log_dump(broker *b);
 

@@ -1,0 +1,127 @@
+/*
+ * test_config.c -- contracts C.1 and C.2 at start-up: every configuration
+ * error stops the broker (plugin init fails, Mosquitto exits non-zero)
+ * with "aimdb.conf:LINE: reason" or "plugin_opt_KEY: reason" in its log;
+ * overrides given as plugin_opt_<setting> win over the file.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+#include <mqtt_protocol.h>
+
+#include "client.h"
+#include "harness.h"
+
+#define HEAD "database @DIR@/data/aimdb.db\n"
+
+static const struct bad_config {
+    const char *aimdb_conf;   /* written as aimdb.conf */
+    const char *extra;        /* more mosquitto.conf lines */
+    const char *log;          /* must appear in the broker's log */
+} bad[] = {
+    {HEAD "retension 7d\n", NULL, "aimdb.conf:2: unknown key 'retension'"},
+    {HEAD "retention 7y\n", NULL, "aimdb.conf:2: bad retention '7y'"},
+    {HEAD "retention 7d\nretention 8d\n", NULL, "aimdb.conf:3: 'retention' already set on line 2"},
+    {HEAD "# comment\n\nrecord a::{1} weather/+x/acc persist\n", NULL,
+     "aimdb.conf:4: bad topic filter 'weather/+x/acc'"},
+    {HEAD "record a::{2} weather/+/acc\n", NULL, "aimdb.conf:2: bad name template 'a::{2}'"},
+    {HEAD "record a::{1} weather/+/acc buffer=ring:0\n", NULL, "aimdb.conf:2: bad buffer 'ring:0'"},
+    {HEAD "record a::{1} weather/+/acc persist format=xml\n", NULL, "aimdb.conf:2: bad format 'xml'"},
+    {HEAD "record a::{1} weather/+/acc retention=1d\n", NULL,
+     "aimdb.conf:2: retention= needs persist"},
+    {HEAD "record a::{1} weather/+/acc persist colour=red\n", NULL,
+     "aimdb.conf:2: unknown record option 'colour"},
+    {HEAD "record a::{1}\n", NULL, "aimdb.conf:2: record needs a name template and a topic filter"},
+    {HEAD "record g::x a/b persist\nrecord g::x c/d buffer=latest\n", NULL,
+     "aimdb.conf:3: record 'g::x' is also defined on line 2"},
+    {HEAD "broker tcp://127.0.0.1:1883\n", NULL, "aimdb.conf:2: 'broker' is an aimdb-bridge setting"},
+    {HEAD "synchronous sometimes\n", NULL, "aimdb.conf:2: bad synchronous 'sometimes'"},
+    {HEAD, "plugin_opt_retention forever", "plugin_opt_retention: bad retention 'forever'"},
+    {HEAD, "plugin_opt_colour blue", "plugin_opt_colour: unknown"},
+    {HEAD, "plugin_opt_batch_rows 0", "plugin_opt_batch_rows: bad batch_rows '0'"},
+    {"database /proc/aimdb-none/x/aimdb.db\n", NULL, "database /proc/aimdb-none/x/aimdb.db"},
+};
+
+static void expect_refused(const struct bad_config *c) {
+    broker b;
+    broker_init(&b);
+    broker_write_aimdb(&b, c->aimdb_conf);
+    broker_write_conf(&b, c->extra);
+    int status = 0;
+    bool started = broker_start(&b, &status);
+    if (started || status <= 0 || !broker_log_wait(&b, c->log, 0)) {
+        fprintf(stderr, "expected a refusal with \"%s\" (started %d, status %d)\n", c->log,
+                started, status);
+        broker_log_dump(&b);
+    }
+    assert_false(started);
+    assert_true(status > 0);
+    assert_true(broker_log_wait(&b, c->log, 0));
+    assert_false(broker_log_blames_us(&b));
+    broker_cleanup(&b);
+}
+
+static void test_every_config_error_stops_startup(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) expect_refused(&bad[i]);
+}
+
+static void test_missing_config_file(void **state) {
+    (void)state;
+    broker b;
+    broker_init(&b);
+    /* plugin_opt_config names a file that is not there */
+    broker_write_conf(&b, NULL);
+    int status = 0;
+    assert_false(broker_start(&b, &status));
+    assert_true(status > 0);
+    assert_true(broker_log_wait(&b, "aimdb.conf: cannot read:", 0));
+    assert_false(broker_log_blames_us(&b));
+    broker_cleanup(&b);
+}
+
+static bool file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* plugin_opt_database overrides the file's database; the default ./data/
+ * directory is created beside the broker's working directory. */
+static void test_plugin_opt_overrides_the_file(void **state) {
+    (void)state;
+    broker b;
+    broker_init(&b);
+    broker_write_aimdb(&b, "database @DIR@/data/from-file.db\n"
+                           "record t::{1} t/+ persist\n");
+    broker_write_conf(&b, "plugin_opt_database @DIR@/other/override.db");
+    assert_true(broker_start(&b, NULL));
+    client *c = client_connect(b.port, "opt", MQTT_PROTOCOL_V5, NULL, NULL);
+    assert_non_null(c);
+    client_publish(c, "t/x", "1", 1, 1);
+    char *reply = client_query_until(c, "{}", 1, 5000);
+    assert_int_equal(reply_count(reply), 1);
+    free(reply);
+    client_disconnect(c);
+    assert_int_equal(broker_stop(&b), 0);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/other/override.db", b.dir);
+    assert_true(file_exists(path));
+    snprintf(path, sizeof(path), "%s/data/from-file.db", b.dir);
+    assert_false(file_exists(path));
+    broker_cleanup(&b);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_config_error_stops_startup),
+        cmocka_unit_test(test_missing_config_file),
+        cmocka_unit_test(test_plugin_opt_overrides_the_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,57 @@
+/*
+ * test_metrics.c -- $SYS/broker/aimdb/... at the broker's sys_interval:
+ * messages routed and rows stored reach what was published.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <mqtt_protocol.h>
+
+#include "client.h"
+#include "harness.h"
+
+/* Wait for a metric to reach at least want; returns its last value. */
+static long long wait_metric(client *c, const char *topic, long long want) {
+    long long value = -1;
+    received m;
+    for (long long deadline = now_ms() + 8000; value < want && now_ms() < deadline;) {
+        if (!client_receive(c, 500, &m)) continue;
+        if (strcmp(m.topic, topic) == 0) value = atoll(m.payload);
+        received_free(&m);
+    }
+    return value;
+}
+
+static void test_sys_metrics(void **state) {
+    (void)state;
+    broker b;
+    broker_init(&b);
+    broker_write_aimdb(&b, NULL);
+    broker_write_conf(&b, "sys_interval 1");
+    assert_true(broker_start(&b, NULL));
+    client *watch = client_connect(b.port, "watch", MQTT_PROTOCOL_V311, NULL, NULL);
+    client *pub = client_connect(b.port, "pub", MQTT_PROTOCOL_V311, NULL, NULL);
+    assert_non_null(watch);
+    assert_non_null(pub);
+    client_subscribe(watch, "$SYS/broker/aimdb/#", 0);
+    for (int i = 0; i < 50; i++) client_publish(pub, "weather/m/accuracy", "{\"x\":1}", 7, 1);
+    client_publish(pub, "not/routed", "x", 1, 1);
+    assert_int_equal(wait_metric(watch, "$SYS/broker/aimdb/messages/routed", 50), 50);
+    assert_int_equal(wait_metric(watch, "$SYS/broker/aimdb/rows/stored", 50), 50);
+    client_disconnect(pub);
+    client_disconnect(watch);
+    assert_int_equal(broker_stop(&b), 0);
+    broker_cleanup(&b);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sys_metrics),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
