@@ -14,18 +14,35 @@ const DAY_S = 24 * 3600;
 
 const hour = new Intl.DateTimeFormat(undefined, { hour: 'numeric' });
 const clock = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
+const seconds = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit', second: '2-digit' });
+const millis = new Intl.DateTimeFormat(undefined, { minute: '2-digit', second: '2-digit', fractionalSecondDigits: 3 });
 const weekday = new Intl.DateTimeFormat(undefined, { weekday: 'short' });
 
-/* Short one-line tick labels (uPlot's default adds a date line that a small
- * card clips): "6 PM" or "18 Uhr" on the hour, the weekday in front once the
- * chart spans days. */
+/*
+ * Tick labels on one short line (uPlot's default adds a date line that a
+ * small card clips), as fine as the chart's span needs, each tier with the
+ * spacing its widest label takes: "6 PM" / "6:15 PM" within a day,
+ * seconds within minutes, milliseconds for a burst, the weekday in front
+ * once the chart spans days.
+ */
+const TIERS = [
+  { upTo: 10, space: 90, label: (d) => millis.format(d) },
+  { upTo: 180, space: 85, label: (d) => seconds.format(d) },
+  { upTo: 1.5 * DAY_S, space: 60, label: (d) => (d.getMinutes() ? clock : hour).format(d) },
+  { upTo: Infinity, space: 95, label: (d) => `${weekday.format(d)} ${clock.format(d)}` },
+];
+
+function tier(min, max) {
+  return TIERS.find((t) => max - min <= t.upTo);
+}
+
 function timeTicks(u, splits) {
-  const { min, max } = u.scales.x;
-  return splits.map((s) => {
-    const d = new Date(s * 1000);
-    const time = (d.getMinutes() ? clock : hour).format(d);
-    return max - min > 1.5 * DAY_S ? `${weekday.format(d)} ${time}` : time;
-  });
+  const t = tier(u.scales.x.min, u.scales.x.max);
+  return splits.map((s) => t.label(new Date(s * 1000)));
+}
+
+function tickSpace(u, axis, min, max) {
+  return tier(min, max).space;
 }
 
 export function createHistoryChart(container, label) {
@@ -34,10 +51,11 @@ export function createHistoryChart(container, label) {
       width: Math.max(container.clientWidth, 200),
       height: HEIGHT,
       legend: { show: false },
+      padding: [10, 20, 0, 0], /* room for the last tick label */
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true } },
       axes: [
-        { stroke: '#5b6470', grid: { stroke: '#e6e9ee' }, size: 32, space: 45, values: timeTicks },
+        { stroke: '#5b6470', grid: { stroke: '#e6e9ee' }, size: 32, space: tickSpace, values: timeTicks },
         { stroke: '#5b6470', grid: { stroke: '#e6e9ee' }, size: 44 },
       ],
       series: [{}, { label, stroke: '#1f6fd1', width: 2, fill: 'rgba(31,111,209,0.08)',

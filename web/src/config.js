@@ -7,7 +7,7 @@
  * `make run` needs no settings.  Query parameters override each default,
  * which lets one build point at another broker or another record family:
  *   ?broker=ws://host:port  &topic=weather/+/accuracy  &record=accuracy::{1}
- *   &hours=24 (history window)  &points=1000 (history rows per city)
+ *   &hours=24 (history window, at most a year)  &points=1000 (history rows per city)
  */
 import { makeCityMapping } from './topics.js';
 
@@ -43,6 +43,8 @@ export function readConfig(location) {
     brokerUrl: params.get('broker') ?? ownBroker(location),
     mapping,
     historyMs: positiveInteger(params, 'hours', 24 * 366) * 3600 * 1000,
-    historyPoints: positiveInteger(params, 'points', 100000),
+    /* The broker knows its own cap on record.query's limit and says so in an
+     * invalid_params reply; the page does not guess it. */
+    historyPoints: positiveInteger(params, 'points', Number.MAX_SAFE_INTEGER),
   };
 }

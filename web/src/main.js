@@ -107,11 +107,12 @@ function start(config) {
   });
 
   client.on('message', (topic, payload) => {
+    if (topic === replyTopic) return; /* aimx.js takes replies */
     const city = mapping.cityFromTopic(topic);
-    if (city === null) return; /* a reply: aimx.js handles it */
+    if (city === null) return;
     const value = decodePayload(payload);
     const c = table.applyLive(city, value, valueNumber(value), Date.now());
-    panel.showValue(city, value, c.at);
+    panel.showValue(city, value, c.at, true);
     panel.showSeries(city, c.series);
   });
 

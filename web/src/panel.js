@@ -79,16 +79,19 @@ export function createAccuracyPanel(root, hours) {
       noteEl.textContent = note;
     },
 
-    showValue(city, value, at) {
+    /* A city's latest value; `flash` marks a live update for the eye. */
+    showValue(city, value, at, flash = false) {
       const c = card(city);
       const n = valueNumber(value);
       c.valueEl.textContent = formatValue(value);
       c.valueEl.dataset.value = n === null ? JSON.stringify(value) : String(n);
       c.timeEl.dateTime = new Date(at).toISOString();
       c.timeEl.textContent = when(at);
-      c.el.classList.remove('updated');
-      void c.el.offsetWidth; /* restart the highlight animation */
-      c.el.classList.add('updated');
+      if (flash) {
+        c.el.classList.remove('updated');
+        void c.el.offsetWidth; /* restart the highlight animation */
+        c.el.classList.add('updated');
+      }
       root.dataset.state = 'filled';
       noteEl.textContent = '';
     },

@@ -1,0 +1,126 @@
+// broker.mjs -- a real Mosquitto with the AimDB plugin for the dashboard
+// test: one MQTT TCP listener (seeding with mosquitto_pub, checks with
+// mosquitto_rr) and one websockets listener whose http_dir serves the built
+// page, both on free 127.0.0.1 ports.  The broker can be stopped and started
+// again on the same ports and database, which is the restart the dashboard
+// must survive.
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { createConnection, createServer } from 'node:net';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/* A port nobody listens on right now (the kernel's pick, then released). */
+export async function freePort() {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+async function portAccepts(port) {
+  const socket = createConnection({ host: '127.0.0.1', port });
+  try {
+    await once(socket, 'connect');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    socket.destroy();
+  }
+}
+
+/*
+ * opts: plugin (path of aimdb_mosquitto.so), httpDir (the built page),
+ * dir (where config, database and log go), records (aimdb.conf record lines),
+ * env (extra environment for mosquitto, e.g. LD_PRELOAD for an ASan plugin).
+ */
+export async function createBroker(opts) {
+  const tcpPort = await freePort();
+  const wsPort = await freePort();
+  const aimdbConf = join(opts.dir, 'aimdb.conf');
+  const mosquittoConf = join(opts.dir, 'mosquitto.conf');
+  const logPath = join(opts.dir, 'mosquitto.log');
+  const log = createWriteStream(logPath, { flags: 'a' });
+  await writeFile(aimdbConf, [`database ${join(opts.dir, 'history.db')}`, ...opts.records, ''].join('\n'));
+  await writeFile(mosquittoConf, [
+    'allow_anonymous true',
+    /* Started as root, Mosquitto would become user "mosquitto", who cannot
+     * write our folder: stay the current user. */
+    `user ${userInfo().username}`,
+    'persistence false',
+    'log_dest stdout',
+    'log_type all',
+    `plugin ${opts.plugin}`,
+    `plugin_opt_config ${aimdbConf}`,
+    `listener ${tcpPort} 127.0.0.1`,
+    `listener ${wsPort} 127.0.0.1`,
+    'protocol websockets',
+    `http_dir ${opts.httpDir}`,
+    '',
+  ].join('\n'));
+
+  let child = null;
+  let exited = null;
+
+  const broker = {
+    tcpPort,
+    wsPort,
+    pageUrl: `http://127.0.0.1:${wsPort}/`,
+
+    async start() {
+      log.write(`--- test: starting mosquitto ${new Date().toISOString()}\n`);
+      child = spawn('mosquitto', ['-c', mosquittoConf], {
+        env: { ...process.env, ...opts.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      child.stdout.pipe(log, { end: false });
+      child.stderr.pipe(log, { end: false });
+      exited = once(child, 'exit');
+      for (let i = 0; i < 100; i++) {
+        if (child.exitCode !== null) break;
+        if ((await portAccepts(tcpPort)) && (await portAccepts(wsPort))) return;
+        await sleep(50);
+      }
+      throw new Error(`mosquitto did not open ports ${tcpPort} and ${wsPort}; see ${logPath}`);
+    },
+
+    /* SIGTERM: a clean stop, so the plugin commits what it holds.  Throws
+     * unless the broker exits 0 with no sanitizer report in its log. */
+    async stop() {
+      if (!child) return;
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10000);
+      const [code, signal] = await exited;
+      clearTimeout(timer);
+      child = null;
+      const text = await readFile(logPath, 'utf8');
+      if (code !== 0 || /ERROR: (Address|Leak)Sanitizer|runtime error:/.test(text))
+        throw new Error(`mosquitto stopped with ${signal ?? `exit ${code}`} or a sanitizer report; see ${logPath}`);
+    },
+
+    async publish(topic, payload) {
+      await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(tcpPort), '-q', '1',
+                                  '-t', topic, '-m', payload]);
+    },
+
+    /* One AimX request over MQTT v5 request/response; the parsed reply. */
+    async request(method, params) {
+      const { stdout } = await run('mosquitto_rr', [
+        '-h', '127.0.0.1', '-p', String(tcpPort), '-V', '5', '-W', '5', '-N',
+        '-t', '$CONTROL/aimdb/v1', '-e', 'aimdb/test/reply',
+        '-m', JSON.stringify({ id: 1, method, params }),
+      ]);
+      return JSON.parse(stdout);
+    },
+  };
+  return broker;
+}

@@ -1,0 +1,227 @@
+// dashboard.test.mjs -- the weather dashboard (web/) in a real browser
+// against a real Mosquitto with the AimDB plugin: the case the dashboard
+// exists for.  Seed history, restart the broker, open the page, and the
+// accuracy panel must show every city's latest value -- stored before the
+// restart -- before any new message is published; then one new message
+// must update its card in place.  Along the way: the "no data yet",
+// "query error", "configuration error" and "broker unreachable" states,
+// and that the page fetches nothing from anywhere but the broker that
+// serves it.  Screenshots (desktop and phone) go to AIMDB_TEST_OUT.
+//
+// Run by CTest (tests/web/CMakeLists.txt) as `node --test` with:
+//   AIMDB_PLUGIN     path of aimdb_mosquitto.so (required)
+//   AIMDB_TEST_OUT   output folder (default: a fresh temp folder)
+//   AIMDB_CHROMIUM   browser binary (default /usr/bin/chromium)
+//   AIMDB_BROKER_PRELOAD  LD_PRELOAD for mosquitto (ASan builds of the plugin;
+//                         LeakSanitizer then also judges mosquitto: lsan.supp)
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+import { createBroker, freePort } from './broker.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const webDir = resolve(here, '../../web');
+
+/* playwright-core and esbuild come from web/node_modules (`npm ci` in web/). */
+function playwright() {
+  try {
+    return createRequire(join(webDir, 'package.json'))('playwright-core');
+  } catch (err) {
+    throw new Error(`web/node_modules lacks playwright-core: run \`npm ci\` in web/ (${err.message})`);
+  }
+}
+
+const plugin = process.env.AIMDB_PLUGIN;
+const chromiumPath = process.env.AIMDB_CHROMIUM || '/usr/bin/chromium';
+const WAIT = { timeout: 10000 };
+
+/* The seeded history: values per city, oldest first; the last one is the latest. */
+const SEED = {
+  graz: [71.5, 74, 76.25],
+  linz: [80, 79.5, 83.75],
+  salzburg: [66, 69.5, 72],
+  vienna: [88.5, 90, 91.25],
+};
+const CITIES = Object.keys(SEED).sort();
+
+let out, broker, browser;
+const pageProblems = []; /* console errors, page errors, requests off the broker */
+
+async function openPage(url, contextOptions = {}) {
+  const context = await browser.newContext(contextOptions);
+  const page = await context.newPage();
+  page.on('pageerror', (err) => pageProblems.push(`page error: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') pageProblems.push(`console: ${msg.text()}`);
+  });
+  page.on('request', (req) => {
+    /* A blob: URL's origin is its creator's (mqtt.js makes its timer worker so). */
+    const url = new URL(req.url());
+    if (url.protocol !== 'data:' && url.origin !== `http://127.0.0.1:${broker.wsPort}`)
+      pageProblems.push(`request off the broker: ${req.url()}`);
+  });
+  await page.goto(url);
+  return page;
+}
+
+/* What the panel shows: {city: number} from each card's data-value. */
+function shownValues(page) {
+  return page.$$eval('#accuracy .card', (cards) => Object.fromEntries(
+    cards.map((c) => [c.dataset.city, Number(c.querySelector('.value').dataset.value)])));
+}
+
+/* The ASan runtime first in an ASan plugin's broker, with full malloc stacks
+ * so lsan.supp can name the one leak that is mosquitto's own. */
+function brokerEnv() {
+  const preload = process.env.AIMDB_BROKER_PRELOAD;
+  if (!preload) return {};
+  const suppressions = join(here, 'lsan.supp');
+  return { LD_PRELOAD: preload, LSAN_OPTIONS: `suppressions=${suppressions}:fast_unwind_on_malloc=0` };
+}
+
+before(async () => {
+  assert.ok(plugin, 'AIMDB_PLUGIN must name aimdb_mosquitto.so');
+  const { chromium } = playwright();
+  out = process.env.AIMDB_TEST_OUT ? resolve(process.env.AIMDB_TEST_OUT)
+                                   : await mkdtemp(join(tmpdir(), 'aimdb-web-'));
+  const dir = join(out, 'dashboard-run');
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  /* Build the page from the current sources into the test's own folder. */
+  await promisify(execFile)(process.execPath, [join(webDir, 'build.mjs'), '--out', join(dir, 'www')]);
+  broker = await createBroker({
+    plugin: resolve(plugin),
+    httpDir: join(dir, 'www'),
+    dir,
+    records: ['record accuracy::{1} weather/+/accuracy persist buffer=ring:16'],
+    env: brokerEnv(),
+  });
+  await broker.start();
+  /* Playwright adds --headless and a fresh temporary --user-data-dir itself. */
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await broker?.stop();
+});
+
+test('an empty history says "no data yet", then values arrive live', async () => {
+  const page = await openPage(broker.pageUrl);
+  await page.waitForSelector('#status[data-state="live"]', WAIT);
+  await page.waitForSelector('#accuracy[data-state="empty"]', WAIT);
+  assert.match(await page.textContent('#accuracy .panel-note'), /No data yet/);
+
+  for (const city of CITIES)
+    for (const value of SEED[city]) await broker.publish(`weather/${city}/accuracy`, String(value));
+
+  const latest = Object.fromEntries(CITIES.map((c) => [c, SEED[c].at(-1)]));
+  await page.waitForFunction((n) => document.querySelectorAll('#accuracy .card').length === n,
+                             CITIES.length, WAIT);
+  await page.waitForFunction((want) => {
+    const cards = [...document.querySelectorAll('#accuracy .card')];
+    return cards.every((c) => Number(c.querySelector('.value').dataset.value) === want[c.dataset.city]);
+  }, latest, WAIT);
+  assert.deepEqual(await page.$$eval('#accuracy .card', (cs) => cs.map((c) => c.dataset.city)), CITIES);
+  await page.context().close();
+});
+
+test('after a broker restart the panel is full before any new message', async () => {
+  /* Everything seeded is in history before the restart... */
+  const stored = await broker.request('record.query', { name: 'accuracy::*' });
+  assert.equal(stored.result?.count, CITIES.length, JSON.stringify(stored));
+  const storedAt = Object.fromEntries(stored.result.values.map((v) => [v.record.replace("accuracy::", ""), v.stored_at]));
+
+  await broker.stop();
+  await broker.start();
+
+  /* ...and after it, with nothing published since, the page shows all of it. */
+  const page = await openPage(broker.pageUrl, { viewport: { width: 1280, height: 800 } });
+  await page.waitForSelector('#accuracy[data-state="filled"]', WAIT);
+  await page.waitForFunction((n) => document.querySelectorAll('#accuracy .card').length === n,
+                             CITIES.length, WAIT);
+  assert.deepEqual(await shownValues(page),
+                   Object.fromEntries(CITIES.map((c) => [c, SEED[c].at(-1)])));
+  const shownTimes = await page.$$eval('#accuracy .card', (cards) => Object.fromEntries(
+    cards.map((c) => [c.dataset.city, Date.parse(c.querySelector('time').dateTime)])));
+  assert.deepEqual(shownTimes, storedAt, 'each card shows when its value was stored, before the restart');
+
+  /* The charts hold the seeded history of the last 24 h. */
+  await page.waitForFunction((want) => [...document.querySelectorAll('#accuracy .card .chart')]
+    .every((c) => c.dataset.points === String(want)), SEED.vienna.length, WAIT);
+  assert.equal(await page.getAttribute('#status', 'data-state'), 'live');
+  await page.screenshot({ path: join(out, 'dashboard.png'), fullPage: true });
+
+  /* One new message updates its card and chart in place. */
+  await broker.publish('weather/vienna/accuracy', '93.5');
+  await page.waitForSelector('.card[data-city="vienna"] .value[data-value="93.5"]', WAIT);
+  assert.equal(await page.getAttribute('.card[data-city="vienna"] .chart', 'data-points'),
+               String(SEED.vienna.length + 1));
+  assert.equal(await page.$$eval('#accuracy .card', (cs) => cs.length), CITIES.length);
+  assert.equal((await shownValues(page)).graz, SEED.graz.at(-1));
+  await page.context().close();
+});
+
+test('the panel is readable on a phone', async () => {
+  const page = await openPage(broker.pageUrl, {
+    viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true,
+  });
+  await page.waitForFunction(() => [...document.querySelectorAll('#accuracy .card .chart')]
+    .some((c) => Number(c.dataset.points) > 0), null, WAIT);
+  /* One column, nothing wider than the screen. */
+  const widths = await page.evaluate(() => ({
+    page: document.documentElement.scrollWidth,
+    cards: [...document.querySelectorAll('#accuracy .card')].map((c) => c.getBoundingClientRect().width),
+  }));
+  assert.ok(widths.page <= 390, `page is ${widths.page} px wide on a 390 px screen`);
+  for (const w of widths.cards) assert.ok(w > 300 && w <= 390, `card ${w} px`);
+  await page.screenshot({ path: join(out, 'dashboard-phone.png'), fullPage: true });
+  await page.context().close();
+});
+
+test('a history query the broker refuses is reported with its code', async () => {
+  /* More rows per city than the plugin serves: its invalid_params reply. */
+  const page = await openPage(`${broker.pageUrl}?points=1000000`);
+  await page.waitForSelector('#status[data-state="query-error"]', WAIT);
+  assert.match(await page.textContent('#status'), /Query error \(last 24 h\): invalid_params: params\.limit/);
+  /* The latest values do not depend on that query. */
+  await page.waitForSelector('#accuracy[data-state="filled"]', WAIT);
+  assert.equal((await shownValues(page)).vienna, 93.5);
+  assert.match(await page.textContent('.card[data-city="graz"] .chart-note'), /history unavailable: params\.limit/);
+  await page.context().close();
+});
+
+test('bad page parameters are reported, not guessed at', async () => {
+  const page = await openPage(`${broker.pageUrl}?topic=weather/%23`);
+  await page.waitForSelector('#status[data-state="config-error"]', WAIT);
+  assert.match(await page.textContent('#status'), /topic filter "weather\/#" must have exactly one "\+"/);
+  await page.context().close();
+});
+
+test('an unreachable broker is reported as such', async () => {
+  const nobody = await freePort();
+  const page = await openPage(`${broker.pageUrl}?broker=ws://127.0.0.1:${nobody}/mqtt`);
+  await page.waitForSelector('#status[data-state="unreachable"]', WAIT);
+  assert.match(await page.textContent('#status'), new RegExp(`unreachable at ws://127.0.0.1:${nobody}`));
+  assert.equal(await page.getAttribute('#accuracy', 'data-state'), 'loading');
+  await page.context().close();
+  /* A browser logs each refused WebSocket as a console error: expected here. */
+  const refused = `ws://127.0.0.1:${nobody}/`;
+  for (let i = pageProblems.length - 1; i >= 0; i--)
+    if (pageProblems[i].includes(refused)) pageProblems.splice(i, 1);
+});
+
+test('the page fetched nothing off the broker and logged no errors', () => {
+  assert.deepEqual(pageProblems, []);
+});
