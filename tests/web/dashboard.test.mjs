@@ -123,8 +123,11 @@ test('an empty history says "no data yet", then values arrive live', async () =>
   await page.waitForSelector('#accuracy[data-state="empty"]', WAIT);
   assert.match(await page.textContent('#accuracy .panel-note'), /No data yet/);
 
-  for (const city of CITIES)
+  /* Cities in parallel; one city's values one after another, so each is
+   * stored later than the one before. */
+  await Promise.all(CITIES.map(async (city) => {
     for (const value of SEED[city]) await broker.publish(`weather/${city}/accuracy`, String(value));
+  }));
 
   const latest = Object.fromEntries(CITIES.map((c) => [c, SEED[c].at(-1)]));
   await page.waitForFunction((n) => document.querySelectorAll('#accuracy .card').length === n,

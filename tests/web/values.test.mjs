@@ -33,5 +33,6 @@ test('cards print two decimals at most, or short JSON', () => {
   assert.equal(formatValue(91.456), '91.46');
   assert.equal(formatValue(1234.5), '1,234.5');
   assert.equal(formatValue({ a: 1, b: 2 }), '{"a":1,"b":2}');
+  assert.equal(formatValue('n/a'), 'n/a');
   assert.equal(formatValue('x'.repeat(60)).length, 40);
 });

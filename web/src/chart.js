@@ -15,7 +15,9 @@ const DAY_S = 24 * 3600;
 const hour = new Intl.DateTimeFormat(undefined, { hour: 'numeric' });
 const clock = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
 const seconds = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit', second: '2-digit' });
-const millis = new Intl.DateTimeFormat(undefined, { minute: '2-digit', second: '2-digit', fractionalSecondDigits: 3 });
+const millis = new Intl.DateTimeFormat(undefined, {
+  hour: 'numeric', minute: '2-digit', second: '2-digit', fractionalSecondDigits: 3,
+});
 const weekday = new Intl.DateTimeFormat(undefined, { weekday: 'short' });
 
 /*
@@ -26,7 +28,7 @@ const weekday = new Intl.DateTimeFormat(undefined, { weekday: 'short' });
  * once the chart spans days.
  */
 const TIERS = [
-  { upTo: 10, space: 90, label: (d) => millis.format(d) },
+  { upTo: 10, space: 125, label: (d) => (d.getMilliseconds() ? millis : seconds).format(d) },
   { upTo: 180, space: 85, label: (d) => seconds.format(d) },
   { upTo: 1.5 * DAY_S, space: 60, label: (d) => (d.getMinutes() ? clock : hour).format(d) },
   { upTo: Infinity, space: 95, label: (d) => `${weekday.format(d)} ${clock.format(d)}` },
@@ -45,15 +47,26 @@ function tickSpace(u, axis, min, max) {
   return tier(min, max).space;
 }
 
+/* The y range: uPlot's padded one, except that a flat line (one value,
+ * or the same value again) sits mid-chart instead of over a 0..2x span. */
+function valueRange(u, min, max) {
+  if (min === max) {
+    const pad = Math.max(Math.abs(min) * 0.05, 1);
+    return [min - pad, max + pad];
+  }
+  return uPlot.rangeNum(min, max, 0.1, true);
+}
+
+/* A chart inside `container`; points are [unix ms, number|null], oldest first. */
 export function createHistoryChart(container, label) {
   const plot = new uPlot(
     {
       width: Math.max(container.clientWidth, 200),
       height: HEIGHT,
       legend: { show: false },
-      padding: [10, 20, 0, 0], /* room for the last tick label */
+      padding: [10, 32, 0, 0], /* room for half of the last tick label */
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true } },
+      scales: { x: { time: true }, y: { range: valueRange } },
       axes: [
         { stroke: '#5b6470', grid: { stroke: '#e6e9ee' }, size: 32, space: tickSpace, values: timeTicks },
         { stroke: '#5b6470', grid: { stroke: '#e6e9ee' }, size: 44 },

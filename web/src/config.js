@@ -7,7 +7,8 @@
  * `make run` needs no settings.  Query parameters override each default,
  * which lets one build point at another broker or another record family:
  *   ?broker=ws://host:port  &topic=weather/+/accuracy  &record=accuracy::{1}
- *   &hours=24 (history window, at most a year)  &points=1000 (history rows per city)
+ *   &unit=%  &hours=24 (history window, at most a year)
+ *   &points=1000 (history rows per city)
  */
 import { makeCityMapping } from './topics.js';
 
@@ -16,6 +17,7 @@ export const REQUEST_TOPIC = '$CONTROL/aimdb/v1'; /* contract C.4 */
 const DEFAULTS = {
   topic: 'weather/+/accuracy',
   record: 'accuracy::{1}',
+  unit: '%', /* conf/aimdb.conf: forecast accuracy in percent */
   hours: 24,
   points: 1000,
 };
@@ -42,6 +44,7 @@ export function readConfig(location) {
   return {
     brokerUrl: params.get('broker') ?? ownBroker(location),
     mapping,
+    unit: params.get('unit') ?? DEFAULTS.unit,
     historyMs: positiveInteger(params, 'hours', 24 * 366) * 3600 * 1000,
     /* The broker knows its own cap on record.query's limit and says so in an
      * invalid_params reply; the page does not guess it. */

@@ -41,11 +41,11 @@ function pointsByCity(values, mapping) {
 }
 
 function start(config) {
-  const { brokerUrl, mapping, historyMs, historyPoints } = config;
+  const { brokerUrl, mapping, unit, historyMs, historyPoints } = config;
   const hours = historyMs / 3600000;
   document.getElementById('window').textContent = `· charts: last ${hours} h`;
   const status = createStatusBanner(document.getElementById('status'));
-  const panel = createAccuracyPanel(document.getElementById('accuracy'), hours);
+  const panel = createAccuracyPanel(document.getElementById('accuracy'), hours, unit);
   const table = createCityTable(historyMs);
 
   const clientId = `aimdb-dashboard-${randomSuffix()}`;

@@ -29,11 +29,12 @@ function element(tag, className, text) {
   return el;
 }
 
-/* The panel inside `root` (which holds .cards and .panel-note); hours names the chart window. */
-export function createAccuracyPanel(root, hours) {
+/* The panel inside `root` (which holds .cards and .panel-note); hours names
+ * the chart window; unit follows every number shown. */
+export function createAccuracyPanel(root, hours, unit) {
   const cardsEl = root.querySelector('.cards');
   const noteEl = root.querySelector('.panel-note');
-  const cards = new Map(); /* city -> {el, valueEl, timeEl, chartNote, chart, drawn} */
+  const cards = new Map(); /* city -> {el, valueEl, numberEl, unitEl, timeEl, chartEl, chartNote, chart, drawn} */
   let pendingNote = 'loading history…'; /* under a chart not drawn yet */
 
   function card(city) {
@@ -45,14 +46,18 @@ export function createAccuracyPanel(root, hours) {
     head.append(element('h2', null, city));
     const timeEl = element('time');
     head.append(timeEl);
-    const valueEl = element('p', 'value', '–');
+    const valueEl = element('p', 'value');
+    const numberEl = element('span', 'number', '–');
+    const unitEl = element('span', 'unit');
+    valueEl.append(numberEl, unitEl);
     const chartEl = element('div', 'chart');
     const chartNote = element('p', 'chart-note', pendingNote);
     el.append(head, valueEl, chartEl, chartNote);
     /* Insert in name order so a city arriving late lands where a reader expects it. */
     const after = [...cards.keys()].sort().find((name) => name > city);
     cardsEl.insertBefore(el, after ? cards.get(after).el : null);
-    c = { el, valueEl, timeEl, chartNote, chart: createHistoryChart(chartEl, city), drawn: false };
+    c = { el, valueEl, numberEl, unitEl, timeEl, chartEl, chartNote, drawn: false,
+          chart: createHistoryChart(chartEl, city) };
     cards.set(city, c);
     return c;
   }
@@ -83,7 +88,8 @@ export function createAccuracyPanel(root, hours) {
     showValue(city, value, at, flash = false) {
       const c = card(city);
       const n = valueNumber(value);
-      c.valueEl.textContent = formatValue(value);
+      c.numberEl.textContent = formatValue(value);
+      c.unitEl.textContent = n === null ? '' : unit;
       c.valueEl.dataset.value = n === null ? JSON.stringify(value) : String(n);
       c.timeEl.dateTime = new Date(at).toISOString();
       c.timeEl.textContent = when(at);
@@ -96,11 +102,16 @@ export function createAccuracyPanel(root, hours) {
       noteEl.textContent = '';
     },
 
+    /* A city's chart; a series with no number in it is said, not drawn. */
     showSeries(city, points) {
       const c = card(city);
       c.chart.setPoints(points);
       c.drawn = true;
-      c.chartNote.textContent = points.length ? '' : `no values in the last ${hours} h`;
+      const numeric = points.some(([, y]) => y !== null);
+      c.chartEl.hidden = !numeric;
+      c.chartNote.textContent = numeric ? ''
+        : points.length ? `no numbers to chart in the last ${hours} h`
+        : `no values in the last ${hours} h`;
     },
 
     /* History could not be read: say so under every chart not drawn yet. */

@@ -52,10 +52,11 @@ export function valueNumber(value) {
   return numeric.length === 1 ? numeric[0] : null;
 }
 
-/* What a card prints: the number to two decimals at most, else short JSON. */
+/* What a card prints: the number to two decimals at most, else the text
+ * (a device's "n/a" reads as n/a, not as JSON), else short JSON. */
 export function formatValue(value) {
   const n = valueNumber(value);
   if (n !== null) return n.toLocaleString('en-US', { maximumFractionDigits: 2 });
-  const text = JSON.stringify(value);
+  const text = typeof value === 'string' ? value : JSON.stringify(value);
   return text.length > 40 ? `${text.slice(0, 39)}…` : text;
 }
