@@ -181,6 +181,20 @@ catalog_entry *catalog_add(catalog *c, const char *name, source_list *sources);
 size_t catalog_count(const catalog *c);
 catalog_entry *catalog_at(catalog *c, size_t i);
 
+/* -------------------------------------------------------------- relay.c */
+
+/* The broker thread's queue to aimdb_produce (one relay thread). */
+typedef struct relay relay;
+
+int relay_start(plugin *pl, relay **out);
+/* Broker thread: queue a copy of the value (waits only while the ring is
+ * full).  AIMDB_ENOMEM if a large payload cannot be copied. */
+int relay_push(relay *r, aimdb_record *record, const void *data, size_t len, int64_t ts_ms);
+/* Produce everything queued, stop the thread, free. */
+void relay_stop(relay *r);
+/* Values aimdb_produce refused (too big, stopped, out of memory). */
+uint64_t relay_failed(relay *r);
+
 /* ------------------------------------------------------------ records.c */
 
 /* Register entry's record with the rule's options, its attributes and its
@@ -260,7 +274,7 @@ void setup_close(plugin *pl);
 typedef struct plugin_counters {
     uint64_t routed;       /* messages produced into a record */
     uint64_t unrouted;     /* messages no rule matched */
-    uint64_t dropped;      /* routed but not produced (too big, bad name, ENOMEM) */
+    uint64_t dropped;      /* routed but not queued (bad name, ENOMEM); see relay_failed */
     uint64_t duplicates;   /* QoS 2 retransmissions skipped */
     uint64_t requests;     /* $CONTROL/aimdb/v1 requests */
 } plugin_counters;
@@ -296,6 +310,7 @@ struct plugin {
     aimdb_db *db;
     aimdb_persist *persist;
     aimdb_aimx *aimx;
+    relay *relay;
     char *database_path;
 };
 

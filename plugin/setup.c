@@ -1,9 +1,9 @@
 /*
  * setup.c -- the libaimdb stack inside the broker: the record database,
- * SQLite history behind the persistence layer, and the AimX handler, built
- * from aimdb.conf's settings and started at plugin init; stopped at
- * cleanup so that every value routed before the broker was told to stop is
- * committed before it exits.
+ * SQLite history behind the persistence layer, the AimX handler and the
+ * relay thread, built from aimdb.conf's settings and started at plugin
+ * init; stopped at cleanup so that every value routed before the broker
+ * was told to stop is committed before it exits.
  */
 #include <errno.h>
 #include <libgen.h>
@@ -87,12 +87,16 @@ int setup_open(plugin *pl, const aimdb_conf *conf, char *err, size_t errlen) {
     if (rc == AIMDB_OK && (rc = aimdb_db_start(pl->db)) != AIMDB_OK)
         snprintf(err, errlen, "database %s: cannot start: %s", pl->database_path,
                  aimdb_strerror(rc));
+    if (rc == AIMDB_OK && (rc = relay_start(pl, &pl->relay)) != AIMDB_OK)
+        snprintf(err, errlen, "cannot start the relay thread: %s", aimdb_strerror(rc));
     if (rc != AIMDB_OK) setup_close(pl);
     return rc;
 }
 
 void setup_close(plugin *pl) {
-    if (pl->db) aimdb_db_stop(pl->db);
+    relay_stop(pl->relay); /* every value received is produced ... */
+    pl->relay = NULL;
+    if (pl->db) aimdb_db_stop(pl->db); /* ... then tapped and committed */
     aimdb_aimx_free(pl->aimx);
     aimdb_db_free(pl->db);
     free(pl->database_path);

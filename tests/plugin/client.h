@@ -41,6 +41,10 @@ void client_disconnect(client *c);
  * (response_topic NULL): the reply arrives on $CONTROL/aimdb/v1/response. */
 char *client_request(client *c, const char *request, const char *response_topic,
                      int timeout_ms);
+/* The same with the request published at QoS 0 or 1 (client_request: 1,
+ * waiting for the PUBACK before the reply). */
+char *client_request_qos(client *c, const char *request, const char *response_topic, int qos,
+                         int timeout_ms);
 
 /* Repeat a record.query until the result's "count" reaches want (history
  * commits every ~100 ms).  Returns the last reply; caller frees. */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -110,6 +111,10 @@ void broker_write_conf(broker *b, const char *extra) {
      * cannot write our temporary directory: stay the current user. */
     struct passwd *pw = getpwuid(geteuid());
     char *more = expand(b, extra ? extra : "");
+    char plugin[2 * HARNESS_PATH_MAX] = "";
+    if (!b->without_plugin)
+        snprintf(plugin, sizeof(plugin), "plugin %s\nplugin_opt_config %s\n", AIMDB_PLUGIN_PATH,
+                 b->aimdb_path);
     char text[8192];
     snprintf(text, sizeof(text),
              "listener %d 127.0.0.1\n"
@@ -117,10 +122,9 @@ void broker_write_conf(broker *b, const char *extra) {
              "user %s\n"
              "log_dest stderr\n"
              "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
-             "plugin %s\n"
-             "plugin_opt_config %s\n"
+             "%s"
              "%s\n",
-             b->port, pw ? pw->pw_name : "root", AIMDB_PLUGIN_PATH, b->aimdb_path, more);
+             b->port, pw ? pw->pw_name : "root", plugin, more);
     free(more);
     write_file(b->conf_path, text);
 }
@@ -135,10 +139,37 @@ static bool accepts_connections(int port) {
     return ok;
 }
 
+/* A test that fails half-way never leaves a broker behind: each dies with
+ * the process that started it (PR_SET_PDEATHSIG), and brokers still
+ * running when the test program exits are killed then. */
+#define MAX_RUNNING 16
+static pid_t running[MAX_RUNNING];
+
+static void kill_running(void) {
+    for (int i = 0; i < MAX_RUNNING; i++)
+        if (running[i] > 0) kill(running[i], SIGKILL);
+}
+
+static void track(pid_t pid, pid_t replace) {
+    static bool registered;
+    if (!registered) registered = atexit(kill_running) == 0;
+    for (int i = 0; i < MAX_RUNNING; i++) {
+        if (running[i] == replace) {
+            running[i] = pid;
+            return;
+        }
+    }
+}
+
 static pid_t spawn_broker(broker *b) {
+    pid_t parent = getpid();
     pid_t pid = fork();
     assert_true(pid >= 0);
-    if (pid > 0) return pid;
+    if (pid > 0) {
+        track(pid, 0);
+        return pid;
+    }
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(126);
     int log = open(b->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
     int null = open("/dev/null", O_RDONLY);
     if (log < 0 || null < 0) _exit(126);
@@ -159,6 +190,7 @@ bool broker_start(broker *b, int *status) {
     for (long long deadline = now_ms() + START_TIMEOUT_MS; now_ms() < deadline;) {
         int st;
         if (waitpid(b->pid, &st, WNOHANG) == b->pid) {
+            track(0, b->pid);
             b->pid = 0;
             if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
             return false;
@@ -222,6 +254,7 @@ static int reap(broker *b, int timeout_ms) {
     for (long long deadline = now_ms() + timeout_ms; now_ms() < deadline; sleep_ms(5)) {
         int st;
         if (waitpid(b->pid, &st, WNOHANG) == b->pid) {
+            track(0, b->pid);
             b->pid = 0;
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         }
@@ -245,6 +278,7 @@ void broker_kill9(broker *b) {
     kill(b->pid, SIGKILL);
     int st;
     waitpid(b->pid, &st, 0);
+    track(0, b->pid);
     b->pid = 0;
 }
 

@@ -26,6 +26,7 @@ typedef struct broker {
     char db_path[HARNESS_PATH_MAX];    /* dir/data/aimdb.db (the tests' default) */
     int port;
     pid_t pid;                         /* 0 when not running */
+    bool without_plugin;               /* broker_write_conf leaves the plugin out */
 } broker;
 
 /* A fresh directory and a free port (no files written yet). */
@@ -33,7 +34,8 @@ void broker_init(broker *b);
 /* Write aimdb.conf.  NULL text: the default weather rules. */
 void broker_write_aimdb(broker *b, const char *text);
 /* Write mosquitto.conf: listener, allow_anonymous, user, logging, the
- * plugin with plugin_opt_config, then extra lines (may be NULL). */
+ * plugin with plugin_opt_config (unless without_plugin), then extra lines
+ * (may be NULL). */
 void broker_write_conf(broker *b, const char *extra);
 
 /* Start and wait (bounded) until it accepts connections.  False if it

@@ -1,0 +1,462 @@
+/*
+ * bench_plugin.c -- aimdb_mosquitto.so end to end, through a real
+ * /usr/sbin/mosquitto on a loopback port, every figure against a baseline
+ * measured in the same run.
+ *
+ * Ingest.  PUBLISHERS raw MQTT 3.1.1 connections (packets encoded up front,
+ * so the clients cost as little as possible) send small JSON payloads
+ * round-robin to 1,000 topics, at QoS 0 (closed by one QoS 1 fence: the
+ * broker handles a connection's packets in order) and at QoS 1 (every
+ * PUBACK awaited).  Throughput = messages / (last acknowledgement - first
+ * byte), for the same broker without the plugin and with it (every topic a
+ * persisted record), alternating, median of ROUNDS.  Goal: >= 0.9x.  After
+ * each plugin run the broker gets SIGTERM and the rows in SQLite are
+ * counted.  Goal: 100%.
+ *
+ * Query.  A history of 1,000 records x 10,000 rows, built once through the
+ * SQLite backend under <build>/bench-data/, is served by the plugin; on the
+ * otherwise idle broker MQTT v5 requests time the round trip (publish to
+ * reply received) of latest-1 for "*" (1,000 values) and of latest-10 of
+ * one record.  Goal: p50 < 5 ms.
+ *
+ * Stall.  A client pings itself through the broker (QoS 0 to its own
+ * subscription) every PING_INTERVAL_MS, first with nothing else going on,
+ * then while another client runs latest-1 "*" queries back to back.
+ * Goal: ping p99 within 2 ms of its baseline.
+ *
+ *   bench_plugin [--quick]      (--quick: fewer messages and rounds)
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libgen.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <mqtt_protocol.h>
+#include <sqlite3.h>
+
+#include "aimdb/sqlite.h"
+#include "client.h"
+#include "harness.h"
+
+#define TOPICS 1000
+#define PUBLISHERS 2
+#define HISTORY_RECORDS 1000
+#define HISTORY_ROWS 10000
+#define HISTORY_T0 1700000000000LL
+#define HISTORY_STEP_MS 15000
+#define QUERY_RUNS 300
+#define PING_INTERVAL_MS 2
+#define PING_PHASE_MS 4000
+
+static const char ingest_rules[] = "database @DIR@/data/aimdb.db\n"
+                                   "record bench::{1} bench/+/v persist\n";
+
+static void die(const char *what, const char *why) {
+    fprintf(stderr, "bench_plugin: %s: %s\n", what, why);
+    exit(1);
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double percentile(double *v, size_t n, double p) {
+    qsort(v, n, sizeof(*v), cmp_double);
+    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+    return v[i < n ? i : n - 1];
+}
+
+static double now_ms_f(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ------------------------------------------------------- raw publisher */
+
+typedef struct publisher {
+    int index, qos, port;
+    size_t count;            /* messages in the stream */
+    unsigned char *stream;   /* every PUBLISH, encoded */
+    size_t len;
+    int fd;
+    pthread_barrier_t *start;
+    double done_ms;          /* when the last acknowledgement arrived */
+} publisher;
+
+static size_t put_string(unsigned char *p, const char *s, size_t n) {
+    p[0] = (unsigned char)(n >> 8);
+    p[1] = (unsigned char)n;
+    memcpy(p + 2, s, n);
+    return n + 2;
+}
+
+/* One PUBLISH (remaining length < 128, as every packet here). */
+static size_t encode_publish(unsigned char *p, int qos, uint16_t mid, const char *topic,
+                             const char *payload) {
+    size_t tl = strlen(topic), pl = strlen(payload);
+    size_t rem = 2 + tl + (qos ? 2 : 0) + pl, n = 0;
+    p[n++] = (unsigned char)(0x30 | qos << 1);
+    p[n++] = (unsigned char)rem;
+    n += put_string(p + n, topic, tl);
+    if (qos) {
+        p[n++] = (unsigned char)(mid >> 8);
+        p[n++] = (unsigned char)mid;
+    }
+    memcpy(p + n, payload, pl);
+    return n + pl;
+}
+
+static void encode_stream(publisher *pub) {
+    pub->stream = malloc(pub->count * 64 + 64);
+    if (!pub->stream) die("stream", "out of memory");
+    char topic[32], payload[48];
+    uint16_t mid = 0;
+    for (size_t i = 0; i < pub->count; i++) {
+        snprintf(topic, sizeof(topic), "bench/t%04zu/v", (i * PUBLISHERS + (size_t)pub->index) % TOPICS);
+        snprintf(payload, sizeof(payload), "{\"seq\":%zu,\"v\":%d.5}", i, (int)(i % 40));
+        if (++mid == 0) mid = 1;
+        pub->len += encode_publish(pub->stream + pub->len, pub->qos, mid, topic, payload);
+    }
+    /* QoS 0 ends with a QoS 1 fence on a topic no rule routes. */
+    if (pub->qos == 0) pub->len += encode_publish(pub->stream + pub->len, 1, 1, "bench-fence", "{}");
+}
+
+static void write_all(int fd, const unsigned char *p, size_t len) {
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) die("write", strerror(errno));
+        p += w;
+        len -= (size_t)w;
+    }
+}
+
+static void read_exactly(int fd, unsigned char *p, size_t len) {
+    while (len > 0) {
+        ssize_t r = read(fd, p, len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) die("read", r == 0 ? "connection closed" : strerror(errno));
+        p += r;
+        len -= (size_t)r;
+    }
+}
+
+static void connect_publisher(publisher *pub) {
+    pub->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)pub->port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(pub->fd, (struct sockaddr *)&a, sizeof(a)) != 0) die("connect", strerror(errno));
+    char id[16];
+    int idl = snprintf(id, sizeof(id), "pub-%d", pub->index);
+    unsigned char p[64] = {0x10, (unsigned char)(10 + 2 + idl), 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 60};
+    size_t n = 12 + put_string(p + 12, id, (size_t)idl);
+    write_all(pub->fd, p, n);
+    unsigned char connack[4];
+    read_exactly(pub->fd, connack, 4);
+    if (connack[0] != 0x20 || connack[3] != 0) die("connect", "refused");
+}
+
+/* Count PUBACKs until every message (QoS 1) or the fence (QoS 0) is in. */
+static void *read_acks(void *arg) {
+    publisher *pub = arg;
+    size_t want = pub->qos ? pub->count : 1, got = 0;
+    unsigned char buf[65536];
+    size_t have = 0;
+    while (got < want) {
+        ssize_t r = read(pub->fd, buf + have, sizeof(buf) - have);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) die("read acks", r == 0 ? "connection closed" : strerror(errno));
+        have += (size_t)r;
+        size_t used = 0;
+        while (have - used >= 4) {
+            if (buf[used] != 0x40 || buf[used + 1] != 2) die("read acks", "unexpected packet");
+            got++;
+            used += 4;
+        }
+        memmove(buf, buf + used, have - used);
+        have -= used;
+    }
+    pub->done_ms = now_ms_f();
+    return NULL;
+}
+
+static void *run_publisher(void *arg) {
+    publisher *pub = arg;
+    pthread_t reader;
+    pthread_create(&reader, NULL, read_acks, pub);
+    pthread_barrier_wait(pub->start);
+    write_all(pub->fd, pub->stream, pub->len);
+    pthread_join(reader, NULL);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- ingest */
+
+typedef struct ingest_result {
+    double msgs_per_s;
+    double stop_ms;      /* SIGTERM to exit (plugin: draining to SQLite) */
+    long long rows;      /* rows in SQLite after the stop (plugin only) */
+} ingest_result;
+
+static long long count_rows(const char *path) {
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    long long n = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT count(*) FROM record_history", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return n;
+}
+
+static ingest_result ingest_run(bool with_plugin, int qos, size_t messages) {
+    broker b;
+    broker_init(&b);
+    b.without_plugin = !with_plugin;
+    broker_write_aimdb(&b, ingest_rules);
+    broker_write_conf(&b, NULL);
+    if (!broker_start(&b, NULL)) {
+        broker_log_dump(&b);
+        die("ingest", "the broker did not start");
+    }
+    publisher pubs[PUBLISHERS];
+    pthread_t threads[PUBLISHERS];
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, PUBLISHERS + 1);
+    for (int i = 0; i < PUBLISHERS; i++) {
+        pubs[i] = (publisher){.index = i, .qos = qos, .port = b.port,
+                              .count = messages / PUBLISHERS, .start = &start};
+        encode_stream(&pubs[i]);
+        connect_publisher(&pubs[i]);
+        pthread_create(&threads[i], NULL, run_publisher, &pubs[i]);
+    }
+    pthread_barrier_wait(&start);
+    double t0 = now_ms_f(), t1 = t0;
+    for (int i = 0; i < PUBLISHERS; i++) {
+        pthread_join(threads[i], NULL);
+        if (pubs[i].done_ms > t1) t1 = pubs[i].done_ms;
+    }
+    ingest_result r = {.msgs_per_s = (double)(messages / PUBLISHERS * PUBLISHERS) / ((t1 - t0) / 1e3)};
+    double s0 = now_ms_f();
+    int status = broker_stop(&b);
+    r.stop_ms = now_ms_f() - s0;
+    if (status != 0) die("ingest", "the broker did not stop cleanly");
+    for (int i = 0; i < PUBLISHERS; i++) {
+        close(pubs[i].fd);
+        free(pubs[i].stream);
+    }
+    pthread_barrier_destroy(&start);
+    r.rows = with_plugin ? count_rows(b.db_path) : 0;
+    broker_cleanup(&b);
+    return r;
+}
+
+static double median3(double *v, int n) {
+    return percentile(v, (size_t)n, 0.5);
+}
+
+static bool bench_ingest(int qos, size_t messages, int rounds) {
+    double base[8], with[8], stop_base[8], stop_with[8];
+    bool all_rows = true;
+    long long rows = 0;
+    for (int i = 0; i < rounds; i++) {
+        ingest_result rb = ingest_run(false, qos, messages);
+        ingest_result rw = ingest_run(true, qos, messages);
+        base[i] = rb.msgs_per_s;
+        with[i] = rw.msgs_per_s;
+        stop_base[i] = rb.stop_ms;
+        stop_with[i] = rw.stop_ms;
+        rows = rw.rows;
+        all_rows &= rw.rows == (long long)(messages / PUBLISHERS * PUBLISHERS);
+    }
+    double mb = median3(base, rounds), mw = median3(with, rounds);
+    printf("ingest QoS %d: %zu msgs x %d rounds, %d publishers, %d topics\n", qos,
+           messages / PUBLISHERS * PUBLISHERS, rounds, PUBLISHERS, TOPICS);
+    printf("  broker alone      %9.0f msg/s   (stop %.0f ms)\n", mb, median3(stop_base, rounds));
+    printf("  broker + aimdb    %9.0f msg/s   (stop incl. final commit %.0f ms)\n", mw,
+           median3(stop_with, rounds));
+    printf("  ratio             %9.2fx        goal >= 0.90x  %s\n", mw / mb,
+           mw / mb >= 0.9 ? "ok" : "MISSED");
+    printf("  rows in SQLite    %lld of %zu after SIGTERM (every round: %s)\n", rows,
+           messages / PUBLISHERS * PUBLISHERS, all_rows ? "100%" : "NOT ALL");
+    return all_rows;
+}
+
+/* --------------------------------------------------------------- history */
+
+static void build_history(const char *path) {
+    char tmp[1300];
+    snprintf(tmp, sizeof(tmp), "%s.building", path);
+    remove(tmp);
+    printf("building %s (1,000 x 10,000 rows through the SQLite backend, once) ...\n", path);
+    fflush(stdout);
+    double t0 = now_ms_f();
+    aimdb_sqlite_options so = {.path = tmp, .synchronous = AIMDB_SQLITE_SYNC_OFF};
+    aimdb_backend be;
+    char err[256];
+    if (aimdb_sqlite_open(&so, &be, err, sizeof(err)) != AIMDB_OK) die(tmp, err);
+    char name[32], json[64];
+    for (int t = 0; t < HISTORY_ROWS; t++) {
+        for (int r = 0; r < HISTORY_RECORDS; r++) {
+            snprintf(name, sizeof(name), "bench::r%04d", r);
+            int n = snprintf(json, sizeof(json), "{\"v\":%d.%02d,\"seq\":%d}", 10 + (t + r) % 20,
+                             (t * 7 + r) % 100, t);
+            if (be.ops->store(be.self, name, json, (size_t)n,
+                              HISTORY_T0 + (int64_t)t * HISTORY_STEP_MS) != AIMDB_OK)
+                die(tmp, "store failed");
+        }
+    }
+    be.ops->close(be.self); /* drains and commits everything */
+    if (rename(tmp, path) != 0) die("rename", strerror(errno));
+    printf("built in %.0f s\n", (now_ms_f() - t0) / 1e3);
+}
+
+static bool history_ready(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0) return false;
+    return count_rows(path) == (long long)HISTORY_RECORDS * HISTORY_ROWS;
+}
+
+/* ------------------------------------------------------------ query, stall */
+
+static double time_request(client *c, const char *request, int want_count) {
+    double t0 = now_ms_f();
+    char *reply = client_request_qos(c, request, "bench/reply", 0, 10000);
+    double ms = now_ms_f() - t0;
+    if (!reply) die("query", "no reply within 10 s");
+    if (want_count >= 0 && reply_count(reply) != want_count) {
+        fprintf(stderr, "reply: %.300s\n", reply);
+        die("query", "unexpected count");
+    }
+    free(reply);
+    return ms;
+}
+
+static bool bench_one_query(client *c, const char *label, const char *request, int want) {
+    double v[QUERY_RUNS];
+    for (int i = 0; i < 20; i++) time_request(c, request, want); /* warm caches */
+    for (int i = 0; i < QUERY_RUNS; i++) v[i] = time_request(c, request, want);
+    double p50 = percentile(v, QUERY_RUNS, 0.5), p99 = percentile(v, QUERY_RUNS, 0.99);
+    printf("  %-28s p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms   goal p50 < 5 ms  %s\n", label,
+           p50, p99, v[QUERY_RUNS - 1], p50 < 5 ? "ok" : "MISSED");
+    return p50 < 5;
+}
+
+static const char latest_all[] =
+    "{\"id\":1,\"method\":\"record.query\",\"params\":{\"name\":\"*\"}}";
+static const char latest10_one[] =
+    "{\"id\":2,\"method\":\"record.query\",\"params\":{\"name\":\"bench::r0500\",\"limit\":10}}";
+
+typedef struct query_load {
+    int port;
+    atomic_bool stop;
+    long done;
+} query_load;
+
+static void *run_queries(void *arg) {
+    query_load *q = arg;
+    client *c = client_connect(q->port, "bench-load", MQTT_PROTOCOL_V5, NULL, NULL);
+    if (!c) die("stall", "cannot connect");
+    while (!atomic_load(&q->stop)) {
+        time_request(c, latest_all, HISTORY_RECORDS);
+        q->done++;
+    }
+    client_disconnect(c);
+    return NULL;
+}
+
+/* Ping latencies for PING_PHASE_MS, one every PING_INTERVAL_MS. */
+static size_t ping_phase(client *c, double *v, size_t cap) {
+    size_t n = 0;
+    double end = now_ms_f() + PING_PHASE_MS;
+    while (n < cap && now_ms_f() < end) {
+        double t0 = now_ms_f();
+        client_publish(c, "bench-ping/self", "ping", 4, 0);
+        received m;
+        if (!client_receive(c, 1000, &m)) die("stall", "ping lost");
+        received_free(&m);
+        v[n++] = now_ms_f() - t0;
+        double next = t0 + PING_INTERVAL_MS;
+        while (now_ms_f() < next) sleep_ms(0);
+    }
+    return n;
+}
+
+static bool bench_stall(int port) {
+    client *c = client_connect(port, "bench-ping", MQTT_PROTOCOL_V311, NULL, NULL);
+    if (!c) die("stall", "cannot connect");
+    client_subscribe(c, "bench-ping/self", 0);
+    enum { CAP = PING_PHASE_MS / PING_INTERVAL_MS + 1 };
+    static double base[CAP], busy[CAP];
+    size_t nb = ping_phase(c, base, CAP);
+    query_load q = {.port = port};
+    pthread_t t;
+    pthread_create(&t, NULL, run_queries, &q);
+    sleep_ms(200);
+    size_t nq = ping_phase(c, busy, CAP);
+    atomic_store(&q.stop, true);
+    pthread_join(t, NULL);
+    client_disconnect(c);
+    double b50 = percentile(base, nb, 0.5), b99 = percentile(base, nb, 0.99);
+    double q50 = percentile(busy, nq, 0.5), q99 = percentile(busy, nq, 0.99);
+    printf("stall: ping through the broker every %d ms, %zu pings per phase\n", PING_INTERVAL_MS, nb);
+    printf("  idle broker                  p50 %6.3f ms  p99 %6.3f ms\n", b50, b99);
+    printf("  during %4ld latest-1 * queries p50 %6.3f ms  p99 %6.3f ms\n", q.done, q50, q99);
+    printf("  p99 increase %.3f ms   goal <= 2 ms  %s\n", q99 - b99, q99 - b99 <= 2 ? "ok" : "MISSED");
+    return q99 - b99 <= 2;
+}
+
+static void bench_queries(const char *history_path) {
+    broker b;
+    broker_init(&b);
+    char rules[1500];
+    snprintf(rules, sizeof(rules), "database %s\nrecord bench::{1} bench/+/v persist\n", history_path);
+    broker_write_aimdb(&b, rules);
+    broker_write_conf(&b, NULL);
+    if (!broker_start(&b, NULL)) {
+        broker_log_dump(&b);
+        die("query", "the broker did not start");
+    }
+    client *c = client_connect(b.port, "bench-query", MQTT_PROTOCOL_V5, NULL, NULL);
+    if (!c) die("query", "cannot connect");
+    printf("query round trip over MQTT v5, idle broker, %d x %d rows, %d runs each\n",
+           HISTORY_RECORDS, HISTORY_ROWS, QUERY_RUNS);
+    bench_one_query(c, "latest-1 of \"*\" (1,000 rows)", latest_all, HISTORY_RECORDS);
+    bench_one_query(c, "latest-10 of one record", latest10_one, 10);
+    client_disconnect(c);
+    bench_stall(b.port);
+    if (broker_stop(&b) != 0) die("query", "the broker did not stop cleanly");
+    broker_cleanup(&b);
+}
+
+int main(int argc, char **argv) {
+    bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    size_t messages = quick ? 50000 : 400000;
+    int rounds = quick ? 1 : 3;
+    bool ok = bench_ingest(0, messages, rounds);
+    ok &= bench_ingest(1, messages / 2, rounds);
+
+    char self[1024], dir[1100], path[1200];
+    snprintf(self, sizeof(self), "%s", argv[0]);
+    snprintf(dir, sizeof(dir), "%s/bench-data", dirname(self));
+    mkdir(dir, 0755);
+    snprintf(path, sizeof(path), "%s/plugin-history-10m.db", dir);
+    if (!history_ready(path)) build_history(path);
+    bench_queries(path);
+    return ok ? 0 : 1;
+}

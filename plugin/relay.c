@@ -1,0 +1,166 @@
+/*
+ * relay.c -- the broker thread's hand-off to aimdb_produce.
+ *
+ * aimdb_produce never waits for a consumer, but it does take the record's
+ * lock and, when a tap was idle, the worker pool's lock and a futex wake.
+ * Measured in the broker with 1,000 records each receiving sparse values,
+ * that costs ~5-13 us per message (contention with the workers; on a busy
+ * machine a preempted lock holder stalls it for milliseconds), as much as
+ * Mosquitto's own handling of the message.  So the broker thread only
+ * copies the message into this single-producer single-consumer ring (no
+ * lock, no system call while the relay thread is awake) and one relay
+ * thread calls aimdb_produce_at with the time the broker received it.
+ *
+ * Order is kept: one producer, one consumer, FIFO.  Nothing is dropped:
+ * if the ring is full (the relay is RING_SLOTS messages behind) the broker
+ * thread yields until there is room -- back-pressure only when the
+ * pipeline behind it is saturated.  The relay spins briefly before it
+ * sleeps, so under load the broker never pays for a wake-up; when idle it
+ * sleeps on a condition variable and the next message wakes it.
+ */
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plugin.h"
+
+#define RING_SLOTS 16384        /* power of two */
+#define INLINE_BYTES 104        /* payloads up to this size need no malloc */
+#define SPINS_BEFORE_SLEEP 2000 /* empty polls (with sched_yield) before sleeping */
+#define FAIL_LOG_INTERVAL_MS 10000
+
+typedef struct relay_slot {
+    aimdb_record *record;
+    int64_t ts_ms;
+    uint32_t len;
+    void *heap; /* the payload if longer than INLINE_BYTES, else NULL */
+    unsigned char inline_data[INLINE_BYTES];
+} relay_slot;
+
+struct relay {
+    plugin *pl;
+    relay_slot *slots;
+    _Atomic uint64_t head; /* next slot the broker fills; written by the broker only */
+    _Atomic uint64_t tail; /* next slot the relay reads; written by the relay only */
+    _Atomic bool sleeping; /* the relay is (about to be) waiting on `wake` */
+    _Atomic bool stopping;
+    pthread_mutex_t lock;  /* only for sleeping and waking */
+    pthread_cond_t wake;
+    aimdb_thread *thread;
+    _Atomic uint64_t failed; /* values aimdb_produce refused */
+    aimdb_log_limit fail_log; /* relay thread only */
+};
+
+static void relay_free_stopped(relay *r) {
+    pthread_cond_destroy(&r->wake);
+    pthread_mutex_destroy(&r->lock);
+    free(r->slots);
+    free(r);
+}
+
+static void produce(relay *r, relay_slot *s) {
+    const void *data = s->heap ? s->heap : s->inline_data;
+    int rc = aimdb_produce_at(s->record, data, s->len, s->ts_ms);
+    free(s->heap);
+    s->heap = NULL;
+    if (rc == AIMDB_OK) return;
+    atomic_fetch_add(&r->failed, 1);
+    uint64_t held = 0;
+    if (aimdb_log_limit_pass(&r->fail_log, aimdb_monotonic_ms(), FAIL_LOG_INTERVAL_MS, &held))
+        plugin_log(r->pl, AIMDB_LOG_WARNING,
+                   "value for %s not recorded: %s (%llu similar since the last report)",
+                   aimdb_record_name(s->record), aimdb_strerror(rc), (unsigned long long)held);
+}
+
+/* Produce everything queued; false if there was nothing. */
+static bool drain(relay *r) {
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+    if (tail == head) return false;
+    for (; tail != head; tail++) produce(r, &r->slots[tail & (RING_SLOTS - 1)]);
+    atomic_store_explicit(&r->tail, tail, memory_order_release);
+    return true;
+}
+
+/* Sleep until the broker pushes.  `sleeping` is set before the last look
+ * at head and the broker reads it after publishing head (both seq_cst), so
+ * one of the two always sees the other: no lost wake-up. */
+static void sleep_until_work(relay *r) {
+    pthread_mutex_lock(&r->lock);
+    atomic_store(&r->sleeping, true);
+    while (atomic_load(&r->head) == atomic_load(&r->tail) && !atomic_load(&r->stopping))
+        pthread_cond_wait(&r->wake, &r->lock);
+    atomic_store(&r->sleeping, false);
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void *relay_main(void *arg) {
+    relay *r = arg;
+    for (unsigned idle = 0;;) {
+        if (drain(r)) {
+            idle = 0;
+        } else if (atomic_load(&r->stopping)) {
+            if (!drain(r)) break;
+        } else if (++idle < SPINS_BEFORE_SLEEP) {
+            sched_yield();
+        } else {
+            sleep_until_work(r);
+            idle = 0;
+        }
+    }
+    return NULL;
+}
+
+static void wake_relay(relay *r) {
+    pthread_mutex_lock(&r->lock);
+    pthread_cond_signal(&r->wake);
+    pthread_mutex_unlock(&r->lock);
+}
+
+int relay_start(plugin *pl, relay **out) {
+    relay *r = calloc(1, sizeof(*r));
+    if (!r || !(r->slots = calloc(RING_SLOTS, sizeof(*r->slots)))) {
+        free(r);
+        return AIMDB_ENOMEM;
+    }
+    r->pl = pl;
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->wake, NULL);
+    if (pl->runtime.spawn(pl->runtime.self, "aimdb-relay", relay_main, r, &r->thread) != 0) {
+        relay_free_stopped(r);
+        return AIMDB_EIO;
+    }
+    *out = r;
+    return AIMDB_OK;
+}
+
+int relay_push(relay *r, aimdb_record *record, const void *data, size_t len, int64_t ts_ms) {
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    while (head - atomic_load_explicit(&r->tail, memory_order_acquire) == RING_SLOTS) {
+        if (atomic_load(&r->sleeping)) wake_relay(r);
+        sched_yield();
+    }
+    relay_slot *s = &r->slots[head & (RING_SLOTS - 1)];
+    s->heap = NULL;
+    if (len > INLINE_BYTES && !(s->heap = malloc(len))) return AIMDB_ENOMEM;
+    memcpy(s->heap ? s->heap : s->inline_data, data, len);
+    s->record = record;
+    s->len = (uint32_t)len;
+    s->ts_ms = ts_ms;
+    atomic_store(&r->head, head + 1);
+    if (atomic_load(&r->sleeping)) wake_relay(r);
+    return AIMDB_OK;
+}
+
+void relay_stop(relay *r) {
+    if (!r) return;
+    atomic_store(&r->stopping, true);
+    wake_relay(r);
+    r->pl->runtime.join(r->pl->runtime.self, r->thread);
+    relay_free_stopped(r);
+}
+
+uint64_t relay_failed(relay *r) {
+    return r ? atomic_load(&r->failed) : 0;
+}
