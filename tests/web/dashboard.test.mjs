@@ -3,10 +3,12 @@
 // exists for.  Seed history, restart the broker, open the page, and the
 // accuracy panel must show every city's latest value -- stored before the
 // restart -- before any new message is published; then one new message
-// must update its card in place.  Along the way: the "no data yet",
-// "query error", "configuration error" and "broker unreachable" states,
-// and that the page fetches nothing from anywhere but the broker that
-// serves it.  Screenshots (desktop and phone) go to AIMDB_TEST_OUT.
+// must update its card in place.  A page left open through the restart
+// must say the broker is gone, keep its values, and reconnect by itself.
+// Along the way: the "no data yet", "query error", "configuration error"
+// and "broker unreachable" states, and that the page fetches nothing from
+// anywhere but the broker that serves it.  Screenshots (desktop and phone)
+// go to AIMDB_TEST_OUT.
 //
 // Run by CTest (tests/web/CMakeLists.txt) as `node --test` with:
 //   AIMDB_PLUGIN     path of aimdb_mosquitto.so (required)
@@ -52,6 +54,7 @@ const SEED = {
 const CITIES = Object.keys(SEED).sort();
 
 let out, broker, browser;
+let pageOpenAcrossRestart; /* opened by the first test, watched through the restart */
 const pageProblems = []; /* console errors, page errors, requests off the broker */
 
 async function openPage(url, contextOptions = {}) {
@@ -69,6 +72,13 @@ async function openPage(url, contextOptions = {}) {
   });
   await page.goto(url);
   return page;
+}
+
+/* A browser logs each refused WebSocket as a console error: expected when
+ * a test stops the broker or points the page at nothing. */
+function forgiveRefusedWebSockets(urlPrefix) {
+  for (let i = pageProblems.length - 1; i >= 0; i--)
+    if (pageProblems[i].includes(`WebSocket connection to '${urlPrefix}`)) pageProblems.splice(i, 1);
 }
 
 /* What the panel shows: {city: number} from each card's data-value. */
@@ -137,25 +147,29 @@ test('an empty history says "no data yet", then values arrive live', async () =>
     return cards.every((c) => Number(c.querySelector('.value').dataset.value) === want[c.dataset.city]);
   }, latest, WAIT);
   assert.deepEqual(await page.$$eval('#accuracy .card', (cs) => cs.map((c) => c.dataset.city)), CITIES);
-  await page.context().close();
+  pageOpenAcrossRestart = page;
 });
 
 test('after a broker restart the panel is full before any new message', async () => {
   /* Everything seeded is in history before the restart... */
   const stored = await broker.request('record.query', { name: 'accuracy::*' });
   assert.equal(stored.result?.count, CITIES.length, JSON.stringify(stored));
-  const storedAt = Object.fromEntries(stored.result.values.map((v) => [v.record.replace("accuracy::", ""), v.stored_at]));
+  const storedAt = Object.fromEntries(stored.result.values.map((v) => [v.record.replace('accuracy::', ''), v.stored_at]));
+  const latest = Object.fromEntries(CITIES.map((c) => [c, SEED[c].at(-1)]));
 
+  /* A page open meanwhile says the broker is gone and keeps what it shows. */
+  const old = pageOpenAcrossRestart;
   await broker.stop();
+  await old.waitForSelector('#status[data-state="unreachable"]', WAIT);
+  assert.deepEqual(await shownValues(old), latest);
   await broker.start();
 
-  /* ...and after it, with nothing published since, the page shows all of it. */
+  /* ...and after it, with nothing published since, a new page shows all of it. */
   const page = await openPage(broker.pageUrl, { viewport: { width: 1280, height: 800 } });
   await page.waitForSelector('#accuracy[data-state="filled"]', WAIT);
   await page.waitForFunction((n) => document.querySelectorAll('#accuracy .card').length === n,
                              CITIES.length, WAIT);
-  assert.deepEqual(await shownValues(page),
-                   Object.fromEntries(CITIES.map((c) => [c, SEED[c].at(-1)])));
+  assert.deepEqual(await shownValues(page), latest);
   const shownTimes = await page.$$eval('#accuracy .card', (cards) => Object.fromEntries(
     cards.map((c) => [c.dataset.city, Date.parse(c.querySelector('time').dateTime)])));
   assert.deepEqual(shownTimes, storedAt, 'each card shows when its value was stored, before the restart');
@@ -174,6 +188,12 @@ test('after a broker restart the panel is full before any new message', async ()
   assert.equal(await page.$$eval('#accuracy .card', (cs) => cs.length), CITIES.length);
   assert.equal((await shownValues(page)).graz, SEED.graz.at(-1));
   await page.context().close();
+
+  /* The page that saw the restart reconnected by itself and is live again. */
+  await old.waitForSelector('#status[data-state="live"]', WAIT);
+  await old.waitForSelector('.card[data-city="vienna"] .value[data-value="93.5"]', WAIT);
+  await old.context().close();
+  forgiveRefusedWebSockets(`ws://127.0.0.1:${broker.wsPort}/`);
 });
 
 test('the panel is readable on a phone', async () => {
@@ -219,10 +239,7 @@ test('an unreachable broker is reported as such', async () => {
   assert.match(await page.textContent('#status'), new RegExp(`unreachable at ws://127.0.0.1:${nobody}`));
   assert.equal(await page.getAttribute('#accuracy', 'data-state'), 'loading');
   await page.context().close();
-  /* A browser logs each refused WebSocket as a console error: expected here. */
-  const refused = `ws://127.0.0.1:${nobody}/`;
-  for (let i = pageProblems.length - 1; i >= 0; i--)
-    if (pageProblems[i].includes(refused)) pageProblems.splice(i, 1);
+  forgiveRefusedWebSockets(`ws://127.0.0.1:${nobody}/`);
 });
 
 test('the page fetched nothing off the broker and logged no errors', () => {
