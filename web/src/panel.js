@@ -5,9 +5,10 @@
  * The panel's own state is in data-state on its root: `loading` until the
  * first answer, `empty` when history and live both have nothing yet, `error`
  * when the latest values could not be read and none is shown, `filled` once
- * any city has a value (and from then on: values stay on screen).  Each card carries data-city and its value
- * element data-value (the number, or the raw JSON when there is none), so
- * tests and scripts read what a person sees without scraping formatted text.
+ * any city has a value (and from then on: values stay on screen).  Each card
+ * carries data-city and its value element data-value (the number, or the
+ * value's JSON when it has none), so tests and scripts read what a person
+ * sees without scraping formatted text.
  */
 import { createHistoryChart } from './chart.js';
 import { formatValue, valueNumber } from './values.js';
