@@ -29,6 +29,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <libgen.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -300,7 +301,7 @@ static bool bench_ingest(int qos, size_t messages, int rounds) {
 /* --------------------------------------------------------------- history */
 
 static void build_history(const char *path) {
-    char tmp[1300];
+    char tmp[PATH_MAX + 80];
     snprintf(tmp, sizeof(tmp), "%s.building", path);
     remove(tmp);
     printf("building %s (1,000 x 10,000 rows through the SQLite backend, once) ...\n", path);
@@ -424,7 +425,7 @@ static bool bench_stall(int port) {
 static void bench_queries(const char *history_path) {
     broker b;
     broker_init(&b);
-    char rules[1500];
+    char rules[PATH_MAX + 200];
     snprintf(rules, sizeof(rules), "database %s\nrecord bench::{1} bench/+/v persist\n", history_path);
     broker_write_aimdb(&b, rules);
     broker_write_conf(&b, NULL);
@@ -451,9 +452,11 @@ int main(int argc, char **argv) {
     bool ok = bench_ingest(0, messages, rounds);
     ok &= bench_ingest(1, messages / 2, rounds);
 
-    char self[1024], dir[1100], path[1200];
+    /* Absolute: the broker runs in its own directory. */
+    char self[1024], where[PATH_MAX], dir[PATH_MAX + 16], path[PATH_MAX + 64];
     snprintf(self, sizeof(self), "%s", argv[0]);
-    snprintf(dir, sizeof(dir), "%s/bench-data", dirname(self));
+    if (!realpath(dirname(self), where)) die(argv[0], strerror(errno));
+    snprintf(dir, sizeof(dir), "%s/bench-data", where);
     mkdir(dir, 0755);
     snprintf(path, sizeof(path), "%s/plugin-history-10m.db", dir);
     if (!history_ready(path)) build_history(path);

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
@@ -72,7 +73,9 @@ size_t outbox_depth(outbox *o);
 /* Interrupts the broker's epoll_wait with a real-time signal. */
 typedef struct wake {
     pthread_t broker;
-    int signo; /* 0: no free signal; replies then wait for the next tick */
+    int signo;        /* 0: no free signal; replies then wait for the next tick */
+    timer_t backup;   /* re-sends the signal shortly after, see wake.c */
+    bool has_backup;
 } wake;
 
 /* Broker thread, at init: pick an unused real-time signal, install a no-op

@@ -16,16 +16,23 @@
  * the process handles (checked at install), and every aimdb thread blocks
  * all signals (host.c), so only the broker thread ever sees it.
  *
- * A residual race: a signal that lands after the tick drained the outbox
- * but before the next epoll_wait interrupts nothing, and the reply waits
- * for the following tick (at most 100 ms).  The window is a few
- * microseconds of a loop that otherwise sleeps, so it shows in no
- * percentile we measure (see bench_plugin).
+ * A signal can come too early: after the tick drained the outbox but
+ * before the loop is back in epoll_wait (Mosquitto unblocks signals only
+ * around that call, so the handler runs at once and interrupts nothing).
+ * The reply would then wait for the next tick, up to 100 ms; seen once in
+ * 300 round trips under load.  So every wake-up also arms a one-shot
+ * timer that sends the same signal to the broker thread BACKUP_MS later:
+ * a lost wake-up costs 2 ms, and a spurious one nothing.
  */
+#define _GNU_SOURCE /* SIGEV_THREAD_ID, gettid */
 #include <signal.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "plugin.h"
+
+#define BACKUP_MS 2
 
 static void wake_handler(int signo) {
     (void)signo;
@@ -39,9 +46,20 @@ static bool signal_is_free(int signo) {
     return !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL;
 }
 
+/* A timer that signals the broker thread itself (not the process). */
+static bool create_backup_timer(wake *w) {
+    struct sigevent sev;
+    memset(&sev, 0, sizeof(sev));
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = w->signo;
+    sev._sigev_un._tid = gettid();
+    return timer_create(CLOCK_MONOTONIC, &sev, &w->backup) == 0;
+}
+
 bool wake_install(wake *w) {
     w->broker = pthread_self();
     w->signo = 0;
+    w->has_backup = false;
     for (int signo = SIGRTMAX - 2; signo >= SIGRTMIN + 4; signo--) {
         if (!signal_is_free(signo)) continue;
         struct sigaction sa;
@@ -55,17 +73,25 @@ bool wake_install(wake *w) {
         sigaddset(&set, signo);
         pthread_sigmask(SIG_UNBLOCK, &set, NULL);
         w->signo = signo;
+        w->has_backup = create_backup_timer(w);
         return true;
     }
     return false;
 }
 
 void wake_broker(const wake *w) {
-    if (w->signo) pthread_kill(w->broker, w->signo);
+    if (!w->signo) return;
+    pthread_kill(w->broker, w->signo);
+    if (w->has_backup) {
+        struct itimerspec once = {.it_value = {0, BACKUP_MS * 1000000L}};
+        timer_settime(w->backup, 0, &once, NULL);
+    }
 }
 
 void wake_uninstall(wake *w) {
     if (!w->signo) return;
+    if (w->has_backup) timer_delete(w->backup);
+    w->has_backup = false;
     /* Ignored, not default: a late signal must never terminate the broker,
      * and the handler's code goes away when the plugin is unloaded. */
     struct sigaction sa;
