@@ -9,11 +9,14 @@
  *   broker thread   every MOSQ_EVT_* callback, plugin init/cleanup, and
  *                   every mosquitto_* call (publish, log, ACL check).  It
  *                   owns the rule set, the catalog and the request registry
- *                   without locks, and never waits on I/O or SQL.
- *   aimdb threads   tap workers, the SQLite writer, query threads, the
- *                   retention sweeper.  They reach the broker only through
- *                   the outbox (replies, log lines), which the broker
- *                   thread drains on MOSQ_EVT_TICK after a wake-up signal.
+ *                   without locks, never waits on I/O or SQL, and hands
+ *                   each routed value to the relay without a lock.
+ *   aimdb threads   the relay (produce), tap workers, the SQLite writer,
+ *                   query threads, the retention sweeper; all at a lower
+ *                   priority than the broker (host.c).  They reach the
+ *                   broker only through the outbox (replies, log lines),
+ *                   which the broker thread drains on MOSQ_EVT_TICK after a
+ *                   wake-up signal (wake.c).
  */
 #ifndef AIMDB_PLUGIN_H
 #define AIMDB_PLUGIN_H
@@ -79,7 +82,7 @@ typedef struct wake {
 } wake;
 
 /* Broker thread, at init: pick an unused real-time signal, install a no-op
- * handler.  Returns false (and logs) if none is free. */
+ * handler and the backup timer.  False if no signal is free. */
 bool wake_install(wake *w);
 /* Any thread other than the broker's. */
 void wake_broker(const wake *w);
@@ -89,8 +92,9 @@ void wake_uninstall(wake *w);
 /* --------------------------------------------------------------- host.c */
 
 /* The runtime libaimdb runs on inside the broker: threads that block every
- * signal (process signals belong to the broker thread) and logs that reach
- * the broker's log from the broker thread only. */
+ * signal (process signals belong to the broker thread) and run below the
+ * broker's priority, and logs that reach the broker's log from the broker
+ * thread only. */
 void host_runtime_init(plugin *pl);
 /* Log through the broker thread (plugin's own messages; any thread). */
 void plugin_log(plugin *pl, aimdb_log_level level, const char *fmt, ...)
