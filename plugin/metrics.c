@@ -3,11 +3,9 @@
  * to the broker's own $SYS tree, at its sys_interval, retained, and only
  * the values that changed (as Mosquitto does for its own).
  *
- * Mosquitto does not tell plugins its sys_interval, so it is read from the
- * configuration file the broker was started with (-c, found in
- * /proc/self/cmdline): the last `sys_interval N` there, else Mosquitto's
- * default of 10 s; 0 turns the metrics off like it turns off $SYS.
- * A sys_interval set in an include_dir file is not seen (10 s is used).
+ * Mosquitto does not tell plugins its sys_interval, so it is read from its
+ * configuration file (broker_conf.c), else Mosquitto's default of 10 s;
+ * 0 turns the metrics off as it turns off $SYS.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -18,36 +16,13 @@
 
 #define DEFAULT_SYS_INTERVAL_S 10
 
-/* The path after -c / --config-file in the broker's command line, or "". */
-static void broker_config_path(char *out, size_t cap) {
-    out[0] = '\0';
-    FILE *f = fopen("/proc/self/cmdline", "r");
-    if (!f) return;
-    char args[4096];
-    size_t n = fread(args, 1, sizeof(args) - 1, f);
-    fclose(f);
-    args[n] = '\0';
-    for (size_t i = 0; i < n; i += strlen(args + i) + 1) {
-        const char *arg = args + i;
-        bool flag = strcmp(arg, "-c") == 0 || strcmp(arg, "--config-file") == 0;
-        size_t next = i + strlen(arg) + 1;
-        if (flag && next < n) snprintf(out, cap, "%s", args + next);
-    }
-}
-
 static int64_t broker_sys_interval_s(void) {
-    char path[4096];
-    broker_config_path(path, sizeof(path));
-    FILE *f = *path ? fopen(path, "r") : NULL;
-    int64_t seconds = DEFAULT_SYS_INTERVAL_S;
-    if (!f) return seconds;
-    char line[1024];
-    while (fgets(line, sizeof(line), f)) {
-        long long v;
-        char rest[2];
-        if (sscanf(line, " sys_interval %lld %1s", &v, rest) == 1 && v >= 0) seconds = v;
-    }
-    fclose(f);
+    char value[32];
+    long long seconds;
+    char rest[2];
+    if (!broker_conf_get("sys_interval", value, sizeof(value)) ||
+        sscanf(value, "%lld%1s", &seconds, rest) != 1 || seconds < 0)
+        return DEFAULT_SYS_INTERVAL_S;
     return seconds;
 }
 

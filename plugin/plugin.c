@@ -16,6 +16,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "plugin.h"
 
@@ -70,9 +71,24 @@ static void unregister_callbacks(plugin *pl) {
     }
 }
 
+/* Mosquitto 2.0.11 raises MOSQ_EVT_TICK only without per-listener
+ * settings (plugin.c there: "FIXME - iterate over all listeners"), and
+ * without ticks no history reply would ever go out: refuse to start. */
+static int check_broker_mode(char *err, size_t errlen) {
+    char value[16];
+    if (broker_conf_get("per_listener_settings", value, sizeof(value)) &&
+        strcmp(value, "true") == 0) {
+        snprintf(err, errlen, "per_listener_settings true is not supported: Mosquitto 2.0.11 "
+                              "sends plugins no MOSQ_EVT_TICK then, so replies could not be sent");
+        return AIMDB_EINVAL;
+    }
+    return AIMDB_OK;
+}
+
 static int start(plugin *pl, struct mosquitto_opt *opts, int n, char *err, size_t errlen) {
     aimdb_conf *conf;
-    int rc = options_copy(&pl->options, opts, n, err, errlen);
+    int rc = check_broker_mode(err, errlen);
+    if (rc == AIMDB_OK) rc = options_copy(&pl->options, opts, n, err, errlen);
     if (rc == AIMDB_OK) rc = config_load(&pl->options, &conf, err, errlen);
     if (rc == AIMDB_OK) rc = ruleset_build(conf, &pl->rules, err, errlen);
     if (rc != AIMDB_OK) return rc;

@@ -255,6 +255,12 @@ int ingest_on_message(int event, void *event_data, void *userdata);
 int control_on_request(int event, void *event_data, void *userdata);
 int reload_on_reload(int event, void *event_data, void *userdata);
 
+/* -------------------------------------------------------- broker_conf.c */
+
+/* A setting of the broker's own configuration file (last one wins); false
+ * if it is not there (or there is no file). */
+bool broker_conf_get(const char *key, char *value, size_t cap);
+
 /* ------------------------------------------------------------ metrics.c */
 
 typedef struct metrics {

@@ -48,6 +48,20 @@ static const struct bad_config {
     {"database /proc/aimdb-none/x/aimdb.db\n", NULL, "database /proc/aimdb-none/x/aimdb.db"},
 };
 
+static void prepend(const char *path, const char *head) {
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char text[8192];
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char *both = malloc(strlen(head) + n + 1);
+    assert_non_null(both);
+    sprintf(both, "%s%s", head, text);
+    write_file(path, both);
+    free(both);
+}
+
 static void expect_refused(const struct bad_config *c) {
     broker b;
     broker_init(&b);
@@ -70,6 +84,22 @@ static void expect_refused(const struct bad_config *c) {
 static void test_every_config_error_stops_startup(void **state) {
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) expect_refused(&bad[i]);
+}
+
+/* Mosquitto 2.0.11 raises no MOSQ_EVT_TICK with per-listener settings, so
+ * replies could not go out: refused at start, with the reason. */
+static void test_per_listener_settings_refused(void **state) {
+    (void)state;
+    broker b;
+    broker_init(&b);
+    broker_write_aimdb(&b, HEAD);
+    broker_write_conf(&b, NULL);
+    prepend(b.conf_path, "per_listener_settings true\n"); /* must come first */
+    int status = 0;
+    assert_false(broker_start(&b, &status));
+    assert_true(status > 0);
+    assert_true(broker_log_wait(&b, "per_listener_settings true is not supported", 0));
+    broker_cleanup(&b);
 }
 
 static void test_missing_config_file(void **state) {
@@ -120,6 +150,7 @@ static void test_plugin_opt_overrides_the_file(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_config_error_stops_startup),
+        cmocka_unit_test(test_per_listener_settings_refused),
         cmocka_unit_test(test_missing_config_file),
         cmocka_unit_test(test_plugin_opt_overrides_the_file),
     };
