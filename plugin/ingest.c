@@ -7,9 +7,9 @@
  * (a hash lookup; a record is opened on the first value of a new name),
  * and hand a copy of the payload, stamped with the time it arrived, to the
  * relay (relay.c), which produces it.  Serialising to JSON, persisting and
- * committing happen on aimdb's threads.  The message itself is never altered or refused: the
- * callback always returns success, so a device's traffic flows exactly as
- * it would without the plugin.
+ * committing happen on aimdb's threads.  The message itself is never
+ * altered or refused: the callback always returns success, so a device's
+ * traffic flows exactly as it would without the plugin.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +74,8 @@ static void ingest(plugin *pl, const struct mosquitto_evt_message *ev) {
     }
     if (rc != AIMDB_OK) {
         note_drop(pl, ev->topic, "its rule makes an empty record name");
+    } else if (ev->payloadlen > pl->max_payload) {
+        note_drop(pl, ev->topic, "larger than max_payload"); /* not worth copying */
     } else if (qos2_is_duplicate(pl, ev)) {
         pl->counters.duplicates++;
     } else {

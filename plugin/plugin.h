@@ -41,6 +41,7 @@
 #define PLUGIN_REQUEST_TOPIC "$CONTROL/aimdb/v1"
 #define PLUGIN_RESPONSE_TOPIC "$CONTROL/aimdb/v1/response"
 #define PLUGIN_DEFAULT_DATABASE "./data/aimdb.db"
+#define PLUGIN_DEFAULT_MAX_PAYLOAD (1024 * 1024) /* bytes kept per value */
 
 typedef struct plugin plugin;
 
@@ -325,6 +326,7 @@ struct plugin {
     aimdb_aimx *aimx;
     relay *relay;
     char *database_path;
+    size_t max_payload;         /* larger payloads are not recorded */
 };
 
 #endif

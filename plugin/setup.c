@@ -67,10 +67,11 @@ static int open_history(plugin *pl, const aimdb_conf_settings *s, char *err, siz
 
 int setup_open(plugin *pl, const aimdb_conf *conf, char *err, size_t errlen) {
     const aimdb_conf_settings *s = &conf->settings;
+    pl->max_payload = s->max_payload ? s->max_payload : PLUGIN_DEFAULT_MAX_PAYLOAD;
     aimdb_db_options dbo = {
         .runtime = &pl->runtime,
         .workers = s->workers,
-        .max_value_bytes = s->max_payload,
+        .max_value_bytes = pl->max_payload,
     };
     pl->database_path = strdup(config_database(conf));
     pl->db = pl->database_path ? aimdb_db_new(&dbo) : NULL;

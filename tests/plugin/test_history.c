@@ -236,6 +236,34 @@ static void test_binary_and_text_round_trip(void **state) {
     assert_string_equal(out, "\"gr\xc3\xbc\xc3\x9f dich \xe2\x82\xac 5\"");
 }
 
+/* A payload over max_payload is delivered as always but not recorded,
+ * and the log says why. */
+static void test_oversized_payload_delivered_not_recorded(void **state) {
+    (void)state;
+    broker_write_conf(&b, "plugin_opt_max_payload 64");
+    start();
+    client *sub = client_connect(b.port, "big-watcher", MQTT_PROTOCOL_V311, NULL, NULL);
+    client *c = client_connect(b.port, "big", MQTT_PROTOCOL_V5, NULL, NULL);
+    assert_non_null(sub);
+    assert_non_null(c);
+    client_subscribe(sub, "weather/#", 1);
+    char big[100];
+    memset(big, 'x', sizeof(big));
+    client_publish(c, "weather/big/accuracy", big, sizeof(big), 1);
+    client_publish(c, "weather/big/accuracy", "{\"ok\":1}", 8, 1);
+    received m;
+    assert_true(client_receive(sub, 5000, &m));
+    assert_int_equal(m.len, sizeof(big));
+    received_free(&m);
+    char *reply = client_query_until(c, "{\"name\":\"accuracy::big\",\"limit\":10}", 1, 5000);
+    assert_int_equal(reply_count(reply), 1);
+    free(reply);
+    assert_true(broker_log_wait(&b, "larger than max_payload", 5000));
+    client_disconnect(c);
+    client_disconnect(sub);
+    assert_int_equal(broker_stop(&b), 0);
+}
+
 /* ------------------------------------------- QoS 2 retransmission */
 
 static int raw_connect(int port) {
@@ -345,6 +373,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_sigterm_loses_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_leaves_a_clean_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_binary_and_text_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oversized_payload_delivered_not_recorded, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_qos2_retransmission_stored_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
