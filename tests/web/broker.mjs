@@ -14,6 +14,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
+const START_TIMEOUT_MS = 15000;
+const STOP_TIMEOUT_MS = 20000; /* then SIGKILL, which stop() reports */
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /* A port nobody listens on right now (the kernel's pick, then released). */
@@ -85,11 +87,15 @@ export async function createBroker(opts) {
       child.stdout.pipe(log, { end: false });
       child.stderr.pipe(log, { end: false });
       exited = once(child, 'exit');
-      for (let i = 0; i < 100; i++) {
+      /* Generous: an ASan plugin on a loaded 2-core CI machine starts slowly. */
+      for (const deadline = Date.now() + START_TIMEOUT_MS; Date.now() < deadline;) {
         if (child.exitCode !== null) break;
         if ((await portAccepts(tcpPort)) && (await portAccepts(wsPort))) return;
         await sleep(50);
       }
+      child.kill('SIGKILL');
+      await exited;
+      child = null;
       throw new Error(`mosquitto did not open ports ${tcpPort} and ${wsPort}; see ${logPath}`);
     },
 
@@ -98,7 +104,7 @@ export async function createBroker(opts) {
     async stop() {
       if (!child) return;
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10000);
+      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
       const [code, signal] = await exited;
       clearTimeout(timer);
       child = null;
