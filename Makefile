@@ -6,18 +6,27 @@ BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-asan test test-normal test-asan run bench fuzz clean
+.PHONY: all deps web build build-asan test test-normal test-asan run bench fuzz clean
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
 
-build: deps
+# The dashboard: `npm ci` only when the lock file is newer than the last
+# install (npm writes node_modules/.package-lock.json), then web/src is
+# bundled into web/dist, the folder Mosquitto serves (conf/mosquitto.conf).
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+
+web: deps web/node_modules/.package-lock.json
+	node web/build.mjs
+
+build: deps web
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j $(JOBS)
 
-build-asan: deps
+build-asan: deps web
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DAIMDB_SANITIZE=ON $(CMAKE_FLAGS)
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 
@@ -35,6 +44,7 @@ test-asan: build-asan
 run: build
 	mkdir -p data
 	@echo "aimdb: mosquitto with the AimDB plugin on localhost:1883, history in ./data/"
+	@echo "aimdb: dashboard at http://127.0.0.1:8080/"
 	mosquitto -c conf/mosquitto.conf
 
 # Every benchmark in bench/ (each prints its own ratios against a baseline).
@@ -54,4 +64,4 @@ fuzz: build
 	  $(BUILD)/fuzz-corpus fuzz/corpus/aimx
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) web/dist
