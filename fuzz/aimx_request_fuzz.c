@@ -21,6 +21,7 @@
 #include <cjson/cJSON.h>
 
 #include "aimdb/aimx.h"
+#include "aimdb/json.h"
 #include "aimx_internal.h"
 
 static aimdb_db *db;
@@ -93,9 +94,11 @@ static bool known_code(const char *code) {
 
 static void check_reply(const catch *c, const uint8_t *data, size_t size) {
     if (c->calls != 1 || !c->text || strlen(c->text) != c->len) abort();
-    aimx_json_scan scan;
-    aimx_json_scan_text(c->text, c->len, AIMX_VALUE_DEPTH, &scan);
-    if (scan.status != AIMX_JSON_OK || scan.id_count != 1) abort();
+    static const aimdb_json_scan_options opts = {.max_depth = AIMX_VALUE_DEPTH,
+                                                 .root_key = "id"};
+    aimdb_json_scan_result scan;
+    aimdb_json_scan(c->text, c->len, &opts, &scan);
+    if (scan.status != AIMDB_JSON_OK || scan.root_key_count != 1) abort();
     cJSON *reply = cJSON_ParseWithLength(c->text, c->len);
     if (!cJSON_IsObject(reply)) abort();
     bool has_result = cJSON_HasObjectItem(reply, "result");
@@ -108,8 +111,8 @@ static void check_reply(const catch *c, const uint8_t *data, size_t size) {
         if (!cJSON_IsString(message) || message->valuestring[0] == '\0') abort();
     }
     /* An echoed id is the client's own text. */
-    bool null_id = scan.id_len == 4 && memcmp(scan.id, "null", 4) == 0;
-    if (!null_id && !memmem(data, size, scan.id, scan.id_len)) abort();
+    bool null_id = scan.root_value_len == 4 && memcmp(scan.root_value, "null", 4) == 0;
+    if (!null_id && !memmem(data, size, scan.root_value, scan.root_value_len)) abort();
     cJSON_Delete(reply);
 }
 

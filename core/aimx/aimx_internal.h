@@ -1,7 +1,8 @@
 /*
  * aimx_internal.h -- what the files of the AimX handler share with each other
- * and with nothing else: the strict JSON scanner, the parsed request, the
- * error codes of contract C.4 and the reply builders.
+ * and with nothing else: the parsed request, the error codes of contract
+ * C.4 and the reply builders.  Strict JSON scanning is the core's
+ * (aimdb/json.h).
  *
  * The flow of one request:
  *   aimx_request_parse  payload -> aimx_request, or an aimx_error
@@ -18,37 +19,16 @@
 #include <cjson/cJSON.h>
 
 #include "aimdb/aimx.h"
-
-/* ------------------------------------------------------- strict scanning */
-
-typedef enum aimx_json_status {
-    AIMX_JSON_OK,
-    AIMX_JSON_SYNTAX, /* not RFC 8259 JSON */
-    AIMX_JSON_UTF8,   /* a string holds bytes that are not UTF-8 */
-    AIMX_JSON_DEEP    /* more nested arrays/objects than allowed */
-} aimx_json_status;
-
-typedef struct aimx_json_scan {
-    aimx_json_status status;
-    size_t error_at;  /* byte offset of the first problem */
-    bool has_nul;     /* some string holds \u0000 (valid JSON, but C strings cut there) */
-    /* The raw text of the root object's "id" member (first one), and how many
-     * "id" members the root object has.  NULL when there is none. */
-    const char *id;
-    size_t id_len;
-    unsigned id_count;
-} aimx_json_scan;
-
-/* Check that text[0..len) is one JSON value by RFC 8259, nested at most
- * max_depth arrays/objects deep.  Stops at the first problem. */
-void aimx_json_scan_text(const char *text, size_t len, unsigned max_depth,
-                         aimx_json_scan *out);
-
-/* What is wrong with a text that failed the scan, for messages. */
-const char *aimx_json_problem(aimx_json_status status);
+#include "aimdb/json.h"
 
 /* Values and attributes are user data and may nest as deep as cJSON allows. */
 #define AIMX_VALUE_DEPTH 1000
+
+/* Check a value's or attribute's JSON text before it is spliced into a reply. */
+static inline void aimx_scan_value(const char *json, size_t len, aimdb_json_scan_result *out) {
+    static const aimdb_json_scan_options opts = {.max_depth = AIMX_VALUE_DEPTH};
+    aimdb_json_scan(json, len, &opts, out);
+}
 
 /* ------------------------------------------------------------- errors */
 

@@ -72,8 +72,8 @@ static bool answer_value(const aimx_call *call, const aimx_request *req, aimdb_r
                          codec->name);
     if (!json) return aimx_fail(err, AIMX_INTERNAL_ERROR, "out of memory encoding a value");
 
-    aimx_json_scan scan;
-    aimx_json_scan_text(json, n, AIMX_VALUE_DEPTH, &scan);
+    aimdb_json_scan_result scan;
+    aimx_scan_value(json, n, &scan);
     const char *id = req->id ? req->id : "null";
     aimx_piece pieces[] = {{"{\"id\":", 6}, {id, strlen(id)}, {",\"result\":", 10}, {json, n},
                            {"}", 1}};
@@ -81,9 +81,9 @@ static bool answer_value(const aimx_call *call, const aimx_request *req, aimdb_r
     size_t total = aimx_pieces_len(pieces, npieces);
     size_t max = call->x->limits.max_reply_bytes;
     bool ok = false;
-    if (scan.status != AIMX_JSON_OK) {
+    if (scan.status != AIMDB_JSON_OK) {
         aimx_fail(err, AIMX_QUERY_ERROR, "the latest value of \"%s\" is %s (codec %s, byte %zu)",
-                  name.text, aimx_json_problem(scan.status), codec->name, scan.error_at);
+                  name.text, aimdb_json_problem(scan.status), codec->name, scan.error_at);
     } else if (total > max) {
         aimx_fail(err, AIMX_QUERY_ERROR,
                   "the latest value of \"%s\" makes a %zu-byte reply, over the reply limit "

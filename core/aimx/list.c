@@ -11,35 +11,13 @@
  * whoever set them.
  *
  * params.name (optional, an addition to C.4) is a record.query-style
- * pattern, so a list too big for one reply can be fetched in parts.
+ * pattern (aimdb_pattern_match), so a list too big for one reply can be
+ * fetched in parts.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "aimx_internal.h"
-
-/* '*' matches any run of bytes (also none); everything else is literal.
- * On a mismatch after a star, retry with the star eating one more byte:
- * the classic linear-space wildcard match. */
-static bool pattern_match(const char *pattern, const char *name) {
-    const char *star = NULL, *resume = NULL;
-    while (*name) {
-        if (*pattern == '*') {
-            star = pattern++;
-            resume = name;
-        } else if (*pattern == *name) {
-            pattern++;
-            name++;
-        } else if (star) {
-            pattern = star + 1;
-            name = ++resume;
-        } else {
-            return false;
-        }
-    }
-    while (*pattern == '*') pattern++;
-    return *pattern == '\0';
-}
 
 /* ------------------------------------------------------------ collecting */
 
@@ -75,7 +53,7 @@ static int visible_records(const aimx_call *call, const char *pattern, record_se
     size_t kept = 0;
     for (size_t i = 0; i < set->n; i++) {
         const char *name = aimdb_record_name(set->items[i]);
-        if ((!pattern || pattern_match(pattern, name)) && aimx_allowed(call, name))
+        if (aimdb_pattern_match(pattern, name) && aimx_allowed(call, name))
             set->items[kept++] = set->items[i];
     }
     set->n = kept;
@@ -134,12 +112,12 @@ static const attr_copy *find_attr(const attr_list *list, const char *key) {
 }
 
 static bool attr_is_json(const aimx_call *call, const char *record, const attr_copy *a) {
-    aimx_json_scan scan;
-    aimx_json_scan_text(a->json, strlen(a->json), AIMX_VALUE_DEPTH, &scan);
-    if (scan.status == AIMX_JSON_OK) return true;
+    aimdb_json_scan_result scan;
+    aimx_scan_value(a->json, strlen(a->json), &scan);
+    if (scan.status == AIMDB_JSON_OK) return true;
     aimdb_log(call->x->rt, AIMDB_LOG_WARNING,
               "aimx: record.list leaves out attribute \"%s\" of %s: %s (byte %zu)", a->key,
-              record, aimx_json_problem(scan.status), scan.error_at);
+              record, aimdb_json_problem(scan.status), scan.error_at);
     return false;
 }
 

@@ -5,7 +5,7 @@
  * runs, and the first problem in reading order is the one reported.  The
  * decisions, each pinned by tests/aimx:
  *
- *  - The payload must be strict JSON (json_scan.c), at most 16 levels deep:
+ *  - The payload must be strict JSON (aimdb/json.h), at most 16 levels deep:
  *    a request needs two, and refusing depth early keeps a hostile payload
  *    from costing anything.  Bad JSON or bad UTF-8 is parse_error; too
  *    deep, too big, or a string holding \u0000 is invalid_request.
@@ -72,15 +72,15 @@ enum { MEMBER_ID, MEMBER_METHOD, MEMBER_PARAMS, N_MEMBERS };
 
 /* ----------------------------------------------------------- the payload */
 
-static bool check_scan(const aimx_json_scan *scan, aimx_error *err) {
+static bool check_scan(const aimdb_json_scan_result *scan, aimx_error *err) {
     switch (scan->status) {
-    case AIMX_JSON_OK:
+    case AIMDB_JSON_OK:
         return true;
-    case AIMX_JSON_SYNTAX:
+    case AIMDB_JSON_SYNTAX:
         return aimx_fail(err, AIMX_PARSE_ERROR, "invalid JSON at byte %zu", scan->error_at);
-    case AIMX_JSON_UTF8:
+    case AIMDB_JSON_UTF8:
         return aimx_fail(err, AIMX_PARSE_ERROR, "invalid UTF-8 at byte %zu", scan->error_at);
-    case AIMX_JSON_DEEP:
+    case AIMDB_JSON_DEEP:
         return aimx_fail(err, AIMX_INVALID_REQUEST,
                          "nesting deeper than %d levels at byte %zu; a request is a flat "
                          "object with a flat params object",
@@ -90,14 +90,15 @@ static bool check_scan(const aimx_json_scan *scan, aimx_error *err) {
 }
 
 /* The id to echo: the root's only "id", as written, if a number or string. */
-static bool take_id(const aimx_json_scan *scan, aimx_request *req, aimx_error *err) {
-    if (scan->id_count != 1) return true;
-    char first = scan->id[0];
-    if (first != '"' && first != '-' && (first < '0' || first > '9')) return true;
-    req->id = malloc(scan->id_len + 1);
+static bool take_id(const aimdb_json_scan_result *scan, aimx_request *req, aimx_error *err) {
+    if (scan->root_key_count != 1) return true;
+    const char *id = scan->root_value;
+    size_t len = scan->root_value_len;
+    if (id[0] != '"' && id[0] != '-' && (id[0] < '0' || id[0] > '9')) return true;
+    req->id = malloc(len + 1);
     if (!req->id) return aimx_fail(err, AIMX_INTERNAL_ERROR, "out of memory reading the id");
-    memcpy(req->id, scan->id, scan->id_len);
-    req->id[scan->id_len] = '\0';
+    memcpy(req->id, id, len);
+    req->id[len] = '\0';
     return true;
 }
 
@@ -275,8 +276,10 @@ bool aimx_request_parse(const void *payload, size_t len, const aimx_limits *lim,
     if (len > lim->max_request_bytes)
         return aimx_fail(err, AIMX_INVALID_REQUEST, "request is %zu bytes, over the limit of %zu",
                          len, lim->max_request_bytes);
-    aimx_json_scan scan;
-    aimx_json_scan_text(payload, len, AIMX_REQUEST_DEPTH, &scan);
+    static const aimdb_json_scan_options opts = {.max_depth = AIMX_REQUEST_DEPTH,
+                                                 .root_key = "id"};
+    aimdb_json_scan_result scan;
+    aimdb_json_scan(payload, len, &opts, &scan);
     if (!check_scan(&scan, err) || !take_id(&scan, req, err)) return false;
     if (scan.has_nul)
         return aimx_fail(err, AIMX_INVALID_REQUEST,

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aimdb/json.h"
 #include "aimdb/mqtt_conf.h"
 #include "aimdb/mqtt_route.h"
 #include "mqtt_internal.h"

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aimdb/json.h"
 #include "aimdb/mqtt_conf.h"
 #include "aimdb/mqtt_route.h"
 #include "mqtt_internal.h"
@@ -154,7 +155,7 @@ static int apply_size(const setting *s, aimdb_conf_settings *cfg, const char *va
     bool ok = parse_digits(value, &unit, s->max, &n);
     if (ok && (strcmp(unit, "k") == 0 || strcmp(unit, "K") == 0)) scale = 1024;
     else if (ok && strcmp(unit, "M") == 0) scale = 1024 * 1024;
-    else if (*unit) ok = false;
+    else if (ok && *unit) ok = false; /* unit is unset when parse_digits failed */
     if (!ok || n == 0 || n > s->max / scale)
         return fail(why, whylen,
                     "bad %s '%s' (bytes, or a number with k or M; above 0, at most %lluM)",

@@ -48,10 +48,6 @@ static inline size_t sink_finish_text(sink *s, size_t cap) {
     return s->len;
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if there is none
- * within avail bytes. */
-size_t utf8_sequence_length(const unsigned char *s, size_t avail);
-
 /* Write bytes (valid UTF-8) as a JSON string, quotes included. */
 void json_write_string(sink *out, const void *bytes, size_t len);
 /* Decode the JSON string at [p, end) (p at its opening quote) into out.

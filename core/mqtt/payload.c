@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aimdb/json.h"
 #include "aimdb/payload.h"
 #include "mqtt_internal.h"
 

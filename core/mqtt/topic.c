@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "aimdb/aimdb.h"
+#include "aimdb/json.h"
 #include "aimdb/mqtt_route.h"
-#include "aimdb/payload.h"
 
 static int fail(char *err, size_t errlen, const char *reason) {
     if (errlen > 0) snprintf(err, errlen, "%s", reason);

@@ -9,7 +9,6 @@
  *   query_raw.c      the raw JSON-in/JSON-out form
  *   query_service.c  the history service: query threads for AimX
  *   retention.c      sweeps and the sweeper thread
- *   json_check.c     strict JSON / UTF-8 validation of stored values
  *
  * Lock order: p->lock -> record->lock (aimdb_tap_add, attributes).
  * backend_lock is never taken while holding p->lock.
@@ -116,10 +115,6 @@ void sweeper_init(aimdb_persist *p);
 int sweeper_start(aimdb_persist *p);
 void sweeper_stop(aimdb_persist *p);
 void sweeper_destroy(aimdb_persist *p);
-
-/* json_check.c */
-bool json_text_valid(const char *text, size_t len);
-bool utf8_valid(const char *s, size_t len);
 
 /* snprintf into err when err is not NULL. */
 void persist_errorf(char *err, size_t errlen, const char *fmt, ...)

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aimdb/json.h"
 #include "persist_internal.h"
 
 typedef struct check_ctx {
@@ -24,8 +25,8 @@ typedef struct check_ctx {
 
 static const char *row_defect(const aimdb_history_row *row) {
     if (row->defect) return row->defect;
-    if (!utf8_valid(row->record, strlen(row->record))) return "record name is not UTF-8";
-    if (!json_text_valid(row->value_json, row->value_len)) return "value is not valid JSON";
+    if (!aimdb_utf8_valid(row->record, strlen(row->record))) return "record name is not UTF-8";
+    if (!aimdb_json_valid(row->value_json, row->value_len)) return "value is not valid JSON";
     return NULL;
 }
 

@@ -61,39 +61,15 @@ typedef struct bad_request {
     {what, payload, sizeof(payload) - 1, id, code, message}
 
 static const bad_request table[] = {
-    /* ---- not JSON: parse_error, id null */
+    /* ---- not JSON or not UTF-8: parse_error, id null, with the scan's offset.
+     * One row per verdict of the core's scanner; the grammar and UTF-8
+     * rules themselves are pinned, on these same payloads, in
+     * tests/core/test_json.c. */
     BIN("empty payload", "", "null", "parse_error", "empty request"),
-    ROW("only whitespace", " \n\t ", "null", "parse_error", "invalid JSON at byte 4"),
-    ROW("unterminated object", "{", "null", "parse_error", "invalid JSON at byte 1"),
-    ROW("bare word", "record.list", "null", "parse_error", "invalid JSON at byte 0"),
     ROW("garbage after the object", "{\"id\":1,\"method\":\"record.list\"} x", "null",
         "parse_error", "invalid JSON at byte 32"),
-    ROW("trailing comma", "{\"id\":1,\"method\":\"record.list\",}", "null", "parse_error",
-        "invalid JSON"),
-    ROW("single quotes", "{'id':1}", "null", "parse_error", "invalid JSON at byte 1"),
-    ROW("plus sign in a number", "{\"id\":+1,\"method\":\"record.list\"}", "null",
-        "parse_error", "invalid JSON at byte 6"),
-    ROW("leading zero", "{\"id\":01,\"method\":\"record.list\"}", "null", "parse_error",
-        "invalid JSON at byte 7"),
-    ROW("NaN is not JSON", "{\"id\":1,\"method\":\"record.query\",\"params\":{\"limit\":NaN}}",
-        "null", "parse_error", "invalid JSON"),
-    ROW("unescaped control character", "{\"id\":1,\"method\":\"record\x01.list\"}", "null",
-        "parse_error", "invalid JSON at byte 24"),
-    ROW("lone surrogate escape", "{\"id\":\"\\ud800\",\"method\":\"record.list\"}", "null",
-        "parse_error", "invalid JSON"),
-    BIN("NUL byte after the object", "{\"id\":1,\"method\":\"record.list\"}\0", "null",
-        "parse_error", "invalid JSON at byte 31"),
-    ROW("byte order mark", "\xef\xbb\xbf{\"id\":1,\"method\":\"record.list\"}", "null",
-        "parse_error", "invalid JSON at byte 0"),
-    /* ---- not UTF-8: parse_error */
     ROW("invalid UTF-8 byte", "{\"id\":1,\"method\":\"record.get\",\"params\":{\"record\":\"\xff\"}}",
         "null", "parse_error", "invalid UTF-8 at byte 50"),
-    ROW("overlong UTF-8", "{\"id\":1,\"method\":\"record.\xc0\xafget\"}", "null", "parse_error",
-        "invalid UTF-8 at byte 25"),
-    ROW("UTF-8 encoded surrogate", "{\"id\":\"\xed\xa0\x80\",\"method\":\"record.list\"}", "null",
-        "parse_error", "invalid UTF-8 at byte 7"),
-    ROW("truncated UTF-8 sequence", "{\"id\":\"\xe2\x82\",\"method\":\"record.list\"}", "null",
-        "parse_error", "invalid UTF-8 at byte 7"),
     /* ---- JSON, but not a request: invalid_request */
     ROW("array (batch)", "[{\"id\":1,\"method\":\"record.list\"}]", "null", "invalid_request",
         "batches are not supported"),

@@ -227,6 +227,9 @@ static void test_errors(void **state) {
         {"max_payload 300M\n",
          "aimdb.conf:1: bad max_payload '300M' (bytes, or a number with k or M; above 0, at most "
          "256M)"},
+        {"max_payload 99999999999999999999k\n", /* overflows before the unit is read */
+         "aimdb.conf:1: bad max_payload '99999999999999999999k' (bytes, or a number with k or M; "
+         "above 0, at most 256M)"},
         {"broker localhost\n",
          "aimdb.conf:1: 'broker' is an aimdb-bridge setting; the plugin does not use it"},
         {"request_topic x\n",

@@ -154,6 +154,19 @@ aimdb_record *aimdb_db_find(aimdb_db *db, const char *name);
 int aimdb_db_foreach_record(aimdb_db *db, int (*fn)(aimdb_record *rec, void *ctx), void *ctx);
 size_t aimdb_db_record_count(aimdb_db *db);
 
+/*
+ * Record-name patterns, one rule everywhere (contract C.4: record.query,
+ * record.list, history backends): '*' matches any run of characters, also
+ * an empty one; every other byte ('%', '_', '?', '[' and '\' included)
+ * matches only itself, case-sensitively.  Pure and thread-safe.
+ */
+/* Does name match pattern?  pattern NULL means "*".  O(len(pattern) *
+ * len(name)) worst case. */
+bool aimdb_pattern_match(const char *pattern, const char *name);
+/* Bytes before the first '*': the part an index can seek to.  A pattern with
+ * no '*' names exactly one record (prefix_len == strlen); NULL gives 0. */
+size_t aimdb_pattern_prefix_len(const char *pattern);
+
 const char *aimdb_record_name(const aimdb_record *rec);
 const aimdb_codec *aimdb_record_codec(const aimdb_record *rec);
 aimdb_buffer_cfg aimdb_record_buffer(const aimdb_record *rec);

@@ -13,11 +13,10 @@
  *   text    a JSON string if the payload is valid UTF-8, else base64.
  *   binary  always {"base64":"..."}.
  *
- * "Valid JSON" is strict RFC 8259 (no leading zeros, no "1.", no raw control
- * characters in strings, no trailing garbage; whitespace around the value is
- * allowed and kept) whose strings are valid UTF-8 with no unpaired surrogate
- * escapes (RFC 7493).  "Valid UTF-8" rejects overlong forms, surrogates and
- * code points above U+10FFFF.  Base64 is RFC 4648 with padding.
+ * "Valid JSON" and "valid UTF-8" are the strict checks of json.h
+ * (aimdb_json_valid, aimdb_utf8_valid): RFC 8259 with UTF-8 strings and no
+ * unpaired surrogate escapes, whitespace around the value allowed and kept;
+ * RFC 3629 without overlongs or surrogates.  Base64 is RFC 4648 with padding.
  *
  * from_json is the inverse of to_json: from_json(to_json(p)) == p for every
  * payload of the json, text and binary formats.  Under auto two payloads can
@@ -36,6 +35,7 @@
 #include <stddef.h>
 
 #include "aimdb/aimdb.h"
+#include "aimdb/json.h" /* the validity rules above; users of payloads test with them */
 
 #ifdef __cplusplus
 extern "C" {
@@ -63,15 +63,6 @@ const aimdb_codec *aimdb_payload_codec(aimdb_payload_format format);
 int aimdb_payload_format_parse(const char *text, aimdb_payload_format *out);
 /* The keyword for a format ("auto", ...); "unknown" if out of range. */
 const char *aimdb_payload_format_name(aimdb_payload_format format);
-
-/* Strict UTF-8 (see above).  s need not be NUL-terminated; NUL bytes are
- * valid UTF-8 (U+0000). */
-bool aimdb_utf8_valid(const void *s, size_t len);
-
-/* Strict JSON (see above) over exactly len bytes; a NUL byte anywhere makes
- * it invalid.  Nesting deeper than AIMDB_JSON_MAX_DEPTH is invalid too. */
-#define AIMDB_JSON_MAX_DEPTH 512
-bool aimdb_json_valid(const void *s, size_t len);
 
 #ifdef __cplusplus
 }

@@ -5,8 +5,9 @@
  * could: a tap per persisted record serialises each value with the record's
  * codec and hands it to a backend, the produce timestamp becoming the row's
  * time.  Backends implement aimdb_backend_ops (SQLite ships in sqlite.h; a
- * PostgreSQL one needs nothing from this layer but this header: the pattern
- * helpers at the end give it the same matching rules).
+ * PostgreSQL one needs nothing from this layer but this header, and
+ * aimdb_pattern_match / aimdb_pattern_prefix_len in aimdb.h give it the same
+ * matching rules).
  */
 #ifndef AIMDB_PERSIST_H
 #define AIMDB_PERSIST_H
@@ -182,13 +183,6 @@ typedef struct aimdb_persist_stats {
 void aimdb_persist_stats_get(aimdb_persist *p, aimdb_persist_stats *out);
 
 /* --------------------------------------------- helpers for backends */
-
-/* Bytes before the first '*': the part of a pattern an index can seek to.
- * A pattern with no '*' names exactly one record (prefix_len == strlen). */
-size_t aimdb_pattern_prefix_len(const char *pattern);
-/* Does name match pattern?  '*' = any run (also empty), all else literal,
- * case-sensitive, byte for byte.  O(len(pattern) * len(name)) worst case. */
-bool aimdb_pattern_match(const char *pattern, const char *name);
 
 /*
  * Rate-limit a repeating log line: returns true at most once per

@@ -1,17 +1,22 @@
 /*
- * utf8.c -- strict UTF-8 validation (RFC 3629).
+ * utf8.c -- strict UTF-8 (RFC 3629): the one place that knows which byte
+ * sequences are characters.
  *
- * Whether a payload is text decides how it is stored, so "text" must mean
- * exactly what every JSON consumer downstream will accept: no overlong
- * forms, no UTF-16 surrogates, nothing above U+10FFFF.  The ranges below are
- * the well-formed byte sequences table of Unicode (chapter 3, table 3-7).
+ * Whether bytes are text decides how a payload is stored, whether a
+ * history row is served and whether a request is read, so "UTF-8" must
+ * mean exactly what every JSON consumer downstream accepts: no overlong
+ * forms, no UTF-16 surrogates, nothing above U+10FFFF.  The ranges below
+ * are the well-formed byte sequences table of Unicode (chapter 3, table
+ * 3-7).  Everything else that walks UTF-8 -- the JSON scanner, the MQTT
+ * string codecs -- measures sequences with aimdb_utf8_sequence_length.
  */
-#include "aimdb/payload.h"
-#include "mqtt_internal.h"
+#include "aimdb/json.h"
 
 static bool is_continuation(unsigned char c) { return (c & 0xC0) == 0x80; }
 
-size_t utf8_sequence_length(const unsigned char *s, size_t avail) {
+size_t aimdb_utf8_sequence_length(const void *bytes, size_t avail) {
+    const unsigned char *s = bytes;
+    if (avail == 0) return 0;
     unsigned char c = s[0];
     if (c < 0x80) return 1;
     if (c < 0xC2) return 0; /* a stray continuation byte, or overlong C0/C1 */
@@ -41,7 +46,7 @@ bool aimdb_utf8_valid(const void *s, size_t len) {
             p++;
             continue;
         }
-        size_t n = utf8_sequence_length(p, (size_t)(end - p));
+        size_t n = aimdb_utf8_sequence_length(p, (size_t)(end - p));
         if (n == 0) return false;
         p += n;
     }

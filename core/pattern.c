@@ -1,15 +1,16 @@
 /*
- * pattern.c -- the record-name patterns of history queries.
+ * pattern.c -- record-name patterns: the one rule of contract C.4 for
+ * record.query, record.list and every history backend.
  *
- * One rule everywhere (contract C.4): '*' matches any run of characters,
- * also an empty one; every other byte, '%', '_', '?', '[' and '\' included,
- * matches only itself.  Backends use the literal prefix to seek an index and
- * this matcher for the exact answer, so no SQL wildcard semantics (LIKE,
- * GLOB) ever leak into what a client's pattern means.
+ * '*' matches any run of characters, also an empty one; every other byte,
+ * '%', '_', '?', '[' and '\' included, matches only itself.  Backends use
+ * the literal prefix to seek an index and this matcher for the exact
+ * answer, so no SQL wildcard semantics (LIKE, GLOB) ever leak into what a
+ * client's pattern means.
  */
 #include <string.h>
 
-#include "aimdb/persist.h"
+#include "aimdb/aimdb.h"
 
 size_t aimdb_pattern_prefix_len(const char *pattern) {
     return pattern ? strcspn(pattern, "*") : 0;
