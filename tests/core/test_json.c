@@ -151,6 +151,7 @@ static void test_json_scan_errors(void **state) {
         {"lone surrogate escape (at its backslash)",
          S("{\"id\":\"\\ud800\",\"method\":\"record.list\"}"), AIMDB_JSON_SYNTAX, 7},
         {"bad escape letter", S("[\"ab\\x\"]"), AIMDB_JSON_SYNTAX, 4},
+        {"malformed number (at its first byte)", S("[1, 2.e5]"), AIMDB_JSON_SYNTAX, 4},
         {"NUL byte after the value", S("{\"id\":1,\"method\":\"record.list\"}\0"),
          AIMDB_JSON_SYNTAX, 31},
         {"byte order mark", S("\xef\xbb\xbf{\"id\":1,\"method\":\"record.list\"}"),

@@ -70,7 +70,7 @@ typedef struct aimdb_json_scan_options {
 
 typedef struct aimdb_json_scan_result {
     aimdb_json_status status;
-    size_t error_at;      /* byte offset of the first problem (status != OK) */
+    size_t error_at;      /* where the first problem is (a bad number: its first byte) */
     bool has_nul;         /* some string holds \u0000: valid, but C strings cut there */
     /* The raw text of the first root_key member's value, pointing into the
      * scanned text (NULL if none), and how many such members the root
