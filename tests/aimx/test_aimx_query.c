@@ -277,7 +277,10 @@ static void test_query_flood(void **state) {
         reply_catch_free(&c[i]);
     }
     assert_int_equal(results + refused, N);
-    assert_true(results >= 64); /* at least a queue's worth is answered */
+    /* At least a queue's worth (64) is answered, less the one slot the
+     * previous test's query may still hold: the service frees a slot only
+     * after that query's reply callback has returned. */
+    assert_true(results >= 63);
     free(c);
 }
 
