@@ -69,7 +69,3 @@ int config_load(const plugin_options *o, aimdb_conf **out, char *err, size_t err
     *out = conf;
     return AIMDB_OK;
 }
-
-const char *config_database(const aimdb_conf *conf) {
-    return conf->settings.database ? conf->settings.database : PLUGIN_DEFAULT_DATABASE;
-}

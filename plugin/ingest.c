@@ -31,7 +31,7 @@ static void note_drop(plugin *pl, const char *topic, const char *why) {
 /* The catalog entry for a routed name, with its record open.  Two rules
  * can produce the same name with different options; the first to open the
  * record decides them, and the disagreement is logged once. */
-static catalog_entry *entry_for(plugin *pl, const ruleset *rs, size_t rule, const char *name,
+static catalog_entry *entry_for(plugin *pl, const aimdb_ruleset *rs, size_t rule, const char *name,
                                 const char *topic) {
     catalog_entry *e = catalog_find(pl->catalog, name);
     if (!e) {
@@ -55,7 +55,7 @@ static catalog_entry *entry_for(plugin *pl, const ruleset *rs, size_t rule, cons
 }
 
 static void ingest(plugin *pl, const struct mosquitto_evt_message *ev) {
-    const ruleset *rs = pl->rules;
+    const aimdb_ruleset *rs = pl->rules;
     size_t topic_len = strlen(ev->topic);
     char stack_name[NAME_ON_STACK], *name = stack_name;
     aimdb_route route;
@@ -74,7 +74,7 @@ static void ingest(plugin *pl, const struct mosquitto_evt_message *ev) {
     }
     if (rc != AIMDB_OK) {
         note_drop(pl, ev->topic, "its rule makes an empty record name");
-    } else if (ev->payloadlen > pl->max_payload) {
+    } else if (ev->payloadlen > pl->gw.max_payload) {
         note_drop(pl, ev->topic, "larger than max_payload"); /* not worth copying */
     } else if (qos2_is_duplicate(pl, ev)) {
         pl->counters.duplicates++;

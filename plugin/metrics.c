@@ -46,7 +46,7 @@ void metrics_tick(plugin *pl) {
     m->next_ms = now + m->interval_ms;
 
     aimdb_persist_stats ps;
-    aimdb_persist_stats_get(pl->persist, &ps);
+    aimdb_persist_stats_get(pl->gw.persist, &ps);
     const plugin_counters *c = &pl->counters;
     const struct {
         const char *name;
@@ -64,7 +64,7 @@ void metrics_tick(plugin *pl) {
         {"batch/rows", ps.backend.last_batch_rows},
         {"batch/commit_us", (uint64_t)(ps.backend.last_commit_us > 0 ? ps.backend.last_commit_us : 0)},
         {"database/bytes", (uint64_t)(ps.backend.db_bytes > 0 ? ps.backend.db_bytes : 0)},
-        {"records", aimdb_db_record_count(pl->db)},
+        {"records", aimdb_db_record_count(pl->gw.db)},
         {"requests", c->requests},
     };
     _Static_assert(sizeof(values) / sizeof(values[0]) <= sizeof(m->last) / sizeof(m->last[0]),

@@ -90,7 +90,7 @@ static int start(plugin *pl, struct mosquitto_opt *opts, int n, char *err, size_
     int rc = check_broker_mode(err, errlen);
     if (rc == AIMDB_OK) rc = options_copy(&pl->options, opts, n, err, errlen);
     if (rc == AIMDB_OK) rc = config_load(&pl->options, &conf, err, errlen);
-    if (rc == AIMDB_OK) rc = ruleset_build(conf, &pl->rules, err, errlen);
+    if (rc == AIMDB_OK) rc = aimdb_ruleset_build(conf, &pl->rules, err, errlen);
     if (rc != AIMDB_OK) return rc;
     if (!pl->options.config_path)
         plugin_log(pl, AIMDB_LOG_WARNING, "no plugin_opt_config: no records are configured");
@@ -123,7 +123,7 @@ static void teardown(plugin *pl) {
     wake_uninstall(&pl->wake);
     outbox_drain(pl, false);
     catalog_free(pl->catalog);
-    ruleset_free(pl->rules);
+    aimdb_ruleset_free(pl->rules);
     options_free(&pl->options);
     outbox_destroy(&pl->outbox);
     free(pl);
@@ -156,7 +156,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     plugin_log(pl, AIMDB_LOG_INFO, "started: %zu rule(s) from %s, history in %s",
                pl->rules->conf->n_rules,
                pl->options.config_path ? pl->options.config_path : "(no aimdb.conf)",
-               pl->database_path);
+               pl->gw.database_path);
     *userdata = pl;
     return MOSQ_ERR_SUCCESS;
 }

@@ -33,6 +33,7 @@
 
 #include "aimdb/aimdb.h"
 #include "aimdb/aimx.h"
+#include "aimdb/gateway.h"
 #include "aimdb/mqtt_conf.h"
 #include "aimdb/mqtt_route.h"
 #include "aimdb/payload.h"
@@ -40,8 +41,7 @@
 
 #define PLUGIN_REQUEST_TOPIC "$CONTROL/aimdb/v1"
 #define PLUGIN_RESPONSE_TOPIC "$CONTROL/aimdb/v1/response"
-#define PLUGIN_DEFAULT_DATABASE "./data/aimdb.db"
-#define PLUGIN_DEFAULT_MAX_PAYLOAD (1024 * 1024) /* bytes kept per value */
+#define PLUGIN_WHO "the broker" /* what restarts to apply what a reload cannot */
 
 typedef struct plugin plugin;
 
@@ -118,31 +118,6 @@ void options_free(plugin_options *o);
 /* Read aimdb.conf (or nothing if no path) and apply the overrides.
  * Errors read "aimdb.conf:LINE: reason" or "plugin_opt_KEY: reason". */
 int config_load(const plugin_options *o, aimdb_conf **out, char *err, size_t errlen);
-/* The database path the settings name (the default if none). */
-const char *config_database(const aimdb_conf *conf);
-
-/* -------------------------------------------------------------- rules.c */
-
-/* One aimdb.conf rule, as the plugin applies it to records. */
-typedef struct rule_options {
-    const aimdb_codec *codec;
-    aimdb_buffer_cfg buffer;
-    bool persist;
-    int64_t retention_ms;  /* for aimdb_persist_record: AIMDB_RETENTION_DEFAULT, 0 = forever */
-    unsigned line;
-} rule_options;
-
-/* A parsed aimdb.conf and the router built from it; replaced whole on
- * reload.  Broker thread only. */
-typedef struct ruleset {
-    aimdb_conf *conf;       /* owned */
-    aimdb_router *router;   /* rule i = conf->rules[i] */
-    rule_options *options;  /* per rule */
-} ruleset;
-
-/* Takes ownership of conf (freed on error too). */
-int ruleset_build(aimdb_conf *conf, ruleset **out, char *err, size_t errlen);
-void ruleset_free(ruleset *rs);
 
 /* ------------------------------------------------------------- source.c */
 
@@ -157,11 +132,11 @@ typedef struct source_list {
 } source_list;
 
 /* From a topic that was routed to rule (ingest). */
-int source_from_topic(const ruleset *rs, size_t rule, const char *topic, source_list *out);
+int source_from_topic(const aimdb_ruleset *rs, size_t rule, const char *topic, source_list *out);
 /* From a record name alone (history, reload): the first rule whose template
  * can produce the name and whose filter routes back to it.  AIMDB_ENOTFOUND
  * if no rule does.  Sets *rule. */
-int source_from_name(const ruleset *rs, const char *name, size_t *rule, source_list *out);
+int source_from_name(const aimdb_ruleset *rs, const char *name, size_t *rule, source_list *out);
 void source_list_free(source_list *s);
 
 /* ------------------------------------------------------------ catalog.c */
@@ -173,7 +148,7 @@ typedef struct catalog_entry {
     char *name;
     aimdb_record *record;   /* NULL until a value arrives (history only) */
     source_list sources;    /* empty: no rule produces this name */
-    rule_options options;   /* the options the record was opened with */
+    aimdb_rule_options options;   /* the options the record was opened with */
     bool warned_conflict;   /* logged that another rule disagrees */
 } catalog_entry;
 
@@ -207,14 +182,14 @@ uint64_t relay_failed(relay *r);
 
 /* Register entry's record with the rule's options, its attributes and its
  * persistence.  Broker thread. */
-int records_open(plugin *pl, catalog_entry *e, const ruleset *rs, size_t rule);
+int records_open(plugin *pl, catalog_entry *e, const aimdb_ruleset *rs, size_t rule);
 /* Re-apply a rule to an existing record (reload): persistence on, new
  * retention; anything that needs a new record is logged. */
-void records_update(plugin *pl, catalog_entry *e, const ruleset *rs, size_t rule);
+void records_update(plugin *pl, catalog_entry *e, const aimdb_ruleset *rs, size_t rule);
 /* Catalog every fixed-name rule's record, opening it. */
-int records_open_fixed(plugin *pl, const ruleset *rs);
+int records_open_fixed(plugin *pl, const aimdb_ruleset *rs);
 /* Catalog every history name some rule produces (no record opened). */
-int records_scan_history(plugin *pl, const ruleset *rs);
+int records_scan_history(plugin *pl, const aimdb_ruleset *rs);
 
 /* ---------------------------------------------------------------- acl.c */
 
@@ -277,8 +252,9 @@ void metrics_tick(plugin *pl);
 
 /* -------------------------------------------------------------- setup.c */
 
-/* Open the database, history and request handler for a configuration and
- * start them; on failure everything opened is closed again. */
+/* Open the gateway (database, history, request handler) for a
+ * configuration and the relay; on failure everything opened is closed
+ * again. */
 int setup_open(plugin *pl, const aimdb_conf *conf, char *err, size_t errlen);
 /* Stop (taps drained, history committed) and free. */
 void setup_close(plugin *pl);
@@ -307,7 +283,7 @@ struct plugin {
     plugin_options options;
 
     /* Broker thread only. */
-    ruleset *rules;
+    aimdb_ruleset *rules;
     catalog *catalog;
     request *requests;          /* in flight, reply.c */
     plugin_counters counters;
@@ -321,12 +297,9 @@ struct plugin {
     aimdb_log_limit drop_log;
 
     /* Opened by setup.c. */
-    aimdb_db *db;
-    aimdb_persist *persist;
-    aimdb_aimx *aimx;
+    aimdb_gateway gw;           /* db, history, AimX; gw.max_payload: larger
+                                 * payloads are not recorded */
     relay *relay;
-    char *database_path;
-    size_t max_payload;         /* larger payloads are not recorded */
 };
 
 #endif

@@ -3,9 +3,10 @@
  *
  * A record is opened the first time a value arrives for its name (templated
  * names cannot be known before), except records with a fixed name, which
- * exist from start-up so record.list shows them at once.  Opening means:
- * register with the rule's codec and buffer, describe it for record.list
- * (topic_filter, format), and attach persistence if the rule says persist.
+ * exist from start-up so record.list shows them at once.  Opening itself
+ * (codec, buffer, description, history) is the gateway's
+ * (aimdb_gateway_open_record), the same as in aimdb-bridge; the catalog
+ * keeps what the plugin needs beside it: the record's source topics.
  *
  * Names found only in history are catalogued without a record, so their
  * history stays visible (and ACL-checked) after a restart; they get a
@@ -16,60 +17,26 @@
 
 #include "plugin.h"
 
-static void describe(plugin *pl, aimdb_record *rec, const aimdb_conf_rule *r) {
-    int rc = aimdb_record_set_attr_string(rec, "topic_filter", r->topic_filter);
-    if (rc == AIMDB_OK)
-        rc = aimdb_record_set_attr_string(rec, "format", aimdb_payload_format_name(r->format));
-    if (rc != AIMDB_OK)
-        plugin_log(pl, AIMDB_LOG_WARNING, "record %s: cannot set its description: %s",
-                   aimdb_record_name(rec), aimdb_strerror(rc));
-}
-
-static int persist(plugin *pl, aimdb_record *rec, const rule_options *o) {
-    int rc = aimdb_persist_record(pl->persist, rec, o->retention_ms);
-    if (rc != AIMDB_OK)
-        plugin_log(pl, AIMDB_LOG_ERROR, "record %s (aimdb.conf:%u): cannot persist it: %s",
-                   aimdb_record_name(rec), o->line, aimdb_strerror(rc));
-    return rc;
-}
-
-int records_open(plugin *pl, catalog_entry *e, const ruleset *rs, size_t rule) {
-    const rule_options *o = &rs->options[rule];
-    aimdb_record *rec;
-    int rc = aimdb_record_register(pl->db, e->name, &o->buffer, o->codec, &rec);
-    if (rc != AIMDB_OK) {
-        plugin_log(pl, AIMDB_LOG_ERROR, "record %s (aimdb.conf:%u): cannot register it: %s",
-                   e->name, o->line, aimdb_strerror(rc));
-        return rc;
-    }
-    describe(pl, rec, &rs->conf->rules[rule]);
-    e->record = rec;
-    e->options = *o;
-    e->options.persist = o->persist && persist(pl, rec, o) == AIMDB_OK;
+int records_open(plugin *pl, catalog_entry *e, const aimdb_ruleset *rs, size_t rule) {
+    bool persisting;
+    int rc = aimdb_gateway_open_record(&pl->gw, rs, rule, e->name, &e->record, &persisting);
+    if (rc != AIMDB_OK) return rc;
+    e->options = rs->options[rule];
+    e->options.persist = persisting;
     return AIMDB_OK;
 }
 
-void records_update(plugin *pl, catalog_entry *e, const ruleset *rs, size_t rule) {
-    const rule_options *o = &rs->options[rule];
+void records_update(plugin *pl, catalog_entry *e, const aimdb_ruleset *rs, size_t rule) {
     if (!e->record) return; /* opened with the new rule when a value comes */
-    if (o->codec != e->options.codec || memcmp(&o->buffer, &e->options.buffer, sizeof(o->buffer)))
-        plugin_log(pl, AIMDB_LOG_WARNING,
-                   "record %s: aimdb.conf:%u changes its buffer or format; the record keeps "
-                   "its current ones until the broker restarts", e->name, o->line);
-    if (o->persist) {
-        if (persist(pl, e->record, o) == AIMDB_OK) {
-            e->options.persist = true;
-            e->options.retention_ms = o->retention_ms;
-        }
-    } else if (e->options.persist) {
-        plugin_log(pl, AIMDB_LOG_WARNING,
-                   "record %s: aimdb.conf:%u no longer persists it; its history keeps being "
-                   "written until the broker restarts", e->name, o->line);
-    }
+    const aimdb_rule_options *o = &rs->options[rule];
+    bool was = e->options.persist;
+    e->options.persist =
+        aimdb_gateway_reapply_record(&pl->gw, e->record, rs, rule, was, PLUGIN_WHO);
+    if (e->options.persist && o->persist) e->options.retention_ms = o->retention_ms;
     e->options.line = o->line;
 }
 
-int records_open_fixed(plugin *pl, const ruleset *rs) {
+int records_open_fixed(plugin *pl, const aimdb_ruleset *rs) {
     for (size_t i = 0; i < rs->conf->n_rules; i++) {
         const aimdb_conf_rule *r = &rs->conf->rules[i];
         if (!aimdb_name_template_is_fixed(r->name_template)) continue;
@@ -122,11 +89,11 @@ static int no_rows(const aimdb_history_row *row, void *ctx) {
     return 0;
 }
 
-int records_scan_history(plugin *pl, const ruleset *rs) {
+int records_scan_history(plugin *pl, const aimdb_ruleset *rs) {
     name_list l = {0};
     aimdb_query_params q = {.limit = 1, .accept = collect_name, .accept_ctx = &l};
     char err[256] = "";
-    int rc = aimdb_persist_query(pl->persist, &q, no_rows, NULL, err, sizeof(err));
+    int rc = aimdb_persist_query(pl->gw.persist, &q, no_rows, NULL, err, sizeof(err));
     if (rc == AIMDB_OK && l.nomem) rc = AIMDB_ENOMEM;
     size_t added = 0, orphans = 0;
     for (size_t i = 0; rc == AIMDB_OK && i < l.n; i++) {

@@ -17,31 +17,8 @@
 
 #include "plugin.h"
 
-static void warn_settings_changed(plugin *pl, const aimdb_conf *was, const aimdb_conf *now) {
-    const aimdb_conf_settings *a = &was->settings, *b = &now->settings;
-    const struct {
-        const char *key;
-        bool changed;
-    } settings[] = {
-        {"database", strcmp(config_database(was), config_database(now)) != 0},
-        {"retention", a->retention_ms != b->retention_ms},
-        {"synchronous", a->synchronous != b->synchronous},
-        {"batch_rows", a->batch_rows != b->batch_rows},
-        {"queue_rows", a->queue_rows != b->queue_rows},
-        {"flush_interval", a->flush_interval_ms != b->flush_interval_ms},
-        {"sweep_interval", a->sweep_interval_ms != b->sweep_interval_ms},
-        {"max_payload", a->max_payload != b->max_payload},
-        {"workers", a->workers != b->workers},
-    };
-    for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
-        if (settings[i].changed)
-            plugin_log(pl, AIMDB_LOG_WARNING,
-                       "reload: setting '%s' changed; it takes effect when the broker restarts",
-                       settings[i].key);
-}
-
 /* Records already open follow the rule that now produces their name. */
-static void update_open_records(plugin *pl, const ruleset *rs) {
+static void update_open_records(plugin *pl, const aimdb_ruleset *rs) {
     for (size_t i = 0; i < catalog_count(pl->catalog); i++) {
         catalog_entry *e = catalog_at(pl->catalog, i);
         size_t rule;
@@ -60,23 +37,24 @@ int reload_on_reload(int event, void *event_data, void *userdata) {
     (void)event_data;
     plugin *pl = userdata;
     aimdb_conf *conf;
-    ruleset *rs;
+    aimdb_ruleset *rs;
     char err[512];
     int rc = config_load(&pl->options, &conf, err, sizeof(err));
     if (rc == AIMDB_OK) {
-        warn_settings_changed(pl, pl->rules->conf, conf);
-        rc = ruleset_build(conf, &rs, err, sizeof(err));
+        aimdb_gateway_warn_settings(&pl->gw, pl->rules->conf, conf, AIMDB_GATEWAY_DEFAULT_DATABASE,
+                                    PLUGIN_WHO);
+        rc = aimdb_ruleset_build(conf, &rs, err, sizeof(err));
     }
     if (rc != AIMDB_OK) {
         plugin_log(pl, AIMDB_LOG_ERROR, "reload: %s; keeping the previous configuration", err);
         return MOSQ_ERR_PLUGIN_DEFER;
     }
-    ruleset *old = pl->rules;
+    aimdb_ruleset *old = pl->rules;
     pl->rules = rs;
     records_open_fixed(pl, rs);
     update_open_records(pl, rs);
     records_scan_history(pl, rs);
-    ruleset_free(old);
+    aimdb_ruleset_free(old);
     plugin_log(pl, AIMDB_LOG_INFO, "reloaded %s: %zu rule(s)",
                pl->options.config_path ? pl->options.config_path : "(no aimdb.conf)",
                rs->conf->n_rules);

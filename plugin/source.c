@@ -105,7 +105,7 @@ void source_list_free(source_list *s) {
     s->n = 0;
 }
 
-int source_from_topic(const ruleset *rs, size_t rule, const char *topic, source_list *out) {
+int source_from_topic(const aimdb_ruleset *rs, size_t rule, const char *topic, source_list *out) {
     const char *filter = aimdb_router_filter(rs->router, rule);
     const char *tmpl = aimdb_router_template(rs->router, rule);
     memset(out, 0, sizeof(*out));
@@ -124,7 +124,7 @@ int source_from_topic(const ruleset *rs, size_t rule, const char *topic, source_
 /* ------------------------------------------------- reading a name back */
 
 typedef struct reading {
-    const ruleset *rs;
+    const aimdb_ruleset *rs;
     size_t rule;
     const char *name;
     const char *filter;
@@ -200,7 +200,7 @@ static void read_at(reading *r, const char *t, const char *n) {
     *set = false;
 }
 
-int source_from_name(const ruleset *rs, const char *name, size_t *rule, source_list *out) {
+int source_from_name(const aimdb_ruleset *rs, const char *name, size_t *rule, source_list *out) {
     memset(out, 0, sizeof(*out));
     for (size_t i = 0; i < aimdb_router_count(rs->router); i++) {
         const char *tmpl = aimdb_router_template(rs->router, i);

@@ -1,18 +1,15 @@
 /*
- * rules.c -- the rules of one aimdb.conf, ready to route: the router (first
- * match wins, exact filters in O(1)) and, per rule, the options its records
- * are opened with.
- *
- * A rule set is immutable once built and replaced whole on reload, so
- * ingest never sees half of an old configuration and half of a new one.
+ * ruleset.c -- the rules of one aimdb.conf, ready to route: the router
+ * (first match wins, exact filters in O(1)) and, per rule, the options its
+ * records are opened with (see gateway.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "plugin.h"
+#include "aimdb/gateway.h"
 
-int ruleset_build(aimdb_conf *conf, ruleset **out, char *err, size_t errlen) {
-    ruleset *rs = calloc(1, sizeof(*rs));
+int aimdb_ruleset_build(aimdb_conf *conf, aimdb_ruleset **out, char *err, size_t errlen) {
+    aimdb_ruleset *rs = calloc(1, sizeof(*rs));
     if (rs) {
         rs->conf = conf;
         rs->router = aimdb_router_new();
@@ -20,7 +17,7 @@ int ruleset_build(aimdb_conf *conf, ruleset **out, char *err, size_t errlen) {
     }
     if (!rs || !rs->router || !rs->options) {
         if (!rs) aimdb_conf_free(conf);
-        ruleset_free(rs);
+        aimdb_ruleset_free(rs);
         snprintf(err, errlen, "out of memory building the rules");
         return AIMDB_ENOMEM;
     }
@@ -31,10 +28,10 @@ int ruleset_build(aimdb_conf *conf, ruleset **out, char *err, size_t errlen) {
         if (rc != AIMDB_OK) {
             /* The parser checked filter and template already: only memory. */
             snprintf(err, errlen, "aimdb.conf:%u: %s", r->line, why);
-            ruleset_free(rs);
+            aimdb_ruleset_free(rs);
             return rc;
         }
-        rs->options[i] = (rule_options){
+        rs->options[i] = (aimdb_rule_options){
             .codec = aimdb_payload_codec(r->format),
             .buffer = r->buffer,
             .persist = r->persist,
@@ -47,7 +44,7 @@ int ruleset_build(aimdb_conf *conf, ruleset **out, char *err, size_t errlen) {
     return AIMDB_OK;
 }
 
-void ruleset_free(ruleset *rs) {
+void aimdb_ruleset_free(aimdb_ruleset *rs) {
     if (!rs) return;
     aimdb_router_free(rs->router);
     aimdb_conf_free(rs->conf);

@@ -1,0 +1,144 @@
+/*
+ * gateway.c -- the libaimdb stack an aimdb.conf describes: the record
+ * database, SQLite history behind the persistence layer and the AimX
+ * handler, opened together and closed so that every value produced before
+ * the close is committed (see gateway.h).
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "aimdb/gateway.h"
+#include "aimdb/sqlite.h"
+
+const char *aimdb_gateway_database(const aimdb_conf_settings *s, const char *default_database) {
+    return s->database ? s->database : default_database;
+}
+
+/* SQLite creates the file, not its directory; the default ./data/ (and any
+ * other missing last directory) is created here, once, with a log line. */
+static int ensure_directory(aimdb_gateway *gw, const char *path, char *err, size_t errlen) {
+    if (strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0) return AIMDB_OK;
+    char *copy = strdup(path);
+    if (!copy) return AIMDB_ENOMEM;
+    const char *dir = dirname(copy);
+    struct stat st;
+    int rc = AIMDB_OK;
+    if (stat(dir, &st) != 0) {
+        if (mkdir(dir, 0750) == 0) {
+            aimdb_log(gw->runtime, AIMDB_LOG_INFO, "created %s for the history database", dir);
+        } else {
+            snprintf(err, errlen, "database %s: cannot create directory %s: %s", path, dir,
+                     strerror(errno));
+            rc = AIMDB_EIO;
+        }
+    }
+    free(copy);
+    return rc;
+}
+
+static int open_history(aimdb_gateway *gw, const aimdb_conf_settings *s, char *err,
+                        size_t errlen) {
+    const char *path = gw->database_path;
+    int rc = ensure_directory(gw, path, err, errlen);
+    if (rc != AIMDB_OK) return rc;
+    aimdb_sqlite_options so = {
+        .path = path,
+        .synchronous = s->synchronous,
+        .queue_rows = s->queue_rows,
+        .batch_rows = s->batch_rows,
+        .flush_interval_ms = s->flush_interval_ms,
+        .runtime = gw->runtime,
+    };
+    aimdb_backend backend;
+    char why[512];
+    rc = aimdb_sqlite_open(&so, &backend, why, sizeof(why));
+    if (rc != AIMDB_OK) {
+        snprintf(err, errlen, "database %s: %s", path, why);
+        return rc;
+    }
+    aimdb_persist_options po = {
+        .default_retention_ms = s->retention_ms,
+        .sweep_interval_ms = s->sweep_interval_ms,
+    };
+    rc = aimdb_persist_attach(gw->db, backend, &po, &gw->persist);
+    if (rc != AIMDB_OK) snprintf(err, errlen, "database %s: %s", path, aimdb_strerror(rc));
+    return rc;
+}
+
+int aimdb_gateway_open(aimdb_gateway *gw, const aimdb_conf_settings *s,
+                       const char *default_database, const aimdb_runtime *runtime, char *err,
+                       size_t errlen) {
+    memset(gw, 0, sizeof(*gw));
+    gw->runtime = runtime;
+    gw->max_payload = s->max_payload ? s->max_payload : AIMDB_GATEWAY_DEFAULT_MAX_PAYLOAD;
+    aimdb_db_options dbo = {
+        .runtime = runtime,
+        .workers = s->workers,
+        .max_value_bytes = gw->max_payload,
+    };
+    gw->database_path = strdup(aimdb_gateway_database(s, default_database));
+    gw->db = gw->database_path ? aimdb_db_new(&dbo) : NULL;
+    if (!gw->db) {
+        snprintf(err, errlen, "out of memory creating the database");
+        aimdb_gateway_close(gw);
+        return AIMDB_ENOMEM;
+    }
+    int rc = open_history(gw, s, err, errlen);
+    if (rc == AIMDB_OK && !(gw->aimx = aimdb_aimx_new(gw->db, NULL))) {
+        snprintf(err, errlen, "out of memory creating the request handler");
+        rc = AIMDB_ENOMEM;
+    }
+    if (rc == AIMDB_OK && (rc = aimdb_db_start(gw->db)) != AIMDB_OK)
+        snprintf(err, errlen, "database %s: cannot start: %s", gw->database_path,
+                 aimdb_strerror(rc));
+    if (rc != AIMDB_OK) aimdb_gateway_close(gw);
+    return rc;
+}
+
+void aimdb_gateway_close(aimdb_gateway *gw) {
+    if (gw->db) aimdb_db_stop(gw->db); /* taps drained, history committed */
+    aimdb_aimx_free(gw->aimx);
+    aimdb_db_free(gw->db);
+    free(gw->database_path);
+    gw->db = NULL;
+    gw->persist = NULL;
+    gw->aimx = NULL;
+    gw->database_path = NULL;
+}
+
+static bool same_text(const char *a, const char *b) {
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+void aimdb_gateway_warn_settings(const aimdb_gateway *gw, const aimdb_conf *was,
+                                 const aimdb_conf *now, const char *default_database,
+                                 const char *who) {
+    const aimdb_conf_settings *a = &was->settings, *b = &now->settings;
+    const struct {
+        const char *key;
+        bool changed;
+    } settings[] = {
+        {"database", strcmp(aimdb_gateway_database(a, default_database),
+                            aimdb_gateway_database(b, default_database)) != 0},
+        {"retention", a->retention_ms != b->retention_ms},
+        {"synchronous", a->synchronous != b->synchronous},
+        {"batch_rows", a->batch_rows != b->batch_rows},
+        {"queue_rows", a->queue_rows != b->queue_rows},
+        {"flush_interval", a->flush_interval_ms != b->flush_interval_ms},
+        {"sweep_interval", a->sweep_interval_ms != b->sweep_interval_ms},
+        {"max_payload", a->max_payload != b->max_payload},
+        {"workers", a->workers != b->workers},
+        {"broker", !same_text(a->broker, b->broker)},
+        {"request_topic", !same_text(a->request_topic, b->request_topic)},
+        {"client_id", !same_text(a->client_id, b->client_id)},
+    };
+    for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
+        if (settings[i].changed)
+            aimdb_log(gw->runtime, AIMDB_LOG_WARNING,
+                      "reload: setting '%s' changed; it takes effect when %s restarts",
+                      settings[i].key, who);
+}

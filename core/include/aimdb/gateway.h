@@ -1,0 +1,126 @@
+/*
+ * gateway.h -- aimdb.conf put to work: its rules ready to route, the record
+ * database with SQLite history and the AimX handler built from its
+ * settings, and records opened the way their rule says.
+ *
+ * Two programs feed records from MQTT: the Mosquitto plugin (messages from
+ * the broker it runs in) and aimdb-bridge (messages from any broker, over
+ * Paho).  Both go through this layer, so one aimdb.conf means the same
+ * records, buffers, formats and history in either, and a reload treats
+ * them the same.  What differs stays in the program: where messages come
+ * from, which thread may log, who may see which record.
+ *
+ * Library aimdb_gateway, above aimdb_aimx, aimdb_sqlite, aimdb_persist and
+ * aimdb_mqtt.  Log lines go through the runtime given to aimdb_gateway_open.
+ */
+#ifndef AIMDB_GATEWAY_H
+#define AIMDB_GATEWAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aimdb/aimdb.h"
+#include "aimdb/aimx.h"
+#include "aimdb/mqtt_conf.h"
+#include "aimdb/mqtt_route.h"
+#include "aimdb/persist.h"
+#include "aimdb/runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AIMDB_GATEWAY_DEFAULT_DATABASE "./data/aimdb.db"
+#define AIMDB_GATEWAY_DEFAULT_MAX_PAYLOAD (1024 * 1024) /* bytes kept per value */
+
+/* ------------------------------------------------------------- rules */
+
+/* One aimdb.conf rule, as records are opened with it. */
+typedef struct aimdb_rule_options {
+    const aimdb_codec *codec;
+    aimdb_buffer_cfg buffer;
+    bool persist;
+    int64_t retention_ms; /* for aimdb_persist_record: AIMDB_RETENTION_DEFAULT, 0 = forever */
+    unsigned line;        /* where aimdb.conf writes the rule */
+} aimdb_rule_options;
+
+/* A parsed aimdb.conf and the router built from it: rule i of the router is
+ * conf->rules[i] and options[i].  Immutable once built; a reload builds a
+ * new one, so a message never sees half of two configurations. */
+typedef struct aimdb_ruleset {
+    aimdb_conf *conf;
+    aimdb_router *router;
+    aimdb_rule_options *options;
+} aimdb_ruleset;
+
+/* Takes ownership of conf, also on failure (AIMDB_ENOMEM, err says so).
+ * *out is the caller's (aimdb_ruleset_free; NULL is fine). */
+int aimdb_ruleset_build(aimdb_conf *conf, aimdb_ruleset **out, char *err, size_t errlen);
+void aimdb_ruleset_free(aimdb_ruleset *rs);
+
+/* --------------------------------------------------------- the stack */
+
+typedef struct aimdb_gateway {
+    const aimdb_runtime *runtime; /* borrowed; outlives the gateway */
+    aimdb_db *db;
+    aimdb_persist *persist;
+    aimdb_aimx *aimx;             /* answers AimX requests; no ACL filter of its own */
+    char *database_path;          /* as opened */
+    size_t max_payload;           /* larger values are refused by the db */
+} aimdb_gateway;
+
+/*
+ * Open the database, SQLite history (creating a missing last directory of
+ * the path, logged) and the AimX handler as settings say, and start the
+ * database.  default_database is used when settings name none.  On failure
+ * everything opened is closed again, *gw is zeroed and err reads e.g.
+ * "database ./data/aimdb.db: unable to open database file".  Call from
+ * the thread that will close it.
+ */
+int aimdb_gateway_open(aimdb_gateway *gw, const aimdb_conf_settings *settings,
+                       const char *default_database, const aimdb_runtime *runtime, char *err,
+                       size_t errlen);
+
+/* Stop the database (every value produced so far runs through its taps and
+ * is committed), then free everything.  Producers must have stopped.  A
+ * zeroed gateway is fine. */
+void aimdb_gateway_close(aimdb_gateway *gw);
+
+/* The database path settings name, else default_database. */
+const char *aimdb_gateway_database(const aimdb_conf_settings *settings,
+                                   const char *default_database);
+
+/* ----------------------------------------------------------- records */
+
+/*
+ * Register a record for a name the rule produced: the rule's codec and
+ * buffer, its description for record.list ("topic_filter", "format") and,
+ * if the rule says persist, its history.  *persisting tells whether history
+ * is on (a failure there is logged, the record still works).  Errors are
+ * logged and returned (e.g. AIMDB_EEXIST: the name is registered with
+ * another codec).  Any thread; records register under the db's lock.
+ */
+int aimdb_gateway_open_record(aimdb_gateway *gw, const aimdb_ruleset *rs, size_t rule,
+                              const char *name, aimdb_record **out, bool *persisting);
+
+/*
+ * Apply a reloaded rule to a record that is open: history is switched on
+ * or gets the rule's retention.  What a running record cannot change (its
+ * buffer, its format, history switched off) is logged as taking effect
+ * when `who` restarts ("the broker", "aimdb-bridge").  Returns whether the
+ * record is persisted now.
+ */
+bool aimdb_gateway_reapply_record(aimdb_gateway *gw, aimdb_record *rec, const aimdb_ruleset *rs,
+                                  size_t rule, bool persisting, const char *who);
+
+/* Log, for a reload, each global setting that differs between two
+ * configurations: settings apply only when `who` restarts. */
+void aimdb_gateway_warn_settings(const aimdb_gateway *gw, const aimdb_conf *was,
+                                 const aimdb_conf *now, const char *default_database,
+                                 const char *who);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
