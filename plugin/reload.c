@@ -13,8 +13,6 @@
  * The callback returns MOSQ_ERR_PLUGIN_DEFER: Mosquitto 2.0.11 stops
  * calling other plugins' reload handlers after the first that does not.
  */
-#include <string.h>
-
 #include "plugin.h"
 
 /* Records already open follow the rule that now produces their name. */
