@@ -182,22 +182,6 @@ typedef struct aimdb_persist_stats {
 } aimdb_persist_stats;
 void aimdb_persist_stats_get(aimdb_persist *p, aimdb_persist_stats *out);
 
-/* --------------------------------------------- helpers for backends */
-
-/*
- * Rate-limit a repeating log line: returns true at most once per
- * interval_ms (and the first time); *held (may be NULL) gets the number of
- * calls suppressed since the last true.  Zero-initialise.  Not
- * thread-safe: keep one per thread or guard it.
- */
-typedef struct aimdb_log_limit {
-    int64_t next_ms;
-    uint64_t held;
-    bool started;
-} aimdb_log_limit;
-bool aimdb_log_limit_pass(aimdb_log_limit *l, int64_t now_ms, int64_t interval_ms,
-                          uint64_t *held);
-
 #ifdef __cplusplus
 }
 #endif

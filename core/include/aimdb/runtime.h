@@ -10,6 +10,7 @@
 #define AIMDB_RUNTIME_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -49,6 +50,20 @@ void aimdb_log(const aimdb_runtime *rt, aimdb_log_level level, const char *fmt, 
 
 /* Monotonic milliseconds, for deadlines and intervals (never for timestamps). */
 int64_t aimdb_monotonic_ms(void);
+
+/*
+ * Rate-limit a repeating log line: returns true at most once per
+ * interval_ms (and the first time); *held (may be NULL) gets the number of
+ * calls suppressed since the last true.  Zero-initialise.  Not
+ * thread-safe: keep one per thread or guard it.
+ */
+typedef struct aimdb_log_limit {
+    int64_t next_ms;
+    uint64_t held;
+    bool started;
+} aimdb_log_limit;
+bool aimdb_log_limit_pass(aimdb_log_limit *l, int64_t now_ms, int64_t interval_ms,
+                          uint64_t *held);
 
 #ifdef __cplusplus
 }

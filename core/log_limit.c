@@ -1,12 +1,12 @@
 /*
  * log_limit.c -- keep a repeating failure visible without flooding the log.
  *
- * A full disk or a record whose values have no JSON form fails on every
- * value; logging each one would bury everything else.  The first failure is
+ * A full disk, a record whose values have no JSON form or a broker that is
+ * down fails on every value; logging each one would bury everything else.  The first failure is
  * logged at once, later ones at most once per interval with the count held
  * back in between, so the log still says how often it happened.
  */
-#include "aimdb/persist.h"
+#include "aimdb/runtime.h"
 
 bool aimdb_log_limit_pass(aimdb_log_limit *l, int64_t now_ms, int64_t interval_ms,
                           uint64_t *held) {
