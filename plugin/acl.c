@@ -51,7 +51,7 @@ static bool may_read(plugin *pl, struct mosquitto *client, const char *topic) {
     return pl->acl_check(client, topic, 0, NULL, 0, false, MOSQ_ACL_READ) == MOSQ_ERR_SUCCESS;
 }
 
-static bool may_read_all(plugin *pl, struct mosquitto *client, const source_list *s) {
+static bool may_read_all(plugin *pl, struct mosquitto *client, const aimdb_sources *s) {
     for (size_t i = 0; i < s->n; i++)
         if (!may_read(pl, client, s->topics[i])) return false;
     return true;

@@ -42,7 +42,7 @@ catalog *catalog_new(void) {
 void catalog_free(catalog *c) {
     if (!c) return;
     for (size_t i = 0; i < c->count; i++) {
-        source_list_free(&c->order[i]->sources);
+        aimdb_sources_free(&c->order[i]->sources);
         free(c->order[i]->name);
         free(c->order[i]);
     }
@@ -81,7 +81,7 @@ static bool grow(catalog *c) {
     return true;
 }
 
-catalog_entry *catalog_add(catalog *c, const char *name, source_list *sources) {
+catalog_entry *catalog_add(catalog *c, const char *name, aimdb_sources *sources) {
     catalog_entry *e = calloc(1, sizeof(*e));
     if (!e || !(e->name = strdup(name)) || !grow(c)) {
         if (e) free(e->name);

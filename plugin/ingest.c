@@ -35,10 +35,10 @@ static catalog_entry *entry_for(plugin *pl, const aimdb_ruleset *rs, size_t rule
                                 const char *topic) {
     catalog_entry *e = catalog_find(pl->catalog, name);
     if (!e) {
-        source_list src;
-        if (source_from_topic(rs, rule, topic, &src) != AIMDB_OK) return NULL;
+        aimdb_sources src;
+        if (aimdb_sources_from_topic(rs, rule, topic, &src) != AIMDB_OK) return NULL;
         if (!(e = catalog_add(pl->catalog, name, &src))) {
-            source_list_free(&src);
+            aimdb_sources_free(&src);
             return NULL;
         }
     }

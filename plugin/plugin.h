@@ -119,26 +119,6 @@ void options_free(plugin_options *o);
  * Errors read "aimdb.conf:LINE: reason" or "plugin_opt_KEY: reason". */
 int config_load(const plugin_options *o, aimdb_conf **out, char *err, size_t errlen);
 
-/* ------------------------------------------------------------- source.c */
-
-/* The topics a record's values come from, for ACL checks: the rule's
- * filter with each placeholder the name template uses filled in; '+' and
- * '#' the template does not use stay wildcards. */
-#define SOURCE_MAX 4 /* more candidate topics than this: ambiguous, none kept */
-
-typedef struct source_list {
-    size_t n;
-    char *topics[SOURCE_MAX];
-} source_list;
-
-/* From a topic that was routed to rule (ingest). */
-int source_from_topic(const aimdb_ruleset *rs, size_t rule, const char *topic, source_list *out);
-/* From a record name alone (history, reload): the first rule whose template
- * can produce the name and whose filter routes back to it.  AIMDB_ENOTFOUND
- * if no rule does.  Sets *rule. */
-int source_from_name(const aimdb_ruleset *rs, const char *name, size_t *rule, source_list *out);
-void source_list_free(source_list *s);
-
 /* ------------------------------------------------------------ catalog.c */
 
 /* Every record name the plugin knows: live records and names found in
@@ -147,7 +127,7 @@ void source_list_free(source_list *s);
 typedef struct catalog_entry {
     char *name;
     aimdb_record *record;   /* NULL until a value arrives (history only) */
-    source_list sources;    /* empty: no rule produces this name */
+    aimdb_sources sources;    /* empty: no rule produces this name */
     aimdb_rule_options options;   /* the options the record was opened with */
     bool warned_conflict;   /* logged that another rule disagrees */
 } catalog_entry;
@@ -160,7 +140,7 @@ catalog *catalog_new(void);
 void catalog_free(catalog *c);
 catalog_entry *catalog_find(catalog *c, const char *name);
 /* Add a name (sources moved in).  NULL on ENOMEM. */
-catalog_entry *catalog_add(catalog *c, const char *name, source_list *sources);
+catalog_entry *catalog_add(catalog *c, const char *name, aimdb_sources *sources);
 size_t catalog_count(const catalog *c);
 catalog_entry *catalog_at(catalog *c, size_t i);
 

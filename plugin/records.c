@@ -42,9 +42,9 @@ int records_open_fixed(plugin *pl, const aimdb_ruleset *rs) {
         if (!aimdb_name_template_is_fixed(r->name_template)) continue;
         catalog_entry *e = catalog_find(pl->catalog, r->name_template);
         if (!e) {
-            source_list src = {.n = 1, .topics = {strdup(r->topic_filter)}};
+            aimdb_sources src = {.n = 1, .topics = {strdup(r->topic_filter)}};
             if (!src.topics[0] || !(e = catalog_add(pl->catalog, r->name_template, &src))) {
-                source_list_free(&src);
+                aimdb_sources_free(&src);
                 plugin_log(pl, AIMDB_LOG_ERROR, "record %s: out of memory", r->name_template);
                 return AIMDB_ENOMEM;
             }
@@ -99,15 +99,15 @@ int records_scan_history(plugin *pl, const aimdb_ruleset *rs) {
     for (size_t i = 0; rc == AIMDB_OK && i < l.n; i++) {
         if (catalog_find(pl->catalog, l.names[i])) continue;
         size_t rule;
-        source_list src;
-        int found = source_from_name(rs, l.names[i], &rule, &src);
+        aimdb_sources src;
+        int found = aimdb_sources_from_name(rs, l.names[i], &rule, &src);
         if (found == AIMDB_ENOTFOUND) {
             orphans++;
             continue;
         }
         catalog_entry *e = found == AIMDB_OK ? catalog_add(pl->catalog, l.names[i], &src) : NULL;
         if (!e) {
-            source_list_free(&src);
+            aimdb_sources_free(&src);
             rc = AIMDB_ENOMEM;
             break;
         }

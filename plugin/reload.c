@@ -20,11 +20,11 @@ static void update_open_records(plugin *pl, const aimdb_ruleset *rs) {
     for (size_t i = 0; i < catalog_count(pl->catalog); i++) {
         catalog_entry *e = catalog_at(pl->catalog, i);
         size_t rule;
-        source_list src;
-        if (source_from_name(rs, e->name, &rule, &src) != AIMDB_OK) continue;
+        aimdb_sources src;
+        if (aimdb_sources_from_name(rs, e->name, &rule, &src) != AIMDB_OK) continue;
         records_update(pl, e, rs, rule);
         if (src.n) {
-            source_list_free(&e->sources);
+            aimdb_sources_free(&e->sources);
             e->sources = src;
         }
     }

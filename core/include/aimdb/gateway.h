@@ -59,6 +59,31 @@ typedef struct aimdb_ruleset {
 int aimdb_ruleset_build(aimdb_conf *conf, aimdb_ruleset **out, char *err, size_t errlen);
 void aimdb_ruleset_free(aimdb_ruleset *rs);
 
+/* ----------------------------------------------------------- sources */
+
+/* The topics a record's values come from (for a broker's read ACL, and to
+ * find a record's rule again after a reload): the rule's filter with each
+ * placeholder the name template uses filled in; a '+' or '#' the template
+ * does not use stays a wildcard. */
+#define AIMDB_SOURCES_MAX 4 /* more candidate topics than this: ambiguous, none kept */
+
+typedef struct aimdb_sources {
+    size_t n;
+    char *topics[AIMDB_SOURCES_MAX]; /* owned; aimdb_sources_free */
+} aimdb_sources;
+
+/* From a topic that was routed to rule.  AIMDB_EINVAL if the rule's filter
+ * does not match it, AIMDB_ENOMEM.  Pure; any thread. */
+int aimdb_sources_from_topic(const aimdb_ruleset *rs, size_t rule, const char *topic,
+                             aimdb_sources *out);
+/* From a record name alone (history, reload): the first rule whose template
+ * can produce the name and whose filter routes back to it; sets *rule.
+ * AIMDB_ENOTFOUND if no rule does, AIMDB_ENOMEM.  Pure; any thread. */
+int aimdb_sources_from_name(const aimdb_ruleset *rs, const char *name, size_t *rule,
+                            aimdb_sources *out);
+/* Free the topics (the struct itself is the caller's); n becomes 0. */
+void aimdb_sources_free(aimdb_sources *s);
+
 /* --------------------------------------------------------- the stack */
 
 typedef struct aimdb_gateway {

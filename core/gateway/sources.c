@@ -1,5 +1,5 @@
 /*
- * source.c -- which topics feed a record, so the broker's read ACL can
+ * sources.c -- which topics feed a record, so the broker's read ACL can
  * decide who may see it (contract C.4: "a client sees only records whose
  * source topic the broker's ACLs let it read").
  *
@@ -16,12 +16,12 @@
  * name and whose filter routes the rebuilt topic back to that same rule
  * and name.  A template like {1}-{2} can read a name several ways; all the
  * readings are kept (a client must be allowed to read each), up to
- * SOURCE_MAX, beyond which the name has no source at all.
+ * AIMDB_SOURCES_MAX, beyond which the name has no source at all.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "plugin.h"
+#include "aimdb/gateway.h"
 
 #define PARSE_STEP_LIMIT 100000 /* backtracking budget per name and rule */
 
@@ -100,12 +100,13 @@ static char *build_topic(const char *filter, const template_refs *refs,
     return out;
 }
 
-void source_list_free(source_list *s) {
+void aimdb_sources_free(aimdb_sources *s) {
     for (size_t i = 0; i < s->n; i++) free(s->topics[i]);
     s->n = 0;
 }
 
-int source_from_topic(const aimdb_ruleset *rs, size_t rule, const char *topic, source_list *out) {
+int aimdb_sources_from_topic(const aimdb_ruleset *rs, size_t rule, const char *topic,
+                             aimdb_sources *out) {
     const char *filter = aimdb_router_filter(rs->router, rule);
     const char *tmpl = aimdb_router_template(rs->router, rule);
     memset(out, 0, sizeof(*out));
@@ -136,7 +137,7 @@ typedef struct reading {
     long steps;
     bool overflow; /* too many readings or too much work */
     bool nomem;
-    source_list *out;
+    aimdb_sources *out;
 } reading;
 
 /* Does the rebuilt topic route back to this rule and this very name? */
@@ -159,7 +160,7 @@ static void keep_reading(reading *r) {
     }
     bool keep = routes_back(r, topic);
     for (size_t i = 0; keep && i < r->out->n; i++) keep = strcmp(r->out->topics[i], topic) != 0;
-    if (keep && r->out->n == SOURCE_MAX) r->overflow = true;
+    if (keep && r->out->n == AIMDB_SOURCES_MAX) r->overflow = true;
     else if (keep) r->out->topics[r->out->n++] = topic, topic = NULL;
     free(topic);
 }
@@ -200,7 +201,8 @@ static void read_at(reading *r, const char *t, const char *n) {
     *set = false;
 }
 
-int source_from_name(const aimdb_ruleset *rs, const char *name, size_t *rule, source_list *out) {
+int aimdb_sources_from_name(const aimdb_ruleset *rs, const char *name, size_t *rule,
+                            aimdb_sources *out) {
     memset(out, 0, sizeof(*out));
     for (size_t i = 0; i < aimdb_router_count(rs->router); i++) {
         const char *tmpl = aimdb_router_template(rs->router, i);
@@ -209,10 +211,10 @@ int source_from_name(const aimdb_ruleset *rs, const char *name, size_t *rule, so
                      .refs = refs_of(tmpl), .out = out};
         read_at(&r, tmpl, name);
         if (r.nomem) {
-            source_list_free(out);
+            aimdb_sources_free(out);
             return AIMDB_ENOMEM;
         }
-        if (r.overflow) source_list_free(out); /* ambiguous: no source */
+        if (r.overflow) aimdb_sources_free(out); /* ambiguous: no source */
         if (out->n > 0 || r.overflow) {
             *rule = i;
             return AIMDB_OK;
