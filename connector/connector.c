@@ -1,0 +1,481 @@
+/*
+ * connector.c -- one MQTT v5 session on Paho's asynchronous client that
+ * stays up by itself (see connector.h).
+ *
+ * Paho can reconnect on its own, but only after a first success, and it
+ * says nothing about why an attempt failed.  A daemon must also survive a
+ * broker that is not up yet and tell its operator why, so the session
+ * thread here owns the whole cycle: connect, and on failure wait with
+ * exponential backoff (retry_min_ms doubling up to retry_max_ms, reset by a
+ * session that came up), logging each failure with the TCP probe's reason.
+ * The same thread publishes outbound values, only while the session is up,
+ * so during an outage they wait in their records' buffers.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "connector_internal.h"
+
+#define DEFAULT_KEEPALIVE_S 30
+#define DEFAULT_RETRY_MIN_MS 500
+#define DEFAULT_RETRY_MAX_MS 30000
+#define IDLE_WAIT_MS 1000
+#define PROBE_TIMEOUT_MS 2000
+#define DISCONNECT_TIMEOUT_MS 2000
+#define DROP_LOG_INTERVAL_MS 10000
+
+static int64_t now_ms(void) { return aimdb_monotonic_ms(); }
+
+/* Waits are measured on the monotonic clock: a wall-clock step must not
+ * stall reconnects. */
+static void cond_init_monotonic(pthread_cond_t *cond) {
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+static void cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t ms) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(cond, lock, &ts);
+}
+
+/* ------------------------------------------------------------ options */
+
+static int copy_option(char **dst, const char *src) {
+    if (!src) return AIMDB_OK;
+    return (*dst = strdup(src)) ? AIMDB_OK : AIMDB_ENOMEM;
+}
+
+static int check_tls_files(const aimdb_connector_options *o, const aimdb_broker_url *url,
+                           char *err, size_t errlen) {
+    const char *files[] = {o->ca_file, o->cert_file, o->key_file};
+    const char *names[] = {"CA file", "certificate", "key"};
+    for (size_t i = 0; i < 3; i++) {
+        if (!files[i]) continue;
+        if (!url->tls) {
+            snprintf(err, errlen, "a %s is given but %s is not a TLS URL (mqtts://, ssl://)",
+                     names[i], o->broker);
+            return AIMDB_EINVAL;
+        }
+        if (access(files[i], R_OK) != 0) {
+            snprintf(err, errlen, "%s %s: cannot read it", names[i], files[i]);
+            return AIMDB_EINVAL;
+        }
+    }
+    if (!o->cert_file != !o->key_file) {
+        snprintf(err, errlen, "a client certificate and its key go together");
+        return AIMDB_EINVAL;
+    }
+    return AIMDB_OK;
+}
+
+/* --------------------------------------------------------- callbacks */
+
+static void on_connection_lost(void *ctx, char *cause) {
+    aimdb_connector *c = ctx;
+    pthread_mutex_lock(&c->lock);
+    bool was_up = c->state == SESSION_UP;
+    c->state = SESSION_DOWN;
+    c->subs_pending = 0;
+    c->backoff_ms = c->retry_min_ms;
+    c->next_attempt_ms = now_ms() + c->backoff_ms;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+    if (was_up) {
+        c->stats.disconnects++;
+        aimdb_log(c->rt, AIMDB_LOG_WARNING, "connector: lost the connection to %s%s%s; "
+                  "reconnecting", c->url.uri, cause ? ": " : "", cause ? cause : "");
+    }
+}
+
+static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m) {
+    aimdb_connector *c = ctx;
+    c->stats.received++;
+    links_in_deliver(c, topic, topic_len > 0 ? (size_t)topic_len : strlen(topic), m);
+    MQTTAsync_freeMessage(&m);
+    MQTTAsync_free(topic);
+    return 1; /* taken: Paho acknowledges it */
+}
+
+static void on_subscribed(void *ctx, MQTTAsync_successData5 *r) {
+    aimdb_connector *c = ctx;
+    if (r && r->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR)
+        aimdb_log(c->rt, AIMDB_LOG_ERROR, "connector: %s refused a subscription: %s",
+                  c->url.uri, MQTTReasonCode_toString(r->reasonCode));
+    pthread_mutex_lock(&c->lock);
+    if (c->subs_pending) c->subs_pending--;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void on_subscribe_failed(void *ctx, MQTTAsync_failureData5 *r) {
+    aimdb_connector *c = ctx;
+    aimdb_log(c->rt, AIMDB_LOG_ERROR, "connector: subscribing on %s failed: %s", c->url.uri,
+              r && r->message ? r->message : MQTTAsync_strerror(r ? r->code : MQTTASYNC_FAILURE));
+    on_subscribed(ctx, NULL);
+}
+
+void connector_subscribe(aimdb_connector *c, const char *filter, int qos, int id) {
+    if (!connector_is_up(c)) return;
+    pthread_mutex_lock(&c->lock);
+    c->subs_pending++;
+    pthread_mutex_unlock(&c->lock);
+    MQTTProperty prop = {.identifier = MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER,
+                         .value.integer4 = (unsigned)id};
+    MQTTProperties props = MQTTProperties_initializer;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess5 = on_subscribed;
+    ro.onFailure5 = on_subscribe_failed;
+    ro.context = c;
+    int rc = MQTTProperties_add(&props, &prop);
+    ro.properties = props;
+    if (rc == 0) rc = MQTTAsync_subscribe(c->paho, filter, qos, &ro);
+    MQTTProperties_free(&props);
+    if (rc != MQTTASYNC_SUCCESS) {
+        MQTTAsync_failureData5 f = {.code = rc, .message = MQTTAsync_strerror(rc)};
+        on_subscribe_failed(c, &f);
+    }
+}
+
+void connector_unsubscribe(aimdb_connector *c, const char *filter) {
+    if (!connector_is_up(c)) return;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    MQTTAsync_unsubscribe(c->paho, filter, &ro); /* a failure only costs unrouted messages */
+}
+
+static void on_connected(void *ctx, MQTTAsync_successData5 *r) {
+    (void)r;
+    aimdb_connector *c = ctx;
+    pthread_mutex_lock(&c->lock);
+    c->state = SESSION_UP;
+    c->backoff_ms = c->retry_min_ms;
+    c->out_pending = true; /* values held during the outage go out now */
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+    c->stats.connects++;
+    aimdb_log(c->rt, AIMDB_LOG_INFO, "connector: connected to %s as %s", c->url.uri,
+              c->client_id);
+    subscription *subs;
+    size_t n;
+    if (links_in_snapshot(c, &subs, &n) != AIMDB_OK) {
+        aimdb_log(c->rt, AIMDB_LOG_ERROR, "connector: out of memory subscribing");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) connector_subscribe(c, subs[i].filter, subs[i].qos, subs[i].id);
+    subscriptions_free(subs, n);
+}
+
+static void on_connect_failed(void *ctx, MQTTAsync_failureData5 *r) {
+    aimdb_connector *c = ctx;
+    pthread_mutex_lock(&c->lock);
+    c->state = SESSION_DOWN;
+    c->last_failure = r ? (r->reasonCode ? (int)r->reasonCode : r->code) : MQTTASYNC_FAILURE;
+    snprintf(c->last_failure_text, sizeof(c->last_failure_text), "%s",
+             r && r->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR
+                 ? MQTTReasonCode_toString(r->reasonCode)
+                 : "");
+    c->next_attempt_ms = -1; /* the session thread explains it, then schedules */
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+    c->stats.connect_failures++;
+}
+
+/* ------------------------------------------------------ session thread */
+
+bool connector_is_up(aimdb_connector *c) {
+    pthread_mutex_lock(&c->lock);
+    bool up = c->state == SESSION_UP && !c->stopping;
+    pthread_mutex_unlock(&c->lock);
+    return up;
+}
+
+void connector_wake(aimdb_connector *c) {
+    pthread_mutex_lock(&c->lock);
+    c->out_pending = true;
+    pthread_cond_signal(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void begin_connect(aimdb_connector *c) {
+    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+    ssl.trustStore = c->ca_file;
+    ssl.keyStore = c->cert_file;
+    ssl.privateKey = c->key_file;
+    ssl.verify = 1; /* the certificate must name the host we asked for */
+    MQTTAsync_connectOptions o = MQTTAsync_connectOptions_initializer5;
+    o.keepAliveInterval = (int)c->keepalive_s;
+    o.cleanstart = 1;
+    o.username = c->username;
+    o.password = c->password;
+    o.connectTimeout = (int)(c->retry_max_ms / 1000 < 10 ? 10 : c->retry_max_ms / 1000);
+    o.onSuccess5 = on_connected;
+    o.onFailure5 = on_connect_failed;
+    o.context = c;
+    if (c->url.tls) o.ssl = &ssl;
+    int rc = MQTTAsync_connect(c->paho, &o);
+    if (rc != MQTTASYNC_SUCCESS) {
+        MQTTAsync_failureData5 f = {.code = rc};
+        on_connect_failed(c, &f);
+    }
+}
+
+/* After a failed attempt: say why, in words, and schedule the next one.
+ * Called without the lock. */
+static void explain_failure(aimdb_connector *c, int code, const char *refusal) {
+    char why[256];
+    if (*refusal) snprintf(why, sizeof(why), "refused by the broker: %s", refusal);
+    else if (aimdb_broker_probe(&c->url, PROBE_TIMEOUT_MS, why, sizeof(why)) == AIMDB_OK)
+        snprintf(why, sizeof(why), "%s (%s)",
+                 c->url.tls ? "TLS handshake or MQTT connect failed" : "MQTT connect failed",
+                 MQTTAsync_strerror(code));
+    pthread_mutex_lock(&c->lock);
+    unsigned delay = c->backoff_ms;
+    c->backoff_ms = c->backoff_ms * 2 > c->retry_max_ms ? c->retry_max_ms : c->backoff_ms * 2;
+    c->next_attempt_ms = now_ms() + delay;
+    pthread_mutex_unlock(&c->lock);
+    aimdb_log(c->rt, AIMDB_LOG_WARNING, "connector: cannot connect to %s: %s; retrying in %u ms",
+              c->url.uri, why, delay);
+}
+
+static void *session_main(void *arg) {
+    aimdb_connector *c = arg;
+    pthread_mutex_lock(&c->lock);
+    while (!c->stopping) {
+        if (c->state == SESSION_DOWN && c->next_attempt_ms < 0) {
+            int code = c->last_failure;
+            char refusal[sizeof(c->last_failure_text)];
+            memcpy(refusal, c->last_failure_text, sizeof(refusal));
+            pthread_mutex_unlock(&c->lock);
+            explain_failure(c, code, refusal);
+            pthread_mutex_lock(&c->lock);
+            continue;
+        }
+        if (c->state == SESSION_DOWN && now_ms() >= c->next_attempt_ms) {
+            c->state = SESSION_CONNECTING;
+            pthread_mutex_unlock(&c->lock);
+            begin_connect(c);
+            pthread_mutex_lock(&c->lock);
+            continue;
+        }
+        if (c->state == SESSION_UP && c->out_pending) {
+            c->out_pending = false;
+            pthread_mutex_unlock(&c->lock);
+            links_out_drain(c);
+            pthread_mutex_lock(&c->lock);
+            continue;
+        }
+        int64_t wait = IDLE_WAIT_MS;
+        if (c->state == SESSION_DOWN && c->next_attempt_ms - now_ms() < wait)
+            wait = c->next_attempt_ms - now_ms();
+        if (wait > 0) cond_wait_ms(&c->cond, &c->lock, wait);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+/* ---------------------------------------------------------- lifecycle */
+
+int aimdb_connector_new(aimdb_db *db, const aimdb_connector_options *o, aimdb_connector **out,
+                        char *err, size_t errlen) {
+    *out = NULL;
+    aimdb_connector_options none = {0};
+    if (!o) o = &none;
+    aimdb_broker_url url;
+    const char *broker = o->broker ? o->broker : AIMDB_BROKER_URL_DEFAULT;
+    if (aimdb_broker_url_parse(broker, &url, err, errlen) != AIMDB_OK) return AIMDB_EINVAL;
+    aimdb_connector_options checked = *o;
+    checked.broker = broker;
+    if (check_tls_files(&checked, &url, err, errlen) != AIMDB_OK) return AIMDB_EINVAL;
+
+    aimdb_connector *c = calloc(1, sizeof(*c));
+    if (!c) goto nomem;
+    c->db = db;
+    c->rt = aimdb_db_runtime(db);
+    c->url = url;
+    c->keepalive_s = o->keepalive_s ? o->keepalive_s : DEFAULT_KEEPALIVE_S;
+    c->retry_min_ms = o->retry_min_ms ? o->retry_min_ms : DEFAULT_RETRY_MIN_MS;
+    c->retry_max_ms = o->retry_max_ms ? o->retry_max_ms : DEFAULT_RETRY_MAX_MS;
+    if (c->retry_max_ms < c->retry_min_ms) c->retry_max_ms = c->retry_min_ms;
+    c->backoff_ms = c->retry_min_ms;
+    c->next_sub_id = 1;
+    pthread_mutex_init(&c->lock, NULL);
+    cond_init_monotonic(&c->cond);
+    pthread_rwlock_init(&c->links_lock, NULL);
+    /* Two connectors with one client id would disconnect each other in
+     * turn: pid and clock make the default unique per run. */
+    char generated[64];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(generated, sizeof(generated), "aimdb-%ld-%lx", (long)getpid(),
+             (unsigned long)ts.tv_nsec ^ (unsigned long)ts.tv_sec);
+    if (copy_option(&c->client_id, o->client_id ? o->client_id : generated) ||
+        copy_option(&c->username, o->username) || copy_option(&c->password, o->password) ||
+        copy_option(&c->ca_file, o->ca_file) || copy_option(&c->cert_file, o->cert_file) ||
+        copy_option(&c->key_file, o->key_file) || !(c->in.router = aimdb_router_new()))
+        goto nomem;
+
+    MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
+    int rc = MQTTAsync_createWithOptions(&c->paho, url.uri, c->client_id,
+                                         MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
+    if (rc == MQTTASYNC_SUCCESS)
+        rc = MQTTAsync_setCallbacks(c->paho, c, on_connection_lost, on_message, NULL);
+    if (rc != MQTTASYNC_SUCCESS) {
+        snprintf(err, errlen, "cannot create an MQTT client for %s: %s", broker,
+                 MQTTAsync_strerror(rc));
+        aimdb_connector_free(c);
+        return AIMDB_EINVAL;
+    }
+    *out = c;
+    return AIMDB_OK;
+nomem:
+    aimdb_connector_free(c);
+    snprintf(err, errlen, "out of memory");
+    return AIMDB_ENOMEM;
+}
+
+int aimdb_connector_start(aimdb_connector *c) {
+    if (c->started) return AIMDB_ESTATE;
+    c->started = true;
+    if (c->rt->spawn(c->rt->self, "aimdb-connector", session_main, c, &c->thread) != 0) {
+        c->started = false;
+        return AIMDB_ENOMEM;
+    }
+    return AIMDB_OK;
+}
+
+bool aimdb_connector_wait_connected(aimdb_connector *c, int timeout_ms) {
+    int64_t deadline = now_ms() + timeout_ms;
+    pthread_mutex_lock(&c->lock);
+    while (!(c->state == SESSION_UP && c->subs_pending == 0) && !c->stopping) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0) break;
+        cond_wait_ms(&c->cond, &c->lock, left);
+    }
+    bool up = c->state == SESSION_UP && c->subs_pending == 0 && !c->stopping;
+    pthread_mutex_unlock(&c->lock);
+    return up;
+}
+
+void aimdb_connector_stop(aimdb_connector *c) {
+    pthread_mutex_lock(&c->lock);
+    bool already = c->stopping;
+    c->stopping = true;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+    if (already || !c->started) return;
+    c->rt->join(c->rt->self, c->thread);
+    /* A connect may be in flight: disconnect ends it either way, and once
+     * Paho's disconnect returns no callback of ours runs any more. */
+    MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
+    d.timeout = DISCONNECT_TIMEOUT_MS;
+    if (MQTTAsync_isConnected(c->paho)) {
+        MQTTAsync_disconnect(c->paho, &d);
+        for (int64_t end = now_ms() + DISCONNECT_TIMEOUT_MS;
+             MQTTAsync_isConnected(c->paho) && now_ms() < end;)
+            c->rt->sleep_ms(c->rt->self, 10);
+    }
+    MQTTAsync_setCallbacks(c->paho, NULL, NULL, NULL, NULL);
+}
+
+void aimdb_connector_free(aimdb_connector *c) {
+    if (!c) return;
+    aimdb_connector_stop(c);
+    if (c->paho) MQTTAsync_destroy(&c->paho);
+    links_in_free(c);
+    links_out_free(c);
+    aimdb_router_free(c->in.router);
+    free(c->client_id);
+    free(c->username);
+    free(c->password);
+    free(c->ca_file);
+    free(c->cert_file);
+    free(c->key_file);
+    pthread_rwlock_destroy(&c->links_lock);
+    pthread_cond_destroy(&c->cond);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+/* ----------------------------------------------------------- publish */
+
+int aimdb_connector_publish(aimdb_connector *c, const aimdb_mqtt_message *m) {
+    char why[128];
+    if (!m->topic || aimdb_topic_name_check(m->topic, strlen(m->topic), why, sizeof(why)) ||
+        m->qos < 0 || m->qos > 2)
+        return AIMDB_EINVAL;
+    pthread_mutex_lock(&c->lock);
+    int state = c->stopping ? AIMDB_ESTOPPED : c->state == SESSION_UP ? AIMDB_OK : AIMDB_EAGAIN;
+    pthread_mutex_unlock(&c->lock);
+    if (state != AIMDB_OK) {
+        c->stats.publish_failed++;
+        return state;
+    }
+    MQTTAsync_message msg = MQTTAsync_message_initializer;
+    msg.payload = (void *)m->payload;
+    msg.payloadlen = (int)m->len;
+    msg.qos = m->qos;
+    msg.retained = m->retain;
+    MQTTProperties props = MQTTProperties_initializer;
+    int rc = 0;
+    if (m->response_topic) {
+        MQTTProperty p = {.identifier = MQTTPROPERTY_CODE_RESPONSE_TOPIC};
+        p.value.data.data = (char *)m->response_topic;
+        p.value.data.len = (int)strlen(m->response_topic);
+        rc = MQTTProperties_add(&props, &p);
+    }
+    if (rc == 0 && m->correlation) {
+        MQTTProperty p = {.identifier = MQTTPROPERTY_CODE_CORRELATION_DATA};
+        p.value.data.data = (char *)m->correlation;
+        p.value.data.len = (int)m->correlation_len;
+        rc = MQTTProperties_add(&props, &p);
+    }
+    msg.properties = props;
+    if (rc == 0) rc = MQTTAsync_sendMessage(c->paho, m->topic, &msg, NULL);
+    MQTTProperties_free(&props);
+    if (rc != MQTTASYNC_SUCCESS) {
+        c->stats.publish_failed++;
+        return AIMDB_EIO;
+    }
+    c->stats.published++;
+    return AIMDB_OK;
+}
+
+/* ------------------------------------------------------------- stats */
+
+void connector_note_drop(aimdb_connector *c, const char *topic, const char *why) {
+    c->stats.dropped++;
+    uint64_t held = 0;
+    pthread_mutex_lock(&c->lock);
+    bool pass = aimdb_log_limit_pass(&c->drop_log, now_ms(), DROP_LOG_INTERVAL_MS, &held);
+    pthread_mutex_unlock(&c->lock);
+    if (pass)
+        aimdb_log(c->rt, AIMDB_LOG_WARNING,
+                  "connector: message on '%s' not recorded: %s (%llu similar since the last "
+                  "report)", topic, why, (unsigned long long)held);
+}
+
+void aimdb_connector_stats_get(aimdb_connector *c, aimdb_connector_stats *out) {
+    out->connected = connector_is_up(c);
+    out->connects = c->stats.connects;
+    out->connect_failures = c->stats.connect_failures;
+    out->disconnects = c->stats.disconnects;
+    out->received = c->stats.received;
+    out->produced = c->stats.produced;
+    out->unrouted = c->stats.unrouted;
+    out->dropped = c->stats.dropped;
+    out->published = c->stats.published;
+    out->publish_failed = c->stats.publish_failed;
+    out->lost = c->stats.lost;
+}

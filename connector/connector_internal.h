@@ -1,0 +1,142 @@
+/*
+ * connector_internal.h -- the connector's state and the seams between its
+ * files (see connector.h for what it does).
+ *
+ *   connector.c   options, the session thread (connect, backoff,
+ *                 outbound), Paho's callbacks, publish, stats
+ *   links_in.c    inbound links and handlers: routing a received message,
+ *                 keeping the broker's subscriptions in step with the links
+ *   links_out.c   outbound links: a reader and a wake-up tap per record
+ *
+ * Threads and locks.  Paho runs the callbacks on its own threads; the
+ * session thread connects and publishes outbound values; set_links_in runs
+ * on its caller's.  `lock` guards the session state below it; `links_lock`
+ * (a rwlock: every received message reads it) guards the inbound links.
+ * No Paho function is called with `lock` held: Paho may hold its own mutex
+ * while calling us, and the reverse order would deadlock.
+ */
+#ifndef AIMDB_CONNECTOR_INTERNAL_H
+#define AIMDB_CONNECTOR_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <MQTTAsync.h>
+
+#include "aimdb/broker_url.h"
+#include "aimdb/connector.h"
+#include "aimdb/mqtt_route.h"
+#include "aimdb/runtime.h"
+
+/* One distinct topic filter the session subscribes to.  Its subscription
+ * identifier tells which subscription delivered a message. */
+typedef struct subscription {
+    char *filter;
+    int qos;
+    int id; /* MQTT v5 subscription identifier, unique per connector run */
+} subscription;
+
+typedef struct link_in {
+    char *filter, *name_template;
+    aimdb_link_open_fn open;
+    void *open_ctx;
+    aimdb_buffer_cfg buffer;
+    const aimdb_codec *codec;
+    int sub_id; /* of the subscription for this filter */
+} link_in;
+
+typedef struct handler {
+    char *filter;
+    int qos;
+    aimdb_message_fn fn;
+    void *ctx;
+    int sub_id;
+} handler;
+
+/* The inbound side, replaced whole by set_links_in. */
+typedef struct inbound {
+    link_in *links;
+    size_t n_links;
+    aimdb_router *router; /* rule i = links[i] */
+} inbound;
+
+typedef struct link_out link_out;
+
+typedef enum session_state {
+    SESSION_DOWN,       /* waiting for next_attempt_ms */
+    SESSION_CONNECTING, /* a connect is in flight */
+    SESSION_UP,         /* connected; subscriptions may still be pending */
+} session_state;
+
+struct aimdb_connector {
+    aimdb_db *db;
+    const aimdb_runtime *rt;
+    MQTTAsync paho;
+    aimdb_broker_url url;
+    char *client_id, *username, *password, *ca_file, *cert_file, *key_file;
+    unsigned keepalive_s, retry_min_ms, retry_max_ms;
+
+    aimdb_thread *thread;       /* the session thread, from the runtime */
+    bool started;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;        /* session thread's wake-up; connected waiters */
+    session_state state;        /* guarded by lock */
+    bool stopping;              /* guarded by lock */
+    bool out_pending;           /* an outbound value may be waiting; guarded by lock */
+    unsigned subs_pending;      /* SUBACKs outstanding; guarded by lock */
+    int64_t next_attempt_ms;    /* guarded by lock */
+    unsigned backoff_ms;        /* guarded by lock */
+    int last_failure;           /* Paho's code of the last failed connect; guarded by lock */
+    char last_failure_text[128];
+
+    pthread_rwlock_t links_lock;
+    inbound in;                 /* guarded by links_lock */
+    subscription *subs;         /* distinct filters of links and handlers; links_lock */
+    size_t n_subs;
+    int next_sub_id;            /* links_lock */
+    handler *handlers;          /* fixed at start */
+    size_t n_handlers;
+
+    link_out **outs;            /* fixed at start */
+    size_t n_outs;
+    char *out_buf;              /* session thread's serialisation buffer */
+    size_t out_cap;
+
+    aimdb_log_limit drop_log;   /* guarded by lock */
+
+    struct {
+        _Atomic uint64_t connects, connect_failures, disconnects, received, produced, unrouted,
+            dropped, published, publish_failed, lost;
+    } stats;
+};
+
+/* connector.c */
+void connector_wake(aimdb_connector *c); /* make the session thread look again */
+bool connector_is_up(aimdb_connector *c);
+void connector_note_drop(aimdb_connector *c, const char *topic, const char *why);
+/* Subscribe to one filter on the live session (no-op while down: the next
+ * session subscribes to everything).  Called without `lock`. */
+void connector_subscribe(aimdb_connector *c, const char *filter, int qos, int id);
+void connector_unsubscribe(aimdb_connector *c, const char *filter);
+
+/* links_in.c */
+/* Route one received message to its handler or record.  Paho's thread. */
+void links_in_deliver(aimdb_connector *c, const char *topic, size_t topic_len,
+                      const MQTTAsync_message *m);
+/* Copy the session's subscriptions (for a new session).  Caller frees
+ * with subscriptions_free. */
+int links_in_snapshot(aimdb_connector *c, subscription **out, size_t *n);
+void subscriptions_free(subscription *s, size_t n);
+void links_in_free(aimdb_connector *c);
+/* The id for a filter, creating the subscription entry if new (links_lock
+ * held for writing). */
+int subscription_id(aimdb_connector *c, subscription **subs, size_t *n, const char *filter,
+                    int qos);
+
+/* links_out.c */
+/* Publish what every outbound link's reader holds.  Session thread. */
+void links_out_drain(aimdb_connector *c);
+void links_out_free(aimdb_connector *c);
+
+#endif

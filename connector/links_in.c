@@ -1,0 +1,307 @@
+/*
+ * links_in.c -- messages from the broker into records: inbound links,
+ * handlers, and the subscriptions that feed them.
+ *
+ * Routing is aimdb.conf's: the router tries the links in order and the
+ * first whose filter matches names the record.  The broker, though, sends
+ * a message once per matching subscription (Mosquitto does, for
+ * overlapping filters such as "a/+" and "a/#"), so every distinct filter is
+ * subscribed with its own MQTT v5 subscription identifier and a message is
+ * taken only from the subscription of the link (or handler) that owns it.
+ * A broker that sends no identifiers gets no such check.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aimdb/payload.h"
+#include "connector_internal.h"
+
+#define NAME_ON_STACK 256
+
+/* -------------------------------------------------------- subscriptions */
+
+void subscriptions_free(subscription *s, size_t n) {
+    for (size_t i = 0; i < n; i++) free(s[i].filter);
+    free(s);
+}
+
+static subscription *find_subscription(subscription *subs, size_t n, const char *filter) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(subs[i].filter, filter) == 0) return &subs[i];
+    return NULL;
+}
+
+/* Reuse the id of a filter subscribed before (from c->subs), so a reload
+ * that keeps a filter does not resubscribe it.  -1 on ENOMEM. */
+int subscription_id(aimdb_connector *c, subscription **subs, size_t *n, const char *filter,
+                    int qos) {
+    subscription *s = find_subscription(*subs, *n, filter);
+    if (s) {
+        if (qos > s->qos) s->qos = qos;
+        return s->id;
+    }
+    subscription *grown = realloc(*subs, (*n + 1) * sizeof(**subs));
+    if (!grown) return -1;
+    *subs = grown;
+    const subscription *old = find_subscription(c->subs, c->n_subs, filter);
+    s = &grown[*n];
+    if (!(s->filter = strdup(filter))) return -1;
+    s->qos = qos;
+    s->id = old ? old->id : c->next_sub_id++;
+    (*n)++;
+    return s->id;
+}
+
+int links_in_snapshot(aimdb_connector *c, subscription **out, size_t *n) {
+    pthread_rwlock_rdlock(&c->links_lock);
+    subscription *copy = calloc(c->n_subs + 1, sizeof(*copy));
+    size_t i = 0;
+    for (; copy && i < c->n_subs; i++) {
+        copy[i] = c->subs[i];
+        if (!(copy[i].filter = strdup(c->subs[i].filter))) break;
+    }
+    pthread_rwlock_unlock(&c->links_lock);
+    if (!copy || i < c->n_subs) {
+        if (copy) subscriptions_free(copy, i);
+        return AIMDB_ENOMEM;
+    }
+    *out = copy;
+    *n = c->n_subs;
+    return AIMDB_OK;
+}
+
+/* -------------------------------------------------------------- links */
+
+static void inbound_free(inbound *in) {
+    for (size_t i = 0; i < in->n_links; i++) {
+        free(in->links[i].filter);
+        free(in->links[i].name_template);
+    }
+    free(in->links);
+    aimdb_router_free(in->router);
+    memset(in, 0, sizeof(*in));
+}
+
+/* Build links and the router from the caller's specs; subscriptions go into
+ * *subs (which already holds the handlers'). */
+static int inbound_build(aimdb_connector *c, const aimdb_link_in *specs, size_t n, inbound *in,
+                         subscription **subs, size_t *n_subs, char *err, size_t errlen) {
+    memset(in, 0, sizeof(*in));
+    in->router = aimdb_router_new();
+    in->links = calloc(n + 1, sizeof(*in->links));
+    if (!in->router || !in->links) goto nomem;
+    for (size_t i = 0; i < n; i++, in->n_links++) {
+        const aimdb_link_in *s = &specs[i];
+        link_in *l = &in->links[i];
+        char why[256];
+        if (!s->filter || !s->name_template || s->qos < 0 || s->qos > 2) {
+            snprintf(err, errlen, "link %zu: needs a filter, a name template and QoS 0-2", i + 1);
+            inbound_free(in);
+            return AIMDB_EINVAL;
+        }
+        int rc = aimdb_router_add(in->router, s->filter, s->name_template, why, sizeof(why));
+        if (rc != AIMDB_OK) {
+            snprintf(err, errlen, "link %zu (%s -> %s): %s", i + 1, s->filter, s->name_template,
+                     rc == AIMDB_ENOMEM ? "out of memory" : why);
+            inbound_free(in);
+            return rc;
+        }
+        l->filter = strdup(s->filter);
+        l->name_template = strdup(s->name_template);
+        l->open = s->open;
+        l->open_ctx = s->open_ctx;
+        l->buffer = s->buffer.kind || s->buffer.capacity ? s->buffer : AIMDB_BUFFER_DEFAULT;
+        l->codec = s->codec ? s->codec : &aimdb_codec_mqtt_auto;
+        l->sub_id = subscription_id(c, subs, n_subs, s->filter, s->qos);
+        if (!l->filter || !l->name_template || l->sub_id < 0) {
+            in->n_links++;
+            goto nomem;
+        }
+    }
+    return AIMDB_OK;
+nomem:
+    inbound_free(in);
+    snprintf(err, errlen, "out of memory");
+    return AIMDB_ENOMEM;
+}
+
+int aimdb_connector_set_links_in(aimdb_connector *c, const aimdb_link_in *links, size_t n,
+                                 char *err, size_t errlen) {
+    subscription *subs = NULL;
+    size_t n_subs = 0;
+    inbound in;
+    int rc = AIMDB_OK;
+    pthread_rwlock_wrlock(&c->links_lock);
+    for (size_t i = 0; i < c->n_handlers && rc == AIMDB_OK; i++)
+        if (subscription_id(c, &subs, &n_subs, c->handlers[i].filter, c->handlers[i].qos) < 0)
+            rc = AIMDB_ENOMEM;
+    if (rc == AIMDB_OK) rc = inbound_build(c, links, n, &in, &subs, &n_subs, err, errlen);
+    else snprintf(err, errlen, "out of memory");
+    if (rc != AIMDB_OK) {
+        pthread_rwlock_unlock(&c->links_lock);
+        subscriptions_free(subs, n_subs);
+        return rc;
+    }
+    inbound old = c->in;
+    subscription *old_subs = c->subs;
+    size_t old_n = c->n_subs;
+    c->in = in;
+    c->subs = subs;
+    c->n_subs = n_subs;
+    pthread_rwlock_unlock(&c->links_lock);
+
+    /* From here on messages route by the new links; bring the broker's
+     * subscriptions in step (a live session only: a new one subscribes to
+     * everything in c->subs). */
+    for (size_t i = 0; i < old_n; i++)
+        if (!find_subscription(subs, n_subs, old_subs[i].filter))
+            connector_unsubscribe(c, old_subs[i].filter);
+    for (size_t i = 0; i < n_subs; i++) {
+        const subscription *was = find_subscription(old_subs, old_n, subs[i].filter);
+        if (!was || was->qos != subs[i].qos)
+            connector_subscribe(c, subs[i].filter, subs[i].qos, subs[i].id);
+    }
+    subscriptions_free(old_subs, old_n);
+    inbound_free(&old);
+    return AIMDB_OK;
+}
+
+int aimdb_connector_handle(aimdb_connector *c, const char *filter, int qos, aimdb_message_fn fn,
+                           void *ctx, char *err, size_t errlen) {
+    char why[256];
+    if (c->started) {
+        snprintf(err, errlen, "handlers are added before the connector starts");
+        return AIMDB_ESTATE;
+    }
+    if (!fn || qos < 0 || qos > 2 || aimdb_topic_filter_check(filter, why, sizeof(why))) {
+        snprintf(err, errlen, "handler on '%s': %s", filter ? filter : "",
+                 fn && qos >= 0 && qos <= 2 ? why : "needs a callback and QoS 0-2");
+        return AIMDB_EINVAL;
+    }
+    handler *grown = realloc(c->handlers, (c->n_handlers + 1) * sizeof(*grown));
+    if (!grown) goto nomem;
+    c->handlers = grown;
+    handler *h = &grown[c->n_handlers];
+    *h = (handler){.filter = strdup(filter), .qos = qos, .fn = fn, .ctx = ctx};
+    if (!h->filter) goto nomem;
+    pthread_rwlock_wrlock(&c->links_lock);
+    h->sub_id = subscription_id(c, &c->subs, &c->n_subs, filter, qos);
+    pthread_rwlock_unlock(&c->links_lock);
+    if (h->sub_id < 0) {
+        free(h->filter);
+        goto nomem;
+    }
+    c->n_handlers++;
+    return AIMDB_OK;
+nomem:
+    snprintf(err, errlen, "out of memory");
+    return AIMDB_ENOMEM;
+}
+
+void links_in_free(aimdb_connector *c) {
+    inbound_free(&c->in);
+    subscriptions_free(c->subs, c->n_subs);
+    for (size_t i = 0; i < c->n_handlers; i++) free(c->handlers[i].filter);
+    free(c->handlers);
+    c->subs = NULL;
+    c->n_subs = 0;
+    c->handlers = NULL;
+    c->n_handlers = 0;
+}
+
+/* ------------------------------------------------------------ delivery */
+
+/* Did the subscription `id` deliver this copy of the message? */
+static bool delivered_by(const MQTTAsync_message *m, int id) {
+    MQTTProperties *props = (MQTTProperties *)&m->properties;
+    int n = MQTTProperties_propertyCount(props, MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER);
+    if (n == 0) return true; /* the broker sends none: nothing to tell copies apart */
+    for (int i = 0; i < n; i++)
+        if (MQTTProperties_getNumericValueAt(props, MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER,
+                                             i) == id)
+            return true;
+    return false;
+}
+
+static const char *property_text(const MQTTAsync_message *m, enum MQTTPropertyCodes code,
+                                 size_t *len) {
+    MQTTProperty *p = MQTTProperties_getProperty((MQTTProperties *)&m->properties, code);
+    if (!p) return NULL;
+    *len = (size_t)p->value.data.len;
+    return p->value.data.data;
+}
+
+static void deliver_to_handler(const handler *h, const char *topic, const MQTTAsync_message *m) {
+    size_t rt_len = 0, corr_len = 0;
+    const char *rt = property_text(m, MQTTPROPERTY_CODE_RESPONSE_TOPIC, &rt_len);
+    const char *corr = property_text(m, MQTTPROPERTY_CODE_CORRELATION_DATA, &corr_len);
+    char *response_topic = rt ? strndup(rt, rt_len) : NULL; /* Paho's is not NUL-terminated */
+    aimdb_mqtt_message msg = {
+        .topic = topic,
+        .payload = m->payload,
+        .len = m->payloadlen > 0 ? (size_t)m->payloadlen : 0,
+        .qos = m->qos,
+        .retain = m->retained,
+        .response_topic = response_topic,
+        .correlation = corr,
+        .correlation_len = corr_len,
+    };
+    h->fn(&msg, h->ctx);
+    free(response_topic);
+}
+
+static aimdb_record *record_for(aimdb_connector *c, const link_in *l, size_t link,
+                                const char *name) {
+    aimdb_record *rec = aimdb_db_find(c->db, name);
+    if (rec) return rec;
+    if (l->open) return l->open(name, link, l->open_ctx);
+    return aimdb_record_register(c->db, name, &l->buffer, l->codec, &rec) == AIMDB_OK ? rec
+                                                                                       : NULL;
+}
+
+static void deliver_to_record(aimdb_connector *c, const char *topic, size_t topic_len,
+                              const MQTTAsync_message *m) {
+    char stack_name[NAME_ON_STACK], *name = stack_name;
+    aimdb_route route;
+    int rc = aimdb_router_route(c->in.router, topic, topic_len, name, sizeof(stack_name), &route);
+    /* Any other outcome fills route.rule: the link that owns the topic. */
+    if (rc == AIMDB_ENOTFOUND || !delivered_by(m, c->in.links[route.rule].sub_id)) {
+        c->stats.unrouted++;
+        return;
+    }
+    if (rc == AIMDB_ETOOBIG) {
+        if (!(name = malloc(route.name_len + 1))) {
+            connector_note_drop(c, topic, "out of memory");
+            return;
+        }
+        rc = aimdb_router_route(c->in.router, topic, topic_len, name, route.name_len + 1, &route);
+    }
+    aimdb_record *rec = NULL;
+    if (rc != AIMDB_OK) {
+        connector_note_drop(c, topic, "its link makes an empty record name");
+    } else if (!(rec = record_for(c, &c->in.links[route.rule], route.rule, name))) {
+        connector_note_drop(c, topic, "its record cannot be opened");
+    } else {
+        const void *payload = m->payloadlen > 0 ? m->payload : ""; /* never NULL */
+        rc = aimdb_produce(rec, payload, m->payloadlen > 0 ? (size_t)m->payloadlen : 0);
+        if (rc == AIMDB_OK) c->stats.produced++;
+        else connector_note_drop(c, topic, aimdb_strerror(rc));
+    }
+    if (name != stack_name) free(name);
+}
+
+void links_in_deliver(aimdb_connector *c, const char *topic, size_t topic_len,
+                      const MQTTAsync_message *m) {
+    pthread_rwlock_rdlock(&c->links_lock);
+    const handler *h = NULL;
+    for (size_t i = 0; i < c->n_handlers && !h; i++)
+        if (aimdb_topic_matches(c->handlers[i].filter, topic, topic_len, NULL))
+            h = &c->handlers[i];
+    if (h) {
+        if (delivered_by(m, h->sub_id)) deliver_to_handler(h, topic, m);
+    } else {
+        deliver_to_record(c, topic, topic_len, m);
+    }
+    pthread_rwlock_unlock(&c->links_lock);
+}
