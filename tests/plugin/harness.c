@@ -1,6 +1,6 @@
 /*
- * harness.c -- starting and stopping a real Mosquitto for the plugin's
- * integration tests (see harness.h).
+ * harness.c -- starting and stopping a real Mosquitto, and our own
+ * daemons beside it, for the integration tests (see harness.h).
  */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <arpa/inet.h>
@@ -161,7 +161,10 @@ static void track(pid_t pid, pid_t replace) {
     }
 }
 
-static pid_t spawn_broker(broker *b) {
+/* fork and exec path with argv in dir, stdin from /dev/null, stdout and
+ * stderr appended to log_path; the child dies with the test. */
+static pid_t spawn_logged(const char *dir, const char *log_path, const char *path,
+                          char *const argv[], bool preload) {
     pid_t parent = getpid();
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -170,18 +173,24 @@ static pid_t spawn_broker(broker *b) {
         return pid;
     }
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(126);
-    int log = open(b->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
     int null = open("/dev/null", O_RDONLY);
     if (log < 0 || null < 0) _exit(126);
     dup2(null, 0);
     dup2(log, 1);
     dup2(log, 2);
-    if (chdir(b->dir) != 0) _exit(126);
+    if (chdir(dir) != 0) _exit(126);
 #ifdef AIMDB_TEST_PRELOAD
-    setenv("LD_PRELOAD", AIMDB_TEST_PRELOAD, 1);
+    if (preload) setenv("LD_PRELOAD", AIMDB_TEST_PRELOAD, 1);
 #endif
-    execl(MOSQUITTO, MOSQUITTO, "-c", b->conf_path, (char *)NULL);
+    (void)preload;
+    execv(path, argv);
     _exit(127);
+}
+
+static pid_t spawn_broker(broker *b) {
+    char *argv[] = {MOSQUITTO, "-c", b->conf_path, NULL};
+    return spawn_logged(b->dir, b->log_path, MOSQUITTO, argv, true);
 }
 
 bool broker_start(broker *b, int *status) {
@@ -203,8 +212,8 @@ bool broker_start(broker *b, int *status) {
     return false;
 }
 
-static bool log_has(const broker *b, const char *text) {
-    FILE *f = fopen(b->log_path, "r");
+bool file_contains(const char *path, const char *text) {
+    FILE *f = fopen(path, "r");
     if (!f) return false;
     char line[4096];
     bool found = false;
@@ -213,11 +222,17 @@ static bool log_has(const broker *b, const char *text) {
     return found;
 }
 
-bool broker_log_wait(broker *b, const char *text, int timeout_ms) {
+bool file_wait_for(const char *path, const char *text, int timeout_ms) {
     for (long long deadline = now_ms() + timeout_ms;; sleep_ms(20)) {
-        if (log_has(b, text)) return true;
+        if (file_contains(path, text)) return true;
         if (now_ms() >= deadline) return false;
     }
+}
+
+static bool log_has(const broker *b, const char *text) { return file_contains(b->log_path, text); }
+
+bool broker_log_wait(broker *b, const char *text, int timeout_ms) {
+    return file_wait_for(b->log_path, text, timeout_ms);
 }
 
 /* A stack frame of a sanitizer report ("    #3 0x... in fn file:line")
@@ -240,26 +255,74 @@ bool broker_log_blames_us(broker *b) {
             log_has_frame(b, "/core/"));
 }
 
-void broker_log_dump(broker *b) {
-    FILE *f = fopen(b->log_path, "r");
+void file_dump(const char *path) {
+    FILE *f = fopen(path, "r");
     if (!f) return;
     char line[4096];
-    fprintf(stderr, "---- broker log %s\n", b->log_path);
+    fprintf(stderr, "---- %s\n", path);
     while (fgets(line, sizeof(line), f)) fputs(line, stderr);
     fprintf(stderr, "----\n");
     fclose(f);
 }
 
-static int reap(broker *b, int timeout_ms) {
+void broker_log_dump(broker *b) { file_dump(b->log_path); }
+
+/* The child's exit status (128 + signal if killed), or -1 if it is still
+ * running after timeout_ms. */
+static int reap_pid(pid_t pid, int timeout_ms) {
     for (long long deadline = now_ms() + timeout_ms; now_ms() < deadline; sleep_ms(5)) {
         int st;
-        if (waitpid(b->pid, &st, WNOHANG) == b->pid) {
-            track(0, b->pid);
-            b->pid = 0;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            track(0, pid);
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         }
     }
     return -1;
+}
+
+static int reap(broker *b, int timeout_ms) {
+    int status = reap_pid(b->pid, timeout_ms);
+    if (status >= 0) b->pid = 0;
+    return status;
+}
+
+static void kill9(pid_t pid) {
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    track(0, pid);
+}
+
+/* ------------------------------------------------------------ daemons */
+
+void daemon_start(daemon_proc *d, const char *dir, char *const argv[]) {
+    memset(d, 0, sizeof(*d));
+    const char *base = strrchr(argv[0], '/');
+    snprintf(d->log_path, sizeof(d->log_path), "%s/%s.log", dir, base ? base + 1 : argv[0]);
+    d->pid = spawn_logged(dir, d->log_path, argv[0], argv, false);
+}
+
+int daemon_wait_exit(daemon_proc *d, int timeout_ms) {
+    if (!d->pid) return -1;
+    int status = reap_pid(d->pid, timeout_ms);
+    if (status >= 0) d->pid = 0;
+    return status;
+}
+
+int daemon_stop(daemon_proc *d, int signo) {
+    if (!d->pid) return -1;
+    kill(d->pid, signo);
+    int status = daemon_wait_exit(d, STOP_TIMEOUT_MS);
+    if (status < 0) {
+        kill9(d->pid);
+        d->pid = 0;
+    }
+    bool sanitizer = file_contains(d->log_path, "ERROR: AddressSanitizer") ||
+                     file_contains(d->log_path, "runtime error:") ||
+                     file_contains(d->log_path, "ERROR: LeakSanitizer");
+    if (status != 0 || sanitizer) file_dump(d->log_path);
+    assert_false(sanitizer);
+    return status;
 }
 
 int broker_stop(broker *b) {
@@ -275,10 +338,7 @@ int broker_stop(broker *b) {
 
 void broker_kill9(broker *b) {
     if (!b->pid) return;
-    kill(b->pid, SIGKILL);
-    int st;
-    waitpid(b->pid, &st, 0);
-    track(0, b->pid);
+    kill9(b->pid);
     b->pid = 0;
 }
 

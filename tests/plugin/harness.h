@@ -1,8 +1,9 @@
 /*
- * harness.h -- a real Mosquitto with the real plugin, for integration
- * tests: a temporary directory, a free loopback port, mosquitto.conf and
- * aimdb.conf written there, /usr/sbin/mosquitto started and stopped with
- * signals, and stock command-line tools run with a deadline.
+ * harness.h -- a real Mosquitto with the real plugin (or without it, for
+ * aimdb-bridge and the connector), for integration tests: a temporary
+ * directory, a free loopback port, mosquitto.conf and aimdb.conf written
+ * there, /usr/sbin/mosquitto started and stopped with signals, our own
+ * daemons run beside it, and stock command-line tools run with a deadline.
  *
  * Everything is bounded in time; a broker that does not start, answer or
  * stop in time fails the test (and is killed).  Built with sanitizers, the
@@ -59,6 +60,30 @@ bool broker_log_wait(broker *b, const char *text, int timeout_ms);
 bool broker_log_blames_us(broker *b);
 /* Print the log to stderr (on failure). */
 void broker_log_dump(broker *b);
+
+/* A program of ours in the background (aimdb-bridge), started like the
+ * broker: stdin from /dev/null, stdout and stderr appended to
+ * DIR/BASENAME.log, killed if the test process dies. */
+typedef struct daemon_proc {
+    pid_t pid; /* 0 once reaped */
+    char log_path[HARNESS_PATH_MAX];
+} daemon_proc;
+
+/* Start argv[0] (an absolute path) with argv, in dir. */
+void daemon_start(daemon_proc *d, const char *dir, char *const argv[]);
+/* Its exit status once it exits by itself, or -1 after timeout_ms. */
+int daemon_wait_exit(daemon_proc *d, int timeout_ms);
+/* Send signo and reap (killed if it does not exit in time; -1 then).  Fails
+ * the test on a sanitizer report in its log, which is dumped unless the
+ * exit was clean. */
+int daemon_stop(daemon_proc *d, int signo);
+
+/* Does a file contain text (in one line)?  The wait variant polls for up to
+ * timeout_ms. */
+bool file_contains(const char *path, const char *text);
+bool file_wait_for(const char *path, const char *text, int timeout_ms);
+/* Print a file to stderr (on failure). */
+void file_dump(const char *path);
 
 /* Write a file (fails the test on error). */
 void write_file(const char *path, const char *text);
