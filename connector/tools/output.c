@@ -1,0 +1,116 @@
+/*
+ * output.c -- the CLI's human-readable output (see output.h).
+ *
+ * A table is printed in two passes over the result (widths, then rows) so
+ * nothing but one row's cells is held at a time.  The last column is never
+ * padded: it holds values of any length.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "output.h"
+
+#define MAX_COLUMNS 4
+
+typedef struct table {
+    const char *headers[MAX_COLUMNS];
+    size_t ncols;
+    /* Fill cells[0..ncols) for one array entry, each malloc'd (NULL = "-"). */
+    void (*cells)(const cJSON *entry, char **cells);
+} table;
+
+void output_local_time(int64_t unix_ms, char *out, size_t cap) {
+    time_t secs = (time_t)(unix_ms / 1000);
+    int millis = (int)(unix_ms % 1000);
+    if (millis < 0) { /* before 1970: floor, so the milliseconds stay positive */
+        secs--;
+        millis += 1000;
+    }
+    struct tm tm;
+    char date[32], zone[8];
+    if (!localtime_r(&secs, &tm) || strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm) == 0 ||
+        strftime(zone, sizeof(zone), "%z", &tm) != 5) {
+        snprintf(out, cap, "%lld", (long long)unix_ms);
+        return;
+    }
+    /* %z is +hhmm; ISO-8601's extended form wants +hh:mm. */
+    snprintf(out, cap, "%s.%03d%.3s:%s", date, millis, zone, zone + 3);
+}
+
+static char *compact(const cJSON *item) {
+    return item ? cJSON_PrintUnformatted(item) : NULL;
+}
+
+static char *text_of(const cJSON *item) {
+    return cJSON_IsString(item) ? strdup(item->valuestring) : compact(item);
+}
+
+static void query_cells(const cJSON *entry, char **cells) {
+    cells[0] = text_of(cJSON_GetObjectItemCaseSensitive(entry, "record"));
+    const cJSON *at = cJSON_GetObjectItemCaseSensitive(entry, "stored_at");
+    cells[1] = NULL;
+    if (cJSON_IsNumber(at) && (cells[1] = malloc(40)))
+        output_local_time((int64_t)at->valuedouble, cells[1], 40);
+    cells[2] = compact(cJSON_GetObjectItemCaseSensitive(entry, "value"));
+}
+
+static void list_cells(const cJSON *entry, char **cells) {
+    static const char *const keys[] = {"record", "buffer", "persist", "topic_filter"};
+    for (size_t i = 0; i < 4; i++)
+        cells[i] = text_of(cJSON_GetObjectItemCaseSensitive(entry, keys[i]));
+}
+
+static const char *shown(const char *cell) { return cell ? cell : "-"; }
+
+static void free_cells(char **cells, size_t n) {
+    for (size_t i = 0; i < n; i++) free(cells[i]);
+}
+
+static void print_row(const table *t, const size_t *width, const char *const *cells, FILE *out) {
+    for (size_t i = 0; i + 1 < t->ncols; i++)
+        fprintf(out, "%-*s  ", (int)width[i], shown(cells[i]));
+    fprintf(out, "%s\n", shown(cells[t->ncols - 1]));
+}
+
+static void print_table(const table *t, const cJSON *array, FILE *out) {
+    size_t width[MAX_COLUMNS] = {0};
+    char *cells[MAX_COLUMNS];
+    for (size_t i = 0; i < t->ncols; i++) width[i] = strlen(t->headers[i]);
+    const cJSON *entry;
+    cJSON_ArrayForEach(entry, array) {
+        t->cells(entry, cells);
+        for (size_t i = 0; i < t->ncols; i++)
+            if (strlen(shown(cells[i])) > width[i]) width[i] = strlen(shown(cells[i]));
+        free_cells(cells, t->ncols);
+    }
+    print_row(t, width, t->headers, out);
+    cJSON_ArrayForEach(entry, array) {
+        t->cells(entry, cells);
+        print_row(t, width, (const char *const *)cells, out);
+        free_cells(cells, t->ncols);
+    }
+}
+
+int output_query(const cJSON *result, FILE *out) {
+    const cJSON *values = cJSON_GetObjectItemCaseSensitive(result, "values");
+    if (!cJSON_IsArray(values)) return -1;
+    static const table t = {{"RECORD", "TIME", "VALUE"}, 3, query_cells};
+    print_table(&t, values, out);
+    return 0;
+}
+
+int output_list(const cJSON *result, FILE *out) {
+    if (!cJSON_IsArray(result)) return -1;
+    static const table t = {{"RECORD", "BUFFER", "PERSIST", "TOPIC_FILTER"}, 4, list_cells};
+    print_table(&t, result, out);
+    return 0;
+}
+
+int output_value(const cJSON *value, FILE *out) {
+    char *text = text_of(value);
+    if (!text) return -1;
+    fprintf(out, "%s\n", text);
+    free(text);
+    return 0;
+}
