@@ -1,0 +1,38 @@
+/*
+ * tools_run.h -- running the built `aimdb` and `aimdb-mcu-sim` binaries in
+ * the tools' integration tests, with stdout and stderr kept apart, so a
+ * test can check both what a program answers and what it says is wrong.
+ */
+#ifndef AIMDB_TOOLS_RUN_H
+#define AIMDB_TOOLS_RUN_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define TOOL_OUT_MAX 65536
+
+typedef struct tool_result {
+    int status;            /* exit status; -1 if killed at the deadline or by a signal */
+    long long elapsed_ms;
+    char out[TOOL_OUT_MAX]; /* stdout, NUL-terminated (cut to fit) */
+    char err[8192];        /* stderr, NUL-terminated (cut to fit) */
+} tool_result;
+
+/* Run program with the NULL-terminated args (argv[1..]), stdin from
+ * /dev/null, kill it after timeout_ms.  r is filled; returns r->status. */
+int tool_run(const char *program, const char *const *args, int timeout_ms, tool_result *r);
+
+/* Start program in the background with stdout and stderr to files under
+ * dir (the caller's temporary directory); returns the pid. */
+pid_t tool_spawn(const char *program, const char *const *args, const char *dir);
+/* Wait up to timeout_ms for a spawned program; its exit status, or -1
+ * (then it has been killed) if it did not exit or died of a signal. */
+int tool_wait(pid_t pid, int timeout_ms);
+
+/* "mqtt://127.0.0.1:PORT" into out. */
+void tool_broker_url(int port, char *out, size_t cap);
+
+/* A loopback port nothing listens on (bound, then released). */
+int tool_free_port(void);
+
+#endif
