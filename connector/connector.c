@@ -441,8 +441,13 @@ int aimdb_connector_publish(aimdb_connector *c, const aimdb_mqtt_message *m) {
         p.value.data.len = (int)m->correlation_len;
         rc = MQTTProperties_add(&props, &p);
     }
+    /* Paho 1.3 takes a v5 PUBLISH's properties from the response options
+     * (MQTTAsync_sendMessage copies them there when it gets any), so
+     * without this the correlation data would be dropped silently. */
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     msg.properties = props;
-    if (rc == 0) rc = MQTTAsync_sendMessage(c->paho, m->topic, &msg, NULL);
+    ro.properties = props;
+    if (rc == 0) rc = MQTTAsync_sendMessage(c->paho, m->topic, &msg, &ro);
     MQTTProperties_free(&props);
     if (rc != MQTTASYNC_SUCCESS) {
         c->stats.publish_failed++;

@@ -30,6 +30,8 @@ struct client {
     received *queue;
     size_t n, cap;
     unsigned sequence;
+    char request_topic[256];  /* where client_request publishes */
+    char response_topic[270]; /* request_topic/response: v3.1.1 replies */
 };
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
@@ -120,6 +122,7 @@ client *client_connect(int port, const char *id, int protocol, const char *usern
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->changed, NULL);
     c->protocol = protocol;
+    client_set_request_topic(c, "$CONTROL/aimdb/v1");
     c->mosq = mosquitto_new(id, true, c);
     assert_non_null(c->mosq);
     mosquitto_int_option(c->mosq, MOSQ_OPT_PROTOCOL_VERSION, protocol);
@@ -239,6 +242,11 @@ static bool is_reply(const received *m, const void *arg) {
            memcmp(m->correlation, k->correlation, m->correlation_len) == 0;
 }
 
+void client_set_request_topic(client *c, const char *topic) {
+    snprintf(c->request_topic, sizeof(c->request_topic), "%s", topic);
+    snprintf(c->response_topic, sizeof(c->response_topic), "%s/response", topic);
+}
+
 char *client_request(client *c, const char *request, const char *response_topic,
                      int timeout_ms) {
     return client_request_qos(c, request, response_topic, 1, timeout_ms);
@@ -248,7 +256,7 @@ char *client_request_qos(client *c, const char *request, const char *response_to
                          int timeout_ms) {
     mosquitto_property *props = NULL;
     char corr[32];
-    reply_key key = {.topic = "$CONTROL/aimdb/v1/response"};
+    reply_key key = {.topic = c->response_topic};
     if (response_topic) {
         assert_int_equal(c->protocol, MQTT_PROTOCOL_V5);
         snprintf(corr, sizeof(corr), "corr-%u", ++c->sequence);
@@ -258,7 +266,7 @@ char *client_request_qos(client *c, const char *request, const char *response_to
         key.correlation = corr;
     }
     int mid;
-    int rc = mosquitto_publish_v5(c->mosq, &mid, "$CONTROL/aimdb/v1", (int)strlen(request),
+    int rc = mosquitto_publish_v5(c->mosq, &mid, c->request_topic, (int)strlen(request),
                                   request, qos, false, props);
     mosquitto_property_free_all(&props);
     assert_int_equal(rc, MOSQ_ERR_SUCCESS);

@@ -35,10 +35,14 @@ void received_free(received *m);
 size_t client_pending(client *c);
 void client_disconnect(client *c);
 
+/* Where requests go: $CONTROL/aimdb/v1 (the plugin) unless set, e.g. to
+ * aimdb-bridge's request topic; v3.1.1 replies come on TOPIC/response. */
+void client_set_request_topic(client *c, const char *topic);
+
 /* An AimX request; returns the reply payload (caller frees) or NULL on
- * timeout.  v5: reply on response_topic (subscribed if not yet) with a
- * fresh Correlation Data that the reply must carry.  v3.1.1
- * (response_topic NULL): the reply arrives on $CONTROL/aimdb/v1/response. */
+ * timeout.  v5: reply on response_topic (which the caller subscribed to)
+ * with a fresh Correlation Data that the reply must carry.  v3.1.1
+ * (response_topic NULL): the reply arrives on REQUEST_TOPIC/response. */
 char *client_request(client *c, const char *request, const char *response_topic,
                      int timeout_ms);
 /* The same with the request published at QoS 0 or 1 (client_request: 1,

@@ -1,0 +1,237 @@
+/*
+ * test_bridge.c -- aimdb-bridge as an operator runs it: the real binary
+ * beside a real Mosquitto without the plugin, fed by real clients, asked
+ * over MQTT v5 and v3.1.1, restarted under, reloaded, stopped with
+ * SIGTERM; and the start-up errors it must explain.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "client.h"
+#include "harness.h"
+
+#define WAIT_MS 10000
+#define REQUEST_TOPIC "aimdb/bridge-test/rpc"
+
+static const char rules[] =
+    "record temp::{1}      weather/+/temperature  persist\n"
+    "record accuracy::{1}  weather/+/accuracy     persist buffer=ring:500\n";
+
+typedef struct fixture {
+    broker b;
+    daemon_proc bridge;
+    char conf[HARNESS_PATH_MAX];
+} fixture;
+
+/* aimdb.conf for the bridge: the broker's port, a database in the test's
+ * directory, a fixed client id (hence the request topic), then rules. */
+static void write_bridge_conf(fixture *f, const char *more_rules) {
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "broker mqtt://127.0.0.1:%d\nclient_id bridge-test\ndatabase %s\n%s%s", f->b.port,
+             f->b.db_path, rules, more_rules ? more_rules : "");
+    write_file(f->conf, text);
+}
+
+static void start_bridge(fixture *f, const char *extra_arg) {
+    char *argv[] = {AIMDB_BRIDGE, "-c", f->conf, (char *)extra_arg, NULL};
+    daemon_start(&f->bridge, f->b.dir, argv);
+}
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof(*f));
+    broker_init(&f->b);
+    f->b.without_plugin = true;
+    broker_write_conf(&f->b, NULL);
+    assert_true(broker_start(&f->b, NULL));
+    snprintf(f->conf, sizeof(f->conf), "%s/bridge.conf", f->b.dir);
+    write_bridge_conf(f, NULL);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    if (f->bridge.pid) daemon_stop(&f->bridge, SIGKILL);
+    broker_cleanup(&f->b);
+    free(f);
+    return 0;
+}
+
+static void wait_bridge_connected(fixture *f) {
+    if (!file_wait_for(f->bridge.log_path, "connector: connected to", WAIT_MS)) {
+        file_dump(f->bridge.log_path);
+        fail_msg("aimdb-bridge did not connect");
+    }
+}
+
+static client *asker(fixture *f, int protocol) {
+    client *c = client_connect(f->b.port, protocol == MQTT_PROTOCOL_V5 ? "asker5" : "asker3",
+                               protocol, NULL, NULL);
+    assert_non_null(c);
+    client_set_request_topic(c, REQUEST_TOPIC);
+    client_subscribe(c, protocol == MQTT_PROTOCOL_V5 ? "test/reply" : REQUEST_TOPIC "/response",
+                     1);
+    return c;
+}
+
+static void publish_temps(client *c, const char *city, int n) {
+    char topic[128], value[32];
+    snprintf(topic, sizeof(topic), "weather/%s/temperature", city);
+    for (int i = 0; i < n; i++) {
+        snprintf(value, sizeof(value), "%d.5", i);
+        client_publish(c, topic, value, strlen(value), 1);
+    }
+}
+
+static int stored_rows(fixture *f) {
+    char *argv[] = {"sqlite3", f->b.db_path, "select count(*) from record_history", NULL};
+    char out[64] = "";
+    assert_int_equal(run_tool(argv, out, sizeof(out), WAIT_MS), 0);
+    return atoi(out);
+}
+
+/* ------------------------------------------------------------ tests */
+
+static void test_ingest_query_both_protocols_and_sigterm(void **state) {
+    fixture *f = *state;
+    start_bridge(f, NULL);
+    wait_bridge_connected(f);
+    client *c5 = asker(f, MQTT_PROTOCOL_V5);
+    publish_temps(c5, "vienna", 3);
+    client_publish(c5, "weather/oslo/accuracy", "{\"pct\":91}", 10, 1);
+
+    char *reply = client_query_until(c5, "{\"name\":\"temp::*\",\"limit\":10}", 3, WAIT_MS);
+    assert_int_equal(reply_count(reply), 3);
+    assert_non_null(strstr(reply, "\"record\":\"temp::vienna\",\"value\":2.5"));
+    free(reply);
+
+    client *c3 = asker(f, MQTT_PROTOCOL_V311);
+    reply = client_request(c3, "{\"id\":7,\"method\":\"record.get\",\"params\":{\"record\":"
+                               "\"accuracy::oslo\"}}", NULL, WAIT_MS);
+    assert_non_null(reply);
+    assert_non_null(strstr(reply, "\"id\":7"));
+    assert_non_null(strstr(reply, "\"pct\":91"));
+    free(reply);
+    reply = client_request(c3, "{\"id\":8,\"method\":\"no.such\"}", NULL, WAIT_MS);
+    assert_non_null(reply);
+    assert_non_null(strstr(reply, "\"error\""));
+    free(reply);
+    client_disconnect(c3);
+
+    /* Everything published before SIGTERM is in SQLite after it. */
+    publish_temps(c5, "lima", 500);
+    client_disconnect(c5);
+    assert_int_equal(daemon_stop(&f->bridge, SIGTERM), 0);
+    assert_true(file_contains(f->bridge.log_path, "504 recorded"));
+    assert_int_equal(stored_rows(f), 504);
+}
+
+static void test_broker_restart_while_running(void **state) {
+    fixture *f = *state;
+    start_bridge(f, NULL);
+    wait_bridge_connected(f);
+    client *c = asker(f, MQTT_PROTOCOL_V5);
+    publish_temps(c, "rome", 2);
+    free(client_query_until(c, "{\"name\":\"temp::rome\",\"limit\":10}", 2, WAIT_MS));
+    client_disconnect(c);
+
+    assert_int_equal(broker_stop(&f->b), 0);
+    assert_true(file_wait_for(f->bridge.log_path, "lost the connection", WAIT_MS));
+    assert_true(file_wait_for(f->bridge.log_path, "Connection refused; retrying", WAIT_MS));
+    assert_true(broker_start(&f->b, NULL));
+
+    /* Resumed: subscriptions restored, requests answered, history kept. */
+    c = asker(f, MQTT_PROTOCOL_V5);
+    char *reply = NULL;
+    for (long long end = now_ms() + WAIT_MS; !reply && now_ms() < end;)
+        reply = client_request(c, "{\"id\":1,\"method\":\"record.list\"}", "test/reply", 500);
+    assert_non_null(reply);
+    free(reply);
+    publish_temps(c, "rome", 5);
+    reply = client_query_until(c, "{\"name\":\"temp::rome\",\"limit\":100}", 7, WAIT_MS);
+    assert_int_equal(reply_count(reply), 7);
+    free(reply);
+    client_disconnect(c);
+    assert_int_equal(daemon_stop(&f->bridge, SIGTERM), 0);
+    assert_true(file_contains(f->bridge.log_path, "1 reconnect(s)"));
+}
+
+static void test_sighup_reloads_and_keeps_a_bad_file_out(void **state) {
+    fixture *f = *state;
+    start_bridge(f, NULL);
+    wait_bridge_connected(f);
+    write_bridge_conf(f, "record extra::{1} extra/+ persist\n");
+    kill(f->bridge.pid, SIGHUP);
+    assert_true(file_wait_for(f->bridge.log_path, "reloaded", WAIT_MS));
+    client *c = asker(f, MQTT_PROTOCOL_V5);
+    sleep_ms(200); /* the new subscription's SUBACK */
+    client_publish(c, "extra/a", "42", 2, 1);
+    char *reply = client_query_until(c, "{\"name\":\"extra::*\"}", 1, WAIT_MS);
+    assert_int_equal(reply_count(reply), 1);
+    free(reply);
+
+    write_file(f->conf, "record broken\n");
+    kill(f->bridge.pid, SIGHUP);
+    assert_true(file_wait_for(f->bridge.log_path, "keeping the previous configuration", WAIT_MS));
+    assert_true(file_contains(f->bridge.log_path, "bridge.conf:1:"));
+    client_publish(c, "extra/b", "43", 2, 1);
+    reply = client_query_until(c, "{\"name\":\"extra::*\",\"limit\":10}", 2, WAIT_MS);
+    assert_int_equal(reply_count(reply), 2);
+    free(reply);
+    client_disconnect(c);
+    assert_int_equal(daemon_stop(&f->bridge, SIGTERM), 0);
+}
+
+static void expect_exit(fixture *f, const char *extra_arg, int status, const char *message) {
+    start_bridge(f, extra_arg);
+    int got = daemon_wait_exit(&f->bridge, WAIT_MS);
+    if (got != status || !file_contains(f->bridge.log_path, message)) {
+        file_dump(f->bridge.log_path);
+        fail_msg("want exit %d and \"%s\", got %d", status, message, got);
+    }
+    remove(f->bridge.log_path);
+}
+
+static void test_startup_errors_are_explained(void **state) {
+    fixture *f = *state;
+    expect_exit(f, "--broker=mqtt://127.0.0.1:99999", 1, "bad port '99999'");
+    expect_exit(f, "--broker=http://x", 1, "unknown scheme 'http'");
+    expect_exit(f, "--request-topic=a/+/b", 1, "request_topic 'a/+/b'");
+    expect_exit(f, "--bogus", 2, "unknown option '--bogus'");
+    expect_exit(f, "--help", 0, "usage: aimdb-bridge");
+    write_file(f->conf, "broker mqtt://127.0.0.1:1\nrecord x::{1} a/+ persist retention=3x\n");
+    expect_exit(f, NULL, 1, "bridge.conf:2:");
+    write_file(f->conf, "max_payload 0\n");
+    expect_exit(f, NULL, 1, "bridge.conf:1:");
+}
+
+/* Nothing listens at the broker's address: the bridge stays up, says why
+ * it cannot connect and still stops cleanly. */
+static void test_unreachable_broker_keeps_retrying(void **state) {
+    fixture *f = *state;
+    assert_int_equal(broker_stop(&f->b), 0);
+    start_bridge(f, NULL);
+    assert_true(file_wait_for(f->bridge.log_path, "Connection refused; retrying in", WAIT_MS));
+    assert_int_equal(daemon_stop(&f->bridge, SIGTERM), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_ingest_query_both_protocols_and_sigterm, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_broker_restart_while_running, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sighup_reloads_and_keeps_a_bad_file_out, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_startup_errors_are_explained, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unreachable_broker_keeps_retrying, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
