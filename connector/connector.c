@@ -109,6 +109,13 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
     return 1; /* taken: Paho acknowledges it */
 }
 
+/* A session is ready once its subscriptions are acknowledged: said once per
+ * session, so an operator (or a test) knows messages are flowing. */
+static void announce_ready(aimdb_connector *c, size_t n_subs) {
+    aimdb_log(c->rt, AIMDB_LOG_INFO, "connector: connected to %s as %s; %zu subscription(s) active",
+              c->url.uri, c->client_id, n_subs);
+}
+
 static void on_subscribed(void *ctx, MQTTAsync_successData5 *r) {
     aimdb_connector *c = ctx;
     if (r && r->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR)
@@ -116,8 +123,12 @@ static void on_subscribed(void *ctx, MQTTAsync_successData5 *r) {
                   c->url.uri, MQTTReasonCode_toString(r->reasonCode));
     pthread_mutex_lock(&c->lock);
     if (c->subs_pending) c->subs_pending--;
+    bool ready = c->subs_pending == 0 && c->announce_subs > 0;
+    size_t n_subs = c->announce_subs;
+    if (ready) c->announce_subs = 0;
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->lock);
+    if (ready) announce_ready(c, n_subs);
 }
 
 static void on_subscribe_failed(void *ctx, MQTTAsync_failureData5 *r) {
@@ -165,14 +176,16 @@ static void on_connected(void *ctx, MQTTAsync_successData5 *r) {
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->lock);
     c->stats.connects++;
-    aimdb_log(c->rt, AIMDB_LOG_INFO, "connector: connected to %s as %s", c->url.uri,
-              c->client_id);
     subscription *subs;
     size_t n;
     if (links_in_snapshot(c, &subs, &n) != AIMDB_OK) {
         aimdb_log(c->rt, AIMDB_LOG_ERROR, "connector: out of memory subscribing");
         return;
     }
+    pthread_mutex_lock(&c->lock);
+    c->announce_subs = n;
+    pthread_mutex_unlock(&c->lock);
+    if (n == 0) announce_ready(c, 0);
     for (size_t i = 0; i < n; i++) connector_subscribe(c, subs[i].filter, subs[i].qos, subs[i].id);
     subscriptions_free(subs, n);
 }

@@ -85,6 +85,8 @@ struct aimdb_connector {
     bool stopping;              /* guarded by lock */
     bool out_pending;           /* an outbound value may be waiting; guarded by lock */
     unsigned subs_pending;      /* SUBACKs outstanding; guarded by lock */
+    size_t announce_subs;       /* > 0: log this session's subscriptions once
+                                 * subs_pending reaches 0; guarded by lock */
     int64_t next_attempt_ms;    /* guarded by lock */
     unsigned backoff_ms;        /* guarded by lock */
     int last_failure;           /* Paho's code of the last failed connect; guarded by lock */

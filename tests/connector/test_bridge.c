@@ -66,7 +66,7 @@ static int teardown(void **state) {
 }
 
 static void wait_bridge_connected(fixture *f) {
-    if (!file_wait_for(f->bridge.log_path, "connector: connected to", WAIT_MS)) {
+    if (!file_wait_for(f->bridge.log_path, "subscription(s) active", WAIT_MS)) {
         file_dump(f->bridge.log_path);
         fail_msg("aimdb-bridge did not connect");
     }
@@ -132,6 +132,31 @@ static void test_ingest_query_both_protocols_and_sigterm(void **state) {
     assert_int_equal(daemon_stop(&f->bridge, SIGTERM), 0);
     assert_true(file_contains(f->bridge.log_path, "504 recorded"));
     assert_int_equal(stored_rows(f), 504);
+}
+
+/* The aimdb CLI asks the bridge as it asks the plugin, given --topic. */
+static void test_cli_against_bridge(void **state) {
+    fixture *f = *state;
+    start_bridge(f, NULL);
+    wait_bridge_connected(f);
+    client *c = asker(f, MQTT_PROTOCOL_V5);
+    publish_temps(c, "paris", 2);
+    free(client_query_until(c, "{\"name\":\"temp::paris\",\"limit\":10}", 2, WAIT_MS));
+    client_disconnect(c);
+    char url[64], out[8192];
+    snprintf(url, sizeof(url), "mqtt://127.0.0.1:%d", f->b.port);
+    char *table[] = {AIMDB_CLI, "--broker", url, "--topic", REQUEST_TOPIC, "query", "temp::*",
+                     "--limit", "10", NULL};
+    assert_int_equal(run_tool(table, out, sizeof(out), WAIT_MS), 0);
+    assert_non_null(strstr(out, "temp::paris"));
+    assert_non_null(strstr(out, "1.5"));
+    char *json[] = {AIMDB_CLI, "--broker", url, "--topic", REQUEST_TOPIC, "--json", "list", NULL};
+    assert_int_equal(run_tool(json, out, sizeof(out), WAIT_MS), 0);
+    assert_non_null(strstr(out, "\"record\":\"temp::paris\""));
+    assert_non_null(strstr(out, "\"topic_filter\":\"weather/+/temperature\""));
+    char *missing[] = {AIMDB_CLI, "--broker", url, "--topic", REQUEST_TOPIC, "get", "nope", NULL};
+    assert_int_equal(run_tool(missing, out, sizeof(out), WAIT_MS), 1);
+    assert_int_equal(daemon_stop(&f->bridge, SIGTERM), 0);
 }
 
 static void test_broker_restart_while_running(void **state) {
@@ -227,6 +252,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ingest_query_both_protocols_and_sigterm, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_cli_against_bridge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_restart_while_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sighup_reloads_and_keeps_a_bad_file_out, setup,
                                         teardown),
