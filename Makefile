@@ -47,6 +47,41 @@ run: build
 	@echo "aimdb: dashboard at http://127.0.0.1:8080/"
 	mosquitto -c conf/mosquitto.conf
 
+# `make run` with data in it (issue 7): the same broker in the background,
+# aimdb-mcu-sim publishing DEMO_BURST rounds at once (history for the
+# dashboard's charts), then live values until Ctrl-C.  The broker runs in
+# its own session, so Ctrl-C reaches the simulator first (it disconnects
+# cleanly); the trap then stops the broker on every way out (Ctrl-C, kill,
+# an error), so none is left behind.
+DEMO_CITIES ?= 6
+DEMO_BURST  ?= 24
+DEMO_RATE   ?= 6
+DEMO_LOG    ?= data/demo-mosquitto.log
+
+.PHONY: demo
+demo: build
+	@mkdir -p data
+	@setsid mosquitto -c conf/mosquitto.conf >$(DEMO_LOG) 2>&1 & broker=$$!; \
+	stop_broker() { \
+	  kill $$broker 2>/dev/null || return 0; \
+	  for i in $$(seq 50); do kill -0 $$broker 2>/dev/null || return 0; sleep 0.1; done; \
+	  kill -9 $$broker 2>/dev/null; \
+	}; \
+	trap stop_broker EXIT; trap 'exit 130' INT TERM; \
+	ready=no; for i in $$(seq 50); do \
+	  kill -0 $$broker 2>/dev/null || break; \
+	  if $(BUILD)/aimdb --timeout 1s list >/dev/null 2>&1; then ready=yes; break; fi; \
+	  sleep 0.2; \
+	done; \
+	if [ $$ready != yes ] || ! kill -0 $$broker 2>/dev/null; then \
+	  echo "make demo: mosquitto did not come up with the AimDB plugin (is port 1883 or 8080 taken?); its log, $(DEMO_LOG):" >&2; \
+	  cat $(DEMO_LOG) >&2; exit 1; \
+	fi; \
+	echo "aimdb demo: mosquitto with AimDB on localhost:1883 (log: $(DEMO_LOG)), history in ./data/"; \
+	echo "aimdb demo: dashboard at http://127.0.0.1:8080/  (or: $(BUILD)/aimdb query 'accuracy::*')"; \
+	echo "aimdb demo: Ctrl-C stops the simulator and the broker"; \
+	$(BUILD)/aimdb-mcu-sim --city-count $(DEMO_CITIES) --burst $(DEMO_BURST) --rate $(DEMO_RATE)
+
 # Every benchmark in bench/ (each prints its own ratios against a baseline).
 bench: build
 	@set -e; for b in $(BUILD)/bench_*; do \
