@@ -238,7 +238,8 @@ int sync_receive(sync_client *c, long long deadline_ms, char **topic, MQTTClient
         if (left <= 0) return 0;
         int rc = turn(c, (unsigned long)(left < RECEIVE_SLICE_MS ? left : RECEIVE_SLICE_MS));
         if (rc != MQTTCLIENT_SUCCESS) {
-            snprintf(err, errlen, "connection to %s lost: %s", c->broker, MQTTClient_strerror(rc));
+            snprintf(err, errlen, "connection to %s lost: %s", c->broker,
+                     sync_connected(c) ? MQTTClient_strerror(rc) : "the broker closed it or went away");
             return -1;
         }
     }
