@@ -492,6 +492,7 @@ void aimdb_connector_stats_get(aimdb_connector *c, aimdb_connector_stats *out) {
     out->received = c->stats.received;
     out->produced = c->stats.produced;
     out->unrouted = c->stats.unrouted;
+    out->duplicates = c->stats.duplicates;
     out->dropped = c->stats.dropped;
     out->published = c->stats.published;
     out->publish_failed = c->stats.publish_failed;

@@ -109,7 +109,7 @@ struct aimdb_connector {
 
     struct {
         _Atomic uint64_t connects, connect_failures, disconnects, received, produced, unrouted,
-            dropped, published, publish_failed, lost;
+            duplicates, dropped, published, publish_failed, lost;
     } stats;
 };
 

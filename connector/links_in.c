@@ -265,9 +265,13 @@ static void deliver_to_record(aimdb_connector *c, const char *topic, size_t topi
     char stack_name[NAME_ON_STACK], *name = stack_name;
     aimdb_route route;
     int rc = aimdb_router_route(c->in.router, topic, topic_len, name, sizeof(stack_name), &route);
-    /* Any other outcome fills route.rule: the link that owns the topic. */
-    if (rc == AIMDB_ENOTFOUND || !delivered_by(m, c->in.links[route.rule].sub_id)) {
+    if (rc == AIMDB_ENOTFOUND) {
         c->stats.unrouted++;
+        return;
+    }
+    /* Any other outcome fills route.rule: the link that owns the topic. */
+    if (!delivered_by(m, c->in.links[route.rule].sub_id)) {
+        c->stats.duplicates++;
         return;
     }
     if (rc == AIMDB_ETOOBIG) {
@@ -300,6 +304,7 @@ void links_in_deliver(aimdb_connector *c, const char *topic, size_t topic_len,
             h = &c->handlers[i];
     if (h) {
         if (delivered_by(m, h->sub_id)) deliver_to_handler(h, topic, m);
+        else c->stats.duplicates++;
     } else {
         deliver_to_record(c, topic, topic_len, m);
     }

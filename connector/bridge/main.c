@@ -130,7 +130,7 @@ int main(int argc, char **argv) {
     aimdb_connector_stats_get(b.conn, &s);
     stop(&b);
     fprintf(stderr, "aimdb-bridge: stopped: %llu message(s) received, %llu recorded, %llu "
-            "unrouted, %llu dropped; %llu reconnect(s)\n", (unsigned long long)s.received,
+            "matched no rule, %llu dropped; %llu reconnect(s)\n", (unsigned long long)s.received,
             (unsigned long long)s.produced, (unsigned long long)s.unrouted,
             (unsigned long long)s.dropped, (unsigned long long)s.disconnects);
     return 0;

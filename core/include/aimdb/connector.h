@@ -164,7 +164,8 @@ typedef struct aimdb_connector_stats {
     uint64_t disconnects;      /* sessions lost */
     uint64_t received;         /* messages delivered by the broker */
     uint64_t produced;         /* ... produced into a record */
-    uint64_t unrouted;         /* ... no link matched (or a duplicate delivery) */
+    uint64_t unrouted;         /* ... no link matched */
+    uint64_t duplicates;       /* ... copies from overlapping subscriptions, skipped */
     uint64_t dropped;          /* ... routed but not produced (bad name, open failed, too big) */
     uint64_t published;        /* outbound values and publishes handed to Paho */
     uint64_t publish_failed;   /* refused: disconnected, serialiser skipped, Paho error */
