@@ -7,7 +7,7 @@ set -eu
 PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev
 mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
 libsqlite3-dev sqlite3 libpaho-mqtt-dev libcjson-dev libcmocka-dev
-valgrind chromium"
+valgrind chromium openssl"
 
 # The dashboard's build and browser test need Node.js with npm.  NodeSource's
 # nodejs bundles npm and conflicts with Debian's npm package, so they are

@@ -275,6 +275,120 @@ static void test_handler_request_response(void **state) {
     client_disconnect(c);
 }
 
+/* A fixed-size record goes out as its codec's JSON, a custom serialiser
+ * decides for itself (and may skip a value). */
+static long as_celsius(const aimdb_value *v, char *out, size_t cap, void *ctx) {
+    (void)ctx;
+    double d;
+    memcpy(&d, v->data, sizeof(d));
+    if (d < -273.15) return -1; /* not a temperature: skipped */
+    return snprintf(out, cap, "%.1f C", d);
+}
+
+static void test_outbound_codec_and_serializer(void **state) {
+    fixture *f = *state;
+    connect_fast(f);
+    aimdb_record *plain, *custom;
+    aimdb_buffer_cfg ring = AIMDB_BUFFER_DEFAULT;
+    assert_int_equal(aimdb_record_register(f->db, "plain", &ring, &aimdb_codec_double, &plain),
+                     AIMDB_OK);
+    assert_int_equal(aimdb_record_register(f->db, "custom", &ring, &aimdb_codec_double, &custom),
+                     AIMDB_OK);
+    char err[256];
+    assert_int_equal(aimdb_connector_link_out(f->conn, plain, "out/plain", 1, false, NULL, NULL,
+                                              err, sizeof(err)),
+                     AIMDB_OK);
+    assert_int_equal(aimdb_connector_link_out(f->conn, custom, "out/custom", 1, false, as_celsius,
+                                              NULL, err, sizeof(err)),
+                     AIMDB_OK);
+    assert_int_equal(aimdb_connector_link_out(f->conn, plain, "out/+", 1, false, NULL, NULL, err,
+                                              sizeof(err)),
+                     AIMDB_EINVAL);
+    assert_non_null(strstr(err, "'out/+'"));
+    start(f);
+    client *sub = client_connect(f->b.port, "sub", MQTT_PROTOCOL_V5, NULL, NULL);
+    client_subscribe(sub, "out/#", 1);
+    double values[] = {21.5, -300.0, 4.25};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(aimdb_produce(plain, &values[i], sizeof(double)), AIMDB_OK);
+        assert_int_equal(aimdb_produce(custom, &values[i], sizeof(double)), AIMDB_OK);
+    }
+    const char *want_plain[] = {"21.5", "-300", "4.25"}, *want_custom[] = {"21.5 C", "4.2 C"};
+    size_t n_plain = 0, n_custom = 0;
+    while (n_plain < 3 || n_custom < 2) {
+        received m;
+        assert_true(client_receive(sub, WAIT_MS, &m));
+        if (strcmp(m.topic, "out/plain") == 0) assert_string_equal(m.payload, want_plain[n_plain++]);
+        else assert_string_equal(m.payload, want_custom[n_custom++]);
+        received_free(&m);
+    }
+    aimdb_connector_stats s;
+    aimdb_connector_stats_get(f->conn, &s);
+    assert_int_equal(s.publish_failed, 1); /* the skipped one */
+    client_disconnect(sub);
+}
+
+/* mqtts:// through Paho's OpenSSL build: a broker certificate signed by the
+ * CA given is accepted, one from another CA is refused with a reason. */
+static void openssl(char *const args[]) {
+    char *argv[24] = {"openssl"};
+    for (size_t i = 0; args[i] && i < 22; i++) argv[i + 1] = args[i];
+    char out[4096];
+    if (run_tool(argv, out, sizeof(out), 30000) != 0) fail_msg("openssl %s failed", args[0]);
+}
+
+static void make_ca(fixture *f, const char *name) {
+    char key[HARNESS_PATH_MAX + 16], crt[HARNESS_PATH_MAX + 16];
+    snprintf(key, sizeof(key), "%s/%s.key", f->b.dir, name);
+    snprintf(crt, sizeof(crt), "%s/%s.crt", f->b.dir, name);
+    openssl((char *[]){"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                          "-out", crt, "-days", "1", "-subj", "/CN=aimdb test CA", NULL});
+}
+
+static void test_tls(void **state) {
+    fixture *f = *state;
+    char path[7][HARNESS_PATH_MAX + 32];
+    const char *names[] = {"ca.crt", "ca.key", "server.key", "server.csr", "server.crt", "san.ext",
+                           "other.crt"};
+    for (size_t i = 0; i < 7; i++) snprintf(path[i], sizeof(path[i]), "%s/%s", f->b.dir, names[i]);
+    make_ca(f, "ca");
+    make_ca(f, "other");
+    openssl((char *[]){"req", "-newkey", "rsa:2048", "-nodes", "-keyout", path[2], "-out",
+                          path[3], "-subj", "/CN=127.0.0.1", NULL});
+    write_file(path[5], "subjectAltName=IP:127.0.0.1,DNS:127.0.0.1,DNS:localhost\n");
+    openssl((char *[]){"x509", "-req", "-in", path[3], "-CA", path[0], "-CAkey", path[1],
+                          "-CAcreateserial", "-out", path[4], "-days", "1", "-extfile", path[5],
+                          NULL});
+    int tls_port = free_port();
+    char extra[4 * HARNESS_PATH_MAX];
+    snprintf(extra, sizeof(extra), "listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\n",
+             tls_port, path[0], path[4], path[2]);
+    assert_int_equal(broker_stop(&f->b), 0);
+    broker_write_conf(&f->b, extra);
+    assert_true(broker_start(&f->b, NULL));
+
+    char url[64], err[256];
+    snprintf(url, sizeof(url), "mqtts://127.0.0.1:%d", tls_port);
+    aimdb_connector_options o = {.broker = url, .ca_file = path[0], .retry_min_ms = 100,
+                                 .retry_max_ms = 400};
+    assert_int_equal(aimdb_connector_new(f->db, &o, &f->conn, err, sizeof(err)), AIMDB_OK);
+    aimdb_link_in in = {.filter = "secure/+", .name_template = "secure::{1}", .qos = 1};
+    assert_int_equal(aimdb_connector_set_links_in(f->conn, &in, 1, err, sizeof(err)), AIMDB_OK);
+    start(f);
+    client *pub = client_connect(f->b.port, "pub", MQTT_PROTOCOL_V5, NULL, NULL);
+    client_publish(pub, "secure/x", "1", 1, 1);
+    assert_true(STATS_WAIT(f->conn, produced, 1));
+    client_disconnect(pub);
+
+    aimdb_connector *wrong;
+    o.ca_file = path[6];
+    assert_int_equal(aimdb_connector_new(f->db, &o, &wrong, err, sizeof(err)), AIMDB_OK);
+    assert_int_equal(aimdb_connector_start(wrong), AIMDB_OK);
+    assert_false(aimdb_connector_wait_connected(wrong, 500));
+    assert_true(log_wait("TLS handshake or MQTT connect failed", WAIT_MS));
+    aimdb_connector_free(wrong);
+}
+
 static void test_bad_options_are_refused_with_reason(void **state) {
     fixture *f = *state;
     char err[256] = "";
@@ -320,6 +434,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_links_replaced_while_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_resumes_both_directions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handler_request_response, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbound_codec_and_serializer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_options_are_refused_with_reason, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_unreachable_broker_is_retried_and_explained, setup,

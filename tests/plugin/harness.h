@@ -30,6 +30,9 @@ typedef struct broker {
     bool without_plugin;               /* broker_write_conf leaves the plugin out */
 } broker;
 
+/* A loopback port nothing listens on right now (for a second listener). */
+int free_port(void);
+
 /* A fresh directory and a free port (no files written yet). */
 void broker_init(broker *b);
 /* Write aimdb.conf.  NULL text: the default weather rules. */
