@@ -53,7 +53,7 @@ enum {
     "  --broker URL       mqtt://, mqtts://, ws:// or wss:// (default mqtt://localhost:1883)\n" \
     "  --user NAME        MQTT user name\n"                                                 \
     "  --password PW      MQTT password (default: $AIMDB_PASSWORD)\n"                      \
-    "  --timeout D        connect and acknowledgement timeout (default 5s; 500ms, 5s, 1m)\n" \
+    "  --timeout D        wait at most D to connect and for each answer (default 5s)\n" \
     "  --cafile, --cert, --key FILE   TLS trust store, client certificate and key\n"
 
 #define CLI_DEFAULT_TIMEOUT_MS 5000

@@ -50,8 +50,12 @@ static void query_cells(const cJSON *entry, char **cells) {
     cells[0] = text_of(cJSON_GetObjectItemCaseSensitive(entry, "record"));
     const cJSON *at = cJSON_GetObjectItemCaseSensitive(entry, "stored_at");
     cells[1] = NULL;
-    if (cJSON_IsNumber(at) && (cells[1] = malloc(40)))
+    /* C.4 times are int64 ms; anything else is shown as the server sent it */
+    if (cJSON_IsNumber(at) && at->valuedouble > -9.2e18 && at->valuedouble < 9.2e18 &&
+        (cells[1] = malloc(40)))
         output_local_time((int64_t)at->valuedouble, cells[1], 40);
+    else if (at)
+        cells[1] = compact(at);
     cells[2] = compact(cJSON_GetObjectItemCaseSensitive(entry, "value"));
 }
 

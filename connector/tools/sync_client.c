@@ -210,6 +210,7 @@ int sync_publish(sync_client *c, const char *topic, const void *payload, size_t 
     m.qos = qos;
     if (props) m.properties = *props;
     MQTTClient_deliveryToken token = 0;
+    c->acked_token = 0; /* message ids wrap: an old ack must not match */
     MQTTResponse r = MQTTClient_publishMessage5(c->paho, topic, &m, &token);
     int code = (int)r.reasonCode;
     MQTTResponse_free(r);
