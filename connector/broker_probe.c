@@ -59,3 +59,12 @@ int aimdb_broker_probe(const aimdb_broker_url *url, int timeout_ms, char *why, s
     else snprintf(why, whylen, "%s", strerror(err));
     return AIMDB_EIO;
 }
+
+void aimdb_broker_explain(const aimdb_broker_url *url, const char *refusal, const char *detail,
+                          int timeout_ms, char *why, size_t whylen) {
+    if (refusal && *refusal) snprintf(why, whylen, "refused by the broker: %s", refusal);
+    else if (aimdb_broker_probe(url, timeout_ms, why, whylen) == AIMDB_OK)
+        snprintf(why, whylen, "%s (the TCP connection works; %s)",
+                 url->tls ? "TLS handshake or MQTT connect failed" : "MQTT connect failed",
+                 detail);
+}

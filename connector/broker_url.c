@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "aimdb/broker_url.h"
 
@@ -136,5 +137,28 @@ int aimdb_broker_url_parse(const char *text, aimdb_broker_url *out, char *err, s
     out->port = port;
     snprintf(out->uri, sizeof(out->uri), "%s://%s%.*s%s:%u%s", sc->paho, bracketed ? "[" : "",
              (int)host_len, host, bracketed ? "]" : "", port, sc->websocket ? rest : "");
+    return AIMDB_OK;
+}
+
+int aimdb_broker_tls_files_check(const aimdb_broker_url *url, const char *ca_file,
+                                 const char *cert_file, const char *key_file,
+                                 const char *const labels[3], char *err, size_t errlen) {
+    const char *files[] = {ca_file, cert_file, key_file};
+    for (size_t i = 0; i < 3; i++) {
+        if (!files[i]) continue;
+        if (!url->tls) {
+            snprintf(err, errlen, "%s needs a TLS broker URL (mqtts://, ssl:// or wss://)",
+                     labels[i]);
+            return AIMDB_EINVAL;
+        }
+        if (access(files[i], R_OK) != 0) {
+            snprintf(err, errlen, "%s %s: cannot read the file", labels[i], files[i]);
+            return AIMDB_EINVAL;
+        }
+    }
+    if (!cert_file != !key_file) {
+        snprintf(err, errlen, "%s and %s go together", labels[1], labels[2]);
+        return AIMDB_EINVAL;
+    }
     return AIMDB_OK;
 }

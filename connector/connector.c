@@ -58,29 +58,6 @@ static int copy_option(char **dst, const char *src) {
     return (*dst = strdup(src)) ? AIMDB_OK : AIMDB_ENOMEM;
 }
 
-static int check_tls_files(const aimdb_connector_options *o, const aimdb_broker_url *url,
-                           char *err, size_t errlen) {
-    const char *files[] = {o->ca_file, o->cert_file, o->key_file};
-    const char *names[] = {"CA file", "certificate", "key"};
-    for (size_t i = 0; i < 3; i++) {
-        if (!files[i]) continue;
-        if (!url->tls) {
-            snprintf(err, errlen, "a %s is given but %s is not a TLS URL (mqtts://, ssl://)",
-                     names[i], o->broker);
-            return AIMDB_EINVAL;
-        }
-        if (access(files[i], R_OK) != 0) {
-            snprintf(err, errlen, "%s %s: cannot read it", names[i], files[i]);
-            return AIMDB_EINVAL;
-        }
-    }
-    if (!o->cert_file != !o->key_file) {
-        snprintf(err, errlen, "a client certificate and its key go together");
-        return AIMDB_EINVAL;
-    }
-    return AIMDB_OK;
-}
-
 /* --------------------------------------------------------- callbacks */
 
 static void on_connection_lost(void *ctx, char *cause) {
@@ -138,11 +115,8 @@ static void on_subscribe_failed(void *ctx, MQTTAsync_failureData5 *r) {
     on_subscribed(ctx, NULL);
 }
 
-void connector_subscribe(aimdb_connector *c, const char *filter, int qos, int id) {
-    if (!connector_is_up(c)) return;
-    pthread_mutex_lock(&c->lock);
-    c->subs_pending++;
-    pthread_mutex_unlock(&c->lock);
+/* One SUBSCRIBE, already counted in subs_pending. */
+static void send_subscribe(aimdb_connector *c, const char *filter, int qos, int id) {
     MQTTProperty prop = {.identifier = MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER,
                          .value.integer4 = (unsigned)id};
     MQTTProperties props = MQTTProperties_initializer;
@@ -160,6 +134,14 @@ void connector_subscribe(aimdb_connector *c, const char *filter, int qos, int id
     }
 }
 
+void connector_subscribe(aimdb_connector *c, const char *filter, int qos, int id) {
+    pthread_mutex_lock(&c->lock);
+    bool up = c->state == SESSION_UP && !c->stopping;
+    if (up) c->subs_pending++;
+    pthread_mutex_unlock(&c->lock);
+    if (up) send_subscribe(c, filter, qos, id);
+}
+
 void connector_unsubscribe(aimdb_connector *c, const char *filter) {
     if (!connector_is_up(c)) return;
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
@@ -169,24 +151,23 @@ void connector_unsubscribe(aimdb_connector *c, const char *filter) {
 static void on_connected(void *ctx, MQTTAsync_successData5 *r) {
     (void)r;
     aimdb_connector *c = ctx;
+    c->stats.connects++;
+    subscription *subs = NULL;
+    size_t n = 0;
+    if (links_in_snapshot(c, &subs, &n) != AIMDB_OK)
+        aimdb_log(c->rt, AIMDB_LOG_ERROR, "connector: out of memory subscribing");
+    /* Up and its SUBACKs owed in one step, so aimdb_connector_wait_connected
+     * never sees a session that is up with subscriptions still unsent. */
     pthread_mutex_lock(&c->lock);
     c->state = SESSION_UP;
     c->backoff_ms = c->retry_min_ms;
     c->out_pending = true; /* values held during the outage go out now */
+    c->subs_pending += (unsigned)n;
+    c->announce_subs = n;
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->lock);
-    c->stats.connects++;
-    subscription *subs;
-    size_t n;
-    if (links_in_snapshot(c, &subs, &n) != AIMDB_OK) {
-        aimdb_log(c->rt, AIMDB_LOG_ERROR, "connector: out of memory subscribing");
-        return;
-    }
-    pthread_mutex_lock(&c->lock);
-    c->announce_subs = n;
-    pthread_mutex_unlock(&c->lock);
     if (n == 0) announce_ready(c, 0);
-    for (size_t i = 0; i < n; i++) connector_subscribe(c, subs[i].filter, subs[i].qos, subs[i].id);
+    for (size_t i = 0; i < n; i++) send_subscribe(c, subs[i].filter, subs[i].qos, subs[i].id);
     subscriptions_free(subs, n);
 }
 
@@ -246,13 +227,12 @@ static void begin_connect(aimdb_connector *c) {
 
 /* After a failed attempt: say why, in words, and schedule the next one.
  * Called without the lock. */
+/* After a failed attempt: say why, in words, and schedule the next one.
+ * Called without the lock. */
 static void explain_failure(aimdb_connector *c, int code, const char *refusal) {
     char why[256];
-    if (*refusal) snprintf(why, sizeof(why), "refused by the broker: %s", refusal);
-    else if (aimdb_broker_probe(&c->url, PROBE_TIMEOUT_MS, why, sizeof(why)) == AIMDB_OK)
-        snprintf(why, sizeof(why), "%s (%s)",
-                 c->url.tls ? "TLS handshake or MQTT connect failed" : "MQTT connect failed",
-                 MQTTAsync_strerror(code));
+    aimdb_broker_explain(&c->url, refusal, MQTTAsync_strerror(code), PROBE_TIMEOUT_MS, why,
+                         sizeof(why));
     pthread_mutex_lock(&c->lock);
     unsigned delay = c->backoff_ms;
     c->backoff_ms = c->backoff_ms * 2 > c->retry_max_ms ? c->retry_max_ms : c->backoff_ms * 2;
@@ -308,9 +288,10 @@ int aimdb_connector_new(aimdb_db *db, const aimdb_connector_options *o, aimdb_co
     aimdb_broker_url url;
     const char *broker = o->broker ? o->broker : AIMDB_BROKER_URL_DEFAULT;
     if (aimdb_broker_url_parse(broker, &url, err, errlen) != AIMDB_OK) return AIMDB_EINVAL;
-    aimdb_connector_options checked = *o;
-    checked.broker = broker;
-    if (check_tls_files(&checked, &url, err, errlen) != AIMDB_OK) return AIMDB_EINVAL;
+    static const char *const labels[3] = {"CA file", "certificate", "key"};
+    if (aimdb_broker_tls_files_check(&url, o->ca_file, o->cert_file, o->key_file, labels, err,
+                                     errlen) != AIMDB_OK)
+        return AIMDB_EINVAL;
 
     aimdb_connector *c = calloc(1, sizeof(*c));
     if (!c) goto nomem;

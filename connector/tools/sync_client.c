@@ -41,45 +41,16 @@ const char *sync_broker(const sync_client *c) { return c->broker; }
 bool sync_connected(sync_client *c) { return MQTTClient_isConnected(c->paho) != 0; }
 const char *sync_token(const sync_client *c) { return c->token; }
 
-static bool readable(const char *path) { return access(path, R_OK) == 0; }
-
-/* The TLS files must exist before Paho is asked: it reports a missing CA
- * file as a handshake failure. */
-static int check_tls_files(const sync_options *o, const aimdb_broker_url *url, char *err,
-                           size_t errlen) {
-    const char *files[] = {o->ca_file, o->cert_file, o->key_file};
-    const char *names[] = {"--cafile", "--cert", "--key"};
-    for (size_t i = 0; i < 3; i++) {
-        if (!files[i]) continue;
-        if (!url->tls) {
-            snprintf(err, errlen, "%s needs a TLS broker URL (mqtts://, ssl:// or wss://)",
-                     names[i]);
-            return -2;
-        }
-        if (!readable(files[i])) {
-            snprintf(err, errlen, "%s %s: cannot read the file", names[i], files[i]);
-            return -2;
-        }
-    }
-    if (!o->cert_file != !o->key_file) {
-        snprintf(err, errlen, "--cert and --key go together");
-        return -2;
-    }
-    return 0;
-}
-
 /* Why the connect failed, in one sentence after "cannot connect to URL: ". */
 static void explain(const aimdb_broker_url *url, const MQTTResponse *r, int timeout_ms,
                     char *why, size_t whylen) {
     int code = (int)r->reasonCode;
-    if (code >= MQTTREASONCODE_UNSPECIFIED_ERROR) {
-        snprintf(why, whylen, "refused by the broker: %s", MQTTReasonCode_toString(r->reasonCode));
-        return;
-    }
-    if (aimdb_broker_probe(url, timeout_ms, why, whylen) == AIMDB_OK)
-        snprintf(why, whylen, "%s (the TCP connection works; %s)",
-                 url->tls ? "TLS handshake or MQTT connect failed" : "MQTT connect failed",
-                 code < 0 ? MQTTClient_strerror(code) : "no CONNACK");
+    aimdb_broker_explain(url,
+                         code >= MQTTREASONCODE_UNSPECIFIED_ERROR
+                             ? MQTTReasonCode_toString(r->reasonCode)
+                             : NULL,
+                         code < 0 ? MQTTClient_strerror(code) : "no CONNACK", timeout_ms, why,
+                         whylen);
 }
 
 /* Paho's synchronous client runs this from inside our own receive calls
@@ -98,8 +69,11 @@ int sync_connect(const sync_options *o, sync_client **out, char *err, size_t err
     const char *text = o->broker ? o->broker : AIMDB_BROKER_URL_DEFAULT;
     aimdb_broker_url url;
     if (aimdb_broker_url_parse(text, &url, err, errlen) != AIMDB_OK) return -2;
-    int rc = check_tls_files(o, &url, err, errlen);
-    if (rc != 0) return rc;
+    static const char *const labels[3] = {"--cafile", "--cert", "--key"};
+    if (aimdb_broker_tls_files_check(&url, o->ca_file, o->cert_file, o->key_file, labels, err,
+                                     errlen) != AIMDB_OK)
+        return -2;
+    int rc;
 
     sync_client *c = calloc(1, sizeof(*c));
     if (!c) {

@@ -47,10 +47,7 @@ static void start_bridge(fixture *f, const char *extra_arg) {
 
 static int setup(void **state) {
     fixture *f = calloc(1, sizeof(*f));
-    broker_init(&f->b);
-    f->b.without_plugin = true;
-    broker_write_conf(&f->b, NULL);
-    assert_true(broker_start(&f->b, NULL));
+    broker_start_plain(&f->b);
     snprintf(f->conf, sizeof(f->conf), "%s/bridge.conf", f->b.dir);
     write_bridge_conf(f, NULL);
     *state = f;

@@ -229,6 +229,13 @@ bool file_wait_for(const char *path, const char *text, int timeout_ms) {
     }
 }
 
+void broker_start_plain(broker *b) {
+    broker_init(b);
+    b->without_plugin = true;
+    broker_write_conf(b, NULL);
+    assert_true(broker_start(b, NULL));
+}
+
 static bool log_has(const broker *b, const char *text) { return file_contains(b->log_path, text); }
 
 bool broker_log_wait(broker *b, const char *text, int timeout_ms) {

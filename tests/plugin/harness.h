@@ -42,6 +42,10 @@ void broker_write_aimdb(broker *b, const char *text);
  * (may be NULL). */
 void broker_write_conf(broker *b, const char *extra);
 
+/* broker_init, then a broker without the plugin written and started (for
+ * the connector and aimdb-bridge, which bring their own aimdb). */
+void broker_start_plain(broker *b);
+
 /* Start and wait (bounded) until it accepts connections.  False if it
  * exited first (its status in *status if not NULL) or did not come up. */
 bool broker_start(broker *b, int *status);

@@ -45,6 +45,18 @@ typedef struct aimdb_broker_url {
 int aimdb_broker_url_parse(const char *text, aimdb_broker_url *out, char *err, size_t errlen);
 
 /*
+ * Check the TLS files a connection to url would use before Paho sees them
+ * (it reports a missing CA file as a failed handshake): each given file
+ * readable, files only with a TLS URL, certificate and key together.
+ * labels name the three files in messages ({"--cafile", "--cert", "--key"}
+ * on a command line).  AIMDB_OK, or AIMDB_EINVAL with err set, e.g.
+ * "--cafile /x.pem: cannot read the file".  Any NULL file is not given.
+ */
+int aimdb_broker_tls_files_check(const aimdb_broker_url *url, const char *ca_file,
+                                 const char *cert_file, const char *key_file,
+                                 const char *const labels[3], char *err, size_t errlen);
+
+/*
  * Open (and close) a plain TCP connection to the broker, to explain a failed
  * MQTT connect: Paho reports only "failure", not whether the host is unknown,
  * refuses or does not answer.  AIMDB_OK if TCP connects (the problem is then
@@ -53,6 +65,16 @@ int aimdb_broker_url_parse(const char *text, aimdb_broker_url *out, char *err, s
  * within 2000 ms".  Blocks up to about timeout_ms per address; any thread.
  */
 int aimdb_broker_probe(const aimdb_broker_url *url, int timeout_ms, char *why, size_t whylen);
+
+/*
+ * Why a connect to url failed, in one phrase for "cannot connect to URL: ":
+ * the broker's refusal if it sent one (refusal, e.g. "Not authorized"; NULL
+ * or "" if none), else the probe's reason, else "TLS handshake or MQTT
+ * connect failed (the TCP connection works; DETAIL)", detail being the
+ * client library's own word.  Blocks in the probe; any thread.
+ */
+void aimdb_broker_explain(const aimdb_broker_url *url, const char *refusal, const char *detail,
+                          int timeout_ms, char *why, size_t whylen);
 
 #ifdef __cplusplus
 }
