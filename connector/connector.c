@@ -23,6 +23,7 @@
 #define DEFAULT_RETRY_MIN_MS 500
 #define DEFAULT_RETRY_MAX_MS 30000
 #define IDLE_WAIT_MS 1000
+#define CONNECT_TIMEOUT_S 10 /* a silent host: TCP, TLS and CONNACK together */
 #define PROBE_TIMEOUT_MS 2000
 #define DISCONNECT_TIMEOUT_MS 2000
 #define DROP_LOG_INTERVAL_MS 10000
@@ -79,10 +80,12 @@ static void on_connection_lost(void *ctx, char *cause) {
 
 static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m) {
     aimdb_connector *c = ctx;
+    c->delivering++;
     c->stats.received++;
     links_in_deliver(c, topic, topic_len > 0 ? (size_t)topic_len : strlen(topic), m);
     MQTTAsync_freeMessage(&m);
     MQTTAsync_free(topic);
+    c->delivering--;
     return 1; /* taken: Paho acknowledges it */
 }
 
@@ -213,7 +216,7 @@ static void begin_connect(aimdb_connector *c) {
     o.cleanstart = 1;
     o.username = c->username;
     o.password = c->password;
-    o.connectTimeout = (int)(c->retry_max_ms / 1000 < 10 ? 10 : c->retry_max_ms / 1000);
+    o.connectTimeout = CONNECT_TIMEOUT_S;
     o.onSuccess5 = on_connected;
     o.onFailure5 = on_connect_failed;
     o.context = c;
@@ -225,8 +228,6 @@ static void begin_connect(aimdb_connector *c) {
     }
 }
 
-/* After a failed attempt: say why, in words, and schedule the next one.
- * Called without the lock. */
 /* After a failed attempt: say why, in words, and schedule the next one.
  * Called without the lock. */
 static void explain_failure(aimdb_connector *c, int code, const char *refusal) {
@@ -370,16 +371,24 @@ void aimdb_connector_stop(aimdb_connector *c) {
     pthread_mutex_unlock(&c->lock);
     if (already || !c->started) return;
     c->rt->join(c->rt->self, c->thread);
-    /* A connect may be in flight: disconnect ends it either way, and once
-     * Paho's disconnect returns no callback of ours runs any more. */
-    MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
-    d.timeout = DISCONNECT_TIMEOUT_MS;
+    /* A connect in flight answers within CONNECT_TIMEOUT_S: wait for it, so
+     * that no connect callback of ours runs after stop. */
+    pthread_mutex_lock(&c->lock);
+    for (int64_t end = now_ms() + CONNECT_TIMEOUT_S * 1000 + 1000;
+         c->state == SESSION_CONNECTING && now_ms() < end;)
+        cond_wait_ms(&c->cond, &c->lock, 50);
+    pthread_mutex_unlock(&c->lock);
     if (MQTTAsync_isConnected(c->paho)) {
+        MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
+        d.timeout = DISCONNECT_TIMEOUT_MS;
         MQTTAsync_disconnect(c->paho, &d);
         for (int64_t end = now_ms() + DISCONNECT_TIMEOUT_MS;
              MQTTAsync_isConnected(c->paho) && now_ms() < end;)
             c->rt->sleep_ms(c->rt->self, 10);
     }
+    /* The last message may still be in on_message: it is produced before
+     * stop returns. */
+    while (c->delivering) c->rt->sleep_ms(c->rt->self, 1);
     MQTTAsync_setCallbacks(c->paho, NULL, NULL, NULL, NULL);
 }
 

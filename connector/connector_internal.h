@@ -106,6 +106,7 @@ struct aimdb_connector {
     size_t out_cap;
 
     aimdb_log_limit drop_log;   /* guarded by lock */
+    _Atomic int delivering;     /* on_message calls running (stop waits for 0) */
 
     struct {
         _Atomic uint64_t connects, connect_failures, disconnects, received, produced, unrouted,
