@@ -12,7 +12,9 @@
  * byte), for the same broker without the plugin and with it (every topic a
  * persisted record), alternating, median of ROUNDS.  Goal: >= 0.9x.  After
  * each plugin run the broker gets SIGTERM and the rows in SQLite are
- * counted.  Goal: 100%.
+ * counted.  Goal: 100%.  Where a shortfall goes, per message and from
+ * /proc: the event loop's CPU and its time waiting for a CPU, and each
+ * plugin thread group's CPU and sleeps (a sleep is a wake-up paid for).
  *
  * Query.  A history of 1,000 records x 10,000 rows, built once through the
  * SQLite backend under <build>/bench-data/, is served by the plugin; on the
@@ -25,9 +27,11 @@
  * then while another client runs latest-1 "*" queries back to back.
  * Goal: ping p99 within 2 ms of its baseline.
  *
- *   bench_plugin [--quick]      (--quick: fewer messages and rounds)
+ *   bench_plugin [--quick] [--ingest]   (--quick: fewer messages and rounds;
+ *                                        --ingest: the ingest figures only)
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -220,20 +224,63 @@ static void warm_up(int port) {
 
 /* ---------------------------------------------------------------- ingest */
 
-/* CPU time the broker's main thread (its event loop) has used, in ns. */
-static long long broker_thread_cpu_ns(pid_t pid) {
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, (int)pid);
+/* What the broker's threads have used: CPU time and time spent runnable
+ * but waiting for a CPU (schedstat), and how many times they went to
+ * sleep (voluntary context switches: each is a wake-up someone paid for). */
+typedef struct thread_use {
+    long long cpu_ns, wait_ns, sleeps;
+} thread_use;
+
+static void add_thread_use(pid_t pid, const char *tid, thread_use *sum) {
+    char path[PATH_MAX], line[128];
+    snprintf(path, sizeof(path), "/proc/%d/task/%s/schedstat", (int)pid, tid);
     FILE *f = fopen(path, "r");
-    long long ns = -1;
-    if (f && fscanf(f, "%lld", &ns) != 1) ns = -1;
+    long long n, wait;
+    if (f && fscanf(f, "%lld %lld", &n, &wait) == 2) {
+        sum->cpu_ns += n;
+        sum->wait_ns += wait;
+    }
     if (f) fclose(f);
-    return ns;
+    snprintf(path, sizeof(path), "/proc/%d/task/%s/status", (int)pid, tid);
+    f = fopen(path, "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "voluntary_ctxt_switches: %lld", &n) == 1) sum->sleeps += n;
+    if (f) fclose(f);
+}
+
+/* The broker's own thread (its event loop) and the plugin's threads that
+ * ingest costs, grouped by the names libaimdb gives them. */
+enum { T_LOOP, T_RELAY, T_WORKERS, T_WRITER, T_GROUPS };
+static const char *const thread_group_names[T_GROUPS] = {"", "aimdb-relay", "aimdb-worker",
+                                                        "aimdb-writer"};
+
+static void thread_group_use(pid_t pid, thread_use use[T_GROUPS]) {
+    char dir[64], tid_main[16];
+    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+    snprintf(tid_main, sizeof(tid_main), "%d", (int)pid);
+    memset(use, 0, T_GROUPS * sizeof(*use));
+    add_thread_use(pid, tid_main, &use[T_LOOP]);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d));) {
+        char path[PATH_MAX], comm[32] = "";
+        snprintf(path, sizeof(path), "%s/%s/comm", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        if (!fgets(comm, sizeof(comm), f)) comm[0] = '\0';
+        fclose(f);
+        comm[strcspn(comm, "\n")] = '\0';
+        for (int g = T_RELAY; g < T_GROUPS; g++)
+            if (strcmp(comm, thread_group_names[g]) == 0) add_thread_use(pid, e->d_name, &use[g]);
+    }
+    closedir(d);
 }
 
 typedef struct ingest_result {
     double msgs_per_s;
-    double loop_us;      /* broker event-loop CPU per message */
+    double cpu_us[T_GROUPS];  /* CPU per message while publishing, per thread group */
+    double sleeps[T_GROUPS];  /* sleeps per 1,000 messages, per thread group */
+    double loop_wait_us;      /* the event loop's wait for a CPU per message */
     double stop_ms;      /* SIGTERM to exit (plugin: draining to SQLite) */
     long long rows;      /* rows in SQLite after the stop (plugin only) */
 } ingest_result;
@@ -273,16 +320,22 @@ static ingest_result ingest_run(bool with_plugin, int qos, size_t messages) {
         connect_publisher(&pubs[i]);
         pthread_create(&threads[i], NULL, run_publisher, &pubs[i]);
     }
-    long long cpu0 = broker_thread_cpu_ns(b.pid);
+    thread_use use0[T_GROUPS], use1[T_GROUPS];
+    thread_group_use(b.pid, use0);
     pthread_barrier_wait(&start);
     double t0 = now_ms_f(), t1 = t0;
     for (int i = 0; i < PUBLISHERS; i++) {
         pthread_join(threads[i], NULL);
         if (pubs[i].done_ms > t1) t1 = pubs[i].done_ms;
     }
+    thread_group_use(b.pid, use1);
     size_t sent = messages / PUBLISHERS * PUBLISHERS;
-    ingest_result r = {.msgs_per_s = (double)sent / ((t1 - t0) / 1e3),
-                       .loop_us = (double)(broker_thread_cpu_ns(b.pid) - cpu0) / 1e3 / (double)sent};
+    ingest_result r = {.msgs_per_s = (double)sent / ((t1 - t0) / 1e3)};
+    for (int g = 0; g < T_GROUPS; g++) {
+        r.cpu_us[g] = (double)(use1[g].cpu_ns - use0[g].cpu_ns) / 1e3 / (double)sent;
+        r.sleeps[g] = (double)(use1[g].sleeps - use0[g].sleeps) * 1e3 / (double)sent;
+    }
+    r.loop_wait_us = (double)(use1[T_LOOP].wait_ns - use0[T_LOOP].wait_ns) / 1e3 / (double)sent;
     double s0 = now_ms_f();
     int status = broker_stop(&b);
     r.stop_ms = now_ms_f() - s0;
@@ -302,7 +355,8 @@ static double median3(double *v, int n) {
 }
 
 static bool bench_ingest(int qos, size_t messages, int rounds) {
-    double base[8], with[8], stop_base[8], stop_with[8], loop_base[8], loop_with[8];
+    double base[8], with[8], stop_base[8], stop_with[8], loop_base[8], wait_base[8], wait_with[8];
+    double cpu_with[T_GROUPS][8], sleeps_with[T_GROUPS][8];
     bool all_rows = true;
     long long rows = 0;
     for (int i = 0; i < rounds; i++) {
@@ -312,8 +366,13 @@ static bool bench_ingest(int qos, size_t messages, int rounds) {
         with[i] = rw.msgs_per_s;
         stop_base[i] = rb.stop_ms;
         stop_with[i] = rw.stop_ms;
-        loop_base[i] = rb.loop_us;
-        loop_with[i] = rw.loop_us;
+        loop_base[i] = rb.cpu_us[T_LOOP];
+        wait_base[i] = rb.loop_wait_us;
+        wait_with[i] = rw.loop_wait_us;
+        for (int g = 0; g < T_GROUPS; g++) {
+            cpu_with[g][i] = rw.cpu_us[g];
+            sleeps_with[g][i] = rw.sleeps[g];
+        }
         rows = rw.rows;
         all_rows &= rw.rows == (long long)(messages / PUBLISHERS * PUBLISHERS);
     }
@@ -325,10 +384,18 @@ static bool bench_ingest(int qos, size_t messages, int rounds) {
            median3(stop_with, rounds));
     printf("  ratio             %9.2fx        goal >= 0.90x  %s\n", mw / mb,
            mw / mb >= 0.9 ? "ok" : "MISSED");
-    double lb = median3(loop_base, rounds), lw = median3(loop_with, rounds);
+    double lb = median3(loop_base, rounds), lw = median3(cpu_with[T_LOOP], rounds);
     printf("  broker event-loop CPU per message: alone %.2f us, with aimdb %.2f us (%.2fx);\n"
-           "  the rest of a shortfall is CPU taken by the plugin's threads (%d cores here)\n",
+           "  the rest of a shortfall is CPU taken by the plugin's threads (%d cores here):\n",
            lb, lw, lb / lw, (int)sysconf(_SC_NPROCESSORS_ONLN));
+    printf("  broker event loop runnable but waiting for a CPU, per message: alone %.2f us, "
+           "with aimdb %.2f us\n",
+           median3(wait_base, rounds), median3(wait_with, rounds));
+    printf("  plugin threads while publishing, CPU per message (sleeps per 1,000 messages):\n"
+           "    relay %.2f us (%.0f), tap workers %.2f us (%.0f), SQLite writer %.2f us (%.1f)\n",
+           median3(cpu_with[T_RELAY], rounds), median3(sleeps_with[T_RELAY], rounds),
+           median3(cpu_with[T_WORKERS], rounds), median3(sleeps_with[T_WORKERS], rounds),
+           median3(cpu_with[T_WRITER], rounds), median3(sleeps_with[T_WRITER], rounds));
     printf("  rows in SQLite    %lld of %zu after SIGTERM (every round: %s)\n", rows,
            messages / PUBLISHERS * PUBLISHERS, all_rows ? "100%" : "NOT ALL");
     return all_rows;
@@ -481,12 +548,28 @@ static void bench_queries(const char *history_path) {
     broker_cleanup(&b);
 }
 
+static const char usage[] =
+    "usage: bench_plugin [--quick] [--ingest]\n"
+    "  --quick   fewer messages and one round instead of three\n"
+    "  --ingest  the ingest figures only (no history, queries or stall)\n";
+
 int main(int argc, char **argv) {
-    bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    bool quick = false, ingest_only = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) {
+            quick = true;
+        } else if (strcmp(argv[i], "--ingest") == 0) {
+            ingest_only = true;
+        } else {
+            fprintf(strcmp(argv[i], "--help") == 0 ? stdout : stderr, "%s", usage);
+            return strcmp(argv[i], "--help") == 0 ? 0 : 2;
+        }
+    }
     size_t messages = quick ? 50000 : 400000;
     int rounds = quick ? 1 : 3;
     bool ok = bench_ingest(0, messages, rounds);
     ok &= bench_ingest(1, messages / 2, rounds);
+    if (ingest_only) return ok ? 0 : 1;
 
     /* Absolute: the broker runs in its own directory. */
     char self[1024], where[PATH_MAX], dir[PATH_MAX + 16], path[PATH_MAX + 64];
