@@ -24,6 +24,7 @@
  * message; a nap lets ~100 us of messages gather, produced in one batch.
  */
 #include <sched.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,12 +46,20 @@ typedef struct relay_slot {
     unsigned char inline_data[INLINE_BYTES];
 } relay_slot;
 
+/* head, tail and sleeping each have a cache line of their own: the broker
+ * writes head on every message, the relay tail on every batch, and a
+ * shared line would bounce between the two cores on every push. */
+#define CACHE_LINE 64
+
 struct relay {
     plugin *pl;
     relay_slot *slots;
-    _Atomic uint64_t head; /* next slot the broker fills; written by the broker only */
-    _Atomic uint64_t tail; /* next slot the relay reads; written by the relay only */
-    _Atomic bool sleeping; /* the relay is (about to be) waiting on `wake` */
+    /* Broker side: head and the last tail it saw (it rereads tail only
+     * when the ring looks full by that one). */
+    alignas(CACHE_LINE) _Atomic uint64_t head; /* next slot the broker fills */
+    uint64_t tail_seen;
+    alignas(CACHE_LINE) _Atomic uint64_t tail; /* next slot the relay reads; relay only */
+    alignas(CACHE_LINE) _Atomic bool sleeping; /* the relay is (about to be) waiting on `wake` */
     _Atomic bool stopping;
     pthread_mutex_t lock;  /* only for sleeping and waking */
     pthread_cond_t wake;
@@ -126,7 +135,8 @@ static void wake_relay(relay *r) {
 }
 
 int relay_start(plugin *pl, relay **out) {
-    relay *r = calloc(1, sizeof(*r));
+    relay *r = aligned_alloc(CACHE_LINE, sizeof(*r)); /* a multiple of CACHE_LINE */
+    if (r) memset(r, 0, sizeof(*r));
     if (!r || !(r->slots = calloc(RING_SLOTS, sizeof(*r->slots)))) {
         free(r);
         return AIMDB_ENOMEM;
@@ -144,7 +154,9 @@ int relay_start(plugin *pl, relay **out) {
 
 int relay_push(relay *r, aimdb_record *record, const void *data, size_t len, int64_t ts_ms) {
     uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-    while (head - atomic_load_explicit(&r->tail, memory_order_acquire) == RING_SLOTS) {
+    while (head - r->tail_seen == RING_SLOTS) {
+        r->tail_seen = atomic_load_explicit(&r->tail, memory_order_acquire);
+        if (head - r->tail_seen < RING_SLOTS) break;
         if (atomic_load(&r->sleeping)) wake_relay(r);
         sched_yield();
     }
