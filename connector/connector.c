@@ -213,7 +213,14 @@ static void begin_connect(aimdb_connector *c) {
     ssl.verify = 1; /* the certificate must name the host we asked for */
     MQTTAsync_connectOptions o = MQTTAsync_connectOptions_initializer5;
     o.keepAliveInterval = (int)c->keepalive_s;
-    o.cleanstart = 1;
+    /* A persistent session keeps our subscriptions and queues QoS 1 and 2
+     * messages at the broker while we are away (an outage, a restart). */
+    MQTTProperties props = MQTTProperties_initializer;
+    MQTTProperty expiry = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL,
+                           .value.integer4 = c->session_expiry_s};
+    o.cleanstart = c->session_expiry_s == 0;
+    if (c->session_expiry_s && MQTTProperties_add(&props, &expiry) == 0)
+        o.connectProperties = &props;
     o.username = c->username;
     o.password = c->password;
     o.connectTimeout = CONNECT_TIMEOUT_S;
@@ -222,6 +229,7 @@ static void begin_connect(aimdb_connector *c) {
     o.context = c;
     if (c->url.tls) o.ssl = &ssl;
     int rc = MQTTAsync_connect(c->paho, &o);
+    MQTTProperties_free(&props);
     if (rc != MQTTASYNC_SUCCESS) {
         MQTTAsync_failureData5 f = {.code = rc};
         on_connect_failed(c, &f);
@@ -304,7 +312,7 @@ int aimdb_connector_new(aimdb_db *db, const aimdb_connector_options *o, aimdb_co
     c->retry_max_ms = o->retry_max_ms ? o->retry_max_ms : DEFAULT_RETRY_MAX_MS;
     if (c->retry_max_ms < c->retry_min_ms) c->retry_max_ms = c->retry_min_ms;
     c->backoff_ms = c->retry_min_ms;
-    c->next_sub_id = 1;
+    c->session_expiry_s = o->session_expiry_s;
     pthread_mutex_init(&c->lock, NULL);
     cond_init_monotonic(&c->cond);
     pthread_rwlock_init(&c->links_lock, NULL);

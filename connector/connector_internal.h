@@ -33,7 +33,7 @@
 typedef struct subscription {
     char *filter;
     int qos;
-    int id; /* MQTT v5 subscription identifier, unique per connector run */
+    int id; /* MQTT v5 subscription identifier: a hash of filter (links_in.c) */
 } subscription;
 
 typedef struct link_in {
@@ -74,7 +74,7 @@ struct aimdb_connector {
     MQTTAsync paho;
     aimdb_broker_url url;
     char *client_id, *username, *password, *ca_file, *cert_file, *key_file;
-    unsigned keepalive_s, retry_min_ms, retry_max_ms;
+    unsigned keepalive_s, retry_min_ms, retry_max_ms, session_expiry_s;
 
     aimdb_thread *thread;       /* the session thread, from the runtime */
     bool started;
@@ -96,7 +96,6 @@ struct aimdb_connector {
     inbound in;                 /* guarded by links_lock */
     subscription *subs;         /* distinct filters of links and handlers; links_lock */
     size_t n_subs;
-    int next_sub_id;            /* links_lock */
     handler *handlers;          /* fixed at start */
     size_t n_handlers;
 
@@ -132,10 +131,9 @@ void links_in_deliver(aimdb_connector *c, const char *topic, size_t topic_len,
 int links_in_snapshot(aimdb_connector *c, subscription **out, size_t *n);
 void subscriptions_free(subscription *s, size_t n);
 void links_in_free(aimdb_connector *c);
-/* The id for a filter, creating the subscription entry if new (links_lock
- * held for writing). */
-int subscription_id(aimdb_connector *c, subscription **subs, size_t *n, const char *filter,
-                    int qos);
+/* The subscription identifier of filter in *subs, adding the filter if
+ * new (a stable hash of it, unique within *subs).  -1 on ENOMEM. */
+int subscription_id(subscription **subs, size_t *n, const char *filter, int qos);
 
 /* links_out.c */
 /* Publish what every outbound link's reader holds.  Session thread. */

@@ -9,6 +9,11 @@
  * subscribed with its own MQTT v5 subscription identifier and a message is
  * taken only from the subscription of the link (or handler) that owns it.
  * A broker that sends no identifiers gets no such check.
+ *
+ * An identifier is a hash of its filter, not a counter, because a
+ * persistent session (session_expiry_s) outlives the process: the broker
+ * may still hold a subscription of an earlier configuration, and its
+ * messages must carry an identifier no current filter has.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,10 +37,26 @@ static subscription *find_subscription(subscription *subs, size_t n, const char 
     return NULL;
 }
 
-/* Reuse the id of a filter subscribed before (from c->subs), so a reload
- * that keeps a filter does not resubscribe it.  -1 on ENOMEM. */
-int subscription_id(aimdb_connector *c, subscription **subs, size_t *n, const char *filter,
-                    int qos) {
+#define SUB_ID_MAX 268435455 /* MQTT v5: a Variable Byte Integer, 1 .. 2^28-1 */
+
+static bool id_taken(const subscription *subs, size_t n, int id) {
+    for (size_t i = 0; i < n; i++)
+        if (subs[i].id == id) return true;
+    return false;
+}
+
+/* FNV-1a of the filter in 1 .. SUB_ID_MAX, stepped past ids already in
+ * use (a collision between current filters is possible, only unlikely). */
+static int id_for_filter(const char *filter, const subscription *subs, size_t n) {
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)filter; *p; p++) h = (h ^ *p) * 16777619u;
+    int id = (int)(h % SUB_ID_MAX) + 1;
+    while (id_taken(subs, n, id)) id = id % SUB_ID_MAX + 1;
+    return id;
+}
+
+/* The id of filter in *subs, adding it if new.  -1 on ENOMEM. */
+int subscription_id(subscription **subs, size_t *n, const char *filter, int qos) {
     subscription *s = find_subscription(*subs, *n, filter);
     if (s) {
         if (qos > s->qos) s->qos = qos;
@@ -44,11 +65,10 @@ int subscription_id(aimdb_connector *c, subscription **subs, size_t *n, const ch
     subscription *grown = realloc(*subs, (*n + 1) * sizeof(**subs));
     if (!grown) return -1;
     *subs = grown;
-    const subscription *old = find_subscription(c->subs, c->n_subs, filter);
     s = &grown[*n];
     if (!(s->filter = strdup(filter))) return -1;
     s->qos = qos;
-    s->id = old ? old->id : c->next_sub_id++;
+    s->id = id_for_filter(filter, grown, *n);
     (*n)++;
     return s->id;
 }
@@ -85,7 +105,7 @@ static void inbound_free(inbound *in) {
 
 /* Build links and the router from the caller's specs; subscriptions go into
  * *subs (which already holds the handlers'). */
-static int inbound_build(aimdb_connector *c, const aimdb_link_in *specs, size_t n, inbound *in,
+static int inbound_build(const aimdb_link_in *specs, size_t n, inbound *in,
                          subscription **subs, size_t *n_subs, char *err, size_t errlen) {
     memset(in, 0, sizeof(*in));
     in->router = aimdb_router_new();
@@ -113,7 +133,7 @@ static int inbound_build(aimdb_connector *c, const aimdb_link_in *specs, size_t 
         l->open_ctx = s->open_ctx;
         l->buffer = s->buffer.kind || s->buffer.capacity ? s->buffer : AIMDB_BUFFER_DEFAULT;
         l->codec = s->codec ? s->codec : &aimdb_codec_mqtt_auto;
-        l->sub_id = subscription_id(c, subs, n_subs, s->filter, s->qos);
+        l->sub_id = subscription_id(subs, n_subs, s->filter, s->qos);
         if (!l->filter || !l->name_template || l->sub_id < 0) {
             in->n_links++;
             goto nomem;
@@ -134,9 +154,9 @@ int aimdb_connector_set_links_in(aimdb_connector *c, const aimdb_link_in *links,
     int rc = AIMDB_OK;
     pthread_rwlock_wrlock(&c->links_lock);
     for (size_t i = 0; i < c->n_handlers && rc == AIMDB_OK; i++)
-        if (subscription_id(c, &subs, &n_subs, c->handlers[i].filter, c->handlers[i].qos) < 0)
+        if (subscription_id(&subs, &n_subs, c->handlers[i].filter, c->handlers[i].qos) < 0)
             rc = AIMDB_ENOMEM;
-    if (rc == AIMDB_OK) rc = inbound_build(c, links, n, &in, &subs, &n_subs, err, errlen);
+    if (rc == AIMDB_OK) rc = inbound_build(links, n, &in, &subs, &n_subs, err, errlen);
     else snprintf(err, errlen, "out of memory");
     if (rc != AIMDB_OK) {
         pthread_rwlock_unlock(&c->links_lock);
@@ -159,7 +179,7 @@ int aimdb_connector_set_links_in(aimdb_connector *c, const aimdb_link_in *links,
             connector_unsubscribe(c, old_subs[i].filter);
     for (size_t i = 0; i < n_subs; i++) {
         const subscription *was = find_subscription(old_subs, old_n, subs[i].filter);
-        if (!was || was->qos != subs[i].qos)
+        if (!was || was->qos != subs[i].qos || was->id != subs[i].id)
             connector_subscribe(c, subs[i].filter, subs[i].qos, subs[i].id);
     }
     subscriptions_free(old_subs, old_n);
@@ -186,7 +206,7 @@ int aimdb_connector_handle(aimdb_connector *c, const char *filter, int qos, aimd
     *h = (handler){.filter = strdup(filter), .qos = qos, .fn = fn, .ctx = ctx};
     if (!h->filter) goto nomem;
     pthread_rwlock_wrlock(&c->links_lock);
-    h->sub_id = subscription_id(c, &c->subs, &c->n_subs, filter, qos);
+    h->sub_id = subscription_id(&c->subs, &c->n_subs, filter, qos);
     pthread_rwlock_unlock(&c->links_lock);
     if (h->sub_id < 0) {
         free(h->filter);

@@ -10,7 +10,8 @@
  * connector retries and logs why.  The main thread then only waits for
  * signals: SIGHUP reloads aimdb.conf (an invalid file keeps the running
  * configuration), SIGTERM and SIGINT disconnect first, so nothing new
- * arrives, and then stop the database, which commits every value received.
+ * arrives, and then stop the database, which commits every value received;
+ * what the broker still had queued for the bridge waits in its session.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -19,6 +20,12 @@
 #include <string.h>
 
 #include "bridge.h"
+
+/* The broker keeps the bridge's session for a day after it leaves: its
+ * subscriptions, and the QoS 1/2 messages published meanwhile (up to the
+ * broker's max_queued_messages), which are recorded when it is back, after
+ * an outage or a restart alike.  The default client id is stable for this. */
+#define BRIDGE_SESSION_EXPIRY_S 86400
 
 typedef struct bridge {
     bridge_options opts;
@@ -63,6 +70,7 @@ static int start(bridge *b, char *err, size_t errlen) {
         .ca_file = b->opts.ca_file,
         .cert_file = b->opts.cert_file,
         .key_file = b->opts.key_file,
+        .session_expiry_s = BRIDGE_SESSION_EXPIRY_S,
     };
     const char *request_topic = options_request_topic(conf, client_id, topic_buf,
                                                       sizeof(topic_buf));
@@ -86,13 +94,23 @@ static int start(bridge *b, char *err, size_t errlen) {
 
 /* Disconnect first (nothing new arrives), then stop the database (every
  * value received is committed; pending queries still reply, into a
- * stopped connector), then free. */
-static void stop(bridge *b) {
-    if (b->conn) aimdb_connector_stop(b->conn);
+ * stopped connector), then free.  After a run, say what it did. */
+static void stop(bridge *b, bool report) {
+    aimdb_connector_stats s = {0};
+    if (b->conn) {
+        aimdb_connector_stop(b->conn);
+        aimdb_connector_stats_get(b->conn, &s);
+    }
     aimdb_gateway_close(&b->gw);
     aimdb_connector_free(b->conn); /* no outbound links: after the db is fine */
     requests_free(b->requests);
     ingest_free(b->ingest);
+    if (report)
+        fprintf(stderr, "aimdb-bridge: stopped: %llu message(s) received, %llu recorded, %llu "
+                "matched no rule, %llu dropped; %llu reconnect(s)\n",
+                (unsigned long long)s.received, (unsigned long long)s.produced,
+                (unsigned long long)s.unrouted, (unsigned long long)s.dropped,
+                (unsigned long long)s.disconnects);
 }
 
 int main(int argc, char **argv) {
@@ -112,7 +130,7 @@ int main(int argc, char **argv) {
     char err[1024] = "";
     if (start(&b, err, sizeof(err)) != AIMDB_OK) {
         fprintf(stderr, "aimdb-bridge: %s\n", err);
-        stop(&b);
+        stop(&b, false);
         return 1;
     }
     for (;;) {
@@ -126,12 +144,6 @@ int main(int argc, char **argv) {
                   signo == SIGTERM ? "SIGTERM" : "SIGINT");
         break;
     }
-    aimdb_connector_stats s;
-    aimdb_connector_stats_get(b.conn, &s);
-    stop(&b);
-    fprintf(stderr, "aimdb-bridge: stopped: %llu message(s) received, %llu recorded, %llu "
-            "matched no rule, %llu dropped; %llu reconnect(s)\n", (unsigned long long)s.received,
-            (unsigned long long)s.produced, (unsigned long long)s.unrouted,
-            (unsigned long long)s.dropped, (unsigned long long)s.disconnects);
+    stop(&b, true);
     return 0;
 }

@@ -306,6 +306,7 @@ void daemon_start(daemon_proc *d, const char *dir, char *const argv[]) {
     memset(d, 0, sizeof(*d));
     const char *base = strrchr(argv[0], '/');
     snprintf(d->log_path, sizeof(d->log_path), "%s/%s.log", dir, base ? base + 1 : argv[0]);
+    remove(d->log_path); /* one log per run: waits must not see an earlier run's lines */
     d->pid = spawn_logged(dir, d->log_path, argv[0], argv, false);
 }
 

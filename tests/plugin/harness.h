@@ -69,8 +69,8 @@ bool broker_log_blames_us(broker *b);
 void broker_log_dump(broker *b);
 
 /* A program of ours in the background (aimdb-bridge), started like the
- * broker: stdin from /dev/null, stdout and stderr appended to
- * DIR/BASENAME.log, killed if the test process dies. */
+ * broker: stdin from /dev/null, stdout and stderr in DIR/BASENAME.log (new
+ * for each start), killed if the test process dies. */
 typedef struct daemon_proc {
     pid_t pid; /* 0 once reaped */
     char log_path[HARNESS_PATH_MAX];

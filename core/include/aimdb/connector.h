@@ -55,6 +55,11 @@ typedef struct aimdb_connector_options {
     unsigned keepalive_s;        /* 0: 30 */
     unsigned retry_min_ms;       /* first reconnect delay; 0: 500 */
     unsigned retry_max_ms;       /* backoff ceiling; 0: 30000 */
+    /* 0: a clean session on every connect.  Otherwise the broker keeps the
+     * session this long after a disconnect: subscriptions stay and QoS 1/2
+     * messages for us queue up (within the broker's limits) until we are
+     * back, also across a restart with the same client_id. */
+    unsigned session_expiry_s;
 } aimdb_connector_options;
 
 /* Check the options (the URL, the TLS files) and create an unconnected
