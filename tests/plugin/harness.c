@@ -190,7 +190,9 @@ static pid_t spawn_logged(const char *dir, const char *log_path, const char *pat
 
 static pid_t spawn_broker(broker *b) {
     char *argv[] = {MOSQUITTO, "-c", b->conf_path, NULL};
-    return spawn_logged(b->dir, b->log_path, MOSQUITTO, argv, true);
+    /* The ASan runtime is for our plugin; a broker without it is not ours
+     * to check (Mosquitto 2.0.11 leaks a persistent session at exit). */
+    return spawn_logged(b->dir, b->log_path, MOSQUITTO, argv, !b->without_plugin);
 }
 
 bool broker_start(broker *b, int *status) {
