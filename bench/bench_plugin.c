@@ -298,12 +298,20 @@ static long long count_rows(const char *path) {
     return n;
 }
 
-static ingest_result ingest_run(bool with_plugin, int qos, size_t messages) {
+/* The three brokers an ingest round compares. */
+typedef enum broker_kind {
+    BROKER_ALONE,
+    BROKER_NULL_PLUGIN, /* null_plugin.c: what a plugin with a thread costs doing nothing */
+    BROKER_AIMDB
+} broker_kind;
+
+static ingest_result ingest_run(broker_kind kind, int qos, size_t messages) {
+    bool with_plugin = kind == BROKER_AIMDB;
     broker b;
     broker_init(&b);
     b.without_plugin = !with_plugin;
     broker_write_aimdb(&b, ingest_rules);
-    broker_write_conf(&b, NULL);
+    broker_write_conf(&b, kind == BROKER_NULL_PLUGIN ? "plugin " NULL_PLUGIN_PATH "\n" : NULL);
     if (!broker_start(&b, NULL)) {
         broker_log_dump(&b);
         die("ingest", "the broker did not start");
@@ -355,14 +363,18 @@ static double median3(double *v, int n) {
 }
 
 static bool bench_ingest(int qos, size_t messages, int rounds) {
-    double base[8], with[8], stop_base[8], stop_with[8], loop_base[8], wait_base[8], wait_with[8];
+    double base[8], with[8], null[8], stop_base[8], stop_with[8], loop_base[8], loop_null[8];
+    double wait_base[8], wait_with[8];
     double cpu_with[T_GROUPS][8], sleeps_with[T_GROUPS][8];
     bool all_rows = true;
     long long rows = 0;
     for (int i = 0; i < rounds; i++) {
-        ingest_result rb = ingest_run(false, qos, messages);
-        ingest_result rw = ingest_run(true, qos, messages);
+        ingest_result rb = ingest_run(BROKER_ALONE, qos, messages);
+        ingest_result rn = ingest_run(BROKER_NULL_PLUGIN, qos, messages);
+        ingest_result rw = ingest_run(BROKER_AIMDB, qos, messages);
         base[i] = rb.msgs_per_s;
+        null[i] = rn.msgs_per_s;
+        loop_null[i] = rn.cpu_us[T_LOOP];
         with[i] = rw.msgs_per_s;
         stop_base[i] = rb.stop_ms;
         stop_with[i] = rw.stop_ms;
@@ -384,6 +396,10 @@ static bool bench_ingest(int qos, size_t messages, int rounds) {
            median3(stop_with, rounds));
     printf("  ratio             %9.2fx        goal >= 0.90x  %s\n", mw / mb,
            mw / mb >= 0.9 ? "ok" : "MISSED");
+    double mn = median3(null, rounds);
+    printf("  floor: broker + a plugin that ignores every message and has one idle thread\n"
+           "                    %9.0f msg/s   (%.2fx; event-loop CPU %.2f us per message)\n",
+           mn, mn / mb, median3(loop_null, rounds));
     double lb = median3(loop_base, rounds), lw = median3(cpu_with[T_LOOP], rounds);
     printf("  broker event-loop CPU per message: alone %.2f us, with aimdb %.2f us (%.2fx);\n"
            "  the rest of a shortfall is CPU taken by the plugin's threads (%d cores here):\n",
