@@ -231,6 +231,15 @@ bool file_wait_for(const char *path, const char *text, int timeout_ms) {
     }
 }
 
+bool broker_start_weather(broker *b) {
+    broker_init(b);
+    broker_write_aimdb(b, NULL);
+    broker_write_conf(b, NULL);
+    if (broker_start(b, NULL)) return true;
+    broker_log_dump(b);
+    return false;
+}
+
 void broker_start_plain(broker *b) {
     broker_init(b);
     b->without_plugin = true;

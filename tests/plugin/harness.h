@@ -42,6 +42,10 @@ void broker_write_aimdb(broker *b, const char *text);
  * (may be NULL). */
 void broker_write_conf(broker *b, const char *extra);
 
+/* broker_init, the default weather rules, the plugin, started; false (the
+ * log dumped) if it did not come up.  The usual fixture. */
+bool broker_start_weather(broker *b);
+
 /* broker_init, then a broker without the plugin written and started (for
  * the connector and aimdb-bridge, which bring their own aimdb). */
 void broker_start_plain(broker *b);

@@ -22,13 +22,7 @@ static broker b;
 
 static int start_broker(void **state) {
     (void)state;
-    broker_init(&b);
-    broker_write_aimdb(&b, NULL);
-    broker_write_conf(&b, NULL);
-    if (!broker_start(&b, NULL)) {
-        broker_log_dump(&b);
-        return -1;
-    }
+    if (!broker_start_weather(&b)) return -1;
     client *c = client_connect(b.port, "seed", MQTT_PROTOCOL_V311, NULL, NULL);
     if (!c) return -1;
     client_publish(c, "weather/vienna/accuracy", "{\"pct\":91}", 10, 1);

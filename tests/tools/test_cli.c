@@ -33,15 +33,10 @@ static tool_result r; /* large: one at a time */
 
 /* aimdb --broker URL ARGS... */
 static int cli(const char *a0, ...) {
-    const char *args[40] = {"--broker", url};
-    size_t n = 2;
     va_list ap;
     va_start(ap, a0);
-    for (const char *a = a0; a && n < 39; a = va_arg(ap, const char *)) args[n++] = a;
+    int st = tool_run_on(AIMDB_CLI, url, RUN_MS, &r, a0, ap);
     va_end(ap);
-    args[n] = NULL;
-    int st = tool_run(AIMDB_CLI, args, RUN_MS, &r);
-    if (st != 0) fprintf(stderr, "aimdb exited %d; stderr: %s", st, r.err);
     return st;
 }
 
@@ -102,13 +97,7 @@ static int seed_history(void) {
 
 static int start_broker(void **state) {
     (void)state;
-    broker_init(&b);
-    broker_write_aimdb(&b, NULL);
-    broker_write_conf(&b, NULL);
-    if (!broker_start(&b, NULL)) {
-        broker_log_dump(&b);
-        return -1;
-    }
+    if (!broker_start_weather(&b)) return -1;
     tool_broker_url(b.port, url, sizeof(url));
     return seed_history();
 }
@@ -302,7 +291,7 @@ static void test_no_reply(void **state) {
 static void test_unreachable(void **state) {
     (void)state;
     char nowhere[64];
-    tool_broker_url(tool_free_port(), nowhere, sizeof(nowhere));
+    tool_broker_url(free_port(), nowhere, sizeof(nowhere));
     const char *args[] = {"--broker", nowhere, "list", NULL};
     assert_int_equal(tool_run(AIMDB_CLI, args, RUN_MS, &r), 1);
     assert_true(r.elapsed_ms < 3000);

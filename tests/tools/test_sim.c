@@ -28,15 +28,10 @@ static tool_result r;
 
 /* aimdb-mcu-sim --broker URL ARGS... */
 static int sim(const char *a0, ...) {
-    const char *args[40] = {"--broker", url};
-    size_t n = 2;
     va_list ap;
     va_start(ap, a0);
-    for (const char *a = a0; a && n < 39; a = va_arg(ap, const char *)) args[n++] = a;
+    int st = tool_run_on(AIMDB_SIM, url, RUN_MS, &r, a0, ap);
     va_end(ap);
-    args[n] = NULL;
-    int st = tool_run(AIMDB_SIM, args, RUN_MS, &r);
-    if (st != 0) fprintf(stderr, "aimdb-mcu-sim exited %d; stderr: %s", st, r.err);
     return st;
 }
 
@@ -49,13 +44,7 @@ static client *watch(const char *id) {
 
 static int start_broker(void **state) {
     (void)state;
-    broker_init(&b);
-    broker_write_aimdb(&b, NULL);
-    broker_write_conf(&b, NULL);
-    if (!broker_start(&b, NULL)) {
-        broker_log_dump(&b);
-        return -1;
-    }
+    if (!broker_start_weather(&b)) return -1;
     tool_broker_url(b.port, url, sizeof(url));
     return 0;
 }
@@ -195,16 +184,16 @@ static bool clean_disconnect_logged(const char *prefix) {
  * cleanly and still prints its summary. */
 static void test_sigterm_stops_cleanly(void **state) {
     (void)state;
-    const char *args[] = {"--broker", url, "--rate", "50", NULL};
-    pid_t pid = tool_spawn(AIMDB_SIM, args, b.dir);
+    char *argv[] = {AIMDB_SIM, "--broker", url, "--rate", "50", NULL};
+    daemon_proc d;
+    daemon_start(&d, b.dir, argv);
     sleep_ms(600);
-    kill(pid, SIGTERM);
-    assert_int_equal(tool_wait(pid, 5000), 0);
-    char out_path[HARNESS_PATH_MAX], text[512] = "";
-    snprintf(out_path, sizeof(out_path), "%s/tool.out", b.dir);
-    FILE *f = fopen(out_path, "r");
+    assert_int_equal(daemon_stop(&d, SIGTERM), 0);
+    char text[512] = "";
+    FILE *f = fopen(d.log_path, "r");
     assert_non_null(f);
-    assert_non_null(fgets(text, sizeof(text), f));
+    while (fgets(text, sizeof(text), f) && !strstr(text, "aimdb-mcu-sim: sent ")) {
+    }
     fclose(f);
     assert_non_null(strstr(text, "aimdb-mcu-sim: sent "));
     assert_non_null(strstr(text, "failed 0"));
@@ -216,7 +205,7 @@ static void test_sigterm_stops_cleanly(void **state) {
 static void test_unreachable(void **state) {
     (void)state;
     char nowhere[64];
-    tool_broker_url(tool_free_port(), nowhere, sizeof(nowhere));
+    tool_broker_url(free_port(), nowhere, sizeof(nowhere));
     const char *args[] = {"--broker", nowhere, "--count", "1", NULL};
     assert_int_equal(tool_run(AIMDB_SIM, args, RUN_MS, &r), 1);
     assert_true(r.elapsed_ms < 3000);

@@ -5,9 +5,7 @@
  * go to stderr and are part of what is tested, hence this runner: two
  * pipes read with poll until both close or the deadline passes.
  */
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -15,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -54,6 +51,21 @@ static bool drain(sink *s) {
     return true;
 }
 
+/* The exit status once pid exits within timeout_ms, else -1 (killed). */
+static int wait_or_kill(pid_t pid, int timeout_ms) {
+    long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int st;
+    for (;;) {
+        pid_t got = waitpid(pid, &st, WNOHANG);
+        if (got == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        if (now_ms() >= deadline) break;
+        sleep_ms(10);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return -1;
+}
+
 int tool_run(const char *program, const char *const *args, int timeout_ms, tool_result *r) {
     int out[2], err[2];
     assert_int_equal(pipe(out), 0);
@@ -84,54 +96,26 @@ int tool_run(const char *program, const char *const *args, int timeout_ms, tool_
     }
     close(out[0]);
     close(err[0]);
-    r->status = tool_wait(pid, (int)(deadline - now_ms()));
+    r->status = wait_or_kill(pid, (int)(deadline - now_ms()));
     r->elapsed_ms = now_ms() - start;
     return r->status;
 }
 
-pid_t tool_spawn(const char *program, const char *const *args, const char *dir) {
-    char out_path[HARNESS_PATH_MAX], err_path[HARNESS_PATH_MAX];
-    snprintf(out_path, sizeof(out_path), "%s/tool.out", dir);
-    snprintf(err_path, sizeof(err_path), "%s/tool.err", dir);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDONLY);
-        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(null, 0);
-        dup2(o, 1);
-        dup2(e, 2);
-        exec_tool(program, args);
+int tool_run_on(const char *program, const char *url, int timeout_ms, tool_result *r,
+                const char *a0, va_list more) {
+    const char *args[40] = {"--broker", url};
+    size_t n = 2;
+    for (const char *a = a0; a && n < 39; a = va_arg(more, const char *)) args[n++] = a;
+    args[n] = NULL;
+    int st = tool_run(program, args, timeout_ms, r);
+    if (st != 0) {
+        const char *base = strrchr(program, '/');
+        fprintf(stderr, "%s exited %d; stderr: %s", base ? base + 1 : program, st, r->err);
     }
-    return pid;
-}
-
-int tool_wait(pid_t pid, int timeout_ms) {
-    long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-    int st;
-    for (;;) {
-        pid_t got = waitpid(pid, &st, WNOHANG);
-        if (got == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        if (now_ms() >= deadline) break;
-        sleep_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    return -1;
+    return st;
 }
 
 void tool_broker_url(int port, char *out, size_t cap) {
     snprintf(out, cap, "mqtt://127.0.0.1:%d", port);
 }
 
-int tool_free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}

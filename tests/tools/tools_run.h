@@ -6,8 +6,8 @@
 #ifndef AIMDB_TOOLS_RUN_H
 #define AIMDB_TOOLS_RUN_H
 
+#include <stdarg.h>
 #include <stddef.h>
-#include <sys/types.h>
 
 #define TOOL_OUT_MAX 65536
 
@@ -22,17 +22,12 @@ typedef struct tool_result {
  * /dev/null, kill it after timeout_ms.  r is filled; returns r->status. */
 int tool_run(const char *program, const char *const *args, int timeout_ms, tool_result *r);
 
-/* Start program in the background with stdout and stderr to files under
- * dir (the caller's temporary directory); returns the pid. */
-pid_t tool_spawn(const char *program, const char *const *args, const char *dir);
-/* Wait up to timeout_ms for a spawned program; its exit status, or -1
- * (then it has been killed) if it did not exit or died of a signal. */
-int tool_wait(pid_t pid, int timeout_ms);
+/* tool_run with the args "--broker", url, then a0... up to a NULL; on a
+ * non-zero exit the status and stderr are printed (the test's log). */
+int tool_run_on(const char *program, const char *url, int timeout_ms, tool_result *r,
+                const char *a0, va_list more);
 
 /* "mqtt://127.0.0.1:PORT" into out. */
 void tool_broker_url(int port, char *out, size_t cap);
-
-/* A loopback port nothing listens on (bound, then released). */
-int tool_free_port(void);
 
 #endif
