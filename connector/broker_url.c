@@ -135,8 +135,10 @@ int aimdb_broker_url_parse(const char *text, aimdb_broker_url *out, char *err, s
     out->websocket = sc->websocket;
     memcpy(out->host, host, host_len);
     out->port = port;
-    snprintf(out->uri, sizeof(out->uri), "%s://%s%.*s%s:%u%s", sc->paho, bracketed ? "[" : "",
-             (int)host_len, host, bracketed ? "]" : "", port, sc->websocket ? rest : "");
+    int n = snprintf(out->uri, sizeof(out->uri), "%s://%s%.*s%s:%u%s", sc->paho,
+                     bracketed ? "[" : "", (int)host_len, host, bracketed ? "]" : "", port,
+                     sc->websocket ? rest : "");
+    if (n < 0 || (size_t)n >= sizeof(out->uri)) return fail(err, errlen, text, "too long");
     return AIMDB_OK;
 }
 

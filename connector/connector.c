@@ -27,6 +27,8 @@
 #define PROBE_TIMEOUT_MS 2000
 #define DISCONNECT_TIMEOUT_MS 2000
 #define DROP_LOG_INTERVAL_MS 10000
+#define MQTT_MAX_PAYLOAD 268435455u /* a PUBLISH's whole Remaining Length */
+#define MQTT_MAX_STRING 65535u      /* a property's two-byte length */
 
 static int64_t now_ms(void) { return aimdb_monotonic_ms(); }
 
@@ -80,9 +82,15 @@ static void on_connection_lost(void *ctx, char *cause) {
 
 static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m) {
     aimdb_connector *c = ctx;
+    /* delivering before closed, stop sets closed before it waits for
+     * delivering == 0 (both seq_cst): a message either finishes before
+     * stop returns or sees closed and is dropped, never touching a
+     * database that may be freed after stop. */
     c->delivering++;
-    c->stats.received++;
-    links_in_deliver(c, topic, topic_len > 0 ? (size_t)topic_len : strlen(topic), m);
+    if (!c->closed) {
+        c->stats.received++;
+        links_in_deliver(c, topic, topic_len > 0 ? (size_t)topic_len : strlen(topic), m);
+    }
     MQTTAsync_freeMessage(&m);
     MQTTAsync_free(topic);
     c->delivering--;
@@ -96,57 +104,87 @@ static void announce_ready(aimdb_connector *c, size_t n_subs) {
               c->url.uri, c->client_id, n_subs);
 }
 
-static void on_subscribed(void *ctx, MQTTAsync_successData5 *r) {
-    aimdb_connector *c = ctx;
-    if (r && r->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR)
-        aimdb_log(c->rt, AIMDB_LOG_ERROR, "connector: %s refused a subscription: %s",
-                  c->url.uri, MQTTReasonCode_toString(r->reasonCode));
+/* What a SUBACK answers: the filter (for the log) and the session it was
+ * sent in (a late answer from a lost session must not count for the next). */
+typedef struct subscribe_ctx {
+    aimdb_connector *c;
+    unsigned session;
+    char filter[];
+} subscribe_ctx;
+
+static void subscribe_done(subscribe_ctx *x, int reason, const char *why) {
+    aimdb_connector *c = x->c;
+    if (reason >= MQTTREASONCODE_UNSPECIFIED_ERROR || why)
+        aimdb_log(c->rt, AIMDB_LOG_ERROR, "connector: subscribing to '%s' on %s failed: %s",
+                  x->filter, c->url.uri,
+                  reason >= MQTTREASONCODE_UNSPECIFIED_ERROR
+                      ? MQTTReasonCode_toString((enum MQTTReasonCodes)reason)
+                      : why);
     pthread_mutex_lock(&c->lock);
-    if (c->subs_pending) c->subs_pending--;
-    bool ready = c->subs_pending == 0 && c->announce_subs > 0;
+    bool ready = false;
     size_t n_subs = c->announce_subs;
-    if (ready) c->announce_subs = 0;
+    if (x->session == c->session && c->subs_pending) {
+        c->subs_pending--;
+        ready = c->subs_pending == 0 && c->announce_subs > 0;
+        if (ready) c->announce_subs = 0;
+    }
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->lock);
     if (ready) announce_ready(c, n_subs);
+    free(x);
 }
 
+static void on_subscribed(void *ctx, MQTTAsync_successData5 *r) {
+    subscribe_done(ctx, r ? (int)r->reasonCode : 0, NULL);
+}
+
+/* A SUBACK refusal arrives here too, with code 0 and the reason code set. */
 static void on_subscribe_failed(void *ctx, MQTTAsync_failureData5 *r) {
-    aimdb_connector *c = ctx;
-    aimdb_log(c->rt, AIMDB_LOG_ERROR, "connector: subscribing on %s failed: %s", c->url.uri,
-              r && r->message ? r->message : MQTTAsync_strerror(r ? r->code : MQTTASYNC_FAILURE));
-    on_subscribed(ctx, NULL);
+    int reason = r ? (int)r->reasonCode : 0;
+    subscribe_done(ctx, reason,
+                   r && r->message ? r->message
+                                   : MQTTAsync_strerror(r && r->code ? r->code : MQTTASYNC_FAILURE));
 }
 
-/* One SUBSCRIBE, already counted in subs_pending. */
-static void send_subscribe(aimdb_connector *c, const char *filter, int qos, int id) {
+/* One SUBSCRIBE, already counted in subs_pending of session.  On a
+ * reconnect (a persistent session still has the subscription) retained
+ * messages are not sent again: they are in history already. */
+static void send_subscribe(aimdb_connector *c, unsigned session, const char *filter, int qos,
+                           int id) {
+    size_t len = strlen(filter);
+    subscribe_ctx *x = malloc(sizeof(*x) + len + 1);
+    if (!x) {
+        aimdb_log(c->rt, AIMDB_LOG_ERROR, "connector: out of memory subscribing to '%s'", filter);
+        return; /* wait_connected then times out: the session is not whole */
+    }
+    x->c = c;
+    x->session = session;
+    memcpy(x->filter, filter, len + 1);
     MQTTProperty prop = {.identifier = MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER,
                          .value.integer4 = (unsigned)id};
     MQTTProperties props = MQTTProperties_initializer;
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     ro.onSuccess5 = on_subscribed;
     ro.onFailure5 = on_subscribe_failed;
-    ro.context = c;
+    ro.context = x;
+    ro.subscribeOptions.retainHandling = 1; /* retained only if the subscription is new */
     int rc = MQTTProperties_add(&props, &prop);
     ro.properties = props;
     if (rc == 0) rc = MQTTAsync_subscribe(c->paho, filter, qos, &ro);
     MQTTProperties_free(&props);
-    if (rc != MQTTASYNC_SUCCESS) {
-        MQTTAsync_failureData5 f = {.code = rc, .message = MQTTAsync_strerror(rc)};
-        on_subscribe_failed(c, &f);
-    }
+    if (rc != MQTTASYNC_SUCCESS) subscribe_done(x, 0, MQTTAsync_strerror(rc));
 }
 
 void connector_subscribe(aimdb_connector *c, const char *filter, int qos, int id) {
     pthread_mutex_lock(&c->lock);
     bool up = c->state == SESSION_UP && !c->stopping;
+    unsigned session = c->session;
     if (up) c->subs_pending++;
     pthread_mutex_unlock(&c->lock);
-    if (up) send_subscribe(c, filter, qos, id);
+    if (up) send_subscribe(c, session, filter, qos, id);
 }
 
 void connector_unsubscribe(aimdb_connector *c, const char *filter) {
-    if (!connector_is_up(c)) return;
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     MQTTAsync_unsubscribe(c->paho, filter, &ro); /* a failure only costs unrouted messages */
 }
@@ -157,20 +195,40 @@ static void on_connected(void *ctx, MQTTAsync_successData5 *r) {
     c->stats.connects++;
     subscription *subs = NULL;
     size_t n = 0;
-    if (links_in_snapshot(c, &subs, &n) != AIMDB_OK)
+    char **gone = NULL;
+    size_t n_gone = 0;
+    /* The links' subscriptions and UP change together under links_lock (the
+     * order set_links_in uses too): a reload either happened before, and
+     * its filters are in the snapshot, or happens after and sees the
+     * session up, so it subscribes and unsubscribes itself. */
+    pthread_rwlock_wrlock(&c->links_lock);
+    if (links_in_snapshot_locked(c, &subs, &n) != AIMDB_OK)
         aimdb_log(c->rt, AIMDB_LOG_ERROR, "connector: out of memory subscribing");
-    /* Up and its SUBACKs owed in one step, so aimdb_connector_wait_connected
-     * never sees a session that is up with subscriptions still unsent. */
+    links_in_take_unsubscribes(c, &gone, &n_gone);
     pthread_mutex_lock(&c->lock);
+    bool stopping = c->stopping;
     c->state = SESSION_UP;
+    c->session++;
+    unsigned session = c->session;
     c->backoff_ms = c->retry_min_ms;
     c->out_pending = true; /* values held during the outage go out now */
-    c->subs_pending += (unsigned)n;
-    c->announce_subs = n;
+    c->subs_pending = stopping ? 0 : (unsigned)n;
+    c->announce_subs = stopping ? 0 : n;
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->lock);
-    if (n == 0) announce_ready(c, 0);
-    for (size_t i = 0; i < n; i++) send_subscribe(c, subs[i].filter, subs[i].qos, subs[i].id);
+    pthread_rwlock_unlock(&c->links_lock);
+    if (stopping) {
+        /* A connect that outlasted stop's wait: leave at once. */
+        MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
+        MQTTAsync_disconnect(c->paho, &d);
+    } else {
+        if (n == 0) announce_ready(c, 0);
+        for (size_t i = 0; i < n_gone; i++) connector_unsubscribe(c, gone[i]);
+        for (size_t i = 0; i < n; i++)
+            send_subscribe(c, session, subs[i].filter, subs[i].qos, subs[i].id);
+    }
+    for (size_t i = 0; i < n_gone; i++) free(gone[i]);
+    free(gone);
     subscriptions_free(subs, n);
 }
 
@@ -178,10 +236,13 @@ static void on_connect_failed(void *ctx, MQTTAsync_failureData5 *r) {
     aimdb_connector *c = ctx;
     pthread_mutex_lock(&c->lock);
     c->state = SESSION_DOWN;
-    c->last_failure = r ? (r->reasonCode ? (int)r->reasonCode : r->code) : MQTTASYNC_FAILURE;
+    /* Paho 1.3 reports a CONNACK refusal as code = the reason code (e.g.
+     * 135, Not authorized) with reasonCode 0. */
+    int reason = r ? (r->reasonCode ? (int)r->reasonCode : r->code) : 0;
+    c->last_failure = r ? r->code : MQTTASYNC_FAILURE;
     snprintf(c->last_failure_text, sizeof(c->last_failure_text), "%s",
-             r && r->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR
-                 ? MQTTReasonCode_toString(r->reasonCode)
+             reason >= MQTTREASONCODE_UNSPECIFIED_ERROR
+                 ? MQTTReasonCode_toString((enum MQTTReasonCodes)reason)
                  : "");
     c->next_attempt_ms = -1; /* the session thread explains it, then schedules */
     pthread_cond_broadcast(&c->cond);
@@ -201,7 +262,7 @@ bool connector_is_up(aimdb_connector *c) {
 void connector_wake(aimdb_connector *c) {
     pthread_mutex_lock(&c->lock);
     c->out_pending = true;
-    pthread_cond_signal(&c->cond);
+    pthread_cond_broadcast(&c->cond); /* waiters of wait_connected share cond */
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -390,14 +451,15 @@ void aimdb_connector_stop(aimdb_connector *c) {
         MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
         d.timeout = DISCONNECT_TIMEOUT_MS;
         MQTTAsync_disconnect(c->paho, &d);
-        for (int64_t end = now_ms() + DISCONNECT_TIMEOUT_MS;
+        /* Paho may hold the connection for d.timeout while QoS 1/2 publishes
+         * wait for their acknowledgement: wait a little longer than that. */
+        for (int64_t end = now_ms() + DISCONNECT_TIMEOUT_MS + 1000;
              MQTTAsync_isConnected(c->paho) && now_ms() < end;)
             c->rt->sleep_ms(c->rt->self, 10);
     }
-    /* The last message may still be in on_message: it is produced before
-     * stop returns. */
+    /* From here no message reaches a link, whatever Paho still delivers. */
+    c->closed = true;
     while (c->delivering) c->rt->sleep_ms(c->rt->self, 1);
-    MQTTAsync_setCallbacks(c->paho, NULL, NULL, NULL, NULL);
 }
 
 void aimdb_connector_free(aimdb_connector *c) {
@@ -424,7 +486,9 @@ void aimdb_connector_free(aimdb_connector *c) {
 int aimdb_connector_publish(aimdb_connector *c, const aimdb_mqtt_message *m) {
     char why[128];
     if (!m->topic || aimdb_topic_name_check(m->topic, strlen(m->topic), why, sizeof(why)) ||
-        m->qos < 0 || m->qos > 2)
+        m->qos < 0 || m->qos > 2 || m->len > MQTT_MAX_PAYLOAD ||
+        (m->response_topic && strlen(m->response_topic) > MQTT_MAX_STRING) ||
+        m->correlation_len > MQTT_MAX_STRING)
         return AIMDB_EINVAL;
     pthread_mutex_lock(&c->lock);
     int state = c->stopping ? AIMDB_ESTOPPED : c->state == SESSION_UP ? AIMDB_OK : AIMDB_EAGAIN;

@@ -85,6 +85,8 @@ struct aimdb_connector {
     bool stopping;              /* guarded by lock */
     bool out_pending;           /* an outbound value may be waiting; guarded by lock */
     unsigned subs_pending;      /* SUBACKs outstanding; guarded by lock */
+    unsigned session;           /* counts sessions, so a late SUBACK of a lost one
+                                 * is not counted for the next; guarded by lock */
     size_t announce_subs;       /* > 0: log this session's subscriptions once
                                  * subs_pending reaches 0; guarded by lock */
     int64_t next_attempt_ms;    /* guarded by lock */
@@ -96,6 +98,8 @@ struct aimdb_connector {
     inbound in;                 /* guarded by links_lock */
     subscription *subs;         /* distinct filters of links and handlers; links_lock */
     size_t n_subs;
+    char **unsubs;              /* filters to unsubscribe once up; links_lock */
+    size_t n_unsubs;
     handler *handlers;          /* fixed at start */
     size_t n_handlers;
 
@@ -106,6 +110,7 @@ struct aimdb_connector {
 
     aimdb_log_limit drop_log;   /* guarded by lock */
     _Atomic int delivering;     /* on_message calls running (stop waits for 0) */
+    _Atomic bool closed;        /* set by stop: on_message drops what still comes */
 
     struct {
         _Atomic uint64_t connects, connect_failures, disconnects, received, produced, unrouted,
@@ -120,15 +125,19 @@ void connector_note_drop(aimdb_connector *c, const char *topic, const char *why)
 /* Subscribe to one filter on the live session (no-op while down: the next
  * session subscribes to everything).  Called without `lock`. */
 void connector_subscribe(aimdb_connector *c, const char *filter, int qos, int id);
+/* Send an UNSUBSCRIBE (callers know a session is up).  Without `lock`. */
 void connector_unsubscribe(aimdb_connector *c, const char *filter);
 
 /* links_in.c */
 /* Route one received message to its handler or record.  Paho's thread. */
 void links_in_deliver(aimdb_connector *c, const char *topic, size_t topic_len,
                       const MQTTAsync_message *m);
-/* Copy the session's subscriptions (for a new session).  Caller frees
- * with subscriptions_free. */
-int links_in_snapshot(aimdb_connector *c, subscription **out, size_t *n);
+/* Copy the session's subscriptions (for a new session), links_lock held.
+ * Caller frees with subscriptions_free; on ENOMEM *n is 0. */
+int links_in_snapshot_locked(aimdb_connector *c, subscription **out, size_t *n);
+/* Move out the filters waiting to be unsubscribed (links_lock held for
+ * writing); the caller frees each and the array. */
+void links_in_take_unsubscribes(aimdb_connector *c, char ***out, size_t *n);
 void subscriptions_free(subscription *s, size_t n);
 void links_in_free(aimdb_connector *c);
 /* The subscription identifier of filter in *subs, adding the filter if

@@ -73,22 +73,68 @@ int subscription_id(subscription **subs, size_t *n, const char *filter, int qos)
     return s->id;
 }
 
-int links_in_snapshot(aimdb_connector *c, subscription **out, size_t *n) {
-    pthread_rwlock_rdlock(&c->links_lock);
-    subscription *copy = calloc(c->n_subs + 1, sizeof(*copy));
+int links_in_snapshot_locked(aimdb_connector *c, subscription **out, size_t *n) {
+    size_t count = c->n_subs;
+    subscription *copy = calloc(count + 1, sizeof(*copy));
     size_t i = 0;
-    for (; copy && i < c->n_subs; i++) {
+    for (; copy && i < count; i++) {
         copy[i] = c->subs[i];
         if (!(copy[i].filter = strdup(c->subs[i].filter))) break;
     }
-    pthread_rwlock_unlock(&c->links_lock);
-    if (!copy || i < c->n_subs) {
+    if (!copy || i < count) {
         if (copy) subscriptions_free(copy, i);
+        *out = NULL;
+        *n = 0;
         return AIMDB_ENOMEM;
     }
     *out = copy;
-    *n = c->n_subs;
+    *n = count;
     return AIMDB_OK;
+}
+
+/* ------------------------------------------------------ unsubscribes */
+
+/* Filters the links no longer use are unsubscribed when a session is up to
+ * take it; while down they wait here (a persistent session would otherwise
+ * keep them, and the broker queue their traffic).  links_lock held. */
+static void forget_unsubscribe(aimdb_connector *c, const char *filter) {
+    for (size_t i = 0; i < c->n_unsubs; i++) {
+        if (strcmp(c->unsubs[i], filter) != 0) continue;
+        free(c->unsubs[i]);
+        c->unsubs[i] = c->unsubs[--c->n_unsubs];
+        return;
+    }
+}
+
+static void queue_unsubscribe(aimdb_connector *c, const char *filter) {
+    for (size_t i = 0; i < c->n_unsubs; i++)
+        if (strcmp(c->unsubs[i], filter) == 0) return;
+    char **grown = realloc(c->unsubs, (c->n_unsubs + 1) * sizeof(*grown));
+    char *copy = grown ? strdup(filter) : NULL;
+    if (grown) c->unsubs = grown;
+    if (copy) c->unsubs[c->n_unsubs++] = copy; /* else: only costs unrouted messages */
+}
+
+void links_in_take_unsubscribes(aimdb_connector *c, char ***out, size_t *n) {
+    *out = c->unsubs;
+    *n = c->n_unsubs;
+    c->unsubs = NULL;
+    c->n_unsubs = 0;
+}
+
+/* Send the queued unsubscribes if a session is up to take them. */
+static void flush_unsubscribes(aimdb_connector *c) {
+    if (!connector_is_up(c)) return; /* on_connected sends them */
+    char **gone;
+    size_t n;
+    pthread_rwlock_wrlock(&c->links_lock);
+    links_in_take_unsubscribes(c, &gone, &n);
+    pthread_rwlock_unlock(&c->links_lock);
+    for (size_t i = 0; i < n; i++) {
+        connector_unsubscribe(c, gone[i]);
+        free(gone[i]);
+    }
+    free(gone);
 }
 
 /* -------------------------------------------------------------- links */
@@ -169,14 +215,16 @@ int aimdb_connector_set_links_in(aimdb_connector *c, const aimdb_link_in *links,
     c->in = in;
     c->subs = subs;
     c->n_subs = n_subs;
+    for (size_t i = 0; i < n_subs; i++) forget_unsubscribe(c, subs[i].filter);
+    for (size_t i = 0; i < old_n; i++)
+        if (!find_subscription(subs, n_subs, old_subs[i].filter))
+            queue_unsubscribe(c, old_subs[i].filter);
     pthread_rwlock_unlock(&c->links_lock);
 
     /* From here on messages route by the new links; bring the broker's
      * subscriptions in step (a live session only: a new one subscribes to
-     * everything in c->subs). */
-    for (size_t i = 0; i < old_n; i++)
-        if (!find_subscription(subs, n_subs, old_subs[i].filter))
-            connector_unsubscribe(c, old_subs[i].filter);
+     * everything in c->subs and sends the queued unsubscribes). */
+    flush_unsubscribes(c);
     for (size_t i = 0; i < n_subs; i++) {
         const subscription *was = find_subscription(old_subs, old_n, subs[i].filter);
         if (!was || was->qos != subs[i].qos || was->id != subs[i].id)
@@ -221,6 +269,10 @@ nomem:
 
 void links_in_free(aimdb_connector *c) {
     inbound_free(&c->in);
+    for (size_t i = 0; i < c->n_unsubs; i++) free(c->unsubs[i]);
+    free(c->unsubs);
+    c->unsubs = NULL;
+    c->n_unsubs = 0;
     subscriptions_free(c->subs, c->n_subs);
     for (size_t i = 0; i < c->n_handlers; i++) free(c->handlers[i].filter);
     free(c->handlers);

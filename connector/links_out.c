@@ -37,7 +37,7 @@ static const aimdb_tap_ops wake_tap = {.on_value = wake_on_value};
 int aimdb_connector_link_out(aimdb_connector *c, aimdb_record *rec, const char *topic, int qos,
                              bool retain, aimdb_serialize_fn serialize, void *ctx, char *err,
                              size_t errlen) {
-    char why[256];
+    char why[256] = "no topic";
     if (c->started) {
         snprintf(err, errlen, "outbound links are added before the connector starts");
         return AIMDB_ESTATE;
@@ -72,14 +72,17 @@ nomem:
     return AIMDB_ENOMEM;
 }
 
-/* The bytes to publish for v, in c->out_buf; -1 to skip it. */
-static long serialize(aimdb_connector *c, const link_out *l, const aimdb_value *v) {
+/* The JSON or custom bytes for v in c->out_buf (their length), or -1 to
+ * skip the value.  *raw: publish v's own bytes instead. */
+static long serialize(aimdb_connector *c, const link_out *l, const aimdb_value *v, bool *raw) {
     const aimdb_codec *codec = aimdb_record_codec(l->rec);
-    if (!l->serialize && codec->size == 0) return -2; /* the bytes as they are */
+    *raw = !l->serialize && codec->size == 0;
+    if (*raw) return (long)v->len;
     for (;;) {
         long n = l->serialize ? l->serialize(v, c->out_buf, c->out_cap, l->ctx)
                               : codec->to_json(v->data, v->len, c->out_buf, c->out_cap);
-        if (n < 0 || (size_t)n < c->out_cap) return n;
+        if (n < 0) return -1; /* any negative: skip */
+        if ((size_t)n < c->out_cap) return n;
         char *grown = realloc(c->out_buf, (size_t)n + 1);
         if (!grown) return -1;
         c->out_buf = grown;
@@ -87,20 +90,24 @@ static long serialize(aimdb_connector *c, const link_out *l, const aimdb_value *
     }
 }
 
+/* A value read from the reader is gone from it: if it cannot be handed to
+ * Paho (the session dropped in between, or Paho refused), it is lost and
+ * counted so, like a value a ring overwrote. */
 static void publish_value(aimdb_connector *c, const link_out *l, const aimdb_value *v) {
-    long n = serialize(c, l, v);
-    if (n == -1) {
+    bool raw;
+    long n = serialize(c, l, v, &raw);
+    if (n < 0) {
         c->stats.publish_failed++;
         return;
     }
     aimdb_mqtt_message m = {
         .topic = l->topic,
-        .payload = n == -2 ? v->data : c->out_buf,
-        .len = n == -2 ? v->len : (size_t)n,
+        .payload = raw ? v->data : c->out_buf,
+        .len = (size_t)n,
         .qos = l->qos,
         .retain = l->retain,
     };
-    aimdb_connector_publish(c, &m);
+    if (aimdb_connector_publish(c, &m) != AIMDB_OK) c->stats.lost++;
 }
 
 void links_out_drain(aimdb_connector *c) {
@@ -120,7 +127,7 @@ void links_out_drain(aimdb_connector *c) {
             }
             if (rc != AIMDB_OK) break; /* stopped */
             publish_value(c, l, &v);
-            if (!connector_is_up(c)) break; /* the rest waits in the buffer */
+            if (!connector_is_up(c)) break; /* the rest waits in the record's buffer */
         }
     }
 }

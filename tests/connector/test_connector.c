@@ -406,6 +406,18 @@ static void test_bad_options_are_refused_with_reason(void **state) {
     assert_non_null(strstr(err, "link 1 (a/#/b -> x)"));
 }
 
+/* The broker says no: the log gives its reason, not a number. */
+static void test_refusal_is_explained(void **state) {
+    fixture *f = *state;
+    assert_int_equal(broker_stop(&f->b), 0);
+    broker_write_conf(&f->b, "allow_anonymous false\n");
+    assert_true(broker_start(&f->b, NULL));
+    connect_fast(f);
+    assert_int_equal(aimdb_db_start(f->db), AIMDB_OK);
+    assert_int_equal(aimdb_connector_start(f->conn), AIMDB_OK);
+    assert_true(log_wait("refused by the broker: Not authorized; retrying in", WAIT_MS));
+}
+
 /* Nothing listens: start succeeds, the connector keeps trying and says
  * why; stop ends it promptly. */
 static void test_unreachable_broker_is_retried_and_explained(void **state) {
@@ -435,6 +447,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_options_are_refused_with_reason, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_refusal_is_explained, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreachable_broker_is_retried_and_explained, setup,
                                         teardown),
     };

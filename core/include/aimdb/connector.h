@@ -99,8 +99,8 @@ int aimdb_connector_set_links_in(aimdb_connector *c, const aimdb_link_in *links,
                                  char *err, size_t errlen);
 
 /* Serialise a value for an outbound link, snprintf-style: write at most
- * cap bytes into out and return the full length, or -1 to skip the value
- * (counted).  Runs on the connector's thread. */
+ * cap bytes into out and return the full length, or a negative number to
+ * skip the value (counted).  Runs on the connector's thread. */
 typedef long (*aimdb_serialize_fn)(const aimdb_value *v, char *out, size_t cap, void *ctx);
 
 /*
@@ -139,7 +139,9 @@ int aimdb_connector_handle(aimdb_connector *c, const char *filter, int qos, aimd
 
 /* Publish without waiting (any thread, also from callbacks).  AIMDB_EAGAIN
  * while disconnected (nothing is queued), AIMDB_ESTOPPED after stop,
- * AIMDB_EINVAL for a bad topic, AIMDB_EIO if Paho refuses. */
+ * AIMDB_EINVAL for a bad topic or QoS, a payload over MQTT's 256 MiB or a
+ * response topic or correlation data over 65,535 bytes, AIMDB_EIO if Paho
+ * refuses. */
 int aimdb_connector_publish(aimdb_connector *c, const aimdb_mqtt_message *m);
 
 /* ---------------------------------------------------------- lifecycle */
@@ -174,7 +176,8 @@ typedef struct aimdb_connector_stats {
     uint64_t dropped;          /* ... routed but not produced (bad name, open failed, too big) */
     uint64_t published;        /* outbound values and publishes handed to Paho */
     uint64_t publish_failed;   /* refused: disconnected, serialiser skipped, Paho error */
-    uint64_t lost;             /* outbound values a ring overwrote before they went out */
+    uint64_t lost;             /* outbound values a ring overwrote before they went out,
+                                * or read as the session dropped (at most one per link) */
 } aimdb_connector_stats;
 
 void aimdb_connector_stats_get(aimdb_connector *c, aimdb_connector_stats *out);
