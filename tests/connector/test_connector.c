@@ -231,6 +231,45 @@ static void test_restart_resumes_both_directions(void **state) {
     assert_true(s.connect_failures >= 1);
 }
 
+/* A persistent session outlives a broker restart (the broker persists it):
+ * a link removed while the broker is away is unsubscribed once the session
+ * is back, so its traffic stops; the link kept still works. */
+static void test_links_removed_while_down_are_unsubscribed(void **state) {
+    fixture *f = *state;
+    char extra[HARNESS_PATH_MAX + 64];
+    snprintf(extra, sizeof(extra), "persistence true\npersistence_location %s/\n", f->b.dir);
+    assert_int_equal(broker_stop(&f->b), 0);
+    broker_write_conf(&f->b, extra);
+    assert_true(broker_start(&f->b, NULL));
+    aimdb_connector_options o = {.broker = f->url, .client_id = "persistent-links",
+                                 .retry_min_ms = 100, .retry_max_ms = 400,
+                                 .session_expiry_s = 600};
+    char err[256];
+    assert_int_equal(aimdb_connector_new(f->db, &o, &f->conn, err, sizeof(err)), AIMDB_OK);
+    aimdb_link_in both[] = {
+        {.filter = "keep/+", .name_template = "keep::{1}", .qos = 1},
+        {.filter = "drop/+", .name_template = "drop::{1}", .qos = 1},
+    };
+    assert_int_equal(aimdb_connector_set_links_in(f->conn, both, 2, err, sizeof(err)), AIMDB_OK);
+    start(f);
+    assert_int_equal(broker_stop(&f->b), 0);
+    assert_true(log_wait("lost the connection", WAIT_MS));
+    assert_int_equal(aimdb_connector_set_links_in(f->conn, both, 1, err, sizeof(err)), AIMDB_OK);
+    assert_true(broker_start(&f->b, NULL));
+    assert_true(aimdb_connector_wait_connected(f->conn, WAIT_MS));
+    client *pub = client_connect(f->b.port, "pub", MQTT_PROTOCOL_V5, NULL, NULL);
+    sleep_ms(200); /* the UNSUBSCRIBE went out before the SUBSCRIBEs waited for */
+    client_publish(pub, "drop/x", "1", 1, 1);
+    client_publish(pub, "keep/x", "2", 1, 1);
+    assert_true(STATS_WAIT(f->conn, produced, 1));
+    sleep_ms(200);
+    aimdb_connector_stats s;
+    aimdb_connector_stats_get(f->conn, &s);
+    assert_int_equal(s.received, 1); /* drop/x never came */
+    assert_latest(f->db, "keep::x", "2");
+    client_disconnect(pub);
+}
+
 /* A handler sees the v5 Response Topic and Correlation Data and answers
  * through aimdb_connector_publish, from its callback (on Paho's thread, so
  * the outcome is checked by the test's thread). */
@@ -442,6 +481,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_inbound_first_match_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_links_replaced_while_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_resumes_both_directions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_links_removed_while_down_are_unsubscribed, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_handler_request_response, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbound_codec_and_serializer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
