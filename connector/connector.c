@@ -142,8 +142,9 @@ static void on_subscribed(void *ctx, MQTTAsync_successData5 *r) {
 static void on_subscribe_failed(void *ctx, MQTTAsync_failureData5 *r) {
     int reason = r ? (int)r->reasonCode : 0;
     subscribe_done(ctx, reason,
-                   r && r->message ? r->message
-                                   : MQTTAsync_strerror(r && r->code ? r->code : MQTTASYNC_FAILURE));
+                   r && r->message
+                       ? r->message
+                       : MQTTAsync_strerror(r && r->code ? r->code : MQTTASYNC_FAILURE));
 }
 
 /* One SUBSCRIBE, already counted in subs_pending of session.  On a
@@ -411,9 +412,13 @@ nomem:
 
 int aimdb_connector_start(aimdb_connector *c) {
     if (c->started) return AIMDB_ESTATE;
+    int rc = aimdb_relay_start(c->rt, &c->relay);
+    if (rc != AIMDB_OK) return rc;
     c->started = true;
     if (c->rt->spawn(c->rt->self, "aimdb-connector", session_main, c, &c->thread) != 0) {
         c->started = false;
+        aimdb_relay_stop(c->relay);
+        c->relay = NULL; /* nothing was pushed: no thread to deliver */
         return AIMDB_ENOMEM;
     }
     return AIMDB_OK;
@@ -457,9 +462,18 @@ void aimdb_connector_stop(aimdb_connector *c) {
              MQTTAsync_isConnected(c->paho) && now_ms() < end;)
             c->rt->sleep_ms(c->rt->self, 10);
     }
-    /* From here no message reaches a link, whatever Paho still delivers. */
+    /* From here no message reaches a link, whatever Paho still delivers;
+     * then the relay produces every value it was handed. */
     c->closed = true;
     while (c->delivering) c->rt->sleep_ms(c->rt->self, 1);
+    pthread_mutex_lock(&c->lock); /* stats_get reads the relay under it */
+    aimdb_relay *relay = c->relay;
+    c->relay = NULL;
+    pthread_mutex_unlock(&c->lock);
+    uint64_t failed = aimdb_relay_stop(relay);
+    pthread_mutex_lock(&c->lock);
+    c->relay_failed = failed;
+    pthread_mutex_unlock(&c->lock);
 }
 
 void aimdb_connector_free(aimdb_connector *c) {
@@ -555,7 +569,9 @@ void aimdb_connector_stats_get(aimdb_connector *c, aimdb_connector_stats *out) {
     out->produced = c->stats.produced;
     out->unrouted = c->stats.unrouted;
     out->duplicates = c->stats.duplicates;
-    out->dropped = c->stats.dropped;
+    pthread_mutex_lock(&c->lock);
+    out->dropped = c->stats.dropped + (c->relay ? aimdb_relay_failed(c->relay) : c->relay_failed);
+    pthread_mutex_unlock(&c->lock);
     out->published = c->stats.published;
     out->publish_failed = c->stats.publish_failed;
     out->lost = c->stats.lost;

@@ -3,7 +3,8 @@
  * files (see connector.h for what it does).
  *
  *   connector.c   options, the session thread (connect, backoff,
- *                 outbound), Paho's callbacks, publish, stats
+ *                 outbound), Paho's callbacks, publish, stats; inbound
+ *                 values reach their records through a relay (relay.h)
  *   links_in.c    inbound links and handlers: routing a received message,
  *                 keeping the broker's subscriptions in step with the links
  *   links_out.c   outbound links: a reader and a wake-up tap per record
@@ -26,6 +27,7 @@
 #include "aimdb/broker_url.h"
 #include "aimdb/connector.h"
 #include "aimdb/mqtt_route.h"
+#include "aimdb/relay.h"
 #include "aimdb/runtime.h"
 
 /* One distinct topic filter the session subscribes to.  Its subscription
@@ -77,6 +79,10 @@ struct aimdb_connector {
     unsigned keepalive_s, retry_min_ms, retry_max_ms, session_expiry_s;
 
     aimdb_thread *thread;       /* the session thread, from the runtime */
+    /* Inbound values to aimdb_produce.  Its one producer is Paho's receive
+     * thread (MQTTAsync delivers every message on that one thread). */
+    aimdb_relay *relay;         /* set at start; cleared by stop under lock */
+    uint64_t relay_failed;      /* its refusals once stopped; guarded by lock */
     bool started;
 
     pthread_mutex_t lock;

@@ -359,8 +359,12 @@ static void deliver_to_record(aimdb_connector *c, const char *topic, size_t topi
     } else if (!(rec = record_for(c, &c->in.links[route.rule], route.rule, name))) {
         connector_note_drop(c, topic, "its record cannot be opened");
     } else {
+        /* Through the relay: producing here would wake a tap worker per
+         * message from Paho's thread (the bridge's profile said so). */
         const void *payload = m->payloadlen > 0 ? m->payload : ""; /* never NULL */
-        rc = aimdb_produce(rec, payload, m->payloadlen > 0 ? (size_t)m->payloadlen : 0);
+        rc = aimdb_relay_push(c->relay, rec, payload,
+                              m->payloadlen > 0 ? (size_t)m->payloadlen : 0,
+                              c->rt->now_ms(c->rt->self));
         if (rc == AIMDB_OK) c->stats.produced++;
         else connector_note_drop(c, topic, aimdb_strerror(rc));
     }

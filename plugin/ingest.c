@@ -6,7 +6,7 @@
  * cannot wait: route the topic (O(1) for exact filters), find the record
  * (a hash lookup; a record is opened on the first value of a new name),
  * and hand a copy of the payload, stamped with the time it arrived, to the
- * relay (relay.c), which produces it.  Serialising to JSON, persisting and
+ * relay (aimdb/relay.h), which produces it.  Serialising to JSON, persisting and
  * committing happen on aimdb's threads.  The message itself is never
  * altered or refused: the callback always returns success, so a device's
  * traffic flows exactly as it would without the plugin.
@@ -82,7 +82,8 @@ static void ingest(plugin *pl, const struct mosquitto_evt_message *ev) {
         catalog_entry *e = entry_for(pl, rs, route.rule, name, ev->topic);
         const void *payload = ev->payloadlen ? ev->payload : ""; /* never NULL */
         int64_t now = pl->runtime.now_ms(pl->runtime.self);
-        rc = e ? relay_push(pl->relay, e->record, payload, ev->payloadlen, now) : AIMDB_ENOMEM;
+        rc = e ? aimdb_relay_push(pl->relay, e->record, payload, ev->payloadlen, now)
+               : AIMDB_ENOMEM;
         if (rc == AIMDB_OK) pl->counters.routed++;
         else note_drop(pl, ev->topic, e ? aimdb_strerror(rc) : "its record cannot be opened");
     }

@@ -54,7 +54,7 @@ void metrics_tick(plugin *pl) {
     } values[] = {
         {"messages/routed", c->routed},
         {"messages/unrouted", c->unrouted},
-        {"messages/dropped", c->dropped + relay_failed(pl->relay)},
+        {"messages/dropped", c->dropped + aimdb_relay_failed(pl->relay)},
         {"messages/duplicates", c->duplicates},
         {"rows/stored", ps.backend.rows_stored},
         {"rows/rejected", ps.rows_rejected},

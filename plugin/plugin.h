@@ -38,6 +38,7 @@
 #include "aimdb/mqtt_route.h"
 #include "aimdb/payload.h"
 #include "aimdb/persist.h"
+#include "aimdb/relay.h"
 
 #define PLUGIN_REQUEST_TOPIC "$CONTROL/aimdb/v1"
 #define PLUGIN_RESPONSE_TOPIC "$CONTROL/aimdb/v1/response"
@@ -144,20 +145,6 @@ catalog_entry *catalog_add(catalog *c, const char *name, aimdb_sources *sources)
 size_t catalog_count(const catalog *c);
 catalog_entry *catalog_at(catalog *c, size_t i);
 
-/* -------------------------------------------------------------- relay.c */
-
-/* The broker thread's queue to aimdb_produce (one relay thread). */
-typedef struct relay relay;
-
-int relay_start(plugin *pl, relay **out);
-/* Broker thread: queue a copy of the value (waits only while the ring is
- * full).  AIMDB_ENOMEM if a large payload cannot be copied. */
-int relay_push(relay *r, aimdb_record *record, const void *data, size_t len, int64_t ts_ms);
-/* Produce everything queued, stop the thread, free. */
-void relay_stop(relay *r);
-/* Values aimdb_produce refused (too big, stopped, out of memory). */
-uint64_t relay_failed(relay *r);
-
 /* ------------------------------------------------------------ records.c */
 
 /* Register entry's record with the rule's options, its attributes and its
@@ -244,7 +231,7 @@ void setup_close(plugin *pl);
 typedef struct plugin_counters {
     uint64_t routed;       /* messages produced into a record */
     uint64_t unrouted;     /* messages no rule matched */
-    uint64_t dropped;      /* routed but not queued (bad name, ENOMEM); see relay_failed */
+    uint64_t dropped;      /* routed but not queued (bad name, ENOMEM); see aimdb_relay_failed */
     uint64_t duplicates;   /* QoS 2 retransmissions skipped */
     uint64_t requests;     /* $CONTROL/aimdb/v1 requests */
 } plugin_counters;
@@ -279,7 +266,7 @@ struct plugin {
     /* Opened by setup.c. */
     aimdb_gateway gw;           /* db, history, AimX; gw.max_payload: larger
                                  * payloads are not recorded */
-    relay *relay;
+    aimdb_relay *relay;         /* broker thread -> aimdb_produce */
 };
 
 #endif

@@ -13,7 +13,7 @@ int setup_open(plugin *pl, const aimdb_conf *conf, char *err, size_t errlen) {
     int rc = aimdb_gateway_open(&pl->gw, &conf->settings, AIMDB_GATEWAY_DEFAULT_DATABASE,
                                 &pl->runtime, err, errlen);
     if (rc != AIMDB_OK) return rc;
-    if ((rc = relay_start(pl, &pl->relay)) != AIMDB_OK) {
+    if ((rc = aimdb_relay_start(&pl->runtime, &pl->relay)) != AIMDB_OK) {
         snprintf(err, errlen, "cannot start the relay thread: %s", aimdb_strerror(rc));
         setup_close(pl);
     }
@@ -21,7 +21,7 @@ int setup_open(plugin *pl, const aimdb_conf *conf, char *err, size_t errlen) {
 }
 
 void setup_close(plugin *pl) {
-    relay_stop(pl->relay); /* every value received is produced ... */
+    aimdb_relay_stop(pl->relay); /* every value received is produced ... */
     pl->relay = NULL;
     aimdb_gateway_close(&pl->gw); /* ... then tapped and committed */
 }

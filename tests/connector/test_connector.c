@@ -110,12 +110,17 @@ static void copy_value(const aimdb_value *v, void *ctx) {
     snprintf(ctx, 64, "%.*s", (int)v->len, (const char *)v->data);
 }
 
+/* The record's newest value becomes want (bounded wait: values reach their
+ * records through the connector's relay thread). */
 static void assert_latest(aimdb_db *db, const char *record, const char *want) {
-    aimdb_record *rec = aimdb_db_find(db, record);
-    if (!rec) fail_msg("no record %s", record);
     char got[64] = "";
-    assert_int_equal(aimdb_record_peek_latest(rec, copy_value, got), AIMDB_OK);
-    assert_string_equal(got, want);
+    for (long long end = now_ms() + WAIT_MS; now_ms() < end; sleep_ms(5)) {
+        aimdb_record *rec = aimdb_db_find(db, record);
+        if (rec && aimdb_record_peek_latest(rec, copy_value, got) == AIMDB_OK &&
+            strcmp(got, want) == 0)
+            return;
+    }
+    fail_msg("record %s: want \"%s\", have \"%s\"", record, want, got);
 }
 
 /* ------------------------------------------------------------ tests */

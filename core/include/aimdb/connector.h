@@ -170,7 +170,7 @@ typedef struct aimdb_connector_stats {
     uint64_t connect_failures; /* attempts that failed */
     uint64_t disconnects;      /* sessions lost */
     uint64_t received;         /* messages delivered by the broker */
-    uint64_t produced;         /* ... produced into a record */
+    uint64_t produced;         /* ... handed on to be produced into a record */
     uint64_t unrouted;         /* ... no link matched */
     uint64_t duplicates;       /* ... copies from overlapping subscriptions, skipped */
     uint64_t dropped;          /* ... routed but not produced (bad name, open failed, too big) */

@@ -1,0 +1,49 @@
+/*
+ * relay.h -- handing values from one hot thread to aimdb_produce without
+ * a lock or a system call on that thread.
+ *
+ * For a thread that must not wait: Mosquitto's broker thread (the plugin),
+ * Paho's receive thread (the connector).  It copies each value into a
+ * single-producer ring; a relay thread of its own produces them in order,
+ * in batches, with the timestamp the value was pushed with.  Values are
+ * never dropped: a full ring makes the pusher yield until there is room.
+ */
+#ifndef AIMDB_RELAY_H
+#define AIMDB_RELAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aimdb/aimdb.h"
+#include "aimdb/runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct aimdb_relay aimdb_relay;
+
+/* Start the relay thread on rt (NULL: aimdb_runtime_pthread(); rt must
+ * outlive the relay).  AIMDB_ENOMEM, or AIMDB_EIO if no thread. */
+int aimdb_relay_start(const aimdb_runtime *rt, aimdb_relay **out);
+
+/* Queue a copy of a value for rec, stamped ts_ms.  One thread only (the
+ * same one every time); waits only while the ring is full.  AIMDB_ENOMEM
+ * if a large value cannot be copied.  Values aimdb_produce refuses later
+ * are counted (aimdb_relay_failed) and logged, rate-limited. */
+int aimdb_relay_push(aimdb_relay *r, aimdb_record *rec, const void *data, size_t len,
+                     int64_t ts_ms);
+
+/* Produce everything queued, stop the thread and free; returns how many
+ * values aimdb_produce refused in all.  No push, and no other call on r,
+ * may run or follow.  NULL is fine (0). */
+uint64_t aimdb_relay_stop(aimdb_relay *r);
+
+/* Values aimdb_produce refused (too big, stopped, out of memory); any
+ * thread.  0 for NULL. */
+uint64_t aimdb_relay_failed(aimdb_relay *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
