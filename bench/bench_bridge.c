@@ -24,8 +24,7 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <sqlite3.h>
-
+#include "bench_util.h"
 #include "client.h"
 #include "harness.h"
 
@@ -36,19 +35,6 @@
 static void die(const char *what) {
     fprintf(stderr, "bench_bridge: %s\n", what);
     exit(1);
-}
-
-static long long count_rows(const char *path) {
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    long long n = -1;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, "SELECT count(*) FROM record_history", -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
-    sqlite3_close(db);
-    return n;
 }
 
 /* Publish n values at QoS 0, then one at QoS 1 (the broker handles a
@@ -110,26 +96,16 @@ static double bridge_run(size_t n, long long *rows) {
     if (!file_wait_for(d.log_path, "subscription(s) active", 10000)) die("the bridge did not connect");
     long long t0 = now_ms();
     publish_stream(b.port, n);
-    while (count_rows(b.db_path) < (long long)n) {
+    while (bench_count_rows(b.db_path) < (long long)n) {
         if (now_ms() - t0 > DRAIN_TIMEOUT_MS) die("the bridge did not record every message");
         sleep_ms(POLL_MS);
     }
     double rate = (double)n / ((double)(now_ms() - t0) / 1e3);
     if (daemon_stop(&d, SIGTERM) != 0) die("the bridge did not stop cleanly");
-    *rows = count_rows(b.db_path);
+    *rows = bench_count_rows(b.db_path);
     broker_stop(&b);
     broker_cleanup(&b);
     return rate;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return v[n / 2];
 }
 
 int main(int argc, char **argv) {
@@ -149,7 +125,8 @@ int main(int argc, char **argv) {
         bridge[i] = bridge_run(n, &rows);
         all_rows &= rows == (long long)n;
     }
-    double ms = median(sub, rounds), mb = median(bridge, rounds);
+    double ms = bench_percentile(sub, (size_t)rounds, 0.5);
+    double mb = bench_percentile(bridge, (size_t)rounds, 0.5);
     printf("bench_bridge: %zu QoS 0 messages over %d topics, median of %d\n", n, TOPICS, rounds);
     printf("  plain subscriber, received     %9.0f msg/s\n", ms);
     printf("  aimdb-bridge, committed        %9.0f msg/s   (%.2fx the subscriber)\n", mb, mb / ms);

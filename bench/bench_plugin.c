@@ -52,6 +52,7 @@
 #include <sqlite3.h>
 
 #include "aimdb/sqlite.h"
+#include "bench_util.h"
 #include "client.h"
 #include "harness.h"
 
@@ -71,17 +72,6 @@ static const char ingest_rules[] = "database @DIR@/data/aimdb.db\n"
 static void die(const char *what, const char *why) {
     fprintf(stderr, "bench_plugin: %s: %s\n", what, why);
     exit(1);
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double percentile(double *v, size_t n, double p) {
-    qsort(v, n, sizeof(*v), cmp_double);
-    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-    return v[i < n ? i : n - 1];
 }
 
 static double now_ms_f(void) {
@@ -285,19 +275,6 @@ typedef struct ingest_result {
     long long rows;      /* rows in SQLite after the stop (plugin only) */
 } ingest_result;
 
-static long long count_rows(const char *path) {
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    long long n = -1;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, "SELECT count(*) FROM record_history", -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
-    sqlite3_close(db);
-    return n;
-}
-
 /* The three brokers an ingest round compares. */
 typedef enum broker_kind {
     BROKER_ALONE,
@@ -353,13 +330,13 @@ static ingest_result ingest_run(broker_kind kind, int qos, size_t messages) {
         free(pubs[i].stream);
     }
     pthread_barrier_destroy(&start);
-    r.rows = with_plugin ? count_rows(b.db_path) - TOPICS : 0; /* the warm-up's rows */
+    r.rows = with_plugin ? bench_count_rows(b.db_path) - TOPICS : 0; /* the warm-up's rows */
     broker_cleanup(&b);
     return r;
 }
 
 static double median3(double *v, int n) {
-    return percentile(v, (size_t)n, 0.5);
+    return bench_percentile(v, (size_t)n, 0.5);
 }
 
 static bool bench_ingest(int qos, size_t messages, int rounds) {
@@ -449,7 +426,7 @@ static void build_history(const char *path) {
 static bool history_ready(const char *path) {
     struct stat st;
     if (stat(path, &st) != 0) return false;
-    return count_rows(path) == (long long)HISTORY_RECORDS * HISTORY_ROWS;
+    return bench_count_rows(path) == (long long)HISTORY_RECORDS * HISTORY_ROWS;
 }
 
 /* ------------------------------------------------------------ query, stall */
@@ -471,7 +448,7 @@ static bool bench_one_query(client *c, const char *label, const char *request, i
     double v[QUERY_RUNS];
     for (int i = 0; i < 20; i++) time_request(c, request, want); /* warm caches */
     for (int i = 0; i < QUERY_RUNS; i++) v[i] = time_request(c, request, want);
-    double p50 = percentile(v, QUERY_RUNS, 0.5), p99 = percentile(v, QUERY_RUNS, 0.99);
+    double p50 = bench_percentile(v, QUERY_RUNS, 0.5), p99 = bench_percentile(v, QUERY_RUNS, 0.99);
     printf("  %-28s p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms   goal p50 < 5 ms  %s\n", label,
            p50, p99, v[QUERY_RUNS - 1], p50 < 5 ? "ok" : "MISSED");
     return p50 < 5;
@@ -532,8 +509,8 @@ static bool bench_stall(int port) {
     atomic_store(&q.stop, true);
     pthread_join(t, NULL);
     client_disconnect(c);
-    double b50 = percentile(base, nb, 0.5), b99 = percentile(base, nb, 0.99);
-    double q50 = percentile(busy, nq, 0.5), q99 = percentile(busy, nq, 0.99);
+    double b50 = bench_percentile(base, nb, 0.5), b99 = bench_percentile(base, nb, 0.99);
+    double q50 = bench_percentile(busy, nq, 0.5), q99 = bench_percentile(busy, nq, 0.99);
     printf("stall: ping through the broker every %d ms, %zu pings per phase\n", PING_INTERVAL_MS, nb);
     printf("  idle broker                  p50 %6.3f ms  p99 %6.3f ms\n", b50, b99);
     printf("  during %4ld latest-1 * queries p50 %6.3f ms  p99 %6.3f ms\n", q.done, q50, q99);
