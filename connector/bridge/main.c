@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aimdb/broker_url.h"
 #include "bridge.h"
 
 /* The broker keeps the bridge's session for a day after it leaves: its
@@ -74,6 +75,12 @@ static int start(bridge *b, char *err, size_t errlen) {
     };
     const char *request_topic = options_request_topic(conf, client_id, topic_buf,
                                                       sizeof(topic_buf));
+    /* A mistyped URL must not leave a new database behind: checked first. */
+    aimdb_broker_url url;
+    if (aimdb_broker_url_parse(co.broker, &url, err, errlen) != AIMDB_OK) {
+        aimdb_conf_free(conf);
+        return AIMDB_EINVAL;
+    }
     rc = aimdb_gateway_open(&b->gw, &conf->settings, AIMDB_GATEWAY_DEFAULT_DATABASE,
                             aimdb_runtime_pthread(), err, errlen);
     if (rc == AIMDB_OK) rc = aimdb_connector_new(b->gw.db, &co, &b->conn, err, errlen);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -283,6 +284,7 @@ static void test_startup_errors_are_explained(void **state) {
     fixture *f = *state;
     expect_exit(f, "--broker=mqtt://127.0.0.1:99999", 1, "bad port '99999'");
     expect_exit(f, "--broker=http://x", 1, "unknown scheme 'http'");
+    assert_int_not_equal(access(f->b.db_path, F_OK), 0); /* no database left behind */
     expect_exit(f, "--request-topic=a/+/b", 1, "request_topic 'a/+/b'");
     expect_exit(f, "--bogus", 2, "unknown option '--bogus'");
     expect_exit(f, "--help", 0, "usage: aimdb-bridge");
