@@ -30,8 +30,6 @@
 #define MQTT_MAX_PAYLOAD 268435455u /* a PUBLISH's whole Remaining Length */
 #define MQTT_MAX_STRING 65535u      /* a property's two-byte length */
 
-static int64_t now_ms(void) { return aimdb_monotonic_ms(); }
-
 /* Waits are measured on the monotonic clock: a wall-clock step must not
  * stall reconnects. */
 static void cond_init_monotonic(pthread_cond_t *cond) {
@@ -70,7 +68,7 @@ static void on_connection_lost(void *ctx, char *cause) {
     c->state = SESSION_DOWN;
     c->subs_pending = 0;
     c->backoff_ms = c->retry_min_ms;
-    c->next_attempt_ms = now_ms() + c->backoff_ms;
+    c->next_attempt_ms = aimdb_monotonic_ms() + c->backoff_ms;
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->lock);
     if (was_up) {
@@ -307,7 +305,7 @@ static void explain_failure(aimdb_connector *c, int code, const char *refusal) {
     pthread_mutex_lock(&c->lock);
     unsigned delay = c->backoff_ms;
     c->backoff_ms = c->backoff_ms * 2 > c->retry_max_ms ? c->retry_max_ms : c->backoff_ms * 2;
-    c->next_attempt_ms = now_ms() + delay;
+    c->next_attempt_ms = aimdb_monotonic_ms() + delay;
     pthread_mutex_unlock(&c->lock);
     aimdb_log(c->rt, AIMDB_LOG_WARNING, "connector: cannot connect to %s: %s; retrying in %u ms",
               c->url.uri, why, delay);
@@ -326,7 +324,7 @@ static void *session_main(void *arg) {
             pthread_mutex_lock(&c->lock);
             continue;
         }
-        if (c->state == SESSION_DOWN && now_ms() >= c->next_attempt_ms) {
+        if (c->state == SESSION_DOWN && aimdb_monotonic_ms() >= c->next_attempt_ms) {
             c->state = SESSION_CONNECTING;
             pthread_mutex_unlock(&c->lock);
             begin_connect(c);
@@ -341,8 +339,8 @@ static void *session_main(void *arg) {
             continue;
         }
         int64_t wait = IDLE_WAIT_MS;
-        if (c->state == SESSION_DOWN && c->next_attempt_ms - now_ms() < wait)
-            wait = c->next_attempt_ms - now_ms();
+        if (c->state == SESSION_DOWN && c->next_attempt_ms - aimdb_monotonic_ms() < wait)
+            wait = c->next_attempt_ms - aimdb_monotonic_ms();
         if (wait > 0) cond_wait_ms(&c->cond, &c->lock, wait);
     }
     pthread_mutex_unlock(&c->lock);
@@ -425,10 +423,10 @@ int aimdb_connector_start(aimdb_connector *c) {
 }
 
 bool aimdb_connector_wait_connected(aimdb_connector *c, int timeout_ms) {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = aimdb_monotonic_ms() + timeout_ms;
     pthread_mutex_lock(&c->lock);
     while (!(c->state == SESSION_UP && c->subs_pending == 0) && !c->stopping) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - aimdb_monotonic_ms();
         if (left <= 0) break;
         cond_wait_ms(&c->cond, &c->lock, left);
     }
@@ -448,8 +446,8 @@ void aimdb_connector_stop(aimdb_connector *c) {
     /* A connect in flight answers within CONNECT_TIMEOUT_S: wait for it, so
      * that no connect callback of ours runs after stop. */
     pthread_mutex_lock(&c->lock);
-    for (int64_t end = now_ms() + CONNECT_TIMEOUT_S * 1000 + 1000;
-         c->state == SESSION_CONNECTING && now_ms() < end;)
+    for (int64_t end = aimdb_monotonic_ms() + CONNECT_TIMEOUT_S * 1000 + 1000;
+         c->state == SESSION_CONNECTING && aimdb_monotonic_ms() < end;)
         cond_wait_ms(&c->cond, &c->lock, 50);
     pthread_mutex_unlock(&c->lock);
     if (MQTTAsync_isConnected(c->paho)) {
@@ -458,8 +456,8 @@ void aimdb_connector_stop(aimdb_connector *c) {
         MQTTAsync_disconnect(c->paho, &d);
         /* Paho may hold the connection for d.timeout while QoS 1/2 publishes
          * wait for their acknowledgement: wait a little longer than that. */
-        for (int64_t end = now_ms() + DISCONNECT_TIMEOUT_MS + 1000;
-             MQTTAsync_isConnected(c->paho) && now_ms() < end;)
+        for (int64_t end = aimdb_monotonic_ms() + DISCONNECT_TIMEOUT_MS + 1000;
+             MQTTAsync_isConnected(c->paho) && aimdb_monotonic_ms() < end;)
             c->rt->sleep_ms(c->rt->self, 10);
     }
     /* From here no message reaches a link, whatever Paho still delivers;
@@ -552,7 +550,7 @@ void connector_note_drop(aimdb_connector *c, const char *topic, const char *why)
     c->stats.dropped++;
     uint64_t held = 0;
     pthread_mutex_lock(&c->lock);
-    bool pass = aimdb_log_limit_pass(&c->drop_log, now_ms(), DROP_LOG_INTERVAL_MS, &held);
+    bool pass = aimdb_log_limit_pass(&c->drop_log, aimdb_monotonic_ms(), DROP_LOG_INTERVAL_MS, &held);
     pthread_mutex_unlock(&c->lock);
     if (pass)
         aimdb_log(c->rt, AIMDB_LOG_WARNING,
@@ -570,7 +568,8 @@ void aimdb_connector_stats_get(aimdb_connector *c, aimdb_connector_stats *out) {
     out->unrouted = c->stats.unrouted;
     out->duplicates = c->stats.duplicates;
     pthread_mutex_lock(&c->lock);
-    out->dropped = c->stats.dropped + (c->relay ? aimdb_relay_failed(c->relay) : c->relay_failed);
+    uint64_t relay_failed = c->relay ? aimdb_relay_failed(c->relay) : c->relay_failed;
+    out->dropped = c->stats.dropped + relay_failed;
     pthread_mutex_unlock(&c->lock);
     out->published = c->stats.published;
     out->publish_failed = c->stats.publish_failed;

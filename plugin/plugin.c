@@ -72,8 +72,8 @@ static void unregister_callbacks(plugin *pl) {
 }
 
 /* Mosquitto 2.0.11 raises MOSQ_EVT_TICK only without per-listener
- * settings (plugin.c there: "FIXME - iterate over all listeners"), and
- * without ticks no history reply would ever go out: refuse to start. */
+ * settings (its plugin.c leaves iterating over the listeners unfinished),
+ * and without ticks no history reply would ever go out: refuse to start. */
 static int check_broker_mode(char *err, size_t errlen) {
     char value[16];
     if (broker_conf_get("per_listener_settings", value, sizeof(value)) &&
