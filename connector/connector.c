@@ -550,7 +550,8 @@ void connector_note_drop(aimdb_connector *c, const char *topic, const char *why)
     c->stats.dropped++;
     uint64_t held = 0;
     pthread_mutex_lock(&c->lock);
-    bool pass = aimdb_log_limit_pass(&c->drop_log, aimdb_monotonic_ms(), DROP_LOG_INTERVAL_MS, &held);
+    bool pass =
+        aimdb_log_limit_pass(&c->drop_log, aimdb_monotonic_ms(), DROP_LOG_INTERVAL_MS, &held);
     pthread_mutex_unlock(&c->lock);
     if (pass)
         aimdb_log(c->rt, AIMDB_LOG_WARNING,
