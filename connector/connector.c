@@ -413,7 +413,8 @@ int aimdb_connector_start(aimdb_connector *c) {
     int rc = aimdb_relay_start(c->rt, &c->relay);
     if (rc != AIMDB_OK) return rc;
     c->started = true;
-    if (c->rt->spawn(c->rt->self, "aimdb-connector", session_main, c, &c->thread) != 0) {
+    if (c->rt->spawn(c->rt->self, "aimdb-connector", AIMDB_THREAD_PIPELINE, session_main, c,
+                     &c->thread) != 0) {
         c->started = false;
         aimdb_relay_stop(c->relay);
         c->relay = NULL; /* nothing was pushed: no thread to deliver */

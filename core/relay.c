@@ -147,7 +147,8 @@ int aimdb_relay_start(const aimdb_runtime *rt, aimdb_relay **out) {
     r->rt = rt ? rt : aimdb_runtime_pthread();
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->wake, NULL);
-    if (r->rt->spawn(r->rt->self, "aimdb-relay", relay_main, r, &r->thread) != 0) {
+    if (r->rt->spawn(r->rt->self, "aimdb-relay", AIMDB_THREAD_PIPELINE, relay_main, r,
+                     &r->thread) != 0) {
         relay_free_stopped(r);
         return AIMDB_EIO;
     }

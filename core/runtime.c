@@ -18,9 +18,10 @@ struct aimdb_thread {
     pthread_t id;
 };
 
-static int pthread_spawn(void *self, const char *name, void *(*fn)(void *), void *arg,
-                         aimdb_thread **out) {
+static int pthread_spawn(void *self, const char *name, aimdb_thread_kind kind,
+                         void *(*fn)(void *), void *arg, aimdb_thread **out) {
     (void)self;
+    (void)kind;
     aimdb_thread *t = malloc(sizeof(*t));
     if (!t) return -1;
     if (pthread_create(&t->id, NULL, fn, arg) != 0) {

@@ -171,8 +171,8 @@ static void *worker_main(void *arg) {
 
 int aimdb_pool_start(aimdb_pool *pool) {
     for (unsigned i = 0; i < pool->nworkers; i++) {
-        if (pool->rt->spawn(pool->rt->self, "aimdb-worker", worker_main, pool,
-                            &pool->threads[i]) != 0) {
+        if (pool->rt->spawn(pool->rt->self, "aimdb-worker", AIMDB_THREAD_PIPELINE, worker_main,
+                            pool, &pool->threads[i]) != 0) {
             aimdb_log(pool->rt, AIMDB_LOG_ERROR, "cannot start tap worker %u", i);
             aimdb_pool_drain_and_join(pool);
             return AIMDB_EIO;

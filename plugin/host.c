@@ -15,14 +15,15 @@
  *   queries ran, on 2 busy cores).  Queues between the threads give
  *   back-pressure, so background work waits rather than starves.
  *
- *   Query threads ("aimdb-query") go further, to SCHED_IDLE: they never
+ *   Query threads (AIMDB_THREAD_QUERY) go further, to SCHED_IDLE: they never
  *   preempt a normal thread on wake-up and run on CPU time nobody else
  *   wants.  Even at nice +10 a 2.5 ms latest-1 `*` query stalled pings
  *   through the broker by +2.0 to +2.4 ms at p99; under SCHED_IDLE +0.7 ms,
  *   while latest-1 `*` on an idle broker went from 2.6 to 3-4 ms p50
  *   (bench_plugin --queries).  The price: on a broker that keeps every CPU
- *   busy for long, history queries wait until it lets up.  Ingest threads
- *   (relay, tap workers, writer) stay at nice +10: they must keep pace.
+ *   busy for long, history queries wait until it lets up.  Pipeline threads
+ *   (relay, tap workers, writer, retention) stay at nice +10: they must keep
+ *   pace.
  *
  *   Logs go to the broker's log, which is not thread-safe (with
  *   `log_dest topic` it even publishes).  On the broker thread a line is
@@ -126,18 +127,17 @@ static void *run_in_background(void *arg) {
     return b.fn(b.arg);
 }
 
-static int host_spawn(void *self, const char *name, void *(*fn)(void *), void *arg,
-                      aimdb_thread **out) {
+static int host_spawn(void *self, const char *name, aimdb_thread_kind kind, void *(*fn)(void *),
+                      void *arg, aimdb_thread **out) {
     (void)self;
     const aimdb_runtime *base = aimdb_runtime_pthread();
     background *b = malloc(sizeof(*b));
     if (!b) return -1;
-    /* The thread's name is the one hint the core gives of its work. */
-    *b = (background){fn, arg, name && strcmp(name, "aimdb-query") == 0};
+    *b = (background){fn, arg, kind == AIMDB_THREAD_QUERY};
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old); /* inherited by the new thread */
-    int rc = base->spawn(base->self, name, run_in_background, b, out);
+    int rc = base->spawn(base->self, name, kind, run_in_background, b, out);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) free(b);
     return rc;

@@ -103,7 +103,8 @@ int query_service_start(aimdb_persist *p) {
     if (!s->threads) return AIMDB_ENOMEM;
     s->nthreads = p->opts.query_threads;
     for (unsigned i = 0; i < s->nthreads; i++) {
-        if (p->rt->spawn(p->rt->self, "aimdb-query", query_thread, p, &s->threads[i]) != 0) {
+        if (p->rt->spawn(p->rt->self, "aimdb-query", AIMDB_THREAD_QUERY, query_thread, p,
+                         &s->threads[i]) != 0) {
             aimdb_log(p->rt, AIMDB_LOG_ERROR, "persist: cannot start history query thread %u",
                       i);
             return AIMDB_EIO; /* the db stops again; on_stop joins those started */

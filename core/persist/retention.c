@@ -148,7 +148,8 @@ static void *sweeper_main(void *arg) {
 }
 
 int sweeper_start(aimdb_persist *p) {
-    if (p->rt->spawn(p->rt->self, "aimdb-sweeper", sweeper_main, p, &p->sweeper.thread) != 0) {
+    if (p->rt->spawn(p->rt->self, "aimdb-sweeper", AIMDB_THREAD_PIPELINE, sweeper_main, p,
+                     &p->sweeper.thread) != 0) {
         aimdb_log(p->rt, AIMDB_LOG_ERROR, "persist: cannot start the retention sweeper thread");
         p->sweeper.thread = NULL;
         return AIMDB_EIO;

@@ -344,7 +344,8 @@ static void *writer_main(void *arg) {
 }
 
 int sq_writer_start(sq_backend *b, char *err, size_t errlen) {
-    if (b->rt->spawn(b->rt->self, "aimdb-writer", writer_main, b, &b->writer) != 0) {
+    if (b->rt->spawn(b->rt->self, "aimdb-writer", AIMDB_THREAD_PIPELINE, writer_main, b,
+                     &b->writer) != 0) {
         sq_errorf(err, errlen, "cannot start the history writer thread");
         return AIMDB_EIO;
     }

@@ -26,10 +26,19 @@ typedef enum aimdb_log_level {
 
 typedef struct aimdb_thread aimdb_thread; /* opaque, owned by the runtime */
 
+/* What a thread is for, so that a host sharing the machine with more
+ * important work (a broker) can schedule it.  The default runtime ignores it. */
+typedef enum aimdb_thread_kind {
+    AIMDB_THREAD_PIPELINE, /* moves values along (relay, tap workers, SQLite writer,
+                            * retention, a connector's session): must keep pace */
+    AIMDB_THREAD_QUERY     /* answers history requests: may wait for spare CPU */
+} aimdb_thread_kind;
+
 typedef struct aimdb_runtime {
-    /* Start fn(arg) on a new thread.  Returns 0 and sets *out, or -1. */
-    int (*spawn)(void *self, const char *name, void *(*fn)(void *), void *arg,
-                 aimdb_thread **out);
+    /* Start fn(arg) on a new thread named name (for top and gdb).  Returns 0
+     * and sets *out, or -1. */
+    int (*spawn)(void *self, const char *name, aimdb_thread_kind kind, void *(*fn)(void *),
+                 void *arg, aimdb_thread **out);
     /* Wait for a spawned thread to return and release its handle. */
     void (*join)(void *self, aimdb_thread *thread);
     /* Wall-clock time in Unix milliseconds (the timestamp every value carries). */
