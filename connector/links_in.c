@@ -323,13 +323,11 @@ static void deliver_to_handler(const handler *h, const char *topic, const MQTTAs
     free(response_topic);
 }
 
-static aimdb_record *record_for(aimdb_connector *c, const link_in *l, size_t link,
-                                const char *name) {
-    aimdb_record *rec = aimdb_db_find(c->db, name);
-    if (rec) return rec;
-    if (l->open) return l->open(name, link, l->open_ctx);
-    return aimdb_record_register(c->db, name, &l->buffer, l->codec, &rec) == AIMDB_OK ? rec
-                                                                                       : NULL;
+static int record_for(aimdb_connector *c, const link_in *l, size_t link, const char *name,
+                      aimdb_record **out) {
+    if ((*out = aimdb_db_find(c->db, name))) return AIMDB_OK;
+    if (l->open) return l->open(name, link, l->open_ctx, out);
+    return aimdb_record_register(c->db, name, &l->buffer, l->codec, out);
 }
 
 static void deliver_to_record(aimdb_connector *c, const char *topic, size_t topic_len,
@@ -356,8 +354,10 @@ static void deliver_to_record(aimdb_connector *c, const char *topic, size_t topi
     aimdb_record *rec = NULL;
     if (rc != AIMDB_OK) {
         connector_note_drop(c, topic, "its link makes an empty record name");
-    } else if (!(rec = record_for(c, &c->in.links[route.rule], route.rule, name))) {
-        connector_note_drop(c, topic, "its record cannot be opened");
+    } else if ((rc = record_for(c, &c->in.links[route.rule], route.rule, name, &rec)) !=
+               AIMDB_OK) {
+        connector_note_drop(c, topic,
+                            rc == AIMDB_EFULL ? aimdb_strerror(rc) : "its record cannot be opened");
     } else {
         /* Through the relay: producing here would wake a tap worker per
          * message from Paho's thread (the bridge's profile said so). */

@@ -5,6 +5,7 @@
  * out once stays valid for the database's life; that is what lets the
  * broker plugin cache topic -> record without reference counts.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,7 @@ typedef enum aimdb_phase { PHASE_NEW, PHASE_RUNNING, PHASE_STOPPED } aimdb_phase
 struct aimdb_db {
     const aimdb_runtime *rt;
     size_t max_value_bytes;
+    size_t max_records; /* SIZE_MAX: no limit */
     aimdb_pool *pool;
 
     /* Guards the registry: buckets, the ordered array and the extensions. */
@@ -53,6 +55,7 @@ aimdb_db *aimdb_db_new(const aimdb_db_options *opts) {
     if (!db) return NULL;
     db->rt = o.runtime ? o.runtime : aimdb_runtime_pthread();
     db->max_value_bytes = o.max_value_bytes ? o.max_value_bytes : (size_t)1 << 20;
+    db->max_records = o.max_records ? o.max_records : SIZE_MAX;
     db->nbuckets = 64;
     db->buckets = calloc(db->nbuckets, sizeof(*db->buckets));
     db->pool = aimdb_pool_new(db->rt, o.workers ? o.workers : 2);
@@ -246,8 +249,12 @@ static bool valid_buffer(const aimdb_buffer_cfg *cfg) {
     return false;
 }
 
+/* Records are never removed (pointers to them are handed out for the db's
+ * lifetime), so an embedder that opens a record per name a client chooses
+ * (a wildcard topic rule) needs max_records to bound its memory. */
 static int insert_locked(aimdb_db *db, const char *name, const aimdb_buffer_cfg *cfg,
                          const aimdb_codec *codec, aimdb_record **out) {
+    if (db->nrecords >= db->max_records) return AIMDB_EFULL;
     if (db->nrecords == db->ordered_cap) {
         size_t cap = db->ordered_cap ? db->ordered_cap * 2 : 16;
         aimdb_record **grown = realloc(db->ordered, cap * sizeof(*grown));

@@ -17,6 +17,7 @@ const char *aimdb_strerror(int status) {
     case AIMDB_ETOOBIG: return "too large";
     case AIMDB_ESTATE: return "not allowed in this state";
     case AIMDB_EIO: return "I/O error";
+    case AIMDB_EFULL: return "too many records (max_records)";
     default: return "unknown error";
     }
 }

@@ -28,30 +28,48 @@ static void note_drop(plugin *pl, const char *topic, const char *why) {
                    topic, why, (unsigned long long)held);
 }
 
-/* The catalog entry for a routed name, with its record open.  Two rules
- * can produce the same name with different options; the first to open the
- * record decides them, and the disagreement is logged once. */
-static catalog_entry *entry_for(plugin *pl, const aimdb_ruleset *rs, size_t rule, const char *name,
-                                const char *topic) {
+/* The record of a routed name, opened on its first value.  Two rules can
+ * produce the same name with different options; the first to open the
+ * record decides them, and the disagreement is logged once.  Once the
+ * database is full, a new name is refused here: asking the database again
+ * for every such message would take its registry lock on this thread. */
+static int record_for(plugin *pl, const aimdb_ruleset *rs, size_t rule, const char *name,
+                      const char *topic, aimdb_record **out) {
     catalog_entry *e = catalog_find(pl->catalog, name);
-    if (!e) {
-        aimdb_sources src;
-        if (aimdb_sources_from_topic(rs, rule, topic, &src) != AIMDB_OK) return NULL;
-        if (!(e = catalog_add(pl->catalog, name, &src))) {
-            aimdb_sources_free(&src);
-            return NULL;
+    if (e && e->record) {
+        if (!e->warned_conflict && rs->options[rule].codec != e->options.codec) {
+            e->warned_conflict = true;
+            plugin_log(pl, AIMDB_LOG_WARNING,
+                       "record %s gets values from aimdb.conf:%u, which says another format "
+                       "than the rule that opened it (line %u); it keeps the first rule's format",
+                       name, rs->options[rule].line, e->options.line);
         }
+    } else if (pl->records_full) {
+        return AIMDB_EFULL;
+    } else {
+        int rc = records_open_routed(pl, rs, rule, name, topic, &e);
+        if (rc == AIMDB_EFULL) pl->records_full = true;
+        if (rc != AIMDB_OK) return rc;
     }
-    if (!e->record) {
-        if (records_open(pl, e, rs, rule) != AIMDB_OK) return NULL;
-    } else if (!e->warned_conflict && rs->options[rule].codec != e->options.codec) {
-        e->warned_conflict = true;
-        plugin_log(pl, AIMDB_LOG_WARNING,
-                   "record %s gets values from aimdb.conf:%u, which says another format than "
-                   "the rule that opened it (line %u); it keeps the first rule's format",
-                   name, rs->options[rule].line, e->options.line);
+    *out = e->record;
+    return AIMDB_OK;
+}
+
+/* A routed message's payload, stamped with its arrival, to the relay. */
+static void record_value(plugin *pl, const aimdb_ruleset *rs, size_t rule, const char *name,
+                         const struct mosquitto_evt_message *ev) {
+    aimdb_record *record;
+    int rc = record_for(pl, rs, rule, name, ev->topic, &record);
+    if (rc != AIMDB_OK) {
+        note_drop(pl, ev->topic,
+                  rc == AIMDB_EFULL ? aimdb_strerror(rc) : "its record cannot be opened");
+        return;
     }
-    return e;
+    const void *payload = ev->payloadlen ? ev->payload : ""; /* never NULL */
+    int64_t now = pl->runtime.now_ms(pl->runtime.self);
+    rc = aimdb_relay_push(pl->relay, record, payload, ev->payloadlen, now);
+    if (rc == AIMDB_OK) pl->counters.routed++;
+    else note_drop(pl, ev->topic, aimdb_strerror(rc));
 }
 
 static void ingest(plugin *pl, const struct mosquitto_evt_message *ev) {
@@ -79,13 +97,7 @@ static void ingest(plugin *pl, const struct mosquitto_evt_message *ev) {
     } else if (qos2_is_duplicate(pl, ev)) {
         pl->counters.duplicates++;
     } else {
-        catalog_entry *e = entry_for(pl, rs, route.rule, name, ev->topic);
-        const void *payload = ev->payloadlen ? ev->payload : ""; /* never NULL */
-        int64_t now = pl->runtime.now_ms(pl->runtime.self);
-        rc = e ? aimdb_relay_push(pl->relay, e->record, payload, ev->payloadlen, now)
-               : AIMDB_ENOMEM;
-        if (rc == AIMDB_OK) pl->counters.routed++;
-        else note_drop(pl, ev->topic, e ? aimdb_strerror(rc) : "its record cannot be opened");
+        record_value(pl, rs, route.rule, name, ev);
     }
     if (name != stack_name) free(name);
 }

@@ -150,6 +150,11 @@ catalog_entry *catalog_at(catalog *c, size_t i);
 /* Register entry's record with the rule's options, its attributes and its
  * persistence.  Broker thread. */
 int records_open(plugin *pl, catalog_entry *e, const aimdb_ruleset *rs, size_t rule);
+/* The same for a routed name: *e is its catalog entry if it has one (a name
+ * from history), else NULL and set to a new entry (sources from topic) once
+ * the record is open.  AIMDB_EFULL: max_records reached, nothing added. */
+int records_open_routed(plugin *pl, const aimdb_ruleset *rs, size_t rule, const char *name,
+                        const char *topic, catalog_entry **e);
 /* Re-apply a rule to an existing record (reload): persistence on, new
  * retention; anything that needs a new record is logged. */
 void records_update(plugin *pl, catalog_entry *e, const aimdb_ruleset *rs, size_t rule);
@@ -262,6 +267,8 @@ struct plugin {
         bool layout_checked;
     } qos2;
     aimdb_log_limit drop_log;
+    bool records_full;          /* max_records reached: records are never
+                                 * closed, so no new name opens until restart */
 
     /* Opened by setup.c. */
     aimdb_gateway gw;           /* db, history, AimX; gw.max_payload: larger

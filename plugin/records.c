@@ -17,12 +17,38 @@
 
 #include "plugin.h"
 
-int records_open(plugin *pl, catalog_entry *e, const aimdb_ruleset *rs, size_t rule) {
-    bool persisting;
-    int rc = aimdb_gateway_open_record(&pl->gw, rs, rule, e->name, &e->record, &persisting);
-    if (rc != AIMDB_OK) return rc;
-    e->options = rs->options[rule];
+static void adopt(catalog_entry *e, aimdb_record *rec, const aimdb_rule_options *o,
+                  bool persisting) {
+    e->record = rec;
+    e->options = *o;
     e->options.persist = persisting;
+}
+
+int records_open(plugin *pl, catalog_entry *e, const aimdb_ruleset *rs, size_t rule) {
+    aimdb_record *rec;
+    bool persisting;
+    int rc = aimdb_gateway_open_record(&pl->gw, rs, rule, e->name, &rec, &persisting);
+    if (rc == AIMDB_OK) adopt(e, rec, &rs->options[rule], persisting);
+    return rc;
+}
+
+int records_open_routed(plugin *pl, const aimdb_ruleset *rs, size_t rule, const char *name,
+                        const char *topic, catalog_entry **e) {
+    if (*e) return records_open(pl, *e, rs, rule);
+    /* The record first: a name the database refuses (max_records) must
+     * leave no catalog entry behind, or a client inventing names would
+     * grow the catalog instead. */
+    aimdb_record *rec;
+    bool persisting;
+    int rc = aimdb_gateway_open_record(&pl->gw, rs, rule, name, &rec, &persisting);
+    if (rc != AIMDB_OK) return rc;
+    aimdb_sources src;
+    if ((rc = aimdb_sources_from_topic(rs, rule, topic, &src)) != AIMDB_OK) return rc;
+    if (!(*e = catalog_add(pl->catalog, name, &src))) {
+        aimdb_sources_free(&src);
+        return AIMDB_ENOMEM; /* the record stays open; the next value catalogues it */
+    }
+    adopt(*e, rec, &rs->options[rule], persisting);
     return AIMDB_OK;
 }
 

@@ -25,13 +25,10 @@ struct ingest {
     aimdb_gateway *gw;
 };
 
-static aimdb_record *open_record(const char *name, size_t rule, void *ctx) {
+static int open_record(const char *name, size_t rule, void *ctx, aimdb_record **out) {
     ingest *in = ctx;
-    aimdb_record *rec;
     bool persisting;
-    if (aimdb_gateway_open_record(in->gw, in->rs, rule, name, &rec, &persisting) != AIMDB_OK)
-        return NULL;
-    return rec;
+    return aimdb_gateway_open_record(in->gw, in->rs, rule, name, out, &persisting);
 }
 
 static void read_persist_attr(const char *key, const char *json, void *ctx) {
@@ -57,8 +54,9 @@ static int reapply(aimdb_record *rec, void *ctx) {
 static void open_fixed(ingest *in) {
     for (size_t i = 0; i < in->rs->conf->n_rules; i++) {
         const char *name = in->rs->conf->rules[i].name_template;
+        aimdb_record *rec;
         if (aimdb_name_template_is_fixed(name) && !aimdb_db_find(in->gw->db, name))
-            open_record(name, i, in);
+            open_record(name, i, in, &rec);
     }
 }
 

@@ -75,10 +75,12 @@ int aimdb_gateway_open(aimdb_gateway *gw, const aimdb_conf_settings *s,
     memset(gw, 0, sizeof(*gw));
     gw->runtime = runtime;
     gw->max_payload = s->max_payload ? s->max_payload : AIMDB_GATEWAY_DEFAULT_MAX_PAYLOAD;
+    gw->max_records = s->max_records ? s->max_records : AIMDB_GATEWAY_DEFAULT_MAX_RECORDS;
     aimdb_db_options dbo = {
         .runtime = runtime,
         .workers = s->workers,
         .max_value_bytes = gw->max_payload,
+        .max_records = gw->max_records,
     };
     gw->database_path = strdup(aimdb_gateway_database(s, default_database));
     gw->db = gw->database_path ? aimdb_db_new(&dbo) : NULL;
@@ -131,6 +133,7 @@ void aimdb_gateway_warn_settings(const aimdb_gateway *gw, const aimdb_conf *was,
         {"flush_interval", a->flush_interval_ms != b->flush_interval_ms},
         {"sweep_interval", a->sweep_interval_ms != b->sweep_interval_ms},
         {"max_payload", a->max_payload != b->max_payload},
+        {"max_records", a->max_records != b->max_records},
         {"workers", a->workers != b->workers},
         {"broker", !same_text(a->broker, b->broker)},
         {"request_topic", !same_text(a->request_topic, b->request_topic)},

@@ -27,6 +27,7 @@ int aimdb_gateway_open_record(aimdb_gateway *gw, const aimdb_ruleset *rs, size_t
                               const char *name, aimdb_record **out, bool *persisting) {
     const aimdb_rule_options *o = &rs->options[rule];
     int rc = aimdb_record_register(gw->db, name, &o->buffer, o->codec, out);
+    if (rc == AIMDB_EFULL) return rc;
     if (rc != AIMDB_OK) {
         aimdb_log(gw->runtime, AIMDB_LOG_ERROR, "record %s (aimdb.conf:%u): cannot register it: %s",
                   name, o->line, aimdb_strerror(rc));

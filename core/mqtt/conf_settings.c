@@ -212,6 +212,7 @@ static const setting settings[] = {
     {"sweep_interval", false, apply_interval_ms64, FIELD(sweep_interval_ms), 365 * DAY_MS},
     {"max_payload", false, apply_size, FIELD(max_payload), 256ull << 20},
     {"workers", false, apply_count, FIELD(workers), 256},
+    {"max_records", false, apply_count, FIELD(max_records), 10000000},
     {"request_topic", true, apply_topic, FIELD(request_topic), 0},
     {"broker", true, apply_broker, FIELD(broker), 0},
     {"client_id", true, apply_string, FIELD(client_id), 0},

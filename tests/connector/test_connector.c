@@ -156,6 +156,30 @@ static void test_inbound_first_match_once(void **state) {
     client_disconnect(pub);
 }
 
+/* A name the database refuses (max_records) drops its messages, counted
+ * and logged with the reason; the record already open keeps receiving. */
+static void test_refused_record_is_counted(void **state) {
+    fixture *f = *state;
+    aimdb_db_free(f->db);
+    f->db = aimdb_db_new(&(aimdb_db_options){.runtime = &f->rt, .max_records = 1});
+    assert_non_null(f->db);
+    connect_fast(f);
+    aimdb_link_in link = {.filter = "sensors/+/temp", .name_template = "temp::{1}", .qos = 1};
+    char err[256];
+    assert_int_equal(aimdb_connector_set_links_in(f->conn, &link, 1, err, sizeof(err)), AIMDB_OK);
+    start(f);
+    client *pub = client_connect(f->b.port, "pub", MQTT_PROTOCOL_V5, NULL, NULL);
+    client_publish(pub, "sensors/a/temp", "1", 1, 1);
+    client_publish(pub, "sensors/b/temp", "2", 1, 1);
+    client_publish(pub, "sensors/a/temp", "3", 1, 1);
+    assert_true(STATS_WAIT(f->conn, produced, 2));
+    assert_true(STATS_WAIT(f->conn, dropped, 1));
+    assert_latest(f->db, "temp::a", "3");
+    assert_null(aimdb_db_find(f->db, "temp::b"));
+    assert_true(log_wait("too many records (max_records)", WAIT_MS));
+    client_disconnect(pub);
+}
+
 /* Links replaced while running: the new filter is subscribed, the old one
  * is not routed any more, and a bad link keeps the old set. */
 static void test_links_replaced_while_running(void **state) {
@@ -484,6 +508,7 @@ static void test_unreachable_broker_is_retried_and_explained(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_inbound_first_match_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_record_is_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_links_replaced_while_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_resumes_both_directions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_links_removed_while_down_are_unsubscribed, setup,

@@ -38,6 +38,23 @@ static void test_register_same_name(void **state) {
     aimdb_db_free(db);
 }
 
+/* max_records bounds new names only: a name already registered is still
+ * found and re-registered, and a refused name leaves no trace. */
+static void test_max_records(void **state) {
+    (void)state;
+    aimdb_db *db = aimdb_db_new(&(aimdb_db_options){.max_records = 2});
+    aimdb_record *a, *b, *c;
+    assert_int_equal(aimdb_record_register(db, "a", NULL, &aimdb_codec_int64, &a), AIMDB_OK);
+    assert_int_equal(aimdb_record_register(db, "b", NULL, &aimdb_codec_int64, &b), AIMDB_OK);
+    assert_int_equal(aimdb_record_register(db, "c", NULL, &aimdb_codec_int64, &c), AIMDB_EFULL);
+    assert_string_equal(aimdb_strerror(AIMDB_EFULL), "too many records (max_records)");
+    assert_null(aimdb_db_find(db, "c"));
+    assert_int_equal(aimdb_record_register(db, "a", NULL, &aimdb_codec_int64, &c), AIMDB_OK);
+    assert_ptr_equal(c, a);
+    assert_int_equal(aimdb_db_record_count(db), 2);
+    aimdb_db_free(db);
+}
+
 static int count_record(aimdb_record *rec, void *ctx) {
     (void)rec;
     (*(size_t *)ctx)++;
@@ -242,6 +259,7 @@ static void test_failing_start_hook_stops(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_register_same_name),
+        cmocka_unit_test(test_max_records),
         cmocka_unit_test(test_many_records_lookup),
         cmocka_unit_test(test_produce_rules),
         cmocka_unit_test(test_peek_latest_keeps_the_value),

@@ -88,6 +88,7 @@ static void test_defaults(void **state) {
     assert_int_equal(s->sweep_interval_ms, 0);
     assert_int_equal(s->max_payload, 0);
     assert_int_equal(s->workers, 0);
+    assert_int_equal(s->max_records, 0);
     assert_null(s->request_topic);
     assert_int_equal(conf->n_rules, 0);
     aimdb_conf_free(conf);
@@ -104,6 +105,7 @@ static void test_all_settings(void **state) {
                                 "sweep_interval 1h\n"
                                 "max_payload 256k\n"
                                 "workers 4\n"
+                                "max_records 50000\n"
                                 "request_topic aimdb/v1/request\n"
                                 "broker tcp://127.0.0.1:1883\n"
                                 "client_id aimdb-bridge-1\n",
@@ -118,6 +120,7 @@ static void test_all_settings(void **state) {
     assert_int_equal(s->sweep_interval_ms, 3600000);
     assert_int_equal(s->max_payload, 256 * 1024);
     assert_int_equal(s->workers, 4);
+    assert_int_equal(s->max_records, 50000);
     assert_string_equal(s->request_topic, "aimdb/v1/request");
     assert_string_equal(s->broker, "tcp://127.0.0.1:1883");
     assert_string_equal(s->client_id, "aimdb-bridge-1");
@@ -221,6 +224,7 @@ static void test_errors(void **state) {
         {"batch_rows 0\n", "aimdb.conf:1: bad batch_rows '0' (an integer from 1 to 1000000)"},
         {"queue_rows 1e3\n", "aimdb.conf:1: bad queue_rows '1e3' (an integer from 1 to 10000000)"},
         {"workers 1000\n", "aimdb.conf:1: bad workers '1000' (an integer from 1 to 256)"},
+        {"max_records 0\n", "aimdb.conf:1: bad max_records '0' (an integer from 1 to 10000000)"},
         {"max_payload 1G\n",
          "aimdb.conf:1: bad max_payload '1G' (bytes, or a number with k or M; above 0, at most "
          "256M)"},

@@ -264,6 +264,39 @@ static void test_oversized_payload_delivered_not_recorded(void **state) {
     assert_int_equal(broker_stop(&b), 0);
 }
 
+/* Past max_records a new name gets no record: its messages are delivered
+ * as always, not recorded, and the log says why; records already open keep
+ * recording.  (gateway::state, a fixed name, is open from the start.) */
+static void test_max_records_refuses_new_names(void **state) {
+    (void)state;
+    broker_write_conf(&b, "plugin_opt_max_records 3");
+    start();
+    client *sub = client_connect(b.port, "new-watcher", MQTT_PROTOCOL_V311, NULL, NULL);
+    client *c = client_connect(b.port, "new", MQTT_PROTOCOL_V5, NULL, NULL);
+    assert_non_null(sub);
+    assert_non_null(c);
+    client_subscribe(sub, "weather/c/#", 1);
+    static const char *const topics[] = {"weather/a/accuracy", "weather/b/accuracy",
+                                         "weather/c/accuracy", "weather/a/accuracy"};
+    for (size_t i = 0; i < 4; i++) client_publish(c, topics[i], "{\"pct\":90}", 10, 1);
+    received m;
+    assert_true(client_receive(sub, 5000, &m));
+    assert_string_equal(m.topic, "weather/c/accuracy");
+    received_free(&m);
+    char *reply = client_query_until(c, "{\"name\":\"accuracy::*\",\"limit\":10}", 3, 5000);
+    assert_int_equal(reply_count(reply), 3);
+    assert_null(strstr(reply, "accuracy::c"));
+    free(reply);
+    assert_true(broker_log_wait(&b, "not recorded: too many records (max_records)", 5000));
+    client_disconnect(c);
+    client_disconnect(sub);
+    assert_int_equal(broker_stop(&b), 0);
+    assert_int_equal(
+        sql_number("SELECT count(*) FROM record_history WHERE record_name='accuracy::a'"), 2);
+    assert_int_equal(
+        sql_number("SELECT count(*) FROM record_history WHERE record_name='accuracy::c'"), 0);
+}
+
 /* ------------------------------------------- QoS 2 retransmission */
 
 static int raw_connect(int port) {
@@ -375,6 +408,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_binary_and_text_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversized_payload_delivered_not_recorded, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_max_records_refuses_new_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_qos2_retransmission_stored_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

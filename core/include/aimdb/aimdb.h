@@ -39,7 +39,8 @@ typedef enum aimdb_status {
     AIMDB_ESTOPPED = -7,   /* the database is stopping or stopped */
     AIMDB_ETOOBIG = -8,    /* value larger than the configured maximum */
     AIMDB_ESTATE = -9,     /* call not valid in the database's current phase */
-    AIMDB_EIO = -10        /* a backend or system call failed (see the log) */
+    AIMDB_EIO = -10,       /* a backend or system call failed (see the log) */
+    AIMDB_EFULL = -11      /* the database holds max_records records already */
 } aimdb_status;
 
 const char *aimdb_strerror(int status);
@@ -98,6 +99,7 @@ typedef struct aimdb_db_options {
     const aimdb_runtime *runtime; /* NULL: aimdb_runtime_pthread() */
     unsigned workers;             /* tap worker threads; 0: 2 */
     size_t max_value_bytes;       /* largest variable value; 0: 1 MiB */
+    size_t max_records;           /* registering a new name beyond it: AIMDB_EFULL; 0: no limit */
 } aimdb_db_options;
 
 /* Create an empty, unstarted database.  opts may be NULL.  NULL on ENOMEM. */
@@ -140,7 +142,8 @@ void *aimdb_ext_get(aimdb_db *db, const char *key);
 /*
  * Register a record (before or after start).  Names are unique: the same name
  * with the same codec and buffer returns the existing record; with another
- * codec or buffer it is AIMDB_EEXIST.  codec must outlive the db.  Records
+ * codec or buffer it is AIMDB_EEXIST; a new name when the db holds
+ * max_records records is AIMDB_EFULL.  codec must outlive the db.  Records
  * live until aimdb_db_free, so *out stays valid that long.
  */
 int aimdb_record_register(aimdb_db *db, const char *name, const aimdb_buffer_cfg *buffer,

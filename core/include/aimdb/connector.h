@@ -70,9 +70,11 @@ int aimdb_connector_new(aimdb_db *db, const aimdb_connector_options *o, aimdb_co
 
 /* --------------------------------------------------------------- links */
 
-/* The record an inbound link's name resolves to, on its first value: NULL
- * drops the message (counted).  Runs on Paho's receive thread. */
-typedef aimdb_record *(*aimdb_link_open_fn)(const char *name, size_t link, void *ctx);
+/* The record an inbound link's name resolves to, on its first value:
+ * AIMDB_OK and *out, or an error status that drops the message (counted and
+ * logged, rate-limited, with the status's words).  Runs on Paho's receive
+ * thread. */
+typedef int (*aimdb_link_open_fn)(const char *name, size_t link, void *ctx, aimdb_record **out);
 
 typedef struct aimdb_link_in {
     const char *filter;          /* MQTT topic filter */

@@ -33,6 +33,12 @@ extern "C" {
 
 #define AIMDB_GATEWAY_DEFAULT_DATABASE "./data/aimdb.db"
 #define AIMDB_GATEWAY_DEFAULT_MAX_PAYLOAD (1024 * 1024) /* bytes kept per value */
+/* Records open at once.  A wildcard rule opens a record for every name its
+ * topics produce and records live until shutdown, so a client inventing
+ * names (an id or a time in the topic) would otherwise grow memory for as
+ * long as the gateway runs; past the limit such values are dropped, counted
+ * and logged.  Far above what one gateway's devices produce. */
+#define AIMDB_GATEWAY_DEFAULT_MAX_RECORDS 10000
 
 /* ------------------------------------------------------------- rules */
 
@@ -93,6 +99,7 @@ typedef struct aimdb_gateway {
     aimdb_aimx *aimx;             /* answers AimX requests; no ACL filter of its own */
     char *database_path;          /* as opened */
     size_t max_payload;           /* larger values are refused by the db */
+    size_t max_records;           /* the db opens no more records than this */
 } aimdb_gateway;
 
 /*
@@ -124,7 +131,9 @@ const char *aimdb_gateway_database(const aimdb_conf_settings *settings,
  * if the rule says persist, its history.  *persisting tells whether history
  * is on (a failure there is logged, the record still works).  Errors are
  * logged and returned (e.g. AIMDB_EEXIST: the name is registered with
- * another codec).  Any thread; records register under the db's lock.
+ * another codec), except AIMDB_EFULL (max_records reached), which may come
+ * for every value of every new name: the caller counts and reports those
+ * drops at its own rate.  Any thread; records register under the db's lock.
  */
 int aimdb_gateway_open_record(aimdb_gateway *gw, const aimdb_ruleset *rs, size_t rule,
                               const char *name, aimdb_record **out, bool *persisting);

@@ -15,7 +15,7 @@
  *   database        path or :memory:
  *   retention       default history retention: N s|m|h|d, or 0 = forever
  *   synchronous     off | normal | full
- *   batch_rows, queue_rows, workers            positive integers
+ *   batch_rows, queue_rows, workers, max_records   positive integers
  *   flush_interval, sweep_interval             N ms|s|m|h|d, greater than 0
  *   max_payload     bytes, optionally with k (KiB) or M (MiB); greater than 0
  *   request_topic, broker, client_id           aimdb-bridge only
@@ -59,6 +59,7 @@ typedef struct aimdb_conf_settings {
     int64_t sweep_interval_ms;
     size_t max_payload;            /* bytes; for aimdb_db_options.max_value_bytes */
     unsigned workers;              /* for aimdb_db_options.workers */
+    unsigned max_records;          /* for aimdb_db_options.max_records */
     char *request_topic;           /* bridge only */
     char *broker;                  /* bridge only, "scheme://host:port" */
     char *client_id;               /* bridge only */
