@@ -49,27 +49,51 @@ int aimdb_buffer_format(const aimdb_buffer_cfg *cfg, char *out, size_t cap) {
 
 /* ------------------------------------------------------------- lifetime */
 
+/* The slots a buffer may grow to: a ring's capacity, one for the others. */
+static uint32_t max_slots(const aimdb_buffer *b) {
+    return b->cfg.kind == AIMDB_BUFFER_RING ? b->cfg.capacity : 1;
+}
+
+/*
+ * Grow the slot array to n > nslots slots, the new ones empty.  On failure
+ * nslots and every value stay as they were (the array may have grown; that
+ * is harmless).  Fixed-size values live in one block that grows with the
+ * array rather than being allocated for N up front, which would keep most
+ * of what a sparse record saves (8 KiB of an int64 ring:1024); one block
+ * also keeps buffer_free simple.  realloc may move the block, so every
+ * slot is re-pointed: safe because no slot pointer outlives the record lock
+ * (see aimdb_slot).
+ */
+static int grow_to(aimdb_buffer *b, uint32_t n) {
+    aimdb_slot *slots = realloc(b->slots, (size_t)n * sizeof(*slots));
+    if (!slots) return AIMDB_ENOMEM;
+    b->slots = slots;
+    memset(slots + b->nslots, 0, (size_t)(n - b->nslots) * sizeof(*slots));
+    if (b->fixed_size) {
+        unsigned char *old = b->nslots ? slots[0].data : NULL;
+        unsigned char *block = realloc(old, (size_t)n * b->fixed_size);
+        if (!block) return AIMDB_ENOMEM;
+        for (uint32_t i = 0; i < n; i++) {
+            slots[i].data = block + (size_t)i * b->fixed_size;
+            slots[i].cap = b->fixed_size;
+        }
+    }
+    b->nslots = n;
+    return AIMDB_OK;
+}
+
 int aimdb_buffer_init(aimdb_buffer *b, const aimdb_buffer_cfg *cfg, size_t fixed_size) {
     memset(b, 0, sizeof(*b));
     b->cfg = *cfg;
     b->fixed_size = fixed_size;
-    b->nslots = cfg->kind == AIMDB_BUFFER_RING ? cfg->capacity : 1;
     b->next_seq = 1;
-    b->slots = calloc(b->nslots, sizeof(*b->slots));
-    if (!b->slots) return AIMDB_ENOMEM;
-    if (fixed_size == 0) return AIMDB_OK;
-    /* Fixed-size values get one contiguous block up front: produce then
-     * never allocates, which is what the steady-state goal asks for. */
-    unsigned char *block = malloc((size_t)b->nslots * fixed_size);
-    if (!block) {
-        free(b->slots);
-        return AIMDB_ENOMEM;
+    uint32_t max = max_slots(b);
+    int rc = grow_to(b, max < AIMDB_RING_INITIAL_SLOTS ? max : AIMDB_RING_INITIAL_SLOTS);
+    if (rc != AIMDB_OK) {
+        free(b->slots); /* the fixed-size block, if any, was not allocated */
+        b->slots = NULL;
     }
-    for (uint32_t i = 0; i < b->nslots; i++) {
-        b->slots[i].data = block + (size_t)i * fixed_size;
-        b->slots[i].cap = fixed_size;
-    }
-    return AIMDB_OK;
+    return rc;
 }
 
 void aimdb_buffer_free(aimdb_buffer *b) {
@@ -89,8 +113,28 @@ static aimdb_slot *slot_for_seq(aimdb_buffer *b, uint64_t seq) {
     return &b->slots[(seq - 1) % b->nslots];
 }
 
+/*
+ * A ring grows here and nowhere else: when the next value would overwrite a
+ * live slot while nslots < capacity.  Because it grows at that moment every
+ * time, a ring below capacity has never wrapped -- it holds seqs
+ * 1 .. next_seq - 1 in slots 0 .. next_seq - 2 -- and "would overwrite"
+ * is exactly next_seq - 1 == nslots.  So every live seq s sits at
+ * (s - 1) % nslots == s - 1 == (s - 1) % new_nslots: nothing moves, the new
+ * slots are empty, and cursors, lag counts and the newest slot mean what
+ * they meant.  Once at capacity the ring wraps as it always did and this
+ * never allocates again.
+ */
+static int make_room(aimdb_buffer *b) {
+    uint32_t max = max_slots(b);
+    if (b->nslots == max || b->next_seq - 1 != b->nslots) return AIMDB_OK;
+    return grow_to(b, b->nslots > max / 2 ? max : b->nslots * 2);
+}
+
 int aimdb_buffer_put(aimdb_buffer *b, const void *data, size_t len, int64_t ts_ms,
                      bool *overwritten) {
+    /* No room means this value is rejected (produce counts it), not that the
+     * ring wraps early: that would silently keep fewer than N values. */
+    if (make_room(b) != AIMDB_OK) return AIMDB_ENOMEM;
     aimdb_slot *s = slot_for_seq(b, b->next_seq);
     if (len > s->cap) {
         /* Grow to the value's size: slots converge on the largest payload

@@ -17,7 +17,10 @@
 /* ----------------------------------------------------------------- buffer */
 
 /* One stored value.  data grows to the largest value the slot has held and
- * is reused after that, so steady-state produce does not allocate. */
+ * is reused after that, so steady-state produce does not allocate.
+ * A pointer to a slot, or into its data, is good only while the record lock
+ * is held: a growing ring reallocs the slot array (and a fixed-size block),
+ * so readers and taps copy out and peek_latest calls back under the lock. */
 typedef struct aimdb_slot {
     unsigned char *data;
     size_t len;
@@ -27,11 +30,22 @@ typedef struct aimdb_slot {
 } aimdb_slot;
 
 /*
+ * A ring starts with this many slots and doubles on demand up to its
+ * capacity.  Most records a wildcard rule opens hold a value or a few, and
+ * a ring:1024 allocated up front costs 1024 slots (40 KiB on 64-bit) each;
+ * 8 slots is 320 bytes, one small malloc bin, enough for the sparse ones
+ * never to grow, while a busy ring reaches 1024 in 7 doublings.
+ */
+#define AIMDB_RING_INITIAL_SLOTS 8u
+
+/*
  * The value store of one record; every field is guarded by the owning
  * record's lock.  Sequence numbers start at 1 and never repeat, so a cursor
  * (the next seq a reader wants) is all a reader needs to know where it is:
  *   ring    holds seqs [oldest, next_seq) with oldest = max(1, next_seq - n),
- *           seq s living in slots[(s - 1) % n];
+ *           seq s living in slots[(s - 1) % n], n = nslots; n grows from
+ *           min(capacity, AIMDB_RING_INITIAL_SLOTS) to capacity and the
+ *           ring wraps only at capacity (below it, oldest is 1);
  *   latest  and mailbox hold seq next_seq - 1 in slots[0] (if next_seq > 1);
  *   mailbox_full says whether a mailbox reader may still take it.
  */
@@ -39,7 +53,7 @@ typedef struct aimdb_buffer {
     aimdb_buffer_cfg cfg;
     size_t fixed_size; /* codec size; 0 = variable */
     aimdb_slot *slots;
-    uint32_t nslots;
+    uint32_t nslots;   /* slots in use; a ring's double up to capacity */
     uint64_t next_seq;
     bool mailbox_full;
 } aimdb_buffer;
@@ -51,14 +65,16 @@ typedef enum aimdb_read_mode {
 
 int aimdb_buffer_init(aimdb_buffer *b, const aimdb_buffer_cfg *cfg, size_t fixed_size);
 void aimdb_buffer_free(aimdb_buffer *b);
-/* Store a copy; AIMDB_ENOMEM leaves the buffer unchanged.  *overwritten is
- * set when a mailbox value nobody took is replaced. */
+/* Store a copy, growing a ring that is full below its capacity;
+ * AIMDB_ENOMEM leaves the buffer unchanged.  *overwritten is set when a
+ * mailbox value nobody took is replaced. */
 int aimdb_buffer_put(aimdb_buffer *b, const void *data, size_t len, int64_t ts_ms,
                      bool *overwritten);
 /* Where a new reader (or tap) starts. */
 uint64_t aimdb_buffer_start_cursor(const aimdb_buffer *b, bool is_tap);
-/* Next value for *cursor: AIMDB_OK with *slot set, AIMDB_LAGGED with *missed,
- * or AIMDB_EAGAIN.  Advances *cursor. */
+/* Next value for *cursor: AIMDB_OK with *slot set (good until the record
+ * lock is released), AIMDB_LAGGED with *missed, or AIMDB_EAGAIN.  Advances
+ * *cursor. */
 int aimdb_buffer_read(aimdb_buffer *b, aimdb_read_mode mode, uint64_t *cursor,
                       const aimdb_slot **slot, uint64_t *missed);
 const aimdb_slot *aimdb_buffer_newest(const aimdb_buffer *b);
