@@ -10,8 +10,13 @@ CMAKE_FLAGS ?=
 
 all: build
 
+# `make build` installs what building needs; every target that runs
+# something installs the rest (target-specific values reach prerequisites).
+DEPS = build
+test test-normal test-asan build-asan run demo bench fuzz: DEPS = all
+
 deps:
-	@scripts/install-deps.sh
+	@scripts/install-deps.sh $(DEPS)
 
 # The dashboard: `npm ci` only when the lock file is newer than the last
 # install (npm writes node_modules/.package-lock.json), then web/src is

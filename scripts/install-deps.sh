@@ -1,13 +1,24 @@
 #!/bin/sh
-# Install the Debian packages the build, the tests and `make run` need.
+# Install the Debian packages a make target needs:
+#   install-deps.sh build   what `make build` compiles and bundles with
+#                           (the container image's build stage uses only this)
+#   install-deps.sh all     also what the test suite, `make run`, the
+#                           benchmarks and the fuzzer run: the stock clients,
+#                           sqlite3, valgrind, a browser, clang with libFuzzer
 # Idempotent: apt-get runs only when a package is missing, so a second
 # `make test` on a prepared machine touches nothing.
 set -eu
 
-PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev
-mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
-libsqlite3-dev sqlite3 libpaho-mqtt-dev libcjson-dev libcmocka-dev
-valgrind chromium openssl"
+# mosquitto-dev brings the broker itself; libssl-dev because Paho's CMake
+# package names OpenSSL without pulling it in.
+PACKAGES="build-essential cmake pkg-config mosquitto-dev libmosquitto-dev
+libsqlite3-dev libpaho-mqtt-dev libssl-dev libcjson-dev libcmocka-dev"
+case "${1:-all}" in
+build) ;;
+all) PACKAGES="$PACKAGES mosquitto mosquitto-clients sqlite3 openssl valgrind chromium
+clang libclang-rt-14-dev" ;;
+*) echo "usage: install-deps.sh [build|all]" >&2; exit 2 ;;
+esac
 
 # The dashboard's build and browser test need Node.js with npm.  NodeSource's
 # nodejs bundles npm and conflicts with Debian's npm package, so they are
