@@ -236,32 +236,52 @@ static void test_binary_and_text_round_trip(void **state) {
     assert_string_equal(out, "\"gr\xc3\xbc\xc3\x9f dich \xe2\x82\xac 5\"");
 }
 
+/* Messages the plugin refuses to record: a broker with one plugin option,
+ * a subscriber that proves they are still delivered, and a v5 publisher
+ * that also asks what was recorded. */
+typedef struct refusal {
+    client *watcher, *pub;
+} refusal;
+
+static refusal start_refusing(const char *plugin_option, const char *watched) {
+    broker_write_conf(&b, plugin_option);
+    start();
+    refusal r = {client_connect(b.port, "watcher", MQTT_PROTOCOL_V311, NULL, NULL),
+                 client_connect(b.port, "pub", MQTT_PROTOCOL_V5, NULL, NULL)};
+    assert_non_null(r.watcher);
+    assert_non_null(r.pub);
+    client_subscribe(r.watcher, watched, 1);
+    return r;
+}
+
+/* The refused message reached the watcher, the history query finds want
+ * values, and the log gives the reason. */
+static char *refused_yet_delivered(refusal *r, size_t len, const char *query, int want,
+                                   const char *reason) {
+    received m;
+    assert_true(client_receive(r->watcher, 5000, &m));
+    assert_int_equal(m.len, len);
+    received_free(&m);
+    char *reply = client_query_until(r->pub, query, want, 5000);
+    assert_int_equal(reply_count(reply), want);
+    assert_true(broker_log_wait(&b, reason, 5000));
+    client_disconnect(r->pub);
+    client_disconnect(r->watcher);
+    assert_int_equal(broker_stop(&b), 0);
+    return reply;
+}
+
 /* A payload over max_payload is delivered as always but not recorded,
  * and the log says why. */
 static void test_oversized_payload_delivered_not_recorded(void **state) {
     (void)state;
-    broker_write_conf(&b, "plugin_opt_max_payload 64");
-    start();
-    client *sub = client_connect(b.port, "big-watcher", MQTT_PROTOCOL_V311, NULL, NULL);
-    client *c = client_connect(b.port, "big", MQTT_PROTOCOL_V5, NULL, NULL);
-    assert_non_null(sub);
-    assert_non_null(c);
-    client_subscribe(sub, "weather/#", 1);
+    refusal r = start_refusing("plugin_opt_max_payload 64", "weather/#");
     char big[100];
     memset(big, 'x', sizeof(big));
-    client_publish(c, "weather/big/accuracy", big, sizeof(big), 1);
-    client_publish(c, "weather/big/accuracy", "{\"ok\":1}", 8, 1);
-    received m;
-    assert_true(client_receive(sub, 5000, &m));
-    assert_int_equal(m.len, sizeof(big));
-    received_free(&m);
-    char *reply = client_query_until(c, "{\"name\":\"accuracy::big\",\"limit\":10}", 1, 5000);
-    assert_int_equal(reply_count(reply), 1);
-    free(reply);
-    assert_true(broker_log_wait(&b, "larger than max_payload", 5000));
-    client_disconnect(c);
-    client_disconnect(sub);
-    assert_int_equal(broker_stop(&b), 0);
+    client_publish(r.pub, "weather/big/accuracy", big, sizeof(big), 1);
+    client_publish(r.pub, "weather/big/accuracy", "{\"ok\":1}", 8, 1);
+    free(refused_yet_delivered(&r, sizeof(big), "{\"name\":\"accuracy::big\",\"limit\":10}", 1,
+                               "larger than max_payload"));
 }
 
 /* Past max_records a new name gets no record: its messages are delivered
@@ -269,28 +289,14 @@ static void test_oversized_payload_delivered_not_recorded(void **state) {
  * recording.  (gateway::state, a fixed name, is open from the start.) */
 static void test_max_records_refuses_new_names(void **state) {
     (void)state;
-    broker_write_conf(&b, "plugin_opt_max_records 3");
-    start();
-    client *sub = client_connect(b.port, "new-watcher", MQTT_PROTOCOL_V311, NULL, NULL);
-    client *c = client_connect(b.port, "new", MQTT_PROTOCOL_V5, NULL, NULL);
-    assert_non_null(sub);
-    assert_non_null(c);
-    client_subscribe(sub, "weather/c/#", 1);
+    refusal r = start_refusing("plugin_opt_max_records 3", "weather/c/#");
     static const char *const topics[] = {"weather/a/accuracy", "weather/b/accuracy",
                                          "weather/c/accuracy", "weather/a/accuracy"};
-    for (size_t i = 0; i < 4; i++) client_publish(c, topics[i], "{\"pct\":90}", 10, 1);
-    received m;
-    assert_true(client_receive(sub, 5000, &m));
-    assert_string_equal(m.topic, "weather/c/accuracy");
-    received_free(&m);
-    char *reply = client_query_until(c, "{\"name\":\"accuracy::*\",\"limit\":10}", 3, 5000);
-    assert_int_equal(reply_count(reply), 3);
+    for (size_t i = 0; i < 4; i++) client_publish(r.pub, topics[i], "{\"pct\":90}", 10, 1);
+    char *reply = refused_yet_delivered(&r, 10, "{\"name\":\"accuracy::*\",\"limit\":10}", 3,
+                                        "not recorded: too many records (max_records)");
     assert_null(strstr(reply, "accuracy::c"));
     free(reply);
-    assert_true(broker_log_wait(&b, "not recorded: too many records (max_records)", 5000));
-    client_disconnect(c);
-    client_disconnect(sub);
-    assert_int_equal(broker_stop(&b), 0);
     assert_int_equal(
         sql_number("SELECT count(*) FROM record_history WHERE record_name='accuracy::a'"), 2);
     assert_int_equal(
