@@ -187,7 +187,7 @@ void aimdb_record_foreach_attr(aimdb_record *rec,
 
 typedef struct aimdb_record_stats {
     uint64_t produced;  /* values accepted */
-    uint64_t rejected;  /* values refused (too big, wrong size, stopped) */
+    uint64_t rejected;  /* values refused (too big, wrong size, no memory, stopped) */
     uint64_t overwritten; /* values dropped by the buffer before any reader took them (mailbox) */
 } aimdb_record_stats;
 void aimdb_record_stats_get(aimdb_record *rec, aimdb_record_stats *out);
@@ -205,7 +205,9 @@ typedef struct aimdb_value {
  * Produce a value stamped with the runtime's clock (or ts_ms).  Copies the
  * bytes; never waits for a consumer.  AIMDB_EINVAL if a fixed-size codec gets
  * another length, AIMDB_ETOOBIG over max_value_bytes, AIMDB_ESTOPPED after
- * stop.  Steady-state produce of fixed-size values does not allocate.
+ * stop, AIMDB_ENOMEM if the value cannot be stored (a ring growing, a
+ * larger payload); refusals are counted in the record's rejected.
+ * Steady-state produce does not allocate.
  */
 int aimdb_produce(aimdb_record *rec, const void *data, size_t len);
 int aimdb_produce_at(aimdb_record *rec, const void *data, size_t len, int64_t ts_ms);
