@@ -10,10 +10,11 @@ CMAKE_FLAGS ?=
 
 all: build
 
-# `make build` installs what building needs; every target that runs
-# something installs the rest (target-specific values reach prerequisites).
-DEPS = build
-test test-normal test-asan build-asan run demo bench fuzz: DEPS = all
+# `make build` installs what building needs; any other goal (test, run,
+# demo, bench, fuzz, build-asan) runs something and installs the rest.  From
+# the goals, not per target: make runs `deps` once, for whichever goal
+# reaches it first (`make build test` must install for the tests).
+DEPS = $(if $(filter-out all build web clean,$(MAKECMDGOALS)),all,build)
 
 deps:
 	@scripts/install-deps.sh $(DEPS)
