@@ -18,6 +18,7 @@ const char *aimdb_strerror(int status) {
     case AIMDB_ESTATE: return "not allowed in this state";
     case AIMDB_EIO: return "I/O error";
     case AIMDB_EFULL: return "too many records (max_records)";
+    case AIMDB_EBUSY: return "queue full (its consumer is behind)";
     default: return "unknown error";
     }
 }

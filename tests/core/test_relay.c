@@ -1,8 +1,11 @@
 /*
  * test_relay.c -- the hand-off of relay.h: every value pushed is produced,
  * in order, with its own timestamp and bytes (inline and heap-sized), also
- * past a full ring; stop produces what is still queued; refusals counted.
+ * past a full ring; the pusher never waits for a stalled relay thread (its
+ * values spill, in order, up to a byte limit); stop produces what is still
+ * queued; refusals counted.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,7 +17,8 @@
 
 #include "aimdb/relay.h"
 
-#define MANY 100000 /* more than the ring holds: the pusher must wait */
+#define MANY 100000  /* more than the ring holds */
+#define RING_SLOTS 16384 /* relay.c's */
 
 static aimdb_db *started_db(void) {
     aimdb_db *db = aimdb_db_new(NULL);
@@ -49,6 +53,124 @@ static void test_order_timestamps_and_stop_drain(void **state) {
     uint64_t missed = 0;
     assert_int_equal(aimdb_reader_try_recv(reader, &v, &missed), AIMDB_EAGAIN);
     aimdb_reader_close(reader);
+    aimdb_db_stop(db);
+    aimdb_db_free(db);
+}
+
+/* A runtime whose threads start only when the test opens the gate: a
+ * relay thread that gets no CPU, made deterministic. */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_opened = PTHREAD_COND_INITIALIZER;
+static bool gate_open;
+
+typedef struct gated {
+    void *(*fn)(void *);
+    void *arg;
+} gated;
+
+static void *wait_at_gate(void *arg) {
+    gated g = *(gated *)arg;
+    free(arg);
+    pthread_mutex_lock(&gate_lock);
+    while (!gate_open) pthread_cond_wait(&gate_opened, &gate_lock);
+    pthread_mutex_unlock(&gate_lock);
+    return g.fn(g.arg);
+}
+
+static int gated_spawn(void *self, const char *name, aimdb_thread_kind kind, void *(*fn)(void *),
+                       void *arg, aimdb_thread **out) {
+    (void)self;
+    const aimdb_runtime *base = aimdb_runtime_pthread();
+    gated *g = malloc(sizeof(*g));
+    assert_non_null(g);
+    *g = (gated){fn, arg};
+    return base->spawn(base->self, name, kind, wait_at_gate, g, out);
+}
+
+static aimdb_runtime gated_runtime(void) {
+    aimdb_runtime rt = *aimdb_runtime_pthread();
+    rt.spawn = gated_spawn;
+    gate_open = false;
+    return rt;
+}
+
+static void open_gate(void) {
+    pthread_mutex_lock(&gate_lock);
+    gate_open = true;
+    pthread_cond_broadcast(&gate_opened);
+    pthread_mutex_unlock(&gate_lock);
+}
+
+static void expect_sequence(aimdb_reader *reader, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        aimdb_value v;
+        uint64_t missed = 0;
+        assert_int_equal(aimdb_reader_try_recv(reader, &v, &missed), AIMDB_OK);
+        int64_t got;
+        memcpy(&got, v.data, sizeof(got));
+        if (got != i || v.ts_ms != 1000 + i)
+            fail_msg("value %lld: got %lld stamped %lld", (long long)i, (long long)got,
+                     (long long)v.ts_ms);
+    }
+    aimdb_value v;
+    uint64_t missed = 0;
+    assert_int_equal(aimdb_reader_try_recv(reader, &v, &missed), AIMDB_EAGAIN);
+}
+
+/* With the relay thread stalled, pushes past the ring's 16,384 slots
+ * return at once and spill; once it runs, the ring refills while spilled
+ * values are still queued, and everything is produced in push order. */
+static void test_a_stalled_relay_never_makes_the_pusher_wait(void **state) {
+    (void)state;
+    aimdb_db *db = started_db();
+    aimdb_record *rec;
+    aimdb_buffer_cfg ring = {AIMDB_BUFFER_RING, 4 * MANY};
+    assert_int_equal(aimdb_record_register(db, "n", &ring, &aimdb_codec_int64, &rec), AIMDB_OK);
+    aimdb_reader *reader;
+    assert_int_equal(aimdb_reader_open(rec, &reader), AIMDB_OK);
+    aimdb_runtime rt = gated_runtime();
+    aimdb_relay *relay;
+    assert_int_equal(aimdb_relay_start(&rt, &relay), AIMDB_OK);
+    int64_t i = 0;
+    for (; i < 3 * RING_SLOTS; i++)
+        assert_int_equal(aimdb_relay_push(relay, rec, &i, sizeof(i), 1000 + i), AIMDB_OK);
+    assert_int_equal(aimdb_relay_spills(relay), 2 * RING_SLOTS);
+    open_gate();
+    for (; i < 3 * MANY; i++)
+        assert_int_equal(aimdb_relay_push(relay, rec, &i, sizeof(i), 1000 + i), AIMDB_OK);
+    assert_int_equal(aimdb_relay_stop(relay), 0);
+    expect_sequence(reader, 3 * MANY);
+    aimdb_reader_close(reader);
+    aimdb_db_stop(db);
+    aimdb_db_free(db);
+}
+
+/* What a stalled relay holds outside its ring is bounded: past 64 MiB of
+ * queued payload a push is refused with AIMDB_EBUSY, and what was accepted
+ * is still produced. */
+static void test_held_bytes_are_bounded(void **state) {
+    (void)state;
+    aimdb_db *db = started_db();
+    aimdb_record *rec;
+    aimdb_buffer_cfg ring = {AIMDB_BUFFER_RING, 256};
+    assert_int_equal(aimdb_record_register(db, "blob", &ring, &aimdb_codec_json, &rec), AIMDB_OK);
+    aimdb_runtime rt = gated_runtime();
+    aimdb_relay *relay;
+    assert_int_equal(aimdb_relay_start(&rt, &relay), AIMDB_OK);
+    size_t size = 512 * 1024, accepted = 0;
+    char *big = malloc(size);
+    assert_non_null(big);
+    memset(big, 'x', size);
+    int rc;
+    while ((rc = aimdb_relay_push(relay, rec, big, size, 1)) == AIMDB_OK) accepted++;
+    assert_int_equal(rc, AIMDB_EBUSY);
+    assert_int_equal(accepted, (64u << 20) / size);
+    open_gate();
+    assert_int_equal(aimdb_relay_stop(relay), 0);
+    aimdb_record_stats stats;
+    aimdb_record_stats_get(rec, &stats);
+    assert_int_equal(stats.produced, accepted);
+    free(big);
     aimdb_db_stop(db);
     aimdb_db_free(db);
 }
@@ -106,6 +228,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order_timestamps_and_stop_drain),
         cmocka_unit_test(test_large_values_keep_their_bytes),
+        cmocka_unit_test(test_a_stalled_relay_never_makes_the_pusher_wait),
+        cmocka_unit_test(test_held_bytes_are_bounded),
         cmocka_unit_test(test_refusals_are_counted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -40,7 +40,8 @@ typedef enum aimdb_status {
     AIMDB_ETOOBIG = -8,    /* value larger than the configured maximum */
     AIMDB_ESTATE = -9,     /* call not valid in the database's current phase */
     AIMDB_EIO = -10,       /* a backend or system call failed (see the log) */
-    AIMDB_EFULL = -11      /* the database holds max_records records already */
+    AIMDB_EFULL = -11,     /* the database holds max_records records already */
+    AIMDB_EBUSY = -12      /* a queue is at its limit: its consumer is behind */
 } aimdb_status;
 
 const char *aimdb_strerror(int status);

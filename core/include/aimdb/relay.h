@@ -5,8 +5,9 @@
  * For a thread that must not wait: Mosquitto's broker thread (the plugin),
  * Paho's receive thread (the connector).  It copies each value into a
  * single-producer ring; a relay thread of its own produces them in order,
- * in batches, with the timestamp the value was pushed with.  Values are
- * never dropped: a full ring makes the pusher yield until there is room.
+ * in batches, with the timestamp the value was pushed with.  The pusher
+ * never waits: while the ring is full (the relay thread gets no CPU) values
+ * spill into a list allocated per value, bounded in bytes (relay.c).
  */
 #ifndef AIMDB_RELAY_H
 #define AIMDB_RELAY_H
@@ -28,9 +29,11 @@ typedef struct aimdb_relay aimdb_relay;
 int aimdb_relay_start(const aimdb_runtime *rt, aimdb_relay **out);
 
 /* Queue a copy of a value for rec, stamped ts_ms.  One thread only (the
- * same one every time); waits only while the ring is full.  AIMDB_ENOMEM
- * if a large value cannot be copied.  Values aimdb_produce refuses later
- * are counted (aimdb_relay_failed) and logged, rate-limited. */
+ * same one every time); never waits.  AIMDB_ENOMEM if the value cannot be
+ * copied, AIMDB_EBUSY if the relay is so far behind that the values it
+ * holds reached its byte limit (the caller counts the drop).  Values
+ * aimdb_produce refuses later are counted (aimdb_relay_failed) and logged,
+ * rate-limited. */
 int aimdb_relay_push(aimdb_relay *r, aimdb_record *rec, const void *data, size_t len,
                      int64_t ts_ms);
 
@@ -42,6 +45,10 @@ uint64_t aimdb_relay_stop(aimdb_relay *r);
 /* Values aimdb_produce refused (too big, stopped, out of memory); any
  * thread.  0 for NULL. */
 uint64_t aimdb_relay_failed(aimdb_relay *r);
+
+/* Values pushed while the ring was full (the relay had fallen 16,384
+ * values behind); any thread.  0 for NULL. */
+uint64_t aimdb_relay_spills(aimdb_relay *r);
 
 #ifdef __cplusplus
 }
