@@ -158,6 +158,11 @@ aimdb_pool *aimdb_pool_new(const aimdb_runtime *rt, unsigned workers);
 int aimdb_pool_start(aimdb_pool *pool);
 /* Queue a tap whose `scheduled` flag the caller has just set. */
 void aimdb_pool_schedule(aimdb_pool *pool, aimdb_tap *tap);
+/* A burst of produce calls on the calling thread (the relay's batches):
+ * taps queued in between wake no worker until the end, which wakes as many
+ * idle workers as taps were queued.  Not nested. */
+void aimdb_pool_burst_begin(void);
+void aimdb_pool_burst_end(void);
 /* Run every queued tap dry, then join the workers. */
 void aimdb_pool_drain_and_join(aimdb_pool *pool);
 void aimdb_pool_free(aimdb_pool *pool);

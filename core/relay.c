@@ -43,10 +43,12 @@
 #include <time.h>
 
 #include "aimdb/relay.h"
+#include "core_internal.h"
 
 #define RING_SLOTS 16384        /* power of two */
 #define INLINE_BYTES 104        /* payloads up to this size need no malloc */
 #define TAIL_PUBLISH_EVERY 1024 /* slots; power of two */
+#define BURST 64                /* values produced per wake-up of the tap workers */
 #define MAX_HELD_BYTES (64u << 20) /* ~3 s of a 400 k msg/s stream spilled */
 #define NAP_NS 100000           /* a value waits at most this long (+ timer slack) */
 #define NAPS_BEFORE_SLEEP 20    /* empty naps (~2 ms) before sleeping until woken */
@@ -138,15 +140,17 @@ static void produce_spilled(aimdb_relay *r, spilled *next) {
     r->spill_head = next;
 }
 
-/* Produce everything queued, in push order; false if there was nothing.
- * The ring's head is reread whenever the ring looks empty: a value seen in
- * the list was pushed after every smaller-numbered ring value, so those are
- * visible by then even if the first look at head missed them. */
+/* Produce everything queued, in push order, waking the tap workers once
+ * per BURST values; false if there was nothing.  The ring's head is reread
+ * whenever the ring looks empty: a value seen in the list was pushed after
+ * every smaller-numbered ring value, so those are visible by then even if
+ * the first look at head missed them. */
 static bool drain(aimdb_relay *r) {
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint64_t head = atomic_load(&r->head);
     bool any = false;
-    for (;;) {
+    aimdb_pool_burst_begin();
+    for (unsigned n = 1;; n++) {
         spilled *next = atomic_load(&r->spill_head->next);
         if (tail == head) head = atomic_load(&r->head);
         relay_slot *s = tail != head ? &r->slots[tail & (RING_SLOTS - 1)] : NULL;
@@ -162,7 +166,12 @@ static bool drain(aimdb_relay *r) {
             break;
         }
         any = true;
+        if (n % BURST == 0) {
+            aimdb_pool_burst_end();
+            aimdb_pool_burst_begin();
+        }
     }
+    aimdb_pool_burst_end();
     atomic_store_explicit(&r->tail, tail, memory_order_release);
     return any;
 }

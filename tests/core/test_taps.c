@@ -1,6 +1,7 @@
 /*
  * test_taps.c -- taps run on the worker pool, in order, lag instead of
- * blocking producers, and are drained by stop.
+ * blocking producers, and are drained by stop; a burst of produce calls
+ * wakes the workers at its end, for every pool it touched.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -15,6 +16,7 @@
 #include <cmocka.h>
 
 #include "aimdb/aimdb.h"
+#include "core_internal.h" /* aimdb_pool_burst_begin/end */
 
 typedef struct tap_probe {
     pthread_mutex_t lock;
@@ -230,6 +232,45 @@ static void *produce_many(void *arg) {
     return NULL;
 }
 
+/* Taps queued in a burst run once it ends, with the workers asleep when it
+ * began; a tap of a second database queued inside the burst is woken for
+ * at once (a burst holds back one pool's wake-ups). */
+static void test_burst_wakes_workers_at_its_end(void **state) {
+    (void)state;
+    enum { RECORDS = 40, VALUES = 5 };
+    aimdb_db *dbs[2] = {aimdb_db_new(NULL), aimdb_db_new(NULL)};
+    static tap_probe probes[2][RECORDS];
+    aimdb_record *recs[2][RECORDS];
+    for (int d = 0; d < 2; d++) {
+        for (int i = 0; i < RECORDS; i++) {
+            char name[32];
+            snprintf(name, sizeof(name), "rec::%d", i);
+            recs[d][i] = ring_record(dbs[d], name, 64);
+            probe_init(&probes[d][i]);
+            aimdb_tap *tap;
+            assert_int_equal(aimdb_tap_add(recs[d][i], &probe_ops, &probes[d][i], &tap), AIMDB_OK);
+        }
+        assert_int_equal(aimdb_db_start(dbs[d]), AIMDB_OK);
+    }
+    sleep_us(20000); /* every worker idle, waiting for a wake-up */
+    aimdb_pool_burst_begin();
+    for (int64_t v = 0; v < VALUES; v++)
+        for (int i = 0; i < RECORDS; i++)
+            for (int d = 0; d < 2; d++)
+                assert_int_equal(aimdb_produce(recs[d][i], &v, sizeof(v)), AIMDB_OK);
+    for (int i = 0; i < RECORDS; i++) wait_for_values(&probes[1][i], VALUES);
+    aimdb_pool_burst_end();
+    for (int i = 0; i < RECORDS; i++) wait_for_values(&probes[0][i], VALUES);
+    for (int d = 0; d < 2; d++) {
+        aimdb_db_stop(dbs[d]);
+        for (int i = 0; i < RECORDS; i++) {
+            assert_false(probes[d][i].out_of_order);
+            probe_destroy(&probes[d][i]);
+        }
+        aimdb_db_free(dbs[d]);
+    }
+}
+
 static void test_thousand_records_on_four_workers(void **state) {
     (void)state;
     aimdb_db_options opts = {.workers = 4};
@@ -268,6 +309,7 @@ int main(void) {
         cmocka_unit_test(test_values_before_start_reach_taps),
         cmocka_unit_test(test_tap_on_latest_sees_newest),
         cmocka_unit_test(test_thousand_records_on_four_workers),
+        cmocka_unit_test(test_burst_wakes_workers_at_its_end),
     };
     return cmocka_run_group_tests_name("taps", tests, NULL, NULL);
 }
