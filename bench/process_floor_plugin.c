@@ -88,12 +88,6 @@ static void read_until_stopped(void) {
     }
 }
 
-int mosquitto_plugin_version(int supported_version_count, const int *supported_versions) {
-    for (int i = 0; i < supported_version_count; i++)
-        if (supported_versions[i] == 5) return 5;
-    return -1;
-}
-
 int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
                           struct mosquitto_opt *options, int option_count) {
     (void)userdata;
