@@ -56,7 +56,8 @@ void metrics_tick(plugin *pl) {
         {"messages/unrouted", c->unrouted},
         {"messages/dropped", c->dropped + aimdb_relay_failed(pl->relay)},
         {"messages/duplicates", c->duplicates},
-        {"messages/spilled", aimdb_relay_spills(pl->relay)}, /* aimdb's threads fell behind */
+        {"relay/backlog", aimdb_relay_backlog(pl->relay)},
+        {"relay/grown", aimdb_relay_grown(pl->relay)}, /* aimdb's threads fell behind */
         {"rows/stored", ps.backend.rows_stored},
         {"rows/rejected", ps.rows_rejected},
         {"rows/dropped", ps.rows_lagged + ps.rows_store_failed + ps.backend.rows_failed},

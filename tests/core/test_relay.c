@@ -1,9 +1,9 @@
 /*
  * test_relay.c -- the hand-off of relay.h: every value pushed is produced,
  * in order, with its own timestamp and bytes (inline and heap-sized), also
- * past a full ring; the pusher never waits for a stalled relay thread (its
- * values spill, in order, up to a byte limit); stop produces what is still
- * queued; refusals counted.
+ * across many queue segments; the pusher never waits for a stalled relay
+ * thread (the queue grows, up to a byte bound that never refuses a value on
+ * its own); stop produces what is still queued; refusals counted.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -17,8 +17,8 @@
 
 #include "aimdb/relay.h"
 
-#define MANY 100000  /* more than the ring holds */
-#define RING_SLOTS 16384 /* relay.c's */
+#define MANY 100000 /* many segments' worth */
+#define SEGMENT_SLOTS 4096 /* relay.c's */
 
 static aimdb_db *started_db(void) {
     aimdb_db *db = aimdb_db_new(NULL);
@@ -117,9 +117,10 @@ static void expect_sequence(aimdb_reader *reader, int64_t n) {
     assert_int_equal(aimdb_reader_try_recv(reader, &v, &missed), AIMDB_EAGAIN);
 }
 
-/* With the relay thread stalled, pushes past the ring's 16,384 slots
- * return at once and spill; once it runs, the ring refills while spilled
- * values are still queued, and everything is produced in push order. */
+/* With the relay thread stalled, pushes return at once and the queue grows
+ * by segments (two are in hand; every further 4,096 values take a third,
+ * fourth...); once it runs, everything is produced in push order while more
+ * is pushed. */
 static void test_a_stalled_relay_never_makes_the_pusher_wait(void **state) {
     (void)state;
     aimdb_db *db = started_db();
@@ -132,9 +133,10 @@ static void test_a_stalled_relay_never_makes_the_pusher_wait(void **state) {
     aimdb_relay *relay;
     assert_int_equal(aimdb_relay_start(&rt, &relay), AIMDB_OK);
     int64_t i = 0;
-    for (; i < 3 * RING_SLOTS; i++)
+    for (; i < 5 * SEGMENT_SLOTS; i++)
         assert_int_equal(aimdb_relay_push(relay, rec, &i, sizeof(i), 1000 + i), AIMDB_OK);
-    assert_int_equal(aimdb_relay_spills(relay), 2 * RING_SLOTS);
+    assert_int_equal(aimdb_relay_backlog(relay), 5 * SEGMENT_SLOTS);
+    assert_int_equal(aimdb_relay_grown(relay), 3);
     open_gate();
     for (; i < 3 * MANY; i++)
         assert_int_equal(aimdb_relay_push(relay, rec, &i, sizeof(i), 1000 + i), AIMDB_OK);
@@ -145,31 +147,60 @@ static void test_a_stalled_relay_never_makes_the_pusher_wait(void **state) {
     aimdb_db_free(db);
 }
 
-/* What a stalled relay holds outside its ring is bounded: past 64 MiB of
- * queued payload a push is refused with AIMDB_EBUSY, and what was accepted
- * is still produced. */
+/* What a stalled relay holds is bounded (64 MiB of segments and long
+ * payloads): past it a push is refused with AIMDB_EBUSY, and what was
+ * accepted is still produced. */
 static void test_held_bytes_are_bounded(void **state) {
     (void)state;
     aimdb_db *db = started_db();
     aimdb_record *rec;
     aimdb_buffer_cfg ring = {AIMDB_BUFFER_RING, 256};
-    assert_int_equal(aimdb_record_register(db, "blob", &ring, &aimdb_codec_json, &rec), AIMDB_OK);
+    assert_int_equal(aimdb_record_register(db, "n", &ring, &aimdb_codec_int64, &rec), AIMDB_OK);
     aimdb_runtime rt = gated_runtime();
     aimdb_relay *relay;
     assert_int_equal(aimdb_relay_start(&rt, &relay), AIMDB_OK);
-    size_t size = 512 * 1024, accepted = 0;
-    char *big = malloc(size);
-    assert_non_null(big);
-    memset(big, 'x', size);
+    int64_t accepted = 0;
     int rc;
-    while ((rc = aimdb_relay_push(relay, rec, big, size, 1)) == AIMDB_OK) accepted++;
+    while ((rc = aimdb_relay_push(relay, rec, &accepted, sizeof(accepted), 1)) == AIMDB_OK)
+        accepted++;
     assert_int_equal(rc, AIMDB_EBUSY);
-    assert_int_equal(accepted, (64u << 20) / size);
+    /* whole segments of ~570 KB each, about 64 MiB of them */
+    assert_int_equal(accepted % SEGMENT_SLOTS, 0);
+    assert_in_range(accepted, 100 * SEGMENT_SLOTS, 130 * SEGMENT_SLOTS);
     open_gate();
     assert_int_equal(aimdb_relay_stop(relay), 0);
     aimdb_record_stats stats;
     aimdb_record_stats_get(rec, &stats);
     assert_int_equal(stats.produced, accepted);
+    aimdb_db_stop(db);
+    aimdb_db_free(db);
+}
+
+/* The bound never refuses a value on its own: one larger than the whole
+ * bound is taken while the queue holds nothing; the next one is not. */
+static void test_one_value_over_the_bound_is_taken(void **state) {
+    (void)state;
+    size_t size = 70u << 20;
+    aimdb_db *db = aimdb_db_new(&(aimdb_db_options){.max_value_bytes = size});
+    assert_non_null(db);
+    assert_int_equal(aimdb_db_start(db), AIMDB_OK);
+    aimdb_record *rec;
+    aimdb_buffer_cfg latest = {AIMDB_BUFFER_LATEST, 1};
+    assert_int_equal(aimdb_record_register(db, "blob", &latest, &aimdb_codec_json, &rec),
+                     AIMDB_OK);
+    aimdb_runtime rt = gated_runtime();
+    aimdb_relay *relay;
+    assert_int_equal(aimdb_relay_start(&rt, &relay), AIMDB_OK);
+    char *big = malloc(size);
+    assert_non_null(big);
+    memset(big, 'x', size);
+    assert_int_equal(aimdb_relay_push(relay, rec, big, size, 1), AIMDB_OK);
+    assert_int_equal(aimdb_relay_push(relay, rec, big, 200, 2), AIMDB_EBUSY);
+    open_gate();
+    assert_int_equal(aimdb_relay_stop(relay), 0);
+    aimdb_record_stats stats;
+    aimdb_record_stats_get(rec, &stats);
+    assert_int_equal(stats.produced, 1);
     free(big);
     aimdb_db_stop(db);
     aimdb_db_free(db);
@@ -230,6 +261,7 @@ int main(void) {
         cmocka_unit_test(test_large_values_keep_their_bytes),
         cmocka_unit_test(test_a_stalled_relay_never_makes_the_pusher_wait),
         cmocka_unit_test(test_held_bytes_are_bounded),
+        cmocka_unit_test(test_one_value_over_the_bound_is_taken),
         cmocka_unit_test(test_refusals_are_counted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

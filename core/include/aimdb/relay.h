@@ -6,8 +6,8 @@
  * Paho's receive thread (the connector).  It copies each value into a
  * single-producer ring; a relay thread of its own produces them in order,
  * in batches, with the timestamp the value was pushed with.  The pusher
- * never waits: while the ring is full (the relay thread gets no CPU) values
- * spill into a list allocated per value, bounded in bytes (relay.c).
+ * never waits: when the relay thread gets no CPU the queue grows by
+ * segments of 4,096 values, bounded in bytes (relay.c).
  */
 #ifndef AIMDB_RELAY_H
 #define AIMDB_RELAY_H
@@ -46,9 +46,12 @@ uint64_t aimdb_relay_stop(aimdb_relay *r);
  * thread.  0 for NULL. */
 uint64_t aimdb_relay_failed(aimdb_relay *r);
 
-/* Values pushed while the ring was full (the relay had fallen 16,384
- * values behind); any thread.  0 for NULL. */
-uint64_t aimdb_relay_spills(aimdb_relay *r);
+/* Values pushed and not yet produced; any thread.  0 for NULL. */
+uint64_t aimdb_relay_backlog(aimdb_relay *r);
+
+/* Times the queue grew by a segment of 4,096 values beyond its usual two
+ * (the relay thread had fallen that far behind); any thread.  0 for NULL. */
+uint64_t aimdb_relay_grown(aimdb_relay *r);
 
 #ifdef __cplusplus
 }
