@@ -4,7 +4,7 @@
  *
  * Lock order, outermost first (never take an earlier one while holding a
  * later one):  db->registry_lock  ->  record->lock  ->  pool->lock.
- * The producer path takes record->lock, releases it, then pool->lock.
+ * The producer path takes pool->lock inside record->lock, to queue a tap.
  */
 #ifndef AIMDB_CORE_INTERNAL_H
 #define AIMDB_CORE_INTERNAL_H

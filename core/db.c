@@ -249,12 +249,23 @@ static bool valid_buffer(const aimdb_buffer_cfg *cfg) {
     return false;
 }
 
-/* Records are never removed (pointers to them are handed out for the db's
+/* The record already registered under name (AIMDB_OK, or AIMDB_EEXIST if
+ * with another codec or buffer); else AIMDB_EFULL at max_records -- records
+ * are never removed (pointers to them are handed out for the db's
  * lifetime), so an embedder that opens a record per name a client chooses
- * (a wildcard topic rule) needs max_records to bound its memory. */
+ * (a wildcard topic rule) needs the limit to bound its memory -- or
+ * AIMDB_ENOTFOUND.  Any lock mode. */
+static int existing_locked(aimdb_db *db, const char *name, const aimdb_buffer_cfg *cfg,
+                           const aimdb_codec *codec, aimdb_record **out) {
+    aimdb_record *rec = find_locked(db, name);
+    if (!rec) return db->nrecords >= db->max_records ? AIMDB_EFULL : AIMDB_ENOTFOUND;
+    if (!same_codec(rec->codec, codec) || !same_buffer(rec->buffer.cfg, *cfg)) return AIMDB_EEXIST;
+    *out = rec;
+    return AIMDB_OK;
+}
+
 static int insert_locked(aimdb_db *db, const char *name, const aimdb_buffer_cfg *cfg,
                          const aimdb_codec *codec, aimdb_record **out) {
-    if (db->nrecords >= db->max_records) return AIMDB_EFULL;
     if (db->nrecords == db->ordered_cap) {
         size_t cap = db->ordered_cap ? db->ordered_cap * 2 : 16;
         aimdb_record **grown = realloc(db->ordered, cap * sizeof(*grown));
@@ -279,16 +290,16 @@ int aimdb_record_register(aimdb_db *db, const char *name, const aimdb_buffer_cfg
     if (!name || !*name || !codec || !codec->name || !codec->to_json || !out ||
         !valid_buffer(&cfg))
         return AIMDB_EINVAL;
+    /* A name already registered, or a registry at max_records, is answered
+     * under the read lock: a stream of refused names must not take the write
+     * lock (and wait for every reader) once per value. */
+    pthread_rwlock_rdlock(&db->registry_lock);
+    int rc = existing_locked(db, name, &cfg, codec, out);
+    pthread_rwlock_unlock(&db->registry_lock);
+    if (rc != AIMDB_ENOTFOUND) return rc;
     pthread_rwlock_wrlock(&db->registry_lock);
-    aimdb_record *rec = find_locked(db, name);
-    int rc;
-    if (rec) {
-        rc = same_codec(rec->codec, codec) && same_buffer(rec->buffer.cfg, cfg) ? AIMDB_OK
-                                                                                : AIMDB_EEXIST;
-        if (rc == AIMDB_OK) *out = rec;
-    } else {
-        rc = insert_locked(db, name, &cfg, codec, out);
-    }
+    rc = existing_locked(db, name, &cfg, codec, out); /* registered meanwhile? */
+    if (rc == AIMDB_ENOTFOUND) rc = insert_locked(db, name, &cfg, codec, out);
     pthread_rwlock_unlock(&db->registry_lock);
     return rc;
 }

@@ -8,7 +8,9 @@
  *   threads instead would leave the broker asleep for up to 100 ms, and our
  *   wake-up signal (wake.c) must reach the broker thread only.
  *
- *   Threads run at a lower priority (nice +BACKGROUND_NICE).  The broker
+ *   Threads run at a lower priority (BACKGROUND_NICE above the broker
+ *   thread's nice, at most 19: relative, so a broker started at nice 15
+ *   does not get aimdb threads that outrank it).  The broker
  *   thread serves every client; when CPUs are scarce, a query thread woken
  *   by a request must not preempt it for a whole time slice (measured:
  *   ping latency through the broker rose by ~4 ms at p99 while latest-1
@@ -47,6 +49,7 @@
 
 #define LOG_BACKLOG 4096
 #define BACKGROUND_NICE 10
+#define MAX_NICE 19
 #define LOG_LINE_MAX 1024
 
 static _Atomic uint64_t logs_dropped;
@@ -112,6 +115,7 @@ static void host_log(void *self, aimdb_log_level level, const char *fmt, va_list
 typedef struct background {
     void *(*fn)(void *);
     void *arg;
+    int nice;
     bool idle;
 } background;
 
@@ -119,7 +123,7 @@ static void *run_in_background(void *arg) {
     background b = *(background *)arg;
     free(arg);
     /* Linux nice is per thread; failure only costs latency, never work. */
-    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), BACKGROUND_NICE);
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), b.nice);
     if (b.idle) {
         struct sched_param none = {0};
         (void)sched_setscheduler(0, SCHED_IDLE, &none); /* this thread only */
@@ -129,11 +133,12 @@ static void *run_in_background(void *arg) {
 
 static int host_spawn(void *self, const char *name, aimdb_thread_kind kind, void *(*fn)(void *),
                       void *arg, aimdb_thread **out) {
-    (void)self;
+    plugin *pl = self;
     const aimdb_runtime *base = aimdb_runtime_pthread();
     background *b = malloc(sizeof(*b));
     if (!b) return -1;
-    *b = (background){fn, arg, kind == AIMDB_THREAD_QUERY};
+    int nice = pl->broker_nice + BACKGROUND_NICE;
+    *b = (background){fn, arg, nice < MAX_NICE ? nice : MAX_NICE, kind == AIMDB_THREAD_QUERY};
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old); /* inherited by the new thread */
@@ -162,6 +167,7 @@ static void host_sleep_ms(void *self, int64_t ms) {
 }
 
 void host_runtime_init(plugin *pl) {
+    pl->broker_nice = getpriority(PRIO_PROCESS, 0); /* this thread's: the broker's */
     pl->runtime = (aimdb_runtime){
         .spawn = host_spawn,
         .join = host_join,

@@ -30,9 +30,10 @@ static void note_drop(plugin *pl, const char *topic, const char *why) {
 
 /* The record of a routed name, opened on its first value.  Two rules can
  * produce the same name with different options; the first to open the
- * record decides them, and the disagreement is logged once.  Once the
- * database is full, a new name is refused here: asking the database again
- * for every such message would take its registry lock on this thread. */
+ * record decides them, and the disagreement is logged once.  Past
+ * max_records a new name is refused under the registry's read lock, which
+ * only a new record's registration holds exclusively -- and none can be
+ * registered then. */
 static int record_for(plugin *pl, const aimdb_ruleset *rs, size_t rule, const char *name,
                       const char *topic, aimdb_record **out) {
     catalog_entry *e = catalog_find(pl->catalog, name);
@@ -44,11 +45,8 @@ static int record_for(plugin *pl, const aimdb_ruleset *rs, size_t rule, const ch
                        "than the rule that opened it (line %u); it keeps the first rule's format",
                        name, rs->options[rule].line, e->options.line);
         }
-    } else if (pl->records_full) {
-        return AIMDB_EFULL;
     } else {
         int rc = records_open_routed(pl, rs, rule, name, topic, &e);
-        if (rc == AIMDB_EFULL) pl->records_full = true;
         if (rc != AIMDB_OK) return rc;
     }
     *out = e->record;

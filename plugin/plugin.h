@@ -249,6 +249,7 @@ struct plugin {
     mosquitto_plugin_id_t *id;
     size_t callbacks_registered; /* plugin.c: how many of its table */
     pthread_t broker_thread;
+    int broker_nice;            /* host.c: aimdb's threads run below it */
     aimdb_runtime runtime;      /* host.c */
     outbox outbox;
     wake wake;
@@ -267,8 +268,6 @@ struct plugin {
         bool layout_checked;
     } qos2;
     aimdb_log_limit drop_log;
-    bool records_full;          /* max_records reached: records are never
-                                 * closed, so no new name opens until restart */
 
     /* Opened by setup.c. */
     aimdb_gateway gw;           /* db, history, AimX; gw.max_payload: larger

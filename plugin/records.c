@@ -76,7 +76,9 @@ int records_open_fixed(plugin *pl, const aimdb_ruleset *rs) {
             }
         }
         if (e->record) records_update(pl, e, rs, i);
-        else records_open(pl, e, rs, i);
+        else if (records_open(pl, e, rs, i) == AIMDB_EFULL)
+            plugin_log(pl, AIMDB_LOG_WARNING, "record %s (aimdb.conf:%u) not opened: %s",
+                       r->name_template, rs->options[i].line, aimdb_strerror(AIMDB_EFULL));
     }
     return AIMDB_OK;
 }

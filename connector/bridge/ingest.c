@@ -55,8 +55,11 @@ static void open_fixed(ingest *in) {
     for (size_t i = 0; i < in->rs->conf->n_rules; i++) {
         const char *name = in->rs->conf->rules[i].name_template;
         aimdb_record *rec;
-        if (aimdb_name_template_is_fixed(name) && !aimdb_db_find(in->gw->db, name))
-            open_record(name, i, in, &rec);
+        if (aimdb_name_template_is_fixed(name) && !aimdb_db_find(in->gw->db, name) &&
+            open_record(name, i, in, &rec) == AIMDB_EFULL)
+            aimdb_log(in->gw->runtime, AIMDB_LOG_WARNING,
+                      "record %s (aimdb.conf:%u) not opened: %s", name, in->rs->options[i].line,
+                      aimdb_strerror(AIMDB_EFULL));
     }
 }
 

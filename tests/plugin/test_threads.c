@@ -1,9 +1,10 @@
 /*
  * test_threads.c -- the plugin's threads stay out of the broker's way
  * (plugin/host.c), read from /proc/<broker>/task while it runs: every
- * aimdb thread blocks the broker's signals, pipeline threads (relay, tap
- * workers, SQLite writer, retention) run at nice +10, query threads under
- * SCHED_IDLE, and the broker thread keeps the priority it was started with.
+ * aimdb thread blocks the broker's signals and runs at nice +10 relative to
+ * the broker, pipeline threads (relay, tap workers, SQLite writer,
+ * retention) as normal threads, query threads under SCHED_IDLE, and the
+ * broker thread keeps the priority it was started with.
  */
 #define _GNU_SOURCE /* SCHED_IDLE */
 #include <dirent.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <cmocka.h>
@@ -93,17 +95,21 @@ static const char *say(char *why, size_t cap, const char *fmt, ...) {
     return why;
 }
 
-/* Why the broker's threads are not as they should be, or NULL.  Signals
- * are blocked before a thread starts, but a new thread lowers its own
- * priority as its first step, so a thread just started may not have yet. */
+/* Why the broker's threads are not as they should be, or NULL.  The broker
+ * inherits this process's nice; aimdb's threads run 10 above it (at most
+ * 19).  Signals are blocked before a thread starts, but a new thread lowers
+ * its own priority as its first step, so a thread just started may not
+ * have yet. */
 static const char *threads_wrong(pid_t pid, char *why, size_t cap) {
     task tasks[64];
     size_t n = read_tasks(pid, tasks, 64), query = 0, pipeline = 0;
     const int broker_signals[] = {SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2, SIGRTMIN + 1};
+    long started_at = getpriority(PRIO_PROCESS, 0), background = started_at + 10;
+    if (background > 19) background = 19;
     for (size_t i = 0; i < n; i++) {
         const task *t = &tasks[i];
         if (t->tid == pid) { /* the broker thread: as started */
-            if (t->nice != 0 || t->policy != SCHED_OTHER)
+            if (t->nice != started_at || t->policy != SCHED_OTHER)
                 return say(why, cap, "the broker thread: policy %ld nice %ld", t->policy,
                            t->nice);
             continue;
@@ -113,7 +119,7 @@ static const char *threads_wrong(pid_t pid, char *why, size_t cap) {
             if (!blocks(t, broker_signals[s]))
                 return say(why, cap, "%s does not block signal %d", t->name, broker_signals[s]);
         bool is_query = strcmp(t->name, "aimdb-query") == 0;
-        if (is_query ? t->policy != SCHED_IDLE : t->policy != SCHED_OTHER || t->nice != 10)
+        if (t->nice != background || t->policy != (is_query ? SCHED_IDLE : SCHED_OTHER))
             return say(why, cap, "%s: policy %ld nice %ld", t->name, t->policy, t->nice);
         if (is_query) query++;
         else pipeline++;
