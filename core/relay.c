@@ -51,8 +51,12 @@
 #include "core_internal.h"
 
 #define SEGMENT_SLOTS 4096
-#define INLINE_BYTES 104           /* payloads up to this size need no malloc */
-#define MAX_HELD_BYTES (64u << 20) /* ~110 extra segments, ~450,000 small values */
+/* Payloads up to this size (most telemetry) are copied into the slot, a
+ * slot being 256 bytes: a longer one is malloc'd here and freed by the
+ * relay thread, and that pair shares glibc's arena lock with the broker's
+ * own allocations -- a relay preempted inside free() would stall it. */
+#define INLINE_BYTES 224
+#define MAX_HELD_BYTES (64u << 20) /* 64 extra segments, ~260,000 values */
 #define NAP_NS 100000              /* a value waits at most this long (+ timer slack) */
 #define NAPS_BEFORE_SLEEP 20       /* empty naps (~2 ms) before sleeping until woken */
 #define BURST 64                   /* values produced per wake-up of the tap workers */
@@ -66,6 +70,8 @@ typedef struct relay_slot {
     void *heap; /* the payload if longer than INLINE_BYTES, else NULL */
     unsigned char inline_data[INLINE_BYTES];
 } relay_slot;
+
+_Static_assert(sizeof(relay_slot) == 256, "a slot is meant to be 4 cache lines");
 
 typedef struct segment {
     _Atomic(struct segment *) next; /* set by the pusher before it publishes a slot of it */
