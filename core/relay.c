@@ -22,13 +22,14 @@
  * segment, one malloc per 4,096 values, and never waits.  The fixed ring
  * this replaces made the pusher -- Mosquitto's broker thread -- yield for
  * room, once for 15 ms in a bench_plugin run; a per-value spill list
- * instead costed a malloc per value, its free on the relay contending for
- * the same arena lock (a reviewer measured 29-40 ms).  Memory is bounded:
- * once the values queued hold more than MAX_HELD_BYTES (segments beyond
- * the first two, and payloads too long for a slot) a push is refused with
- * AIMDB_EBUSY for the caller to count -- a relay starved that long has a
- * problem no queue fixes.  Any single value is taken while the queue holds
- * less than that, so the bound never refuses a value max_payload allows.
+ * tried next cost a malloc per value, whose free on the relay contended
+ * for the broker's arena lock (a reviewer measured 29-40 ms waits).
+ * Memory is bounded: once the values queued hold more than MAX_HELD_BYTES
+ * (segments beyond the first two, and payloads too long for a slot) a push
+ * is refused with AIMDB_EBUSY for the caller to count -- a relay starved
+ * that long has a problem no queue fixes.  Any single value is taken while
+ * the queue holds less than that, so the bound never refuses a value
+ * max_payload allows.
  *
  * When the queue is empty the relay naps (NAP_NS) a few times before it
  * sleeps, so under load the pusher never pays for a wake-up; an idle relay
@@ -94,7 +95,7 @@ struct aimdb_relay {
     unsigned write_pos;
     uint64_t bytes_added;
 
-    /* Relay only (tail and bytes_released are also read by the pusher). */
+    /* Relay only (bytes_released is read by the pusher, tail by anyone). */
     alignas(CACHE_LINE) _Atomic uint64_t tail; /* values produced */
     _Atomic uint64_t bytes_released;
     segment *read_seg;
