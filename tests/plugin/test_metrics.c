@@ -1,6 +1,7 @@
 /*
  * test_metrics.c -- $SYS/broker/aimdb/... at the broker's sys_interval:
- * messages routed and rows stored reach what was published.
+ * messages routed and rows stored reach what was published, the relay's
+ * backlog is published and back to 0.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,15 +16,26 @@
 #include "client.h"
 #include "harness.h"
 
-/* Wait for a metric to reach at least want; returns its last value. */
+/* Wait for a metric to read want; returns its last value (-1: none came). */
 static long long wait_metric(client *c, const char *topic, long long want) {
     long long value = -1;
     received m;
-    for (long long deadline = now_ms() + 8000; value < want && now_ms() < deadline;) {
+    for (long long deadline = now_ms() + 8000; value != want && now_ms() < deadline;) {
         if (!client_receive(c, 500, &m)) continue;
         if (strcmp(m.topic, topic) == 0) value = atoll(m.payload);
         received_free(&m);
     }
+    return value;
+}
+
+/* The same from a new subscriber: metrics are retained and published when
+ * they change, so it gets the current value. */
+static long long current_metric(int port, const char *topic, long long want) {
+    client *c = client_connect(port, "late", MQTT_PROTOCOL_V311, NULL, NULL);
+    assert_non_null(c);
+    client_subscribe(c, topic, 0);
+    long long value = wait_metric(c, topic, want);
+    client_disconnect(c);
     return value;
 }
 
@@ -43,6 +55,9 @@ static void test_sys_metrics(void **state) {
     client_publish(pub, "not/routed", "x", 1, 1);
     assert_int_equal(wait_metric(watch, "$SYS/broker/aimdb/messages/routed", 50), 50);
     assert_int_equal(wait_metric(watch, "$SYS/broker/aimdb/rows/stored", 50), 50);
+    /* everything handed over is in its record; the queue never grew */
+    assert_int_equal(current_metric(b.port, "$SYS/broker/aimdb/relay/backlog", 0), 0);
+    assert_int_equal(current_metric(b.port, "$SYS/broker/aimdb/relay/grown", 0), 0);
     client_disconnect(pub);
     client_disconnect(watch);
     assert_int_equal(broker_stop(&b), 0);
