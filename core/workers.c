@@ -11,9 +11,10 @@
  * Waking a worker is a futex call, and a woken worker that finds the
  * producer still holding the pool lock sleeps again.  A thread that
  * produces in bursts (the relay, relay.c) marks the burst, and the workers
- * are woken once at its end, outside every lock: measured in bench_plugin,
- * tap workers slept and woke ~116 times per 1,000 messages at QoS 0 with a
- * wake per idle tap.
+ * are woken once at its end, outside every lock: measured in bench_plugin
+ * at QoS 1, tap workers slept and woke ~410 times per 1,000 messages with a
+ * wake per idle tap, ~270 with a wake per burst, and the relay's and the
+ * workers' CPU per message fell by 30%.
  */
 #include <stdlib.h>
 #include <string.h>
