@@ -397,7 +397,8 @@ static bool bench_ingest(int qos, size_t messages, int rounds) {
            "                    %9.0f msg/s   (%.2fx; event-loop CPU %.2f us per message)\n",
            mn, mn / mb, median3(loop_null, rounds));
     double mp = median3(proc, rounds);
-    printf("  floor: broker + a plugin with no thread that copies every message to a child process\n"
+    printf("  floor: broker + a plugin with no thread that copies every message to a child "
+           "process\n"
            "                    %9.0f msg/s   (%.2fx; event-loop CPU %.2f us per message)\n",
            mp, mp / mb, median3(loop_proc, rounds));
     double lb = median3(loop_base, rounds), lw = median3(cpu_with[T_LOOP], rounds);
