@@ -379,6 +379,12 @@ void broker_cleanup(broker *b) {
     b->dir[0] = '\0';
 }
 
+int broker_stop_and_clean(broker *b) {
+    int status = broker_stop(b);
+    broker_cleanup(b);
+    return status == 0 ? 0 : -1;
+}
+
 int run_tool(char *const argv[], char *out, size_t cap, int timeout_ms) {
     int fds[2];
     if (pipe(fds) != 0) return -1;

@@ -62,6 +62,9 @@ void broker_kill9(broker *b);
 void broker_signal(broker *b, int signo);
 /* Stop if running, then remove the directory. */
 void broker_cleanup(broker *b);
+/* broker_stop then broker_cleanup: 0 if the broker exited cleanly, else -1
+ * (what a cmocka group teardown returns). */
+int broker_stop_and_clean(broker *b);
 
 /* Does the log contain text?  Waits up to timeout_ms for it to appear. */
 bool broker_log_wait(broker *b, const char *text, int timeout_ms);

@@ -51,9 +51,7 @@ static int start_broker(void **state) {
 
 static int stop_broker(void **state) {
     (void)state;
-    int status = broker_stop(&b);
-    broker_cleanup(&b);
-    return status == 0 ? 0 : -1;
+    return broker_stop_and_clean(&b);
 }
 
 static void check_payload(const char *kind, const char *payload) {
