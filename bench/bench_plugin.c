@@ -438,7 +438,7 @@ static void build_history(const char *path) {
             int n = snprintf(json, sizeof(json), "{\"v\":%d.%02d,\"seq\":%d}", 10 + (t + r) % 20,
                              (t * 7 + r) % 100, t);
             if (be.ops->store(be.self, name, json, (size_t)n,
-                              HISTORY_T0 + (int64_t)t * HISTORY_STEP_MS) != AIMDB_OK)
+                              HISTORY_T0 + (int64_t)t * HISTORY_STEP_MS, NULL) != AIMDB_OK)
                 die(tmp, "store failed");
         }
     }

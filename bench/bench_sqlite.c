@@ -160,7 +160,7 @@ static double backend_rows_per_s(const char *path, const rowset *r, size_t n, un
     double t0 = now_s();
     for (size_t i = 0; i < n; i++)
         if (b.ops->store(b.self, row_name(r, i), r->json[i], r->json_len[i],
-                         BIG_T0 + (int64_t)i) != AIMDB_OK)
+                         BIG_T0 + (int64_t)i, NULL) != AIMDB_OK)
             die("store", "refused");
     if (b.ops->flush(b.self) != AIMDB_OK) die("flush", "failed");
     double took = now_s() - t0;
@@ -272,7 +272,7 @@ static double trickle_cpu(const char *path, const rowset *r, unsigned interval_m
     double c0 = process_cpu_s();
     struct timespec gap = {0, 1000000000L / rate};
     for (int i = 0; i < rate * seconds; i++) {
-        b.ops->store(b.self, row_name(r, (size_t)i), r->json[i], r->json_len[i], i);
+        b.ops->store(b.self, row_name(r, (size_t)i), r->json[i], r->json_len[i], i, NULL);
         nanosleep(&gap, NULL);
     }
     double cpu = process_cpu_s() - c0;
@@ -477,7 +477,7 @@ static void bench_queries(const char *dir) {
     for (t.n = 0; t.n < QUERY_RUNS; t.n++) {
         char *out;
         double t0 = now_s();
-        if (aimdb_persist_query_raw(p, params, strlen(params), NULL, NULL, 0, &out, &len, err,
+        if (aimdb_persist_query_raw(p, params, strlen(params), NULL, 0, &out, &len, err,
                                     sizeof(err)) != AIMDB_OK)
             die("latest json", err);
         t.samples[t.n] = now_s() - t0;
@@ -508,7 +508,7 @@ static void bench_queries(const char *dir) {
         snprintf(json, sizeof(json), "{\"name\":\"%s\",\"start\":%lld,\"end\":%lld}", name,
                  (long long)start, (long long)end);
         double t0 = now_s();
-        if (aimdb_persist_query_raw(p, json, strlen(json), NULL, NULL, 0, &out, &len, err,
+        if (aimdb_persist_query_raw(p, json, strlen(json), NULL, 0, &out, &len, err,
                                     sizeof(err)) != AIMDB_OK)
             die("range json", err);
         t.samples[t.n] = now_s() - t0;

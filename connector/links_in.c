@@ -360,11 +360,12 @@ static void deliver_to_record(aimdb_connector *c, const char *topic, size_t topi
                             rc == AIMDB_EFULL ? aimdb_strerror(rc) : "its record cannot be opened");
     } else {
         /* Through the relay: producing here would wake a tap worker per
-         * message from Paho's thread (the bridge's profile said so). */
+         * message from Paho's thread (the bridge's profile said so).  No
+         * source: the bridge applies no ACLs, so its values need none. */
         const void *payload = m->payloadlen > 0 ? m->payload : ""; /* never NULL */
         rc = aimdb_relay_push(c->relay, rec, payload,
                               m->payloadlen > 0 ? (size_t)m->payloadlen : 0,
-                              c->rt->now_ms(c->rt->self));
+                              c->rt->now_ms(c->rt->self), NULL);
         if (rc == AIMDB_OK) c->stats.produced++;
         else connector_note_drop(c, topic, aimdb_strerror(rc));
     }

@@ -131,7 +131,7 @@ static int make_room(aimdb_buffer *b) {
 }
 
 int aimdb_buffer_put(aimdb_buffer *b, const void *data, size_t len, int64_t ts_ms,
-                     bool *overwritten) {
+                     const char *source, bool *overwritten) {
     /* No room means this value is rejected (produce counts it), not that the
      * ring wraps early: that would silently keep fewer than N values. */
     if (make_room(b) != AIMDB_OK) return AIMDB_ENOMEM;
@@ -147,6 +147,7 @@ int aimdb_buffer_put(aimdb_buffer *b, const void *data, size_t len, int64_t ts_m
     if (len) memcpy(s->data, data, len);
     s->len = len;
     s->ts_ms = ts_ms;
+    s->source = source;
     s->seq = b->next_seq++;
     *overwritten = b->cfg.kind == AIMDB_BUFFER_MAILBOX && b->mailbox_full;
     b->mailbox_full = true;
@@ -167,9 +168,12 @@ bool aimdb_buffer_pending(const aimdb_buffer *b, uint64_t cursor) {
     return cursor < b->next_seq;
 }
 
-const aimdb_slot *aimdb_buffer_newest(const aimdb_buffer *b) {
-    if (b->next_seq == 1) return NULL;
-    return &b->slots[(b->next_seq - 2) % b->nslots];
+const aimdb_slot *aimdb_buffer_back(const aimdb_buffer *b, uint64_t n) {
+    /* A ring holds min(nslots, next_seq - 1) values; latest and mailbox one. */
+    uint64_t held = b->cfg.kind == AIMDB_BUFFER_RING ? b->nslots : 1;
+    if (held > b->next_seq - 1) held = b->next_seq - 1;
+    if (n >= held) return NULL;
+    return &b->slots[(b->next_seq - 2 - n) % b->nslots];
 }
 
 static int read_ring(aimdb_buffer *b, uint64_t *cursor, const aimdb_slot **slot,
@@ -234,5 +238,6 @@ int aimdb_scratch_copy(aimdb_scratch *s, const aimdb_slot *slot, aimdb_value *ou
     out->len = slot->len;
     out->ts_ms = slot->ts_ms;
     out->seq = slot->seq;
+    out->source = slot->source;
     return AIMDB_OK;
 }

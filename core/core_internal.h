@@ -27,6 +27,7 @@ typedef struct aimdb_slot {
     size_t cap;
     int64_t ts_ms;
     uint64_t seq;
+    const char *source; /* aimdb_value.source: the producer's, never freed here */
 } aimdb_slot;
 
 /*
@@ -69,7 +70,7 @@ void aimdb_buffer_free(aimdb_buffer *b);
  * AIMDB_ENOMEM leaves the buffer unchanged.  *overwritten is set when a
  * mailbox value nobody took is replaced. */
 int aimdb_buffer_put(aimdb_buffer *b, const void *data, size_t len, int64_t ts_ms,
-                     bool *overwritten);
+                     const char *source, bool *overwritten);
 /* Where a new reader (or tap) starts. */
 uint64_t aimdb_buffer_start_cursor(const aimdb_buffer *b, bool is_tap);
 /* Next value for *cursor: AIMDB_OK with *slot set (good until the record
@@ -77,7 +78,9 @@ uint64_t aimdb_buffer_start_cursor(const aimdb_buffer *b, bool is_tap);
  * *cursor. */
 int aimdb_buffer_read(aimdb_buffer *b, aimdb_read_mode mode, uint64_t *cursor,
                       const aimdb_slot **slot, uint64_t *missed);
-const aimdb_slot *aimdb_buffer_newest(const aimdb_buffer *b);
+/* The held value n places before the newest (0: the newest), or NULL past
+ * the oldest one held. */
+const aimdb_slot *aimdb_buffer_back(const aimdb_buffer *b, uint64_t n);
 /* Would a stream read at cursor find something (a value or a lag)? */
 bool aimdb_buffer_pending(const aimdb_buffer *b, uint64_t cursor);
 

@@ -94,6 +94,11 @@ int aimdb_produce(aimdb_record *rec, const void *data, size_t len) {
 }
 
 int aimdb_produce_at(aimdb_record *rec, const void *data, size_t len, int64_t ts_ms) {
+    return aimdb_produce_from(rec, data, len, ts_ms, NULL);
+}
+
+int aimdb_produce_from(aimdb_record *rec, const void *data, size_t len, int64_t ts_ms,
+                       const char *source) {
     if (!data && len) return reject(rec, AIMDB_EINVAL);
     if (rec->codec->size && len != rec->codec->size) return reject(rec, AIMDB_EINVAL);
     if (len > aimdb_db_max_value_bytes(rec->db)) return reject(rec, AIMDB_ETOOBIG);
@@ -106,7 +111,7 @@ int aimdb_produce_at(aimdb_record *rec, const void *data, size_t len, int64_t ts
         pthread_mutex_unlock(&rec->lock);
         return reject(rec, AIMDB_ESTOPPED);
     }
-    int rc = aimdb_buffer_put(&rec->buffer, data, len, ts_ms, &overwritten);
+    int rc = aimdb_buffer_put(&rec->buffer, data, len, ts_ms, source, &overwritten);
     if (rc != AIMDB_OK) {
         pthread_mutex_unlock(&rec->lock);
         return reject(rec, rc);
@@ -130,12 +135,20 @@ int aimdb_produce_at(aimdb_record *rec, const void *data, size_t len, int64_t ts
 
 int aimdb_record_peek_latest(aimdb_record *rec, void (*fn)(const aimdb_value *v, void *ctx),
                              void *ctx) {
+    return aimdb_record_peek_newest_where(rec, NULL, fn, ctx);
+}
+
+int aimdb_record_peek_newest_where(aimdb_record *rec,
+                                   bool (*keep)(const aimdb_value *v, void *ctx),
+                                   void (*fn)(const aimdb_value *v, void *ctx), void *ctx) {
     pthread_mutex_lock(&rec->lock);
-    const aimdb_slot *s = aimdb_buffer_newest(&rec->buffer);
-    if (s) {
-        aimdb_value v = {s->data, s->len, s->ts_ms, s->seq};
-        fn(&v, ctx);
+    const aimdb_slot *s;
+    aimdb_value v;
+    for (uint64_t n = 0; (s = aimdb_buffer_back(&rec->buffer, n)); n++) {
+        v = (aimdb_value){s->data, s->len, s->ts_ms, s->seq, s->source};
+        if (!keep || keep(&v, ctx)) break;
     }
+    if (s) fn(&v, ctx);
     pthread_mutex_unlock(&rec->lock);
     return s ? AIMDB_OK : AIMDB_ENOTFOUND;
 }

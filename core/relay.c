@@ -56,7 +56,7 @@
  * slot being 256 bytes: a longer one is malloc'd here and freed by the
  * relay thread, and that pair shares glibc's arena lock with the broker's
  * own allocations -- a relay preempted inside free() would stall it. */
-#define INLINE_BYTES 224
+#define INLINE_BYTES 216
 #define MAX_HELD_BYTES (64u << 20) /* 64 extra segments, ~260,000 values */
 #define NAP_NS 100000              /* a value waits at most this long (+ timer slack) */
 #define NAPS_BEFORE_SLEEP 20       /* empty naps (~2 ms) before sleeping until woken */
@@ -66,6 +66,7 @@
 
 typedef struct relay_slot {
     aimdb_record *record;
+    const char *source;
     int64_t ts_ms;
     uint32_t len;
     void *heap; /* the payload if longer than INLINE_BYTES, else NULL */
@@ -130,7 +131,7 @@ static void relay_free_stopped(aimdb_relay *r) {
 
 static void produce(aimdb_relay *r, relay_slot *s) {
     const void *data = s->heap ? s->heap : s->inline_data;
-    int rc = aimdb_produce_at(s->record, data, s->len, s->ts_ms);
+    int rc = aimdb_produce_from(s->record, data, s->len, s->ts_ms, s->source);
     if (s->heap) {
         free(s->heap);
         atomic_store_explicit(&r->bytes_released,
@@ -260,7 +261,7 @@ static int next_write_segment(aimdb_relay *r) {
 }
 
 int aimdb_relay_push(aimdb_relay *r, aimdb_record *record, const void *data, size_t len,
-                     int64_t ts_ms) {
+                     int64_t ts_ms, const char *source) {
     if (r->write_pos == SEGMENT_SLOTS) {
         int rc = next_write_segment(r);
         if (rc != AIMDB_OK) return rc;
@@ -274,6 +275,7 @@ int aimdb_relay_push(aimdb_relay *r, aimdb_record *record, const void *data, siz
     }
     memcpy(s->heap ? s->heap : s->inline_data, data, len);
     s->record = record;
+    s->source = source;
     s->len = (uint32_t)len;
     s->ts_ms = ts_ms;
     r->write_pos++;

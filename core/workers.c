@@ -114,6 +114,7 @@ typedef struct tap_item {
     size_t offset, len;
     int64_t ts_ms;
     uint64_t seq;
+    const char *source;
 } tap_item;
 
 /* Copy up to TAP_BATCH results, and about TAP_BATCH_BYTES of values, in
@@ -139,6 +140,7 @@ static size_t fill_batch_locked(aimdb_tap *tap, tap_item *items, size_t *used) {
                 it->len = slot->len;
                 it->ts_ms = slot->ts_ms;
                 it->seq = slot->seq;
+                it->source = slot->source;
                 *used += slot->len;
             }
         }
@@ -149,7 +151,8 @@ static size_t fill_batch_locked(aimdb_tap *tap, tap_item *items, size_t *used) {
 
 static void deliver(aimdb_tap *tap, const tap_item *it) {
     if (it->rc == AIMDB_OK) {
-        aimdb_value v = {tap->scratch.data + it->offset, it->len, it->ts_ms, it->seq};
+        aimdb_value v = {tap->scratch.data + it->offset, it->len, it->ts_ms, it->seq,
+                         it->source};
         tap->ops.on_value(&v, tap->ctx);
         atomic_fetch_add_explicit(&tap->delivered, 1, memory_order_relaxed);
         return;

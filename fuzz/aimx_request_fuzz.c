@@ -64,10 +64,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     return 0;
 }
 
-static bool refuse_secrets(const char *record, void *ctx) {
+/* secret::* hidden, shared::* visible value by value (none has a source
+ * here, so none is shown), the rest visible. */
+static aimdb_visibility refuse_secrets(const char *record, void *ctx) {
     (void)ctx;
-    return strncmp(record, "secret::", 8) != 0;
+    if (strncmp(record, "secret::", 8) == 0) return AIMDB_SEE_NONE;
+    return strncmp(record, "shared::", 8) == 0 ? AIMDB_SEE_BY_SOURCE : AIMDB_SEE_ALL;
 }
+
+static bool sourced_values_only(const char *record, const char *source, void *ctx) {
+    (void)record, (void)ctx;
+    return source != NULL;
+}
+
+static const aimdb_access secrets_hidden = {refuse_secrets, sourced_values_only, NULL};
 
 typedef struct catch {
     unsigned calls;
@@ -121,7 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     aimdb_aimx *handlers[] = {roomy, tight};
     for (size_t i = 0; i < 2; i++) {
         catch c = {0};
-        aimdb_aimx_handle(handlers[i], data, size, refuse_secrets, NULL, keep, &c);
+        aimdb_aimx_handle(handlers[i], data, size, &secrets_hidden, keep, &c);
         check_reply(&c, data, size);
         free(c.text);
     }

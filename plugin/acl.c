@@ -1,6 +1,10 @@
 /*
- * acl.c -- which records a client may see: those whose source topics the
- * broker's ACLs let it read (contract C.4).
+ * acl.c -- which values a client may see: those published on a topic the
+ * broker's ACLs let it read (docs/protocol.md, "Access control").  Two
+ * topics can feed one record name (`dev::{1}::{2}` reads dev::a::b::c from
+ * devices/a/b::c and from devices/a::b/c; two rules can make one name), so
+ * the decision is per value, by the topic each value carries (its source,
+ * aimdb/access.h), and a record's first topic decides nothing for the others.
  *
  * The broker's own check, mosquitto_acl_check(), is what decides whether a
  * subscriber receives a message: it runs the acl_file, dynamic-security
@@ -11,9 +15,9 @@
  *
  * The check may run only on the broker thread, while history rows are
  * filtered on a query thread.  So each request gets a view, built on the
- * broker thread when the request arrives: one ACL check per catalogued
- * record, stored in a small read-only hash table the query thread then
- * consults.  A name the catalog does not know (history written under an
+ * broker thread when the request arrives: one ACL check per topic each
+ * catalogued record was fed from (and per topic its name could come from),
+ * stored in a small read-only hash table the query thread then consults.  A name the catalog does not know (history written under an
  * older aimdb.conf, or a record created after the view) has no source to
  * check; it is shown only to clients the broker does not restrict at all,
  * tested by reading PROBE_TOPIC, a topic no ACL grants by accident ('#'
@@ -27,14 +31,23 @@
 
 #define PROBE_TOPIC "$aimdb/unrestricted"
 
+/* One catalogued record as one client sees it.  Topic pointers are the
+ * catalog entry's interned strings (never freed while the plugin lives),
+ * copied with their count so the query thread never reads the entry,
+ * which ingest keeps appending topics to. */
 typedef struct view_slot {
     const char *name; /* a catalog entry's name: lives as long as the plugin */
-    bool allowed;
+    aimdb_visibility seen;
+    bool others_ok;   /* values from a topic not listed below, or from none */
+    uint8_t n_topics;
+    bool topic_ok[AIMDB_SOURCES_MAX];
+    const char *topics[AIMDB_SOURCES_MAX];
 } view_slot;
 
 struct acl_view {
     bool orphans_visible;
-    size_t n_slots; /* power of two, at most half full */
+    aimdb_access access; /* over this view, for the AimX handler */
+    size_t n_slots;      /* power of two, at most half full */
     view_slot slots[];
 };
 
@@ -57,10 +70,43 @@ static bool may_read_all(plugin *pl, struct mosquitto *client, const aimdb_sourc
     return true;
 }
 
-static view_slot *slot_for(acl_view *v, const char *name) {
+static view_slot *slot_for(const acl_view *v, const char *name) {
     size_t i = (size_t)catalog_hash(name) & (v->n_slots - 1);
     while (v->slots[i].name && strcmp(v->slots[i].name, name) != 0) i = (i + 1) & (v->n_slots - 1);
-    return &v->slots[i];
+    return (view_slot *)&v->slots[i];
+}
+
+/* A value published on a topic this entry has seen is decided by that
+ * topic; any other value (a topic beyond the entry's list, a history row
+ * without one) by every topic a rule could have produced the name from --
+ * if that set is unknown (ambiguous), only an unrestricted client sees it. */
+static void decide(plugin *pl, struct mosquitto *client, const catalog_entry *e,
+                   bool unrestricted, view_slot *s) {
+    s->others_ok = e->sources.n ? may_read_all(pl, client, &e->sources) : unrestricted;
+    s->n_topics = (uint8_t)e->topics.n;
+    bool all = s->others_ok, any = s->others_ok;
+    for (size_t i = 0; i < e->topics.n; i++) {
+        s->topics[i] = e->topics.topics[i];
+        s->topic_ok[i] = may_read(pl, client, e->topics.topics[i]);
+        all &= s->topic_ok[i];
+        any |= s->topic_ok[i];
+    }
+    s->seen = all ? AIMDB_SEE_ALL : any ? AIMDB_SEE_BY_SOURCE : AIMDB_SEE_NONE;
+}
+
+static aimdb_visibility view_record(const char *record, void *ctx) {
+    const acl_view *v = ctx;
+    const view_slot *s = slot_for(v, record);
+    if (s->name) return s->seen;
+    return v->orphans_visible ? AIMDB_SEE_ALL : AIMDB_SEE_NONE;
+}
+
+static bool view_value(const char *record, const char *source, void *ctx) {
+    const view_slot *s = slot_for(ctx, record);
+    if (!s->name) return false; /* view_record said SEE_NONE or SEE_ALL */
+    for (size_t i = 0; source && i < s->n_topics; i++)
+        if (s->topics[i] == source || strcmp(s->topics[i], source) == 0) return s->topic_ok[i];
+    return s->others_ok;
 }
 
 acl_view *acl_view_new(plugin *pl, struct mosquitto *client) {
@@ -69,13 +115,14 @@ acl_view *acl_view_new(plugin *pl, struct mosquitto *client) {
     acl_view *v = calloc(1, sizeof(*v) + n_slots * sizeof(v->slots[0]));
     if (!v) return NULL;
     v->n_slots = n_slots;
+    v->access = (aimdb_access){view_record, view_value, v};
     if (!pl->acl_check) return v; /* fail closed: nothing allowed */
     v->orphans_visible = may_read(pl, client, PROBE_TOPIC);
     for (size_t i = 0; i < n; i++) {
         catalog_entry *e = catalog_at(pl->catalog, i);
         view_slot *s = slot_for(v, e->name);
         s->name = e->name;
-        s->allowed = e->sources.n ? may_read_all(pl, client, &e->sources) : v->orphans_visible;
+        decide(pl, client, e, v->orphans_visible, s);
     }
     return v;
 }
@@ -84,8 +131,6 @@ void acl_view_free(acl_view *v) {
     free(v);
 }
 
-bool acl_view_allows(const char *record, void *view) {
-    acl_view *v = view;
-    view_slot *s = slot_for(v, record);
-    return s->name ? s->allowed : v->orphans_visible;
+const aimdb_access *acl_view_access(const acl_view *v) {
+    return &v->access;
 }

@@ -43,6 +43,7 @@ void catalog_free(catalog *c) {
     if (!c) return;
     for (size_t i = 0; i < c->count; i++) {
         aimdb_sources_free(&c->order[i]->sources);
+        aimdb_sources_free(&c->order[i]->topics);
         free(c->order[i]->name);
         free(c->order[i]);
     }

@@ -22,7 +22,7 @@ int control_on_request(int event, void *event_data, void *userdata) {
         return MOSQ_ERR_SUCCESS;
     }
     const void *payload = ev->payloadlen ? ev->payload : "";
-    aimdb_aimx_handle(pl->gw.aimx, payload, ev->payloadlen, acl_view_allows, request_view(r),
+    aimdb_aimx_handle(pl->gw.aimx, payload, ev->payloadlen, acl_view_access(request_view(r)),
                       request_reply, r);
     outbox_drain(pl, true);
     return MOSQ_ERR_SUCCESS;

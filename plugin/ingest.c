@@ -35,7 +35,7 @@ static void note_drop(plugin *pl, const char *topic, const char *why) {
  * only a new record's registration holds exclusively -- and none can be
  * registered then. */
 static int record_for(plugin *pl, const aimdb_ruleset *rs, size_t rule, const char *name,
-                      const char *topic, aimdb_record **out) {
+                      const char *topic, catalog_entry **out) {
     catalog_entry *e = catalog_find(pl->catalog, name);
     if (e && e->record) {
         if (!e->warned_conflict && rs->options[rule].codec != e->options.codec) {
@@ -49,15 +49,15 @@ static int record_for(plugin *pl, const aimdb_ruleset *rs, size_t rule, const ch
         int rc = records_open_routed(pl, rs, rule, name, topic, &e);
         if (rc != AIMDB_OK) return rc;
     }
-    *out = e->record;
+    *out = e;
     return AIMDB_OK;
 }
 
 /* A routed message's payload, stamped with its arrival, to the relay. */
 static void record_value(plugin *pl, const aimdb_ruleset *rs, size_t rule, const char *name,
                          const struct mosquitto_evt_message *ev) {
-    aimdb_record *record;
-    int rc = record_for(pl, rs, rule, name, ev->topic, &record);
+    catalog_entry *e;
+    int rc = record_for(pl, rs, rule, name, ev->topic, &e);
     if (rc != AIMDB_OK) {
         note_drop(pl, ev->topic,
                   rc == AIMDB_EFULL ? aimdb_strerror(rc) : "its record cannot be opened");
@@ -65,7 +65,10 @@ static void record_value(plugin *pl, const aimdb_ruleset *rs, size_t rule, const
     }
     const void *payload = ev->payloadlen ? ev->payload : ""; /* never NULL */
     int64_t now = pl->runtime.now_ms(pl->runtime.self);
-    rc = aimdb_relay_push(pl->relay, record, payload, ev->payloadlen, now);
+    /* The topic travels with the value: who may see it is decided by it
+     * (acl.c), and history stores it. */
+    rc = aimdb_relay_push(pl->relay, e->record, payload, ev->payloadlen, now,
+                          records_source(e, ev->topic));
     if (rc == AIMDB_OK) pl->counters.routed++;
     else note_drop(pl, ev->topic, aimdb_strerror(rc));
 }

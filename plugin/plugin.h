@@ -128,7 +128,14 @@ int config_load(const plugin_options *o, aimdb_conf **out, char *err, size_t err
 typedef struct catalog_entry {
     char *name;
     aimdb_record *record;   /* NULL until a value arrives (history only) */
-    aimdb_sources sources;    /* empty: no rule produces this name */
+    /* Every topic a rule could produce this name from: decides values whose
+     * own topic is not in topics below.  Empty: no rule produces the name,
+     * or too many ways do (then only unrestricted clients see such values). */
+    aimdb_sources sources;
+    /* Topics values of this record were published on, seen at ingest and
+     * interned: a value's source points at one of these.  At most
+     * AIMDB_SOURCES_MAX; values from further topics carry no source. */
+    aimdb_sources topics;
     aimdb_rule_options options;   /* the options the record was opened with */
     bool warned_conflict;   /* logged that another rule disagrees */
 } catalog_entry;
@@ -155,6 +162,11 @@ int records_open(plugin *pl, catalog_entry *e, const aimdb_ruleset *rs, size_t r
  * the record is open.  AIMDB_EFULL: max_records reached, nothing added. */
 int records_open_routed(plugin *pl, const aimdb_ruleset *rs, size_t rule, const char *name,
                         const char *topic, catalog_entry **e);
+/* The interned source for a value of e published on topic: the entry's
+ * copy of the topic, added if new; NULL once the entry holds
+ * AIMDB_SOURCES_MAX topics (or memory ran out): such values are decided
+ * by e->sources.  Broker thread; O(topics the record has seen). */
+const char *records_source(catalog_entry *e, const char *topic);
 /* Re-apply a rule to an existing record (reload): persistence on, new
  * retention; anything that needs a new record is logged. */
 void records_update(plugin *pl, catalog_entry *e, const aimdb_ruleset *rs, size_t rule);
@@ -175,8 +187,8 @@ typedef struct acl_view acl_view;
 bool acl_init(plugin *pl);
 acl_view *acl_view_new(plugin *pl, struct mosquitto *client);
 void acl_view_free(acl_view *v);
-/* aimdb_aimx_allow_fn over a view. */
-bool acl_view_allows(const char *record, void *view);
+/* The access predicate over a view (valid as long as the view). */
+const aimdb_access *acl_view_access(const acl_view *v);
 
 /* ---------------------------------------------------------------- qos2.c */
 

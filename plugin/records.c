@@ -24,6 +24,14 @@ static void adopt(catalog_entry *e, aimdb_record *rec, const aimdb_rule_options 
     e->options.persist = persisting;
 }
 
+/* Every topic a rule could produce name from (see catalog_entry.sources);
+ * empty if none or too many.  AIMDB_ENOMEM only. */
+static int candidate_sources(const aimdb_ruleset *rs, const char *name, aimdb_sources *out) {
+    size_t rule;
+    int rc = aimdb_sources_from_name(rs, name, &rule, out);
+    return rc == AIMDB_ENOTFOUND ? AIMDB_OK : rc;
+}
+
 int records_open(plugin *pl, catalog_entry *e, const aimdb_ruleset *rs, size_t rule) {
     aimdb_record *rec;
     bool persisting;
@@ -42,14 +50,23 @@ int records_open_routed(plugin *pl, const aimdb_ruleset *rs, size_t rule, const 
     bool persisting;
     int rc = aimdb_gateway_open_record(&pl->gw, rs, rule, name, &rec, &persisting);
     if (rc != AIMDB_OK) return rc;
+    (void)topic; /* interned by the caller, with every later topic (records_source) */
     aimdb_sources src;
-    if ((rc = aimdb_sources_from_topic(rs, rule, topic, &src)) != AIMDB_OK) return rc;
+    if ((rc = candidate_sources(rs, name, &src)) != AIMDB_OK) return rc;
     if (!(*e = catalog_add(pl->catalog, name, &src))) {
         aimdb_sources_free(&src);
         return AIMDB_ENOMEM; /* the record stays open; the next value catalogues it */
     }
     adopt(*e, rec, &rs->options[rule], persisting);
     return AIMDB_OK;
+}
+
+const char *records_source(catalog_entry *e, const char *topic) {
+    aimdb_sources *t = &e->topics;
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->topics[i], topic) == 0) return t->topics[i];
+    if (t->n == AIMDB_SOURCES_MAX || !(t->topics[t->n] = strdup(topic))) return NULL;
+    return t->topics[t->n++];
 }
 
 void records_update(plugin *pl, catalog_entry *e, const aimdb_ruleset *rs, size_t rule) {
@@ -68,8 +85,9 @@ int records_open_fixed(plugin *pl, const aimdb_ruleset *rs) {
         if (!aimdb_name_template_is_fixed(r->name_template)) continue;
         catalog_entry *e = catalog_find(pl->catalog, r->name_template);
         if (!e) {
-            aimdb_sources src = {.n = 1, .topics = {strdup(r->topic_filter)}};
-            if (!src.topics[0] || !(e = catalog_add(pl->catalog, r->name_template, &src))) {
+            aimdb_sources src;
+            if (candidate_sources(rs, r->name_template, &src) != AIMDB_OK ||
+                !(e = catalog_add(pl->catalog, r->name_template, &src))) {
                 aimdb_sources_free(&src);
                 plugin_log(pl, AIMDB_LOG_ERROR, "record %s: out of memory", r->name_template);
                 return AIMDB_ENOMEM;
@@ -91,24 +109,24 @@ typedef struct name_list {
     bool nomem;
 } name_list;
 
-/* A persist accept filter that only collects: returning false means no
- * row is read, so listing names costs one index seek per name. */
-static bool collect_name(const char *record, void *ctx) {
+/* An access predicate that only collects: seeing nothing means no row is
+ * read, so listing names costs one index seek per name. */
+static aimdb_visibility collect_name(const char *record, void *ctx) {
     name_list *l = ctx;
-    if (l->nomem) return false;
+    if (l->nomem) return AIMDB_SEE_NONE;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
         char **names = realloc(l->names, cap * sizeof(*names));
         if (!names) {
             l->nomem = true;
-            return false;
+            return AIMDB_SEE_NONE;
         }
         l->names = names;
         l->cap = cap;
     }
     if (!(l->names[l->n] = strdup(record))) l->nomem = true;
     else l->n++;
-    return false;
+    return AIMDB_SEE_NONE;
 }
 
 static int no_rows(const aimdb_history_row *row, void *ctx) {
@@ -119,7 +137,8 @@ static int no_rows(const aimdb_history_row *row, void *ctx) {
 
 int records_scan_history(plugin *pl, const aimdb_ruleset *rs) {
     name_list l = {0};
-    aimdb_query_params q = {.limit = 1, .accept = collect_name, .accept_ctx = &l};
+    aimdb_access collect = {collect_name, NULL, &l};
+    aimdb_query_params q = {.limit = 1, .access = &collect};
     char err[256] = "";
     int rc = aimdb_persist_query(pl->gw.persist, &q, no_rows, NULL, err, sizeof(err));
     if (rc == AIMDB_OK && l.nomem) rc = AIMDB_ENOMEM;

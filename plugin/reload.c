@@ -23,10 +23,8 @@ static void update_open_records(plugin *pl, const aimdb_ruleset *rs) {
         aimdb_sources src;
         if (aimdb_sources_from_name(rs, e->name, &rule, &src) != AIMDB_OK) continue;
         records_update(pl, e, rs, rule);
-        if (src.n) {
-            aimdb_sources_free(&e->sources);
-            e->sources = src;
-        }
+        aimdb_sources_free(&e->sources);
+        e->sources = src;
     }
 }
 

@@ -90,7 +90,7 @@ static void on_request(const aimdb_mqtt_message *m, void *ctx) {
                   m->topic);
         return;
     }
-    aimdb_aimx_handle(r->gw->aimx, m->payload, m->len, NULL, NULL, send_reply, p);
+    aimdb_aimx_handle(r->gw->aimx, m->payload, m->len, NULL, send_reply, p);
 }
 
 int requests_serve(requests **out, aimdb_connector *conn, aimdb_gateway *gw, const char *topic,

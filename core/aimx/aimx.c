@@ -50,14 +50,9 @@ void aimx_answer_error(const aimdb_runtime *rt, aimdb_aimx_reply_fn reply, void 
     aimx_answer(rt, reply, reply_ctx, text, len);
 }
 
-bool aimx_allowed(const aimx_call *call, const char *record) {
-    return !call->allow || call->allow(record, call->allow_ctx);
-}
-
 void aimdb_aimx_handle(aimdb_aimx *x, const void *payload, size_t len,
-                       aimdb_aimx_allow_fn allow, void *allow_ctx,
-                       aimdb_aimx_reply_fn reply, void *reply_ctx) {
-    aimx_call call = {x, allow, allow_ctx, reply, reply_ctx};
+                       const aimdb_access *access, aimdb_aimx_reply_fn reply, void *reply_ctx) {
+    aimx_call call = {x, access, reply, reply_ctx};
     aimx_request req;
     aimx_error err;
     if (!aimx_request_parse(payload, len, &x->limits, &req, &err)) {

@@ -133,8 +133,7 @@ struct aimdb_aimx {
 /* One request in flight: who may see what, and where the reply goes. */
 typedef struct aimx_call {
     aimdb_aimx *x;
-    aimdb_aimx_allow_fn allow;
-    void *allow_ctx;
+    const aimdb_access *access; /* NULL: everything visible */
     aimdb_aimx_reply_fn reply;
     void *reply_ctx;
 } aimx_call;
@@ -145,8 +144,6 @@ void aimx_answer(const aimdb_runtime *rt, aimdb_aimx_reply_fn reply, void *reply
 /* Build and deliver an error reply, logging it. */
 void aimx_answer_error(const aimdb_runtime *rt, aimdb_aimx_reply_fn reply, void *reply_ctx,
                        const char *id, const aimx_error *err);
-
-bool aimx_allowed(const aimx_call *call, const char *record);
 
 /* The methods.  Each answers exactly once (query: later, on a query thread). */
 void aimx_list(const aimx_call *call, const aimx_request *req);

@@ -4,10 +4,13 @@
  *
  * Decisions:
  *  - The access predicate is asked first, with the name as requested.  A
- *    refused name is permission_denied whether or not such a record
- *    exists, so the answer never tells a client about records it may not
- *    see; only names it may see can be not_found (unknown, or nothing
- *    produced yet).
+ *    name the client sees nothing of is permission_denied whether or not
+ *    such a record exists, so the answer never tells a client about records
+ *    it may not see; only names it may see can be not_found (unknown, or
+ *    nothing produced yet that it may read).
+ *  - The answer is the newest value the client may see, looking back
+ *    through what the buffer holds: in a record fed by two topics, a
+ *    value from the one it may not read neither shows nor hides the other's.
  *  - The codec's text is checked to be JSON before it is spliced into the
  *    reply (the json codec trusts its producers).  A value with no JSON
  *    form, or text that is not JSON, is query_error: the request was fine,
@@ -99,17 +102,31 @@ static bool answer_value(const aimx_call *call, const aimx_request *req, aimdb_r
     return ok;
 }
 
+typedef struct visible_value {
+    const aimx_call *call;
+    const char *record;
+    aimdb_visibility seen;
+} visible_value;
+
+static bool may_see(const aimdb_value *v, void *ctx) {
+    visible_value *w = ctx;
+    return aimdb_access_value(w->call->access, w->seen, w->record, v->source);
+}
+
 static bool get_value(const aimx_call *call, const aimx_request *req, aimx_error *err) {
     aimx_preview name = aimx_preview_of(req->name);
-    if (!aimx_allowed(call, req->name))
+    visible_value w = {call, req->name, aimdb_access_record(call->access, req->name)};
+    if (w.seen == AIMDB_SEE_NONE)
         return aimx_fail(err, AIMX_PERMISSION_DENIED, "not allowed to read record \"%s\"",
                          name.text);
     aimdb_record *rec = aimdb_db_find(call->x->db, req->name);
     if (!rec) return aimx_fail(err, AIMX_NOT_FOUND, "no record named \"%s\"", name.text);
     value_copy v = {0};
-    int rc = aimdb_record_peek_latest(rec, copy_value, &v);
+    int rc = w.seen == AIMDB_SEE_ALL ? aimdb_record_peek_latest(rec, copy_value, &v)
+                                     : aimdb_record_peek_newest_where(rec, may_see, copy_value, &v);
     if (rc == AIMDB_ENOTFOUND)
-        return aimx_fail(err, AIMX_NOT_FOUND, "record \"%s\" has no value yet", name.text);
+        return aimx_fail(err, AIMX_NOT_FOUND, "record \"%s\" has no value %s", name.text,
+                         w.seen == AIMDB_SEE_ALL ? "yet" : "you may read");
     bool ok;
     if (rc != AIMDB_OK || v.failed)
         ok = aimx_fail(err, AIMX_INTERNAL_ERROR, "reading \"%s\" failed: %s", name.text,

@@ -53,7 +53,8 @@ static int visible_records(const aimx_call *call, const char *pattern, record_se
     size_t kept = 0;
     for (size_t i = 0; i < set->n; i++) {
         const char *name = aimdb_record_name(set->items[i]);
-        if (aimdb_pattern_match(pattern, name) && aimx_allowed(call, name))
+        if (aimdb_pattern_match(pattern, name) &&
+            aimdb_access_record(call->access, name) != AIMDB_SEE_NONE)
             set->items[kept++] = set->items[i];
     }
     set->n = kept;

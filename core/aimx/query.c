@@ -132,8 +132,7 @@ static bool start_query(const aimx_call *call, const aimx_request *req, aimx_err
         .limit = req->has_limit ? req->limit : bounded ? 0 : 1,
         /* 0 would mean "no cap": a limit smaller than any envelope still caps */
         .max_bytes = q->max_reply > envelope ? q->max_reply - envelope : 1,
-        .allow = call->allow,
-        .allow_ctx = call->allow_ctx,
+        .access = call->access,
     };
     int rc = svc->query_json(svc->self, &h, query_done, q);
     if (rc == AIMDB_OK) return true; /* q belongs to query_done now */

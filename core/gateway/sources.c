@@ -10,11 +10,11 @@
  * is fed by all of them); the broker's ACL code treats such a topic as
  * readable only when no ACL restricts the client, which is the safe side.
  *
- * Names seen at ingest get their source from the topic itself.  Names
- * found only in history (after a restart) get it by reading the name back
- * through the templates: the first rule whose template can produce the
- * name and whose filter routes the rebuilt topic back to that same rule
- * and name.  A template like {1}-{2} can read a name several ways; all the
+ * A record's candidate sources come from reading its name back through
+ * the templates: every rule whose template can produce the name and whose
+ * filter routes the rebuilt topic back to that same rule and name.  (The
+ * topic each value was actually published on travels with the value; the
+ * candidates decide for values that carry none.)  A template like {1}-{2} can read a name several ways; all the
  * readings are kept (a client must be allowed to read each), up to
  * AIMDB_SOURCES_MAX, beyond which the name has no source at all.
  */
@@ -105,23 +105,6 @@ void aimdb_sources_free(aimdb_sources *s) {
     s->n = 0;
 }
 
-int aimdb_sources_from_topic(const aimdb_ruleset *rs, size_t rule, const char *topic,
-                             aimdb_sources *out) {
-    const char *filter = aimdb_router_filter(rs->router, rule);
-    const char *tmpl = aimdb_router_template(rs->router, rule);
-    memset(out, 0, sizeof(*out));
-    aimdb_topic_match m;
-    if (!filter || !aimdb_topic_matches(filter, topic, strlen(topic), &m)) return AIMDB_EINVAL;
-    template_refs refs = refs_of(tmpl);
-    bool uses_all = refs.rest == m.has_rest;
-    for (size_t i = 1; i <= m.n_plus && i <= AIMDB_TOPIC_MAX_PLUS; i++) uses_all &= refs.plus[i];
-    /* Every wildcard named: the topic is the one source, exactly. */
-    out->topics[0] = uses_all ? strdup(topic) : build_topic(filter, &refs, m.plus, m.rest);
-    if (!out->topics[0]) return AIMDB_ENOMEM;
-    out->n = 1;
-    return AIMDB_OK;
-}
-
 /* ------------------------------------------------- reading a name back */
 
 typedef struct reading {
@@ -201,11 +184,17 @@ static void read_at(reading *r, const char *t, const char *n) {
     *set = false;
 }
 
+/* Every rule is read, not only the first that can produce the name: two
+ * rules making one name (`accuracy::{1}` from weather/+/accuracy and from
+ * other/+/x) both feed the record, and a client must be allowed every one
+ * of their topics to see values whose own topic is not known. */
 int aimdb_sources_from_name(const aimdb_ruleset *rs, const char *name, size_t *rule,
                             aimdb_sources *out) {
     memset(out, 0, sizeof(*out));
-    for (size_t i = 0; i < aimdb_router_count(rs->router); i++) {
+    bool found = false, overflow = false;
+    for (size_t i = 0; i < aimdb_router_count(rs->router) && !overflow; i++) {
         const char *tmpl = aimdb_router_template(rs->router, i);
+        size_t before = out->n;
         reading r = {.rs = rs, .rule = i, .name = name,
                      .filter = aimdb_router_filter(rs->router, i),
                      .refs = refs_of(tmpl), .out = out};
@@ -214,11 +203,12 @@ int aimdb_sources_from_name(const aimdb_ruleset *rs, const char *name, size_t *r
             aimdb_sources_free(out);
             return AIMDB_ENOMEM;
         }
-        if (r.overflow) aimdb_sources_free(out); /* ambiguous: no source */
-        if (out->n > 0 || r.overflow) {
+        overflow = r.overflow;
+        if (!found && (out->n > before || overflow)) {
+            found = true;
             *rule = i;
-            return AIMDB_OK;
         }
     }
-    return AIMDB_ENOTFOUND;
+    if (overflow) aimdb_sources_free(out); /* ambiguous: no source */
+    return found ? AIMDB_OK : AIMDB_ENOTFOUND;
 }

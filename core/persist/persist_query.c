@@ -124,7 +124,8 @@ static int typed_row(const aimdb_history_row *row, void *ctx) {
         t->skipped++;
         return 0;
     }
-    aimdb_value v = {.data = t->buf, .len = (size_t)n, .ts_ms = row->stored_at, .seq = 0};
+    aimdb_value v = {.data = t->buf, .len = (size_t)n, .ts_ms = row->stored_at, .seq = 0,
+                     .source = row->source};
     return t->fn(row->record, &v, t->ctx);
 }
 

@@ -43,7 +43,8 @@ static void on_value(const aimdb_value *v, void *ctx) {
                       t->name, v->seq, held);
         return;
     }
-    int rc = p->backend.ops->store(p->backend.self, t->name, t->scratch, (size_t)n, v->ts_ms);
+    int rc = p->backend.ops->store(p->backend.self, t->name, t->scratch, (size_t)n, v->ts_ms,
+                                     v->source);
     if (rc != AIMDB_OK) {
         atomic_fetch_add_explicit(&p->rows_store_failed, 1, memory_order_relaxed);
         if (aimdb_log_limit_pass(&t->store_log, aimdb_monotonic_ms(), LOG_INTERVAL_MS, &held))

@@ -104,15 +104,13 @@ static int wrap_result(const json_buf *values, size_t count, char **out, size_t 
 }
 
 int aimdb_persist_query_raw(aimdb_persist *p, const char *params, size_t params_len,
-                            bool (*allow)(const char *record, void *ctx), void *allow_ctx,
-                            size_t max_bytes, char **out, size_t *out_len, char *err,
+                            const aimdb_access *access, size_t max_bytes, char **out, size_t *out_len, char *err,
                             size_t errlen) {
     if (!p || !out) return AIMDB_EINVAL;
     *out = NULL;
     raw_params r = {0};
     int rc = parse_params(params, params_len, &r, err, errlen);
-    r.q.accept = allow;
-    r.q.accept_ctx = allow_ctx;
+    r.q.access = access;
     json_buf values = {0};
     size_t count = 0;
     if (rc == AIMDB_OK)

@@ -53,8 +53,7 @@ static void run_job(aimdb_persist *p, query_job *job) {
     const aimdb_history_request *r = &job->req;
     aimdb_query_params q = {.pattern = r->pattern, .has_start = r->has_start,
                             .has_end = r->has_end, .start_ms = r->start_ms,
-                            .end_ms = r->end_ms, .limit = r->limit, .accept = r->allow,
-                            .accept_ctx = r->allow_ctx};
+                            .end_ms = r->end_ms, .limit = r->limit, .access = r->access};
     json_buf out = {0};
     size_t count = 0;
     char err[256] = "";

@@ -84,14 +84,14 @@ int aimdb_sqlite_sync_parse(const char *text, aimdb_sqlite_sync *out) {
 /* ------------------------------------------------------------- vtable */
 
 static int backend_store(void *self, const char *record, const char *json, size_t json_len,
-                         int64_t ts_ms) {
+                         int64_t ts_ms, const char *source) {
     sq_backend *b = self;
     if (!record || !*record || !json) return AIMDB_EINVAL;
     /* SQLite's own limit on a text value (1e9 by default); larger can
      * never be written, so it is refused here rather than retried forever. */
     size_t name_len = strlen(record);
     if (json_len + name_len > (size_t)b->max_text_bytes) return AIMDB_ETOOBIG;
-    return sq_queue_put(&b->queue, record, name_len, json, json_len, ts_ms);
+    return sq_queue_put(&b->queue, record, name_len, json, json_len, ts_ms, source);
 }
 
 static int backend_flush(void *self) {

@@ -52,8 +52,9 @@ static sq_slot *slot_at(const sq_queue *q, uint32_t offset) {
 }
 
 static int slot_fill(sq_slot *s, const char *name, size_t name_len, const char *json,
-                     size_t json_len, int64_t ts_ms) {
-    size_t need = name_len + json_len + 2;
+                     size_t json_len, int64_t ts_ms, const char *source) {
+    size_t source_len = source ? strlen(source) : 0;
+    size_t need = name_len + json_len + 2 + (source ? source_len + 1 : 0);
     if (s->cap < need) {
         size_t cap = s->cap ? s->cap : 64;
         while (cap < need) cap *= 2;
@@ -66,15 +67,18 @@ static int slot_fill(sq_slot *s, const char *name, size_t name_len, const char *
     s->bytes[name_len] = '\0';
     memcpy(s->bytes + name_len + 1, json, json_len);
     s->bytes[name_len + 1 + json_len] = '\0';
+    if (source) memcpy(s->bytes + name_len + json_len + 2, source, source_len + 1);
     s->name_len = name_len;
     s->json_len = json_len;
+    s->has_source = source != NULL;
+    s->source_len = source_len;
     s->ts_ms = ts_ms;
     s->arrived_ms = aimdb_monotonic_ms();
     return AIMDB_OK;
 }
 
 int sq_queue_put(sq_queue *q, const char *name, size_t name_len, const char *json,
-                 size_t json_len, int64_t ts_ms) {
+                 size_t json_len, int64_t ts_ms, const char *source) {
     pthread_mutex_lock(&q->lock);
     while (q->count == q->cap && !q->closing) {
         q->space_waiters++;
@@ -85,7 +89,7 @@ int sq_queue_put(sq_queue *q, const char *name, size_t name_len, const char *jso
         pthread_mutex_unlock(&q->lock);
         return AIMDB_ESTOPPED;
     }
-    int rc = slot_fill(slot_at(q, q->count), name, name_len, json, json_len, ts_ms);
+    int rc = slot_fill(slot_at(q, q->count), name, name_len, json, json_len, ts_ms, source);
     if (rc == AIMDB_OK) {
         q->count++;
         q->accepted++;

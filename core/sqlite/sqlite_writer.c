@@ -74,6 +74,8 @@ static int configure(sq_backend *b, char *err, size_t errlen) {
     if (rc == AIMDB_OK) rc = sq_exec(db, sync_pragma(b->opts.synchronous), err, errlen);
     if (rc == AIMDB_OK) rc = sq_exec(db, SQ_WRITER_PRAGMAS, err, errlen);
     if (rc == AIMDB_OK) rc = sq_exec(db, SQ_SCHEMA_SQL, err, errlen);
+    if (rc == AIMDB_OK && query_int(db, SQ_HAS_TOPIC_SQL) == 0)
+        rc = sq_exec(db, SQ_ADD_TOPIC_SQL, err, errlen);
     if (rc != AIMDB_OK) return rc;
     b->page_size = query_int(db, "PRAGMA page_size");
     b->max_text_bytes = sqlite3_limit(db, SQLITE_LIMIT_LENGTH, -1);
@@ -145,6 +147,11 @@ static int insert_row(sq_backend *b, const sq_slot *s) {
     sqlite3_bind_text(b->insert, 2, s->bytes + s->name_len + 1, (int)s->json_len,
                       SQLITE_STATIC);
     sqlite3_bind_int64(b->insert, 3, s->ts_ms);
+    if (s->has_source)
+        sqlite3_bind_text(b->insert, 4, s->bytes + s->name_len + s->json_len + 2,
+                          (int)s->source_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(b->insert, 4);
     int rc = sqlite3_step(b->insert);
     sqlite3_reset(b->insert);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;

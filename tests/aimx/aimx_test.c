@@ -79,11 +79,28 @@ void reply_catch_wait(reply_catch *c) {
     assert_int_equal(c->calls, 1);
 }
 
-char *ask(aimdb_aimx *x, const char *payload, size_t len, aimdb_aimx_allow_fn allow,
+static aimdb_visibility whole_record(const char *record, void *ctx) {
+    test_access *t = ctx;
+    return t->allow(record, t->allow_ctx) ? AIMDB_SEE_ALL : AIMDB_SEE_NONE;
+}
+
+static bool no_value(const char *record, const char *source, void *ctx) {
+    (void)record, (void)source, (void)ctx;
+    return false; /* never asked: whole_record never says SEE_BY_SOURCE */
+}
+
+const aimdb_access *test_access_of(test_access *t, test_allow_fn allow, void *allow_ctx) {
+    if (!allow) return NULL;
+    *t = (test_access){allow, allow_ctx, {whole_record, no_value, t}};
+    return &t->access;
+}
+
+char *ask(aimdb_aimx *x, const char *payload, size_t len, test_allow_fn allow,
           void *allow_ctx) {
     reply_catch c;
     reply_catch_init(&c);
-    aimdb_aimx_handle(x, payload, len, allow, allow_ctx, reply_catch_fn, &c);
+    test_access t;
+    aimdb_aimx_handle(x, payload, len, test_access_of(&t, allow, allow_ctx), reply_catch_fn, &c);
     reply_catch_wait(&c);
     assert_non_null(c.text);
     assert_int_equal(strlen(c.text), c.len);
@@ -99,7 +116,7 @@ char *ask(aimdb_aimx *x, const char *payload, size_t len, aimdb_aimx_allow_fn al
     return text;
 }
 
-cJSON *ask_json(aimdb_aimx *x, const char *payload, aimdb_aimx_allow_fn allow, void *allow_ctx) {
+cJSON *ask_json(aimdb_aimx *x, const char *payload, test_allow_fn allow, void *allow_ctx) {
     char *text = ask(x, payload, strlen(payload), allow, allow_ctx);
     cJSON *reply = cJSON_Parse(text);
     free(text);

@@ -44,10 +44,21 @@ void reply_catch_wait(reply_catch *c);
 
 /* Handle payload[0..len) and wait for its reply; returns the reply text
  * (caller frees) after checking it is one strict JSON object. */
-char *ask(aimdb_aimx *x, const char *payload, size_t len, aimdb_aimx_allow_fn allow,
+/* A whole-record predicate, as most tests need: a record is all visible or
+ * hidden.  test_access wraps one in an aimdb_access (a->ctx is the wrapper). */
+typedef bool (*test_allow_fn)(const char *record, void *ctx);
+typedef struct test_access {
+    test_allow_fn allow;
+    void *allow_ctx;
+    aimdb_access access;
+} test_access;
+/* NULL if allow is NULL (everything visible); else &t->access. */
+const aimdb_access *test_access_of(test_access *t, test_allow_fn allow, void *allow_ctx);
+
+char *ask(aimdb_aimx *x, const char *payload, size_t len, test_allow_fn allow,
           void *allow_ctx);
 /* ask() a NUL-terminated payload and parse the reply (caller deletes). */
-cJSON *ask_json(aimdb_aimx *x, const char *payload, aimdb_aimx_allow_fn allow, void *allow_ctx);
+cJSON *ask_json(aimdb_aimx *x, const char *payload, test_allow_fn allow, void *allow_ctx);
 
 /* The error code of a reply, or NULL if it is a result. */
 const char *error_code(const cJSON *reply);

@@ -52,7 +52,7 @@ static void names_of(const cJSON *list, char *out, size_t cap) {
     }
 }
 
-static void assert_list(aimdb_aimx *x, const char *params, aimdb_aimx_allow_fn allow,
+static void assert_list(aimdb_aimx *x, const char *params, test_allow_fn allow,
                         void *allow_ctx, const char *want) {
     char request[256], names[512];
     snprintf(request, sizeof(request), "{\"id\":1,\"method\":\"record.list\"%s%s}",
@@ -350,7 +350,7 @@ static void *ask_many(void *arg) {
                   : "{\"id\":2,\"method\":\"record.get\",\"params\":{\"record\":\"hot\"}}";
         reply_catch c;
         reply_catch_init(&c);
-        aimdb_aimx_handle(a->x, request, strlen(request), NULL, NULL, reply_catch_fn, &c);
+        aimdb_aimx_handle(a->x, request, strlen(request), NULL, reply_catch_fn, &c);
         cJSON *reply = c.calls == 1 ? cJSON_Parse(c.text) : NULL; /* answered inline */
         if (!cJSON_GetObjectItemCaseSensitive(reply, "result"))
             __atomic_add_fetch(&a->bad, 1, __ATOMIC_RELAXED);

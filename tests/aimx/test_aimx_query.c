@@ -120,7 +120,7 @@ static void rows_of(const cJSON *reply, char *out, size_t cap) {
     }
 }
 
-static void assert_query(fixture *f, const char *params, aimdb_aimx_allow_fn allow,
+static void assert_query(fixture *f, const char *params, test_allow_fn allow,
                          const char *want) {
     char request[256], rows[1024];
     snprintf(request, sizeof(request), "{\"id\":1,\"method\":\"record.query\"%s%s}",
@@ -242,7 +242,9 @@ static void test_query_replies_on_query_thread(void **state) {
     reply_catch_init(&t.c);
     t.replier = pthread_self();
     const char *request = "{\"id\":9,\"method\":\"record.query\",\"params\":{\"limit\":3}}";
-    aimdb_aimx_handle(x, request, strlen(request), refuse_secrets, NULL, note_thread, &t);
+    test_access access;
+    aimdb_aimx_handle(x, request, strlen(request), test_access_of(&access, refuse_secrets, NULL),
+                      note_thread, &t);
     aimdb_aimx_free(x);
     reply_catch_wait(&t.c);
     assert_false(pthread_equal(t.replier, pthread_self()));
@@ -259,7 +261,7 @@ static void test_query_flood(void **state) {
     const char *request = "{\"id\":1,\"method\":\"record.query\",\"params\":{\"start\":0}}";
     for (int i = 0; i < N; i++) {
         reply_catch_init(&c[i]);
-        aimdb_aimx_handle(f->x, request, strlen(request), NULL, NULL, reply_catch_fn, &c[i]);
+        aimdb_aimx_handle(f->x, request, strlen(request), NULL, reply_catch_fn, &c[i]);
     }
     int results = 0, refused = 0;
     for (int i = 0; i < N; i++) {

@@ -44,7 +44,7 @@ static void test_order_timestamps_and_stop_drain(void **state) {
     aimdb_relay *relay;
     assert_int_equal(aimdb_relay_start(NULL, &relay), AIMDB_OK);
     for (int64_t i = 0; i < MANY; i++)
-        assert_int_equal(aimdb_relay_push(relay, rec, &i, sizeof(i), 1000 + i), AIMDB_OK);
+        assert_int_equal(aimdb_relay_push(relay, rec, &i, sizeof(i), 1000 + i, NULL), AIMDB_OK);
     assert_int_equal(aimdb_relay_stop(relay), 0); /* everything produced before it returns */
     for (int64_t i = 0; i < MANY; i++) {
         aimdb_value v;
@@ -140,12 +140,12 @@ static void test_a_stalled_relay_never_makes_the_pusher_wait(void **state) {
     assert_int_equal(aimdb_relay_start(&rt, &relay), AIMDB_OK);
     int64_t i = 0;
     for (; i < 5 * SEGMENT_SLOTS; i++)
-        assert_int_equal(aimdb_relay_push(relay, rec, &i, sizeof(i), 1000 + i), AIMDB_OK);
+        assert_int_equal(aimdb_relay_push(relay, rec, &i, sizeof(i), 1000 + i, NULL), AIMDB_OK);
     assert_int_equal(aimdb_relay_backlog(relay), 5 * SEGMENT_SLOTS);
     assert_int_equal(aimdb_relay_grown(relay), 3);
     open_gate();
     for (; i < CONCURRENT_PUSHES; i++)
-        assert_int_equal(aimdb_relay_push(relay, rec, &i, sizeof(i), 1000 + i), AIMDB_OK);
+        assert_int_equal(aimdb_relay_push(relay, rec, &i, sizeof(i), 1000 + i, NULL), AIMDB_OK);
     assert_int_equal(aimdb_relay_stop(relay), 0);
     expect_sequence(reader, CONCURRENT_PUSHES);
     aimdb_reader_close(reader);
@@ -167,7 +167,7 @@ static void test_held_bytes_are_bounded(void **state) {
     assert_int_equal(aimdb_relay_start(&rt, &relay), AIMDB_OK);
     int64_t accepted = 0;
     int rc;
-    while ((rc = aimdb_relay_push(relay, rec, &accepted, sizeof(accepted), 1)) == AIMDB_OK)
+    while ((rc = aimdb_relay_push(relay, rec, &accepted, sizeof(accepted), 1, NULL)) == AIMDB_OK)
         accepted++;
     assert_int_equal(rc, AIMDB_EBUSY);
     /* whole segments of 1 MiB each, about 64 MiB of them */
@@ -200,8 +200,8 @@ static void test_one_value_over_the_bound_is_taken(void **state) {
     char *big = malloc(size);
     assert_non_null(big);
     memset(big, 'x', size);
-    assert_int_equal(aimdb_relay_push(relay, rec, big, size, 1), AIMDB_OK);
-    assert_int_equal(aimdb_relay_push(relay, rec, big, 300, 2), AIMDB_EBUSY); /* not inline */
+    assert_int_equal(aimdb_relay_push(relay, rec, big, size, 1, NULL), AIMDB_OK);
+    assert_int_equal(aimdb_relay_push(relay, rec, big, 300, 2, NULL), AIMDB_EBUSY); /* not inline */
     open_gate();
     assert_int_equal(aimdb_relay_stop(relay), 0);
     aimdb_record_stats stats;
@@ -227,7 +227,7 @@ static void test_large_values_keep_their_bytes(void **state) {
     assert_non_null(text);
     for (size_t k = 0; k < 6; k++) {
         memset(text, 'a' + (int)k, sizes[k]);
-        assert_int_equal(aimdb_relay_push(relay, rec, text, sizes[k], 1), AIMDB_OK);
+        assert_int_equal(aimdb_relay_push(relay, rec, text, sizes[k], 1, NULL), AIMDB_OK);
     }
     assert_int_equal(aimdb_relay_stop(relay), 0);
     for (size_t k = 0; k < 6; k++) {
@@ -253,8 +253,8 @@ static void test_refusals_are_counted(void **state) {
     aimdb_relay *relay;
     assert_int_equal(aimdb_relay_start(NULL, &relay), AIMDB_OK);
     int32_t wrong_size = 7; /* an int64 record refuses 4 bytes */
-    assert_int_equal(aimdb_relay_push(relay, rec, &wrong_size, sizeof(wrong_size), 1), AIMDB_OK);
-    assert_int_equal(aimdb_relay_push(relay, rec, &wrong_size, sizeof(wrong_size), 2), AIMDB_OK);
+    assert_int_equal(aimdb_relay_push(relay, rec, &wrong_size, sizeof(wrong_size), 1, NULL), AIMDB_OK);
+    assert_int_equal(aimdb_relay_push(relay, rec, &wrong_size, sizeof(wrong_size), 2, NULL), AIMDB_OK);
     assert_int_equal(aimdb_relay_stop(relay), 2);
     assert_int_equal(aimdb_relay_stop(NULL), 0);
     aimdb_db_stop(db);

@@ -234,7 +234,7 @@ static void test_tap_lag_is_counted(void **state) {
 static void store_row(aimdb_persist *p, aimdb_backend b, const char *record, const char *json,
                       int64_t ts) {
     (void)p;
-    assert_int_equal(b.ops->store(b.self, record, json, strlen(json), ts), AIMDB_OK);
+    assert_int_equal(b.ops->store(b.self, record, json, strlen(json), ts, NULL), AIMDB_OK);
 }
 
 static void test_corrupt_rows_are_skipped_and_counted(void **state) {
@@ -266,7 +266,7 @@ static void test_corrupt_rows_are_skipped_and_counted(void **state) {
 
     char *out = NULL;
     const char *params = "{\"name\":\"r\",\"start\":0}";
-    assert_int_equal(aimdb_persist_query_raw(p, params, strlen(params), NULL, NULL, 0, &out, NULL,
+    assert_int_equal(aimdb_persist_query_raw(p, params, strlen(params), NULL, 0, &out, NULL,
                                              err, sizeof(err)),
                      AIMDB_OK);
     cJSON *json = cJSON_Parse(out);
@@ -358,10 +358,12 @@ static void answer_wait(answer *a) {
     pthread_mutex_unlock(&a->lock);
 }
 
-static bool not_a2(const char *record, void *ctx) {
+static aimdb_visibility not_a2(const char *record, void *ctx) {
     (void)ctx;
-    return strcmp(record, "a::2") != 0;
+    return strcmp(record, "a::2") != 0 ? AIMDB_SEE_ALL : AIMDB_SEE_NONE;
 }
+
+static const aimdb_access without_a2 = {not_a2, NULL, NULL};
 
 static void ask(aimdb_history_service *svc, const aimdb_history_request *req, answer *a) {
     answer_init(a);
@@ -399,7 +401,7 @@ static void test_history_service_answers_json(void **state) {
     cJSON_Delete(json);
     answer_free(&a);
 
-    req = (aimdb_history_request){.pattern = "a::*", .allow = not_a2};
+    req = (aimdb_history_request){.pattern = "a::*", .access = &without_a2};
     ask(svc, &req, &a);
     assert_int_equal(a.count, 5);
     assert_null(strstr(a.values, "a::2"));
@@ -447,7 +449,7 @@ static void test_queued_queries_are_answered_at_stop(void **state) {
 
 static int raw(aimdb_persist *p, const char *params, char **out, char *err, size_t errlen) {
     *out = NULL;
-    return aimdb_persist_query_raw(p, params, params ? strlen(params) : 0, NULL, NULL, 0, out,
+    return aimdb_persist_query_raw(p, params, params ? strlen(params) : 0, NULL, 0, out,
                                    NULL, err, errlen);
 }
 

@@ -51,7 +51,7 @@ static void child_writes(const char *path, shared_log *log) {
     char json[32];
     for (int64_t i = 0; i < MAX_ROWS; i++) {
         int n = snprintf(json, sizeof(json), "%lld", (long long)i);
-        if (b.ops->store(b.self, "crash", json, (size_t)n, i) != AIMDB_OK) _exit(3);
+        if (b.ops->store(b.self, "crash", json, (size_t)n, i, NULL) != AIMDB_OK) _exit(3);
         log->returned_ms[i] = aimdb_monotonic_ms();
         atomic_store(&log->stored, i + 1);
     }

@@ -24,7 +24,7 @@ static aimdb_backend open_memory(void) {
 }
 
 static void store(aimdb_backend b, const char *record, const char *json, int64_t ts) {
-    assert_int_equal(b.ops->store(b.self, record, json, strlen(json), ts), AIMDB_OK);
+    assert_int_equal(b.ops->store(b.self, record, json, strlen(json), ts, NULL), AIMDB_OK);
 }
 
 static void store_number(aimdb_backend b, const char *record, int64_t v, int64_t ts) {
@@ -363,9 +363,9 @@ static void test_bad_options_and_arguments(void **state) {
     fixture_rmtree(dir);
 
     b = open_memory();
-    assert_int_equal(b.ops->store(b.self, "", "1", 1, 0), AIMDB_EINVAL);
-    assert_int_equal(b.ops->store(b.self, NULL, "1", 1, 0), AIMDB_EINVAL);
-    assert_int_equal(b.ops->store(b.self, "r", NULL, 0, 0), AIMDB_EINVAL);
+    assert_int_equal(b.ops->store(b.self, "", "1", 1, 0, NULL), AIMDB_EINVAL);
+    assert_int_equal(b.ops->store(b.self, NULL, "1", 1, 0, NULL), AIMDB_EINVAL);
+    assert_int_equal(b.ops->store(b.self, "r", NULL, 0, 0, NULL), AIMDB_EINVAL);
     b.ops->close(b.self);
 }
 

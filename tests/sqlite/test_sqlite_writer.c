@@ -23,7 +23,7 @@
 static void store_number(aimdb_backend b, const char *record, int64_t v, int64_t ts) {
     char json[32];
     snprintf(json, sizeof(json), "%lld", (long long)v);
-    assert_int_equal(b.ops->store(b.self, record, json, strlen(json), ts), AIMDB_OK);
+    assert_int_equal(b.ops->store(b.self, record, json, strlen(json), ts, NULL), AIMDB_OK);
 }
 
 static aimdb_backend_stats stats_of(aimdb_backend b) {
@@ -49,7 +49,7 @@ static void *write_fast(void *arg) {
     for (int64_t i = 0; i < WRITE_ROWS; i++) {
         snprintf(name, sizeof(name), "w::%03d", (int)(i % WRITE_RECORDS));
         int n = snprintf(json, sizeof(json), "%lld", (long long)i);
-        if (job->b.ops->store(job->b.self, name, json, (size_t)n, i) != AIMDB_OK)
+        if (job->b.ops->store(job->b.self, name, json, (size_t)n, i, NULL) != AIMDB_OK)
             job->failures++;
     }
     if (job->b.ops->flush(job->b.self) != AIMDB_OK) job->failures++;
@@ -245,7 +245,7 @@ static void test_disk_full_recovers(void **state) {
     json[sizeof(json) - 1] = '\0';
     const int64_t n = 4000; /* ~2.4 MB of rows: cannot all fit */
     for (int64_t i = 0; i < n; i++)
-        assert_int_equal(b.ops->store(b.self, "fill", json, strlen(json), i), AIMDB_OK);
+        assert_int_equal(b.ops->store(b.self, "fill", json, strlen(json), i, NULL), AIMDB_OK);
 
     error_probe probe = {.b = b};
     assert_true(fixture_wait(write_failed, &probe, 10000));

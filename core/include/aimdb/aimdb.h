@@ -200,6 +200,10 @@ typedef struct aimdb_value {
     size_t len;
     int64_t ts_ms;  /* produce time, Unix milliseconds */
     uint64_t seq;   /* 1-based position in the record's stream */
+    /* Where the value came from (the MQTT topic, in the plugin and the
+     * bridge), as the producer gave it, or NULL.  The core keeps the
+     * pointer, never the text: see aimdb_produce_from. */
+    const char *source;
 } aimdb_value;
 
 /*
@@ -212,12 +216,24 @@ typedef struct aimdb_value {
  */
 int aimdb_produce(aimdb_record *rec, const void *data, size_t len);
 int aimdb_produce_at(aimdb_record *rec, const void *data, size_t len, int64_t ts_ms);
+/* The same with the value's source (aimdb/access.h decides visibility by
+ * it; history stores its text).  source is not copied: it must stay valid
+ * until aimdb_db_free -- an interned string the producer owns. */
+int aimdb_produce_from(aimdb_record *rec, const void *data, size_t len, int64_t ts_ms,
+                       const char *source);
 
 /* Call fn with the newest value the record holds, without consuming it (a
  * mailbox keeps its value).  fn runs under the record's lock: copy and return.
  * AIMDB_ENOTFOUND if nothing was ever produced. */
 int aimdb_record_peek_latest(aimdb_record *rec, void (*fn)(const aimdb_value *v, void *ctx),
                              void *ctx);
+/* The same for the newest value that keep() accepts, looking back through
+ * every value the buffer still holds (a ring's last N; latest and mailbox
+ * hold one).  keep also runs under the lock: decide from v alone.
+ * AIMDB_ENOTFOUND if no held value is kept. */
+int aimdb_record_peek_newest_where(aimdb_record *rec,
+                                   bool (*keep)(const aimdb_value *v, void *ctx),
+                                   void (*fn)(const aimdb_value *v, void *ctx), void *ctx);
 
 /* Subscribe.  A ring reader sees values produced after this call; a latest
  * reader first gets the current value (if any) once; a mailbox reader

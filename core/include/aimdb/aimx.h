@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aimdb/access.h"
 #include "aimdb/aimdb.h"
 
 #ifdef __cplusplus
@@ -39,15 +40,6 @@ typedef struct aimdb_aimx_options {
     size_t max_reply_bytes;   /* 0 = 4 MiB; a larger result is a query_error that says
                                * how to narrow the request, never a truncated reply */
 } aimdb_aimx_options;
-
-/*
- * Access predicate: may this client see `record`?  Applied to every record
- * a reply would contain.  record.get asks it before looking the name up (a
- * refused name is permission_denied, existing or not), so it may be called
- * with names that are not records.  Called on the caller's thread, and for
- * record.query on a query thread.
- */
-typedef bool (*aimdb_aimx_allow_fn)(const char *record, void *ctx);
 
 /* Receives the reply and owns it: free() it.  reply is NULL (len 0) only if
  * memory ran out building it; the failure is logged and nothing can be sent. */
@@ -64,12 +56,15 @@ void aimdb_aimx_free(aimdb_aimx *x);
 /*
  * Handle one request (payload need not be NUL-terminated and is not kept).
  * reply runs exactly once, inline or on a query thread, possibly before
- * this returns; allow_ctx and reply_ctx must stay valid until it has run.
- * allow may be NULL (every record visible).  Safe to call from any thread.
+ * this returns; *access and reply_ctx must stay valid until it has run.
+ * access (aimdb/access.h) decides what the client sees: record.list shows
+ * the records it does not answer SEE_NONE for, record.get the newest value
+ * it may see (a SEE_NONE name is permission_denied, existing or not, so it
+ * is asked about names that are not records too), record.query the rows it
+ * may see.  NULL: everything visible.  Safe to call from any thread.
  */
 void aimdb_aimx_handle(aimdb_aimx *x, const void *payload, size_t len,
-                       aimdb_aimx_allow_fn allow, void *allow_ctx,
-                       aimdb_aimx_reply_fn reply, void *reply_ctx);
+                       const aimdb_access *access, aimdb_aimx_reply_fn reply, void *reply_ctx);
 
 #ifdef __cplusplus
 }

@@ -78,12 +78,9 @@ typedef struct aimdb_sources {
     char *topics[AIMDB_SOURCES_MAX]; /* owned; aimdb_sources_free */
 } aimdb_sources;
 
-/* From a topic that was routed to rule.  AIMDB_EINVAL if the rule's filter
- * does not match it, AIMDB_ENOMEM.  Pure; any thread. */
-int aimdb_sources_from_topic(const aimdb_ruleset *rs, size_t rule, const char *topic,
-                             aimdb_sources *out);
-/* From a record name alone (history, reload): the first rule whose template
- * can produce the name and whose filter routes back to it; sets *rule.
+/* From a record name alone (history, reload): the readings of every rule
+ * whose template can produce the name and whose filter routes back to it
+ * (none if more than AIMDB_SOURCES_MAX); *rule is the first such rule.
  * AIMDB_ENOTFOUND if no rule does, AIMDB_ENOMEM.  Pure; any thread. */
 int aimdb_sources_from_name(const aimdb_ruleset *rs, const char *name, size_t *rule,
                             aimdb_sources *out);

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aimdb/access.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -26,10 +28,9 @@ typedef struct aimdb_history_request {
     int64_t start_ms, end_ms; /* Unix ms, both inclusive */
     uint32_t limit;           /* newest N per record; 0 = no cap */
     size_t max_bytes;         /* cap on values_json; 0 = none.  Over it: AIMDB_ETOOBIG */
-    /* Access predicate, NULL = every record.  Called on a query thread;
-     * allow_ctx must stay valid until done() has run. */
-    bool (*allow)(const char *record, void *allow_ctx);
-    void *allow_ctx;
+    /* Who sees which rows (aimdb/access.h), NULL = every row.  Called on a
+     * query thread; *access must stay valid until done() has run. */
+    const aimdb_access *access;
 } aimdb_history_request;
 
 typedef struct aimdb_history_result {

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aimdb/access.h"
 #include "aimdb/aimdb.h"
 
 #ifdef __cplusplus
@@ -30,6 +31,7 @@ typedef struct aimdb_history_row {
     const char *value_json; /* not NUL-terminated: value_len bytes */
     size_t value_len;
     int64_t stored_at;      /* Unix ms: the value's produce time */
+    const char *source;     /* the value's source, NULL if the row has none */
     /* NULL, or why the backend could not read this row (e.g. "stored_at is
      * not an integer").  The layer skips and counts such rows; a backend
      * reports them instead of failing the whole query. */
@@ -43,11 +45,11 @@ typedef struct aimdb_query_params {
     const char *pattern;      /* '*' = any run, all else literal; NULL = "*" */
     bool has_start, has_end;
     int64_t start_ms, end_ms; /* inclusive */
-    uint32_t limit;           /* newest N per record; 0 = no cap */
-    /* Optional: asked once per matching record before any of its rows are
-     * read (access control); false leaves the record out.  NULL = all. */
-    bool (*accept)(const char *record, void *accept_ctx);
-    void *accept_ctx;
+    uint32_t limit;           /* newest N visible rows per record; 0 = no cap */
+    /* Optional (NULL: every row).  record() runs once per matching record
+     * before any of its rows are read; for SEE_BY_SOURCE, value() runs per
+     * row and a hidden row neither reaches fn nor counts against limit. */
+    const aimdb_access *access;
 } aimdb_query_params;
 
 typedef struct aimdb_backend_stats {
@@ -64,11 +66,11 @@ typedef struct aimdb_backend_stats {
 
 typedef struct aimdb_backend_ops {
     const char *name;
-    /* Accept one row (copied).  May wait while the backend's queue is full:
+    /* Accept one row (copied; source may be NULL, see aimdb_value).  May wait while the backend's queue is full:
      * the caller is a tap, so waiting is lag, never a blocked producer.
      * AIMDB_ESTOPPED once close has begun. */
     int (*store)(void *self, const char *record, const char *json, size_t json_len,
-                 int64_t ts_ms);
+                 int64_t ts_ms, const char *source);
     /* Return once every row stored before the call is committed; AIMDB_EIO
      * if a commit fails meanwhile (the rows stay queued and are retried). */
     int (*flush)(void *self);
@@ -154,14 +156,13 @@ int aimdb_persist_query_values(aimdb_persist *p, const aimdb_query_params *q,
  * Raw form for protocol layers: params is a record.query params object
  * (contract C.4: "name", "limit", "start", "end", with its defaults); *out
  * receives the result object {"count":N,"values":[...]} as a malloc'd,
- * NUL-terminated string the caller frees.  allow may be NULL; max_bytes 0 =
+ * NUL-terminated string the caller frees.  access may be NULL; max_bytes 0 =
  * no cap.  AIMDB_EINVAL (bad params; err names the parameter),
  * AIMDB_ETOOBIG (err says how to narrow the query), AIMDB_EIO, AIMDB_ESTOPPED.
  */
 int aimdb_persist_query_raw(aimdb_persist *p, const char *params, size_t params_len,
-                            bool (*allow)(const char *record, void *ctx), void *allow_ctx,
-                            size_t max_bytes, char **out, size_t *out_len,
-                            char *err, size_t errlen);
+                            const aimdb_access *access, size_t max_bytes, char **out,
+                            size_t *out_len, char *err, size_t errlen);
 
 /* Wait until every value already handed to the backend is committed. */
 int aimdb_persist_flush(aimdb_persist *p);

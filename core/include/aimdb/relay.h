@@ -28,14 +28,15 @@ typedef struct aimdb_relay aimdb_relay;
  * outlive the relay).  AIMDB_ENOMEM, or AIMDB_EIO if no thread. */
 int aimdb_relay_start(const aimdb_runtime *rt, aimdb_relay **out);
 
-/* Queue a copy of a value for rec, stamped ts_ms.  One thread only (the
+/* Queue a copy of a value for rec, stamped ts_ms, from source (kept as a
+ * pointer, see aimdb_produce_from; NULL allowed).  One thread only (the
  * same one every time); never waits.  AIMDB_ENOMEM if the value cannot be
  * copied, AIMDB_EBUSY if the relay is so far behind that the values it
  * holds reached its byte limit (the caller counts the drop).  Values
  * aimdb_produce refuses later are counted (aimdb_relay_failed) and logged,
  * rate-limited. */
 int aimdb_relay_push(aimdb_relay *r, aimdb_record *rec, const void *data, size_t len,
-                     int64_t ts_ms);
+                     int64_t ts_ms, const char *source);
 
 /* Produce everything queued, stop the thread and free; returns how many
  * values aimdb_produce refused in all.  No push, and no other call on r,
