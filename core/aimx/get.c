@@ -102,10 +102,12 @@ static bool answer_value(const aimx_call *call, const aimx_request *req, aimdb_r
     return ok;
 }
 
+/* The newest value a client may see, copied (one ctx for both callbacks). */
 typedef struct visible_value {
     const aimx_call *call;
     const char *record;
     aimdb_visibility seen;
+    value_copy copy;
 } visible_value;
 
 static bool may_see(const aimdb_value *v, void *ctx) {
@@ -113,17 +115,21 @@ static bool may_see(const aimdb_value *v, void *ctx) {
     return aimdb_access_value(w->call->access, w->seen, w->record, v->source);
 }
 
+static void copy_visible(const aimdb_value *v, void *ctx) {
+    copy_value(v, &((visible_value *)ctx)->copy);
+}
+
 static bool get_value(const aimx_call *call, const aimx_request *req, aimx_error *err) {
     aimx_preview name = aimx_preview_of(req->name);
-    visible_value w = {call, req->name, aimdb_access_record(call->access, req->name)};
+    visible_value w = {call, req->name, aimdb_access_record(call->access, req->name), {0}};
     if (w.seen == AIMDB_SEE_NONE)
         return aimx_fail(err, AIMX_PERMISSION_DENIED, "not allowed to read record \"%s\"",
                          name.text);
     aimdb_record *rec = aimdb_db_find(call->x->db, req->name);
     if (!rec) return aimx_fail(err, AIMX_NOT_FOUND, "no record named \"%s\"", name.text);
-    value_copy v = {0};
-    int rc = w.seen == AIMDB_SEE_ALL ? aimdb_record_peek_latest(rec, copy_value, &v)
-                                     : aimdb_record_peek_newest_where(rec, may_see, copy_value, &v);
+    int rc = w.seen == AIMDB_SEE_ALL ? aimdb_record_peek_latest(rec, copy_visible, &w)
+                                     : aimdb_record_peek_newest_where(rec, may_see, copy_visible, &w);
+    value_copy v = w.copy;
     if (rc == AIMDB_ENOTFOUND)
         return aimx_fail(err, AIMX_NOT_FOUND, "record \"%s\" has no value %s", name.text,
                          w.seen == AIMDB_SEE_ALL ? "yet" : "you may read");

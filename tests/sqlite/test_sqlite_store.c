@@ -394,12 +394,47 @@ static void test_rows_with_bad_times_are_flagged(void **state) {
     fixture_rmtree(dir);
 }
 
+/* Newest first is reverse store order: values stored in one millisecond
+ * (a device flushing its backlog) come back last stored first, for
+ * latest-N, for a limit that cuts a run of equal times, and for ranges. */
+static void test_equal_times_come_back_last_stored_first(void **state) {
+    (void)state;
+    aimdb_backend b = open_memory();
+    for (int64_t i = 0; i < 200; i++) store_number(b, "burst", i, 1000 + i / 40);
+    fixture_rows rows = {0};
+    query(b, "burst", 1, &rows);
+    assert_int_equal(rows.n, 1);
+    assert_string_equal(rows.v[0].value, "199");
+    fixture_rows_free(&rows);
+    query(b, "burst", 45, &rows); /* all of the last run (40) and 5 of the one before */
+    assert_int_equal(rows.n, 45);
+    for (size_t i = 0; i < rows.n; i++) {
+        char want[16];
+        snprintf(want, sizeof(want), "%d", 199 - (int)i);
+        assert_string_equal(rows.v[i].value, want);
+    }
+    fixture_rows_free(&rows);
+    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+    aimdb_query_params range = {.pattern = "b*", .has_start = true, .start_ms = 1001,
+                                .has_end = true, .end_ms = 1003};
+    assert_int_equal(fixture_query(b, &range, &rows), AIMDB_OK);
+    assert_int_equal(rows.n, 120);
+    for (size_t i = 0; i < rows.n; i++) {
+        char want[16];
+        snprintf(want, sizeof(want), "%d", 159 - (int)i);
+        assert_string_equal(rows.v[i].value, want);
+    }
+    fixture_rows_free(&rows);
+    b.ops->close(b.self);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_store_and_wildcard_query),
         cmocka_unit_test(test_time_range_is_inclusive_and_uncapped),
         cmocka_unit_test(test_special_characters_are_literal),
         cmocka_unit_test(test_order_and_per_record_limit),
+        cmocka_unit_test(test_equal_times_come_back_last_stored_first),
         cmocka_unit_test(test_range_of_100000_rows_comes_back_whole),
         cmocka_unit_test(test_extreme_timestamps_round_trip),
         cmocka_unit_test(test_cleanup_row_counts),
