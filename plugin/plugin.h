@@ -230,7 +230,7 @@ bool broker_conf_get(const char *key, char *value, size_t cap);
 typedef struct metrics {
     int64_t interval_ms;   /* the broker's sys_interval; 0 = off */
     int64_t next_ms;
-    uint64_t last[16];     /* last published values, to publish changes only */
+    uint64_t last[24];     /* last published values, to publish changes only */
     bool published_once;
 } metrics;
 
