@@ -4,8 +4,10 @@
  * is not a database, or whose pages are garbage, is moved aside byte for
  * byte and a new one started -- found at open, by a commit or by a query --
  * and no queued row is lost; a file deleted or replaced while open is
- * noticed (also while idle), the path opened again and queries follow; and
- * db_bytes is what the files take, the WAL included.
+ * noticed (also while idle), the path opened again and queries follow; a
+ * file found damaged again within a minute of a move waits for that minute
+ * (a failing card), a report against a file already replaced is dropped;
+ * and db_bytes is what the files take, the WAL included.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -22,6 +24,7 @@
 #include <sqlite3.h>
 
 #include "history_fixture.h"
+#include "sqlite_internal.h" /* sq_health_report: damage as a query reports it */
 
 static aimdb_backend_stats stats_of(aimdb_backend b) {
     aimdb_backend_stats s;
@@ -229,6 +232,50 @@ static void test_corrupt_pages_found_by_a_query(void **state) {
     fixture_rmtree(dir);
 }
 
+/* Files moved aside: NAME.corrupt-YYYYMMDDTHHMMSSZ (their -wal, -shm not). */
+static int count_asides(const char *dir) {
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strstr(e->d_name, ".corrupt-") && e->d_name[strlen(e->d_name) - 1] == 'Z';
+    closedir(d);
+    return n;
+}
+
+static void test_damage_again_within_a_minute_waits(void **state) {
+    (void)state;
+    char *dir = fixture_tmpdir();
+    char *path = fixture_path(dir, "h.db");
+    aimdb_sqlite_options o = {.path = path};
+    aimdb_backend b = fixture_open(&o);
+    sq_backend *sb = b.self;
+    unsigned gen = atomic_load(&sb->health.generation);
+
+    /* Against a file that was already replaced: dropped. */
+    sq_health_report(sb, gen - 1, "a test", "stale");
+    fixture_sleep_ms(1500); /* the writer checks at once when poked, and every second */
+    assert_int_equal(stats_of(b).recovered, 0);
+
+    sq_health_report(sb, gen, "a test", "first");
+    want w = {.b = b, .recovered = 1};
+    assert_true(fixture_wait(reached, &w, 5000));
+    assert_int_equal(count_asides(dir), 1);
+
+    store_number(b, "kept", 1);
+    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+    sq_health_report(sb, atomic_load(&sb->health.generation), "a test", "second");
+    fixture_sleep_ms(1500);
+    aimdb_backend_stats s = stats_of(b);
+    assert_int_equal(s.recovered, 1); /* held back: moved again a minute after the first */
+    assert_int_equal(s.corrupt_errors, 3);
+    assert_int_equal(count_asides(dir), 1);
+    assert_int_equal(count_rows(b), 1);
+    b.ops->close(b.self);
+    free(path);
+    fixture_rmtree(dir);
+}
+
 /* ---------------------------------------------------- deleted, replaced */
 
 /* The file is deleted while open, alone (the -wal and -shm left behind,
@@ -344,6 +391,7 @@ int main(void) {
         cmocka_unit_test(test_not_a_database_is_moved_aside),
         cmocka_unit_test(test_corrupt_pages_found_by_a_commit),
         cmocka_unit_test(test_corrupt_pages_found_by_a_query),
+        cmocka_unit_test(test_damage_again_within_a_minute_waits),
         cmocka_unit_test(test_deleted_file_is_recreated),
         cmocka_unit_test(test_replaced_file_is_reopened),
         cmocka_unit_test(test_db_bytes_counts_the_wal),
