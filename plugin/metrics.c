@@ -66,6 +66,10 @@ void metrics_tick(plugin *pl) {
         {"batch/rows", ps.backend.last_batch_rows},
         {"batch/commit_us", (uint64_t)(ps.backend.last_commit_us > 0 ? ps.backend.last_commit_us : 0)},
         {"database/bytes", (uint64_t)(ps.backend.db_bytes > 0 ? ps.backend.db_bytes : 0)},
+        /* non-zero: history was damaged or deleted under the broker (the log says more) */
+        {"database/corrupt", ps.backend.corrupt_errors},
+        {"database/recovered", ps.backend.recovered},
+        {"database/reopened", ps.backend.reopened},
         {"records", aimdb_db_record_count(pl->gw.db)},
         {"requests", c->requests},
     };

@@ -172,8 +172,12 @@ const char *records_source(catalog_entry *e, const char *topic);
 void records_update(plugin *pl, catalog_entry *e, const aimdb_ruleset *rs, size_t rule);
 /* Catalog every fixed-name rule's record, opening it. */
 int records_open_fixed(plugin *pl, const aimdb_ruleset *rs);
-/* Catalog every history name some rule produces (no record opened). */
-int records_scan_history(plugin *pl, const aimdb_ruleset *rs);
+/* Catalog every history name some rule produces (no record opened).  A
+ * failure is logged and leaves the catalog as it was: the broker goes on
+ * without it (MQTT never stops for a history problem; a damaged file the
+ * scan found is moved aside by the backend, and a new history has no
+ * names to catalog). */
+void records_scan_history(plugin *pl, const aimdb_ruleset *rs);
 
 /* ---------------------------------------------------------------- acl.c */
 
@@ -226,7 +230,7 @@ bool broker_conf_get(const char *key, char *value, size_t cap);
 typedef struct metrics {
     int64_t interval_ms;   /* the broker's sys_interval; 0 = off */
     int64_t next_ms;
-    uint64_t last[16];     /* last published values, to publish changes only */
+    uint64_t last[24];     /* last published values, to publish changes only */
     bool published_once;
 } metrics;
 

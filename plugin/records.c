@@ -135,7 +135,7 @@ static int no_rows(const aimdb_history_row *row, void *ctx) {
     return 0;
 }
 
-int records_scan_history(plugin *pl, const aimdb_ruleset *rs) {
+void records_scan_history(plugin *pl, const aimdb_ruleset *rs) {
     name_list l = {0};
     aimdb_access collect = {collect_name, NULL, &l};
     aimdb_query_params q = {.limit = 1, .access = &collect};
@@ -166,11 +166,10 @@ int records_scan_history(plugin *pl, const aimdb_ruleset *rs) {
     if (rc != AIMDB_OK) {
         plugin_log(pl, AIMDB_LOG_ERROR, "listing the records in history failed: %s",
                    *err ? err : aimdb_strerror(rc));
-        return rc;
+        return;
     }
     if (added || orphans)
         plugin_log(pl, AIMDB_LOG_INFO,
                    "history holds %zu more record(s); %zu no rule of aimdb.conf produces "
                    "(visible only to clients without ACL restrictions)", added + orphans, orphans);
-    return AIMDB_OK;
 }

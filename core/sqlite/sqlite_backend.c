@@ -131,6 +131,9 @@ static void backend_stats(void *self, aimdb_backend_stats *out) {
         .last_batch_rows = atomic_load(&b->last_batch_rows),
         .last_commit_us = atomic_load(&b->last_commit_us),
         .db_bytes = atomic_load(&b->db_bytes),
+        .corrupt_errors = atomic_load(&b->health.corrupt),
+        .recovered = atomic_load(&b->health.recovered),
+        .reopened = atomic_load(&b->health.reopened),
     };
 }
 
@@ -140,6 +143,7 @@ static void backend_free(sq_backend *b) {
     sq_writer_close_connection(b);
     sq_readers_close(b);
     sq_queue_destroy(&b->queue);
+    sq_health_destroy(b);
     free(b->uri);
     free(b);
 }
@@ -209,11 +213,12 @@ int aimdb_sqlite_open(const aimdb_sqlite_options *opts, aimdb_backend *out, char
     b->memory = strcmp(opts->path, ":memory:") == 0;
     b->uri = b->memory ? memory_uri() : strdup(opts->path);
     atomic_init(&b->db_bytes, -1);
+    sq_health_init(b);
     rc = b->uri ? sq_queue_init(&b->queue, b->opts.queue_rows, b->opts.batch_rows,
                                 b->opts.flush_interval_ms)
                 : AIMDB_ENOMEM;
     if (rc == AIMDB_ENOMEM) sq_errorf(err, errlen, "out of memory");
-    if (rc == AIMDB_OK) rc = sq_writer_open(b, err, errlen);
+    if (rc == AIMDB_OK) rc = sq_health_open(b, err, errlen);
     if (rc == AIMDB_OK) rc = sq_readers_open(b, err, errlen);
     if (rc == AIMDB_OK) rc = sq_writer_start(b, err, errlen);
     if (rc != AIMDB_OK) {

@@ -5,6 +5,8 @@
  *   sqlite_queue.c    the bounded queue between callers and the writer
  *   sqlite_writer.c   the writer thread: group commit, retries, cleanup
  *   sqlite_reader.c   the read-connection pool and the history queries
+ *   sqlite_recovery.c a damaged, deleted or replaced file: moved aside or
+ *                     reopened, never fatal; what the files take on disk
  *
  * Every statement names idx_record_time with INDEXED BY: the queries are
  * only fast through that index, so a missing index is an error at prepare
@@ -16,6 +18,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <sys/types.h>
 
 #include "aimdb/sqlite.h"
 
@@ -148,11 +151,12 @@ typedef struct sq_queue {
     uint64_t failed_commits;   /* bumped on every failed commit */
     uint32_t space_waiters;
     bool closing;
+    bool poked;                /* sq_queue_poke: the writer should check the file */
     bool rows_went_last;       /* alternation of row batches and cleanup chunks */
     sq_cleanup *cleanups, *cleanups_tail;
 } sq_queue;
 
-typedef enum sq_work { SQ_WORK_ROWS, SQ_WORK_CLEANUP, SQ_WORK_EXIT } sq_work;
+typedef enum sq_work { SQ_WORK_ROWS, SQ_WORK_CLEANUP, SQ_WORK_CHECK, SQ_WORK_EXIT } sq_work;
 
 int sq_queue_init(sq_queue *q, uint32_t cap, uint32_t batch_rows, int64_t flush_ms);
 void sq_queue_destroy(sq_queue *q);
@@ -168,14 +172,17 @@ int sq_queue_run_cleanup(sq_queue *q, sq_cleanup *c);
 void sq_queue_close(sq_queue *q);
 uint32_t sq_queue_depth(sq_queue *q);
 
-/* Writer side.  Waits for work: a cleanup (always eligible), or rows that
+/* Writer side.  Waits for work: a check of the file (poked, or check_at_ms
+ * passed: monotonic, 0 = none), a cleanup (always eligible), or rows that
  * are due (batch full, oldest older than flush_ms, flush wanted, closing)
  * and not held back by retry_at_ms (monotonic; 0 = no backoff).  For rows,
  * *n = how many to commit: every waiting row up to max_batch (a retried
  * batch included), so under load transactions grow to half the queue; a
  * non-zero max_rows caps that further (retries after a failure). */
-sq_work sq_queue_next_work(sq_queue *q, int64_t retry_at_ms, uint32_t max_rows, uint32_t *n,
-                           sq_cleanup **cleanup);
+sq_work sq_queue_next_work(sq_queue *q, int64_t retry_at_ms, uint32_t max_rows,
+                           int64_t check_at_ms, uint32_t *n, sq_cleanup **cleanup);
+/* Any thread: have the writer return SQ_WORK_CHECK soon. */
+void sq_queue_poke(sq_queue *q);
 const sq_slot *sq_queue_taken(const sq_queue *q, uint32_t i);
 /* The first n taken rows are finished: committed, or dropped if !committed.
  * Rows taken beyond n stay taken: they go first in the next transaction. */
@@ -185,6 +192,32 @@ uint32_t sq_queue_drop_all(sq_queue *q);
 void sq_queue_commit_failed(sq_queue *q);
 void sq_queue_cleanup_done(sq_queue *q, sq_cleanup *c);
 bool sq_queue_closing(sq_queue *q);
+
+/* --------------------------------------------------------------- health */
+
+/* Which file a path named, by device and inode (ino 0: no file). */
+typedef struct sq_file_id {
+    dev_t dev;
+    ino_t ino;
+} sq_file_id;
+
+/* The state of sqlite_recovery.c (see there). */
+typedef struct sq_health {
+    char *file;                 /* the database file SQLite opened; NULL: none (:memory:) */
+    /* Writer thread only. */
+    sq_file_id db, wal, shm;    /* what file, -wal and -shm were when the writer opened them */
+    int64_t next_check_ms, next_recovery_ms; /* monotonic */
+    aimdb_log_limit held_log, reopen_log;
+    /* Damage reported by a reader or the writer, handled by the writer. */
+    pthread_mutex_t lock;
+    bool damaged;
+    unsigned damaged_generation;
+    char why[256];
+    /* Bumped whenever the writer opens the path anew: readers of an older
+     * generation have the previous file open and reopen. */
+    _Atomic unsigned generation;
+    _Atomic uint64_t corrupt, recovered, reopened;
+} sq_health;
 
 /* -------------------------------------------------------------- backend */
 
@@ -199,7 +232,7 @@ typedef struct sq_backend {
 
     /* Writer thread only. */
     sqlite3 *wdb;
-    sqlite3_stmt *begin, *commit, *rollback, *insert, *page_count;
+    sqlite3_stmt *begin, *commit, *rollback, *insert;
     sqlite3_stmt *first_name, *next_name, *delete_chunk;
     aimdb_thread *writer;
     aimdb_log_limit error_log, resume_log;
@@ -212,9 +245,12 @@ typedef struct sq_backend {
     sq_reader *readers;   /* array of opts.read_connections */
     sq_reader *idle;      /* free list, guarded by pool_lock */
 
+    sq_health health;
+
     _Atomic uint64_t rows_stored, rows_failed, write_errors, batches;
     _Atomic uint32_t last_batch_rows;
-    _Atomic int64_t last_commit_us, db_bytes;
+    _Atomic int64_t last_commit_us;
+    _Atomic int64_t db_bytes; /* the file, -wal and -shm; -1 unknown (sqlite_recovery.c) */
 } sq_backend;
 
 /* Open a connection on b->uri with flags; on failure closes it, writes the
@@ -225,7 +261,9 @@ int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, char *err, size
 int sq_exec(sqlite3 *db, const char *sql, char *err, size_t errlen);
 
 /* Writer: open its connection (schema, pragmas, statements), start and stop
- * its thread (stop drains, checkpoints and closes the connection). */
+ * its thread (stop drains, checkpoints and closes the connection).  On a
+ * failed open the connection, if SQLite opened one, stays in b->wdb for the
+ * caller to inspect (which file, which error) and close. */
 int sq_writer_open(sq_backend *b, char *err, size_t errlen);
 int sq_writer_start(sq_backend *b, char *err, size_t errlen);
 void sq_writer_stop(sq_backend *b);
@@ -237,6 +275,27 @@ int sq_readers_open(sq_backend *b, char *err, size_t errlen);
 void sq_readers_close(sq_backend *b);
 int sq_readers_query(sq_backend *b, const aimdb_query_params *q, aimdb_row_fn fn, void *ctx,
                      char *err, size_t errlen);
+/* Close the idle readers of an older health generation now (the busy ones
+ * close when released); each reopens when next taken. */
+void sq_readers_drop_stale(sq_backend *b);
+
+/* Health (sqlite_recovery.c).  init/destroy: any time before/after use. */
+void sq_health_init(sq_backend *b);
+void sq_health_destroy(sq_backend *b);
+/* Open the writer's connection; a file that is damaged (not a database,
+ * corrupt) is moved aside and a new one created in its place. */
+int sq_health_open(sq_backend *b, char *err, size_t errlen);
+/* Writer thread, before each commit and when sq_health_due says: act on
+ * reported damage, notice a deleted or replaced file, update db_bytes.
+ * True if the writer's connection is now on another file (or none). */
+bool sq_health_check(sq_backend *b);
+/* Monotonic ms of the next idle check; 0 = never (not a file). */
+int64_t sq_health_due(const sq_backend *b);
+/* Is this SQLite result a damaged file (SQLITE_CORRUPT*, SQLITE_NOTADB)? */
+bool sq_health_damage_rc(int rc);
+/* Any thread: an operation on the file of health generation gen found it
+ * damaged; counted, and the writer moves the file aside. */
+void sq_health_report(sq_backend *b, unsigned gen, const char *what, const char *msg);
 
 /* snprintf into err if err is not NULL. */
 void sq_errorf(char *err, size_t errlen, const char *fmt, ...)

@@ -178,11 +178,18 @@ static void wait_until_locked(sq_queue *q, int64_t deadline_ms) {
     pthread_cond_timedwait(&q->writer_wake, &q->lock, &ts);
 }
 
-sq_work sq_queue_next_work(sq_queue *q, int64_t retry_at_ms, uint32_t max_rows, uint32_t *n,
-                           sq_cleanup **cleanup) {
+sq_work sq_queue_next_work(sq_queue *q, int64_t retry_at_ms, uint32_t max_rows,
+                           int64_t check_at_ms, uint32_t *n, sq_cleanup **cleanup) {
     pthread_mutex_lock(&q->lock);
     for (;;) {
         int64_t now = aimdb_monotonic_ms();
+        /* A check comes first: it may find the file the rows would go to
+         * deleted or damaged (the writer checks before each commit too). */
+        if (q->poked || (check_at_ms != 0 && now >= check_at_ms)) {
+            q->poked = false;
+            pthread_mutex_unlock(&q->lock);
+            return SQ_WORK_CHECK;
+        }
         bool held = retry_at_ms != 0 && now < retry_at_ms;
         bool due = rows_due_locked(q, now);
         /* Rows and cleanup chunks alternate, so neither starves the other. */
@@ -208,8 +215,16 @@ sq_work sq_queue_next_work(sq_queue *q, int64_t retry_at_ms, uint32_t max_rows, 
         int64_t deadline = INT64_MAX;
         if (held) deadline = retry_at_ms;
         else if (q->count > 0) deadline = slot_at(q, 0)->arrived_ms + q->flush_ms;
+        if (check_at_ms != 0 && check_at_ms < deadline) deadline = check_at_ms;
         wait_until_locked(q, deadline);
     }
+}
+
+void sq_queue_poke(sq_queue *q) {
+    pthread_mutex_lock(&q->lock);
+    q->poked = true;
+    pthread_cond_signal(&q->writer_wake);
+    pthread_mutex_unlock(&q->lock);
 }
 
 const sq_slot *sq_queue_taken(const sq_queue *q, uint32_t i) { return slot_at(q, i); }

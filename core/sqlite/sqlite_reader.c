@@ -12,6 +12,12 @@
  * the caller's accept filter, and then that record's rows come straight off
  * idx_record_time, newest first, LIMIT N.  Cost: O(names * log rows + rows
  * returned), whatever the table size.
+ *
+ * When the writer opens its path anew (the file was damaged and moved
+ * aside, or deleted or replaced: sqlite_recovery.c) it bumps the health
+ * generation; a reader of an older one still has the previous file open
+ * and is closed when idle and reopened when next taken.  A query that finds
+ * the file damaged says so to the writer, which moves it aside.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -24,19 +30,27 @@
 struct sq_reader {
     sqlite3 *db;
     sqlite3_stmt *begin, *end, *first_name, *next_name, *rows;
+    unsigned generation; /* of the file db has open (health.generation) */
     sq_reader *next_idle;
 };
 
+/* Leaves next_idle alone: an idle reader is closed in place in the pool. */
 static void reader_close(sq_backend *b, sq_reader *r) {
-    sqlite3_stmt *all[] = {r->begin, r->end, r->first_name, r->next_name, r->rows};
-    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) sqlite3_finalize(all[i]);
+    sqlite3_stmt **all[] = {&r->begin, &r->end, &r->first_name, &r->next_name, &r->rows};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        sqlite3_finalize(*all[i]);
+        *all[i] = NULL;
+    }
     if (r->db && sqlite3_close(r->db) != SQLITE_OK)
         aimdb_log(b->rt, AIMDB_LOG_ERROR, "history: closing a reader of %s: %s", b->opts.path,
                   sqlite3_errmsg(r->db));
-    memset(r, 0, sizeof(*r));
+    r->db = NULL;
 }
 
 static int reader_open(sq_backend *b, sq_reader *r, char *err, size_t errlen) {
+    /* Read before opening: should the writer open a new file meanwhile,
+     * this reader counts as stale and is reopened, never the reverse. */
+    r->generation = atomic_load(&b->health.generation);
     /* An in-memory database is one shared cache (see sqlite_backend.c);
      * its readers read uncommitted pages rather than wait on table locks. */
     int flags = b->memory ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY;
@@ -93,20 +107,44 @@ void sq_readers_close(sq_backend *b) {
     pthread_mutex_destroy(&b->pool_lock);
 }
 
-static sq_reader *acquire(sq_backend *b) {
+static bool stale(sq_backend *b, const sq_reader *r) {
+    return r->generation != atomic_load(&b->health.generation);
+}
+
+static void release(sq_backend *b, sq_reader *r) {
+    if (r->db && stale(b, r)) reader_close(b, r); /* let go of the previous file now */
+    pthread_mutex_lock(&b->pool_lock);
+    r->next_idle = b->idle;
+    b->idle = r;
+    pthread_cond_signal(&b->pool_free);
+    pthread_mutex_unlock(&b->pool_lock);
+}
+
+/* A reader with a connection on the current file; AIMDB_EIO (err says why)
+ * if it had to be reopened and could not be. */
+static int acquire(sq_backend *b, sq_reader **out, char *err, size_t errlen) {
     pthread_mutex_lock(&b->pool_lock);
     while (!b->idle) pthread_cond_wait(&b->pool_free, &b->pool_lock);
     sq_reader *r = b->idle;
     b->idle = r->next_idle;
     pthread_mutex_unlock(&b->pool_lock);
-    return r;
+    if (!r->db || stale(b, r)) {
+        reader_close(b, r);
+        int rc = reader_open(b, r, err, errlen);
+        if (rc != AIMDB_OK) {
+            release(b, r);
+            return rc;
+        }
+    }
+    *out = r;
+    return AIMDB_OK;
 }
 
-static void release(sq_backend *b, sq_reader *r) {
+void sq_readers_drop_stale(sq_backend *b) {
+    if (!b->readers) return; /* still opening: the readers open the new file */
     pthread_mutex_lock(&b->pool_lock);
-    r->next_idle = b->idle;
-    b->idle = r;
-    pthread_cond_signal(&b->pool_free);
+    for (sq_reader *r = b->idle; r; r = r->next_idle)
+        if (r->db && stale(b, r)) reader_close(b, r);
     pthread_mutex_unlock(&b->pool_lock);
 }
 
@@ -275,10 +313,12 @@ static int emit_matching(query_run *run, const char *pattern, size_t prefix_len)
 
 int sq_readers_query(sq_backend *b, const aimdb_query_params *q, aimdb_row_fn fn, void *ctx,
                      char *err, size_t errlen) {
-    query_run run = {.r = acquire(b), .q = q, .fn = fn, .ctx = ctx};
+    query_run run = {.q = q, .fn = fn, .ctx = ctx};
+    int rc = acquire(b, &run.r, err, errlen);
+    if (rc != AIMDB_OK) return rc;
     const char *pattern = q->pattern ? q->pattern : "*";
     size_t prefix_len = aimdb_pattern_prefix_len(pattern);
-    int rc = sqlite3_step(run.r->begin);
+    rc = sqlite3_step(run.r->begin);
     sqlite3_reset(run.r->begin);
     if (rc != SQLITE_DONE) {
         run.sqlite_rc = rc;
@@ -290,6 +330,8 @@ int sq_readers_query(sq_backend *b, const aimdb_query_params *q, aimdb_row_fn fn
     }
     if (run.sqlite_rc)
         sq_errorf(err, errlen, "history query failed: %s", sqlite3_errmsg(run.r->db));
+    if (sq_health_damage_rc(run.sqlite_rc))
+        sq_health_report(b, run.r->generation, "a history query", sqlite3_errmsg(run.r->db));
     /* A read transaction: ending it cannot lose anything, only release the
      * snapshot, so its result does not change the query's. */
     sqlite3_step(run.r->end);

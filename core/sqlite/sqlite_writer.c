@@ -13,6 +13,12 @@
  * the queue and is retried with exponential backoff while the error is
  * logged (rate-limited) and counted.  Only at shutdown, after
  * SHUTDOWN_GRACE_MS of failures, are the remaining rows given up.
+ *
+ * Before each commit, and every second while idle, sqlite_recovery.c checks
+ * the file: a damaged one (reported by a commit, a retention delete or a
+ * query) is moved aside and replaced by a new one, a deleted or replaced
+ * one reopened at its path.  The rows of a batch that failed on the old
+ * file are then committed at once to the new one.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,7 +104,6 @@ static int prepare_all(sq_backend *b, char *err, size_t errlen) {
         {&b->commit, "COMMIT"},
         {&b->rollback, "ROLLBACK"},
         {&b->insert, SQ_INSERT_SQL},
-        {&b->page_count, "PRAGMA page_count"},
         {&b->first_name, SQ_FIRST_NAME_SQL},
         {&b->next_name, SQ_NEXT_NAME_SQL},
         {&b->delete_chunk, SQ_DELETE_CHUNK_SQL},
@@ -115,14 +120,12 @@ int sq_writer_open(sq_backend *b, char *err, size_t errlen) {
                                 errlen);
     if (rc == AIMDB_OK) rc = configure(b, err, errlen);
     if (rc == AIMDB_OK) rc = prepare_all(b, err, errlen);
-    if (rc != AIMDB_OK) sq_writer_close_connection(b);
     return rc;
 }
 
 void sq_writer_close_connection(sq_backend *b) {
-    sqlite3_stmt **all[] = {&b->begin,      &b->commit,    &b->rollback,
-                            &b->insert,     &b->page_count, &b->first_name,
-                            &b->next_name,  &b->delete_chunk};
+    sqlite3_stmt **all[] = {&b->begin,      &b->commit,     &b->rollback,  &b->insert,
+                            &b->first_name, &b->next_name,  &b->delete_chunk};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         sqlite3_finalize(*all[i]);
         *all[i] = NULL;
@@ -165,10 +168,6 @@ static void note_commit(sq_backend *b, uint32_t n, int64_t started_us) {
     atomic_fetch_add_explicit(&b->batches, 1, memory_order_relaxed);
     atomic_store_explicit(&b->last_batch_rows, n, memory_order_relaxed);
     atomic_store_explicit(&b->last_commit_us, now_us - started_us, memory_order_relaxed);
-    if (sqlite3_step(b->page_count) == SQLITE_ROW)
-        atomic_store_explicit(&b->db_bytes, sqlite3_column_int64(b->page_count, 0) * b->page_size,
-                              memory_order_relaxed);
-    sqlite3_reset(b->page_count);
 }
 
 static int64_t monotonic_us(void) {
@@ -181,6 +180,11 @@ static int64_t monotonic_us(void) {
  * transaction is rolled back, the rows stay taken, and why says what
  * happened. */
 static int commit_batch(sq_backend *b, uint32_t n, char *why, size_t whylen) {
+    if (!b->wdb) {
+        /* A reopen failed (logged where it happened); the checks retry it. */
+        snprintf(why, whylen, "the database is not open");
+        return SQLITE_CANTOPEN;
+    }
     int64_t started = monotonic_us();
     int rc = step_done(b->begin);
     for (uint32_t i = 0; rc == SQLITE_OK && i < n; i++)
@@ -192,6 +196,9 @@ static int commit_batch(sq_backend *b, uint32_t n, char *why, size_t whylen) {
     }
     snprintf(why, whylen, "%s (SQLite error %d)", sqlite3_errmsg(b->wdb),
              sqlite3_extended_errcode(b->wdb));
+    if (sq_health_damage_rc(rc))
+        sq_health_report(b, atomic_load(&b->health.generation), "writing rows",
+                         sqlite3_errmsg(b->wdb));
     if (!sqlite3_get_autocommit(b->wdb)) step_done(b->rollback);
     return rc;
 }
@@ -285,6 +292,15 @@ static bool excepted(const sq_cleanup *c, const char *name) {
  * with a short chunk.  The NULL-record form walks the distinct names with
  * index seeks, deleting through the index for each, never scanning. */
 static void cleanup_step(sq_backend *b, sq_cleanup *c) {
+    if (!b->wdb) { /* a reopen failed: the sweep fails, as on any write error */
+        aimdb_log(b->rt, AIMDB_LOG_ERROR, "history: retention delete in %s failed: the "
+                  "database is not open", b->opts.path);
+        c->rc = AIMDB_EIO;
+        free(c->current);
+        c->current = NULL;
+        sq_queue_cleanup_done(&b->queue, c);
+        return;
+    }
     int rc = SQLITE_OK;
     if (!c->record && !c->started) rc = seek_name(b, NULL, &c->current);
     c->started = true;
@@ -306,6 +322,9 @@ static void cleanup_step(sq_backend *b, sq_cleanup *c) {
     if (rc != SQLITE_OK) {
         aimdb_log(b->rt, AIMDB_LOG_ERROR, "history: retention delete in %s failed: %s",
                   b->opts.path, sqlite3_errmsg(b->wdb));
+        if (sq_health_damage_rc(rc))
+            sq_health_report(b, atomic_load(&b->health.generation), "a retention delete",
+                             sqlite3_errmsg(b->wdb));
         c->rc = AIMDB_EIO;
     }
     if (finished) {
@@ -318,7 +337,7 @@ static void cleanup_step(sq_backend *b, sq_cleanup *c) {
 /* --------------------------------------------------------------- thread */
 
 static void checkpoint_and_close(sq_backend *b) {
-    if (!b->memory) {
+    if (!b->memory && b->wdb) {
         int log_frames = 0, done = 0;
         int rc = sqlite3_wal_checkpoint_v2(b->wdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log_frames,
                                            &done);
@@ -336,11 +355,18 @@ static void *writer_main(void *arg) {
     for (;;) {
         uint32_t n = 0;
         sq_cleanup *c = NULL;
-        sq_work w = sq_queue_next_work(&b->queue, retry.retry_at, retry.max_rows, &n, &c);
+        sq_work w = sq_queue_next_work(&b->queue, retry.retry_at, retry.max_rows,
+                                       sq_health_due(b), &n, &c);
         if (w == SQ_WORK_EXIT) break;
         if (w == SQ_WORK_CLEANUP) {
             cleanup_step(b, c);
-        } else if (commit_batch(b, n, why, sizeof(why)) == SQLITE_OK) {
+            continue;
+        }
+        /* On a new file the old one's failures say nothing: no backoff, and
+         * rows that failed on a damaged file are committed at once. */
+        if (sq_health_check(b)) retry = (retry_state){0};
+        if (w == SQ_WORK_CHECK) continue;
+        if (commit_batch(b, n, why, sizeof(why)) == SQLITE_OK) {
             batch_committed(b, &retry, n);
         } else {
             batch_failed(b, &retry, n, why);

@@ -2,7 +2,9 @@
  * test_bridge.c -- aimdb-bridge as an operator runs it: the real binary
  * beside a real Mosquitto without the plugin, fed by real clients, asked
  * over MQTT v5 and v3.1.1, restarted under, reloaded, stopped with
- * SIGTERM; and the start-up errors it must explain.
+ * SIGTERM; the start-up errors it must explain; and a history file that is
+ * not a database, which it moves aside as the plugin does instead of
+ * refusing to start.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -294,6 +297,32 @@ static void test_startup_errors_are_explained(void **state) {
     expect_exit(f, NULL, 1, "bridge.conf:1:");
 }
 
+/* The same core/gateway open path as the plugin's: the file is moved aside
+ * byte for byte, a new history started, the bridge runs. */
+static void test_damaged_database_is_moved_aside(void **state) {
+    fixture *f = *state;
+    char data[HARNESS_PATH_MAX + 8], original[HARNESS_PATH_MAX + 16];
+    snprintf(data, sizeof(data), "%s/data", f->b.dir);
+    snprintf(original, sizeof(original), "%s/original", f->b.dir);
+    assert_int_equal(mkdir(data, 0750), 0);
+    write_file(original, "not a database: the bridge must not refuse to start on it\n");
+    copy_file(original, f->b.db_path);
+    start_bridge(f, NULL);
+    wait_bridge_connected(f);
+    assert_true(file_contains(f->bridge.log_path, "moved it aside to"));
+    char aside[HARNESS_PATH_MAX * 2];
+    assert_true(file_find(data, "aimdb.db.corrupt-", "Z", aside, sizeof(aside)));
+    assert_true(files_equal(aside, original));
+    client *c = asker(f, MQTT_PROTOCOL_V5);
+    publish_temps(c, "oslo", 3);
+    char *reply = client_query_until(c, "{\"name\":\"temp::oslo\",\"limit\":10}", 3, WAIT_MS);
+    assert_int_equal(reply_count(reply), 3);
+    free(reply);
+    client_disconnect(c);
+    assert_int_equal(daemon_stop(&f->bridge, SIGTERM), 0);
+    assert_int_equal(stored_rows(f), 3);
+}
+
 /* Nothing listens at the broker's address: the bridge stays up, says why
  * it cannot connect and still stops cleanly. */
 static void test_unreachable_broker_keeps_retrying(void **state) {
@@ -315,6 +344,7 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(test_startup_errors_are_explained, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreachable_broker_keeps_retrying, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_database_is_moved_aside, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

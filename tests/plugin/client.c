@@ -301,3 +301,14 @@ char *client_query_until(client *c, const char *params_json, int want, int timeo
         sleep_ms(50);
     }
 }
+
+long long client_wait_number(client *c, const char *topic, long long want, int timeout_ms) {
+    long long value = -1;
+    received m;
+    for (long long deadline = now_ms() + timeout_ms; value != want && now_ms() < deadline;) {
+        if (!client_receive(c, 500, &m)) continue;
+        if (strcmp(m.topic, topic) == 0) value = atoll(m.payload);
+        received_free(&m);
+    }
+    return value;
+}

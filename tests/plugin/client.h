@@ -56,4 +56,9 @@ char *client_query_until(client *c, const char *params_json, int want, int timeo
 /* The "count" of a record.query reply, or -1. */
 int reply_count(const char *reply);
 
+/* Wait until a message on topic (subscribed by the caller) reads want as
+ * a number, such as a $SYS metric; returns the last value received there
+ * (-1: none) when it is want or timeout_ms passed. */
+long long client_wait_number(client *c, const char *topic, long long want, int timeout_ms);
+
 #endif

@@ -4,6 +4,7 @@
  */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -58,6 +59,51 @@ void write_file(const char *path, const char *text) {
     assert_non_null(f);
     assert_int_equal(fputs(text, f) >= 0, 1);
     assert_int_equal(fclose(f), 0);
+}
+
+void copy_file(const char *from, const char *to) {
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    char buf[65536];
+    for (size_t n; (n = fread(buf, 1, sizeof(buf), in)) > 0;)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    assert_false(ferror(in));
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+}
+
+bool files_equal(const char *a, const char *b) {
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    bool same = fa && fb;
+    while (same) {
+        int ca = fgetc(fa), cb = fgetc(fb);
+        same = ca == cb;
+        if (ca == EOF) break;
+    }
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+
+long long file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : 0;
+}
+
+bool file_find(const char *dir, const char *prefix, const char *suffix, char *out, size_t cap) {
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    bool found = false;
+    size_t np = strlen(prefix), ns = strlen(suffix);
+    for (struct dirent *e; !found && (e = readdir(d));) {
+        size_t n = strlen(e->d_name);
+        found = n >= np + ns && strncmp(e->d_name, prefix, np) == 0 &&
+                strcmp(e->d_name + n - ns, suffix) == 0;
+        if (found) snprintf(out, cap, "%s/%s", dir, e->d_name);
+    }
+    closedir(d);
+    return found;
 }
 
 /* text with every @DIR@ replaced by the broker's directory. */

@@ -101,6 +101,15 @@ void file_dump(const char *path);
 
 /* Write a file (fails the test on error). */
 void write_file(const char *path, const char *text);
+/* Copy a file byte for byte (fails the test on error). */
+void copy_file(const char *from, const char *to);
+/* Do two files hold the same bytes?  False if either cannot be read. */
+bool files_equal(const char *a, const char *b);
+/* Size of a file; 0 if there is none. */
+long long file_size(const char *path);
+/* The first entry of dir whose name starts with prefix and ends with
+ * suffix, as dir/name in out; false if there is none. */
+bool file_find(const char *dir, const char *prefix, const char *suffix, char *out, size_t cap);
 
 /* Run argv (argv[0] a program on PATH) with stdin from /dev/null, capture
  * stdout into out (NUL-terminated, cut to cap), kill it after timeout_ms.

@@ -18,14 +18,7 @@
 
 /* Wait for a metric to read want; returns its last value (-1: none came). */
 static long long wait_metric(client *c, const char *topic, long long want) {
-    long long value = -1;
-    received m;
-    for (long long deadline = now_ms() + 8000; value != want && now_ms() < deadline;) {
-        if (!client_receive(c, 500, &m)) continue;
-        if (strcmp(m.topic, topic) == 0) value = atoll(m.payload);
-        received_free(&m);
-    }
-    return value;
+    return client_wait_number(c, topic, want, 8000);
 }
 
 /* The same from a new subscriber: metrics are retained and published when

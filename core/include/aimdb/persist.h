@@ -61,7 +61,11 @@ typedef struct aimdb_backend_stats {
     uint32_t queue_capacity;
     uint32_t last_batch_rows;
     int64_t last_commit_us;
-    int64_t db_bytes;       /* -1 if unknown */
+    int64_t db_bytes;       /* what its files take on disk (SQLite: the file, -wal and
+                               -shm); -1 if unknown or not a file */
+    uint64_t corrupt_errors; /* operations that found the database damaged */
+    uint64_t recovered;     /* damaged databases moved aside and started anew */
+    uint64_t reopened;      /* databases found deleted or replaced and reopened */
 } aimdb_backend_stats;
 
 typedef struct aimdb_backend_ops {

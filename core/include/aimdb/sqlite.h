@@ -13,6 +13,12 @@
  * taps see as lag.  Only at shutdown, after a grace period, are unwritable
  * rows dropped (counted in rows_failed and logged).  A file that cannot be
  * opened for writing at all is refused by aimdb_sqlite_open.
+ *
+ * A file that is damaged (not a database, corrupt pages: at open, on a
+ * commit, a retention delete or a query) is moved aside to
+ * FILE.corrupt-<UTC time> and a new one started; a file deleted or replaced
+ * while open is noticed and its path reopened (sqlite_recovery.c; counted
+ * in corrupt_errors, recovered and reopened).
  */
 #ifndef AIMDB_SQLITE_H
 #define AIMDB_SQLITE_H
