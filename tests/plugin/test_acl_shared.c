@@ -73,7 +73,8 @@ static int setup(void **state) {
     broker_write_aimdb(&b, "database @DIR@/data/aimdb.db\n"
                            "record dev::{1}::{2}  devices/+/+          persist\n"
                            "record accuracy::{1}  weather/+/accuracy   persist\n"
-                           "record accuracy::{1}  other/+/x            persist\n");
+                           "record accuracy::{1}  other/+/x            persist\n"
+                           "record shadow::{1}    weather/+/accuracy\n");
     snprintf(extra, sizeof(extra), "password_file %s\nacl_file %s\n", passwd, acl);
     broker_write_conf(&b, extra);
     if (!broker_start(&b, NULL)) {
@@ -194,12 +195,27 @@ static void test_rows_keep_their_topic(void **state) {
     assert_string_equal(out, "devices/pub/secret::x\ndevices/pub::secret/x\n");
 }
 
+/* Both overlaps are said at start-up, with both line numbers. */
+static void test_overlapping_rules_are_reported(void **state) {
+    (void)state;
+    assert_true(broker_log_wait(&b,
+                                "aimdb.conf:4: record names of this rule ('accuracy::{1}') can "
+                                "also come from line 3",
+                                1000));
+    assert_true(broker_log_wait(&b,
+                                "aimdb.conf:5: this rule never receives a message: line 3 has "
+                                "the same filter 'weather/+/accuracy'",
+                                1000));
+    assert_false(broker_log_wait(&b, "aimdb.conf:3: record names", 0));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_history_shows_only_readable_topics),
         cmocka_unit_test(test_get_is_the_newest_readable_value),
         cmocka_unit_test(test_two_rules_feeding_one_name),
         cmocka_unit_test(test_rows_keep_their_topic),
+        cmocka_unit_test(test_overlapping_rules_are_reported),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

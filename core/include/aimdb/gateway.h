@@ -145,6 +145,11 @@ int aimdb_gateway_open_record(aimdb_gateway *gw, const aimdb_ruleset *rs, size_t
 bool aimdb_gateway_reapply_record(aimdb_gateway *gw, aimdb_record *rec, const aimdb_ruleset *rs,
                                   size_t rule, bool persisting, const char *who);
 
+/* Log each rule that can never receive a message (an earlier rule has its
+ * filter) and each pair of rules whose names can coincide, with both line
+ * numbers (rule_overlap.c).  Any thread. */
+void aimdb_conf_warn_overlaps(const aimdb_conf *conf, const aimdb_runtime *rt);
+
 /* Log, for a reload, each global setting that differs between two
  * configurations: settings apply only when `who` restarts. */
 void aimdb_gateway_warn_settings(const aimdb_gateway *gw, const aimdb_conf *was,

@@ -1,0 +1,82 @@
+/*
+ * rule_overlap.c -- rules of aimdb.conf that step on each other, said once
+ * at start-up (and on reload) with both line numbers.
+ *
+ * Two mistakes are silent otherwise: a rule whose filter an earlier rule
+ * already has never receives a message (the first match wins), and two
+ * rules whose templates can make the same name feed one record from two
+ * topics -- correct (access is decided per value, by its topic) but rarely
+ * meant.  "Can make the same name" reads each placeholder as any text: two
+ * templates overlap when some name matches both, which over-approximates
+ * (a {N} never holds a '/') on the side of saying too much.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "aimdb/gateway.h"
+
+/* The template with every {..} placeholder as one '*'. */
+static char *as_glob(const char *tmpl) {
+    char *out = malloc(strlen(tmpl) + 1), *o = out;
+    if (!out) return NULL;
+    for (const char *t = tmpl; *t;) {
+        if (*t == '{' && strchr(t, '}')) {
+            *o++ = '*';
+            t = strchr(t, '}') + 1;
+        } else {
+            *o++ = *t++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Is there a string both globs ('*' = any run) match?  Dynamic programming
+ * over suffixes: can[i][j] says p+i and q+j share a match. */
+static bool globs_overlap(const char *p, const char *q) {
+    size_t n = strlen(p), m = strlen(q);
+    bool *can = calloc((n + 1) * (m + 1), sizeof(*can));
+    if (!can) return false;
+#define CAN(i, j) can[(i) * (m + 1) + (j)]
+    for (size_t i = n + 1; i-- > 0;) {
+        for (size_t j = m + 1; j-- > 0;) {
+            bool v;
+            if (i == n && j == m) v = true;
+            else if (i < n && p[i] == '*') v = CAN(i + 1, j) || (j < m && CAN(i, j + 1));
+            else if (j < m && q[j] == '*') v = CAN(i, j + 1) || (i < n && CAN(i + 1, j));
+            else v = i < n && j < m && p[i] == q[j] && CAN(i + 1, j + 1);
+            CAN(i, j) = v;
+        }
+    }
+    bool overlap = CAN(0, 0);
+#undef CAN
+    free(can);
+    return overlap;
+}
+
+void aimdb_conf_warn_overlaps(const aimdb_conf *conf, const aimdb_runtime *rt) {
+    for (size_t j = 0; j < conf->n_rules; j++) {
+        const aimdb_conf_rule *later = &conf->rules[j];
+        char *later_glob = as_glob(later->name_template);
+        for (size_t i = 0; i < j && later_glob; i++) {
+            const aimdb_conf_rule *earlier = &conf->rules[i];
+            if (strcmp(earlier->topic_filter, later->topic_filter) == 0) {
+                aimdb_log(rt, AIMDB_LOG_WARNING,
+                          "aimdb.conf:%u: this rule never receives a message: line %u has "
+                          "the same filter '%s' and the first matching rule wins",
+                          later->line, earlier->line, later->topic_filter);
+                break; /* it produces nothing, so no name overlap to tell either */
+            }
+            char *earlier_glob = as_glob(earlier->name_template);
+            if (earlier_glob && globs_overlap(earlier_glob, later_glob))
+                aimdb_log(rt, AIMDB_LOG_WARNING,
+                          "aimdb.conf:%u: record names of this rule ('%s') can also come "
+                          "from line %u ('%s'): such a record gets values of both filters "
+                          "(each value is shown to whoever may read its own topic)",
+                          later->line, later->name_template, earlier->line,
+                          earlier->name_template);
+            free(earlier_glob);
+        }
+        free(later_glob);
+    }
+}
