@@ -66,6 +66,9 @@ export async function createBroker(opts) {
     `listener ${tcpPort} 127.0.0.1`,
     `listener ${wsPort} 127.0.0.1`,
     'protocol websockets',
+    /* Without it Mosquitto 2.0.11 binds this listener to every interface
+     * (see conf/mosquitto.conf); the tests stay on loopback. */
+    'socket_domain ipv4',
     `http_dir ${opts.httpDir}`,
     '',
   ].join('\n'));

@@ -15,7 +15,7 @@
 //   AIMDB_TEST_OUT   output folder (default: a fresh temp folder)
 //   AIMDB_CHROMIUM   browser binary (default /usr/bin/chromium)
 //   AIMDB_BROKER_PRELOAD  LD_PRELOAD for mosquitto (ASan builds of the plugin;
-//                         LeakSanitizer then also judges mosquitto: lsan.supp)
+//                         LeakSanitizer then also judges mosquitto: ../lsan-mosquitto.supp)
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -103,11 +103,11 @@ function shownValues(page) {
 }
 
 /* The ASan runtime first in an ASan plugin's broker, with full malloc stacks
- * so lsan.supp can name the one leak that is mosquitto's own. */
+ * so tests/lsan-mosquitto.supp can name the one leak that is mosquitto's own. */
 function brokerEnv() {
   const preload = process.env.AIMDB_BROKER_PRELOAD;
   if (!preload) return {};
-  const suppressions = join(here, 'lsan.supp');
+  const suppressions = join(here, '..', 'lsan-mosquitto.supp');
   return { LD_PRELOAD: preload, LSAN_OPTIONS: `suppressions=${suppressions}:fast_unwind_on_malloc=0` };
 }
 
