@@ -55,7 +55,8 @@ static long sample_to_json(const void *v, size_t len, char *out, size_t cap) {
     return snprintf(out, cap, "%llu", (unsigned long long)s.n);
 }
 
-static const aimdb_codec sample_codec = {"bench-sample", sizeof(sample), sample_to_json, NULL};
+static const aimdb_codec sample_codec = {"bench-sample", sizeof(sample), sample_to_json, NULL,
+                                         NULL};
 
 static uint64_t now_ns(void) {
     struct timespec ts;

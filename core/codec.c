@@ -76,7 +76,7 @@ static long json_from_json(const char *json, size_t len, void *out, size_t cap) 
 }
 
 const aimdb_codec aimdb_codec_double = {"double", sizeof(double), double_to_json,
-                                        double_from_json};
+                                        double_from_json, NULL};
 const aimdb_codec aimdb_codec_int64 = {"int64", sizeof(int64_t), int64_to_json,
-                                       int64_from_json};
-const aimdb_codec aimdb_codec_json = {"json", 0, json_copy, json_from_json};
+                                       int64_from_json, NULL};
+const aimdb_codec aimdb_codec_json = {"json", 0, json_copy, json_from_json, NULL};

@@ -233,7 +233,8 @@ static int grow_buckets_locked(aimdb_db *db) {
 
 static bool same_codec(const aimdb_codec *a, const aimdb_codec *b) {
     return a == b || (a->size == b->size && a->to_json == b->to_json &&
-                      a->from_json == b->from_json && strcmp(a->name, b->name) == 0);
+                      a->from_json == b->from_json && a->accepts == b->accepts &&
+                      strcmp(a->name, b->name) == 0);
 }
 
 static bool same_buffer(aimdb_buffer_cfg a, aimdb_buffer_cfg b) {

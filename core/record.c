@@ -102,6 +102,10 @@ int aimdb_produce_from(aimdb_record *rec, const void *data, size_t len, int64_t 
     if (!data && len) return reject(rec, AIMDB_EINVAL);
     if (rec->codec->size && len != rec->codec->size) return reject(rec, AIMDB_EINVAL);
     if (len > aimdb_db_max_value_bytes(rec->db)) return reject(rec, AIMDB_ETOOBIG);
+    /* Before the lock: a parser may run here, and the lock is only for
+     * copying bytes. */
+    if (rec->codec->accepts && !rec->codec->accepts(data ? data : "", len))
+        return reject(rec, AIMDB_EFORMAT);
 
     bool overwritten = false;
     pthread_mutex_lock(&rec->lock);

@@ -102,7 +102,8 @@ struct aimdb_relay {
     segment *read_seg;
     unsigned read_pos;
     aimdb_log_limit fail_log;
-    _Atomic uint64_t failed; /* values aimdb_produce refused */
+    _Atomic uint64_t failed;  /* values aimdb_produce refused, but for their format */
+    _Atomic uint64_t refused; /* values not of their record's format (AIMDB_EFORMAT) */
 
     /* Both. */
     alignas(CACHE_LINE) _Atomic bool sleeping; /* the relay waits, or is about to, on `wake` */
@@ -140,7 +141,9 @@ static void produce(aimdb_relay *r, relay_slot *s) {
                               memory_order_release);
     }
     if (rc == AIMDB_OK) return;
-    atomic_fetch_add(&r->failed, 1);
+    /* A device that sends what its record's format excludes is no loss of
+     * ours: counted apart, so a refused payload does not read as a drop. */
+    atomic_fetch_add(rc == AIMDB_EFORMAT ? &r->refused : &r->failed, 1);
     uint64_t held = 0;
     if (aimdb_log_limit_pass(&r->fail_log, aimdb_monotonic_ms(), FAIL_LOG_INTERVAL_MS, &held))
         aimdb_log(r->rt, AIMDB_LOG_WARNING,
@@ -296,6 +299,10 @@ uint64_t aimdb_relay_stop(aimdb_relay *r) {
 
 uint64_t aimdb_relay_failed(aimdb_relay *r) {
     return r ? atomic_load(&r->failed) : 0;
+}
+
+uint64_t aimdb_relay_refused(aimdb_relay *r) {
+    return r ? atomic_load(&r->refused) : 0;
 }
 
 uint64_t aimdb_relay_backlog(aimdb_relay *r) {

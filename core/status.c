@@ -19,6 +19,7 @@ const char *aimdb_strerror(int status) {
     case AIMDB_EIO: return "I/O error";
     case AIMDB_EFULL: return "too many records (max_records)";
     case AIMDB_EBUSY: return "queue full (its consumer is behind)";
+    case AIMDB_EFORMAT: return "not a value of the record's format";
     default: return "unknown error";
     }
 }

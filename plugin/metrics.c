@@ -59,7 +59,8 @@ void metrics_tick(plugin *pl) {
         {"relay/backlog", aimdb_relay_backlog(pl->relay)},
         {"relay/grown", aimdb_relay_grown(pl->relay)}, /* aimdb's threads fell behind */
         {"rows/stored", ps.backend.rows_stored},
-        {"rows/rejected", ps.rows_rejected},
+        /* No JSON form: refused by its record (format=json) or by the persist tap. */
+        {"rows/rejected", ps.rows_rejected + aimdb_relay_refused(pl->relay)},
         {"rows/dropped", ps.rows_lagged + ps.rows_store_failed + ps.backend.rows_failed},
         {"rows/write_errors", ps.backend.write_errors},
         {"queue/depth", ps.backend.queue_depth},

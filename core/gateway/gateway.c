@@ -5,17 +5,78 @@
  * the close is committed (see gateway.h).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "aimdb/gateway.h"
 #include "aimdb/sqlite.h"
 
 const char *aimdb_gateway_database(const aimdb_conf_settings *s, const char *default_database) {
     return s->database ? s->database : default_database;
+}
+
+/* The name of the user this process runs as (its uid if it has none),
+ * which is not always the one who started it: Mosquitto started as root
+ * switches to mosquitto.conf's `user` before it loads plugins. */
+static void user_name(char *out, size_t cap) {
+    uid_t uid = geteuid();
+    struct passwd pw, *found = NULL;
+    char buf[1024];
+    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &found) == 0 && found)
+        snprintf(out, cap, "%s", found->pw_name);
+    else
+        snprintf(out, cap, "%ld", (long)uid);
+}
+
+/* Why this process cannot create or write path, and what to do about it,
+ * as "; ..." to append to the error that failed on it; "" when the path's
+ * access explains nothing (the error is then SQLite's own, e.g. a damaged
+ * file).  SQLite says only "unable to open database file" or "attempt to
+ * write a readonly database" for all of these.  Asked after the failure,
+ * from errno, so it describes what went wrong rather than guessing. */
+static void explain_access(const char *path, char *out, size_t cap) {
+    *out = '\0';
+    char *copy = strdup(path);
+    if (!copy) return;
+    const char *dir = dirname(copy);
+    char user[128];
+    user_name(user, sizeof(user));
+    struct stat st;
+    bool exists = stat(path, &st) == 0;
+    if (exists && S_ISDIR(st.st_mode)) {
+        snprintf(out, cap, "; %s is a directory: name a file in it, e.g. %s/aimdb.db", path, path);
+    } else if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0) {
+        /* SQLite creates the file there, and the -wal and -shm files beside
+         * it on every open, so the directory must be writable. */
+        int e = errno;
+        if (e == EACCES || e == EPERM)
+            snprintf(out, cap,
+                     "; directory %s is not writable by user %s, who must create the "
+                     "database and its -wal and -shm files there: make it writable for that "
+                     "user (chown %s %s) or choose a database path it can write",
+                     dir, user, user, dir);
+        else if (e == ENOENT)
+            snprintf(out, cap, "; directory %s does not exist: create it (mkdir -p %s)", dir, dir);
+        else if (e == EROFS)
+            snprintf(out, cap,
+                     "; directory %s is on a read-only file system: choose a database path "
+                     "on a writable one",
+                     dir);
+        else
+            snprintf(out, cap, "; directory %s: %s", dir, strerror(e));
+    } else if (exists && faccessat(AT_FDCWD, path, R_OK | W_OK, AT_EACCESS) != 0) {
+        snprintf(out, cap,
+                 "; %s is not writable by user %s (%s): make it writable for that user "
+                 "(chown %s %s) or choose another database path",
+                 path, user, strerror(errno), user, path);
+    }
+    free(copy);
 }
 
 /* SQLite creates the file, not its directory; the default ./data/ (and any
@@ -31,8 +92,11 @@ static int ensure_directory(aimdb_gateway *gw, const char *path, char *err, size
         if (mkdir(dir, 0750) == 0) {
             aimdb_log(gw->runtime, AIMDB_LOG_INFO, "created %s for the history database", dir);
         } else {
-            snprintf(err, errlen, "database %s: cannot create directory %s: %s", path, dir,
-                     strerror(errno));
+            char why[1024];
+            int e = errno;
+            explain_access(dir, why, sizeof(why));
+            snprintf(err, errlen, "database %s: cannot create directory %s: %s%s", path, dir,
+                     strerror(e), why);
             rc = AIMDB_EIO;
         }
     }
@@ -57,7 +121,9 @@ static int open_history(aimdb_gateway *gw, const aimdb_conf_settings *s, char *e
     char why[512];
     rc = aimdb_sqlite_open(&so, &backend, why, sizeof(why));
     if (rc != AIMDB_OK) {
-        snprintf(err, errlen, "database %s: %s", path, why);
+        char access[1024];
+        explain_access(path, access, sizeof(access));
+        snprintf(err, errlen, "database %s: %s%s", path, why, access);
         return rc;
     }
     aimdb_persist_options po = {

@@ -3,8 +3,9 @@
  *
  * A record fed from MQTT stores the payload bytes untouched; the format only
  * decides their JSON face (payload.h has the rules and the reasoning behind
- * from_json's choices).  The broker thread never runs this: to_json runs on
- * persist taps and request threads, from_json when history is read back.
+ * from_json's choices).  The broker thread never runs this: accepts runs
+ * where values are produced (the plugin's relay thread), to_json on persist
+ * taps and request threads, from_json when history is read back.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,14 @@ static long json_to_json(const void *value, size_t len, char *out, size_t cap) {
     if (!aimdb_json_valid(value, len)) return -1;
     return copy_text(value, len, out, cap);
 }
+
+/* format=json keeps non-JSON payloads out of the record itself, not only out
+ * of history: a record.get (or any reader) then answers the latest value
+ * that is JSON, as history's latest does, instead of failing on a stray
+ * payload -- and a record that only ever got non-JSON holds no value
+ * (not_found) rather than one it can never show.  The cost is a second
+ * parse of each value of such a record, on the producer's thread. */
+static bool json_accepts(const void *value, size_t len) { return aimdb_json_valid(value, len); }
 
 static long auto_to_json(const void *value, size_t len, char *out, size_t cap) {
     if (aimdb_json_valid(value, len)) return copy_text(value, len, out, cap);
@@ -153,11 +162,13 @@ static long auto_from_json(const char *json, size_t len, void *out, size_t cap) 
 
 /* ------------------------------------------------------------ formats */
 
-const aimdb_codec aimdb_codec_mqtt_auto = {"mqtt-auto", 0, auto_to_json, auto_from_json};
-const aimdb_codec aimdb_codec_mqtt_json = {"mqtt-json", 0, json_to_json, json_from_json};
-const aimdb_codec aimdb_codec_mqtt_text = {"mqtt-text", 0, text_to_json, text_from_json};
+/* Only json can fail to_json, so only json refuses bytes. */
+const aimdb_codec aimdb_codec_mqtt_auto = {"mqtt-auto", 0, auto_to_json, auto_from_json, NULL};
+const aimdb_codec aimdb_codec_mqtt_json = {"mqtt-json", 0, json_to_json, json_from_json,
+                                           json_accepts};
+const aimdb_codec aimdb_codec_mqtt_text = {"mqtt-text", 0, text_to_json, text_from_json, NULL};
 const aimdb_codec aimdb_codec_mqtt_binary = {"mqtt-binary", 0, binary_to_json,
-                                             binary_from_json};
+                                             binary_from_json, NULL};
 
 static const struct {
     const char *name;

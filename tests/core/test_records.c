@@ -136,6 +136,49 @@ static void test_peek_latest_keeps_the_value(void **state) {
     aimdb_db_free(db);
 }
 
+/* A codec that takes only bytes starting with '{' (and calls them JSON). */
+static bool starts_with_brace(const void *value, size_t len) {
+    return len > 0 && *(const char *)value == '{';
+}
+static long braces_to_json(const void *value, size_t len, char *out, size_t cap) {
+    return snprintf(out, cap, "%.*s", (int)len, (const char *)value);
+}
+static const aimdb_codec braces = {"braces", 0, braces_to_json, NULL, starts_with_brace};
+
+/* What a codec does not accept never reaches the buffer: readers and
+ * peek_latest see the value before it, the refusal is counted. */
+static void test_codec_refuses_bytes(void **state) {
+    (void)state;
+    aimdb_db *db = aimdb_db_new(NULL);
+    aimdb_record *rec;
+    assert_int_equal(aimdb_record_register(db, "b", NULL, &braces, &rec), AIMDB_OK);
+    aimdb_reader *r;
+    assert_int_equal(aimdb_reader_open(rec, &r), AIMDB_OK);
+    assert_int_equal(aimdb_produce(rec, "x", 1), AIMDB_EFORMAT);
+    struct copy c = {0};
+    assert_int_equal(aimdb_record_peek_latest(rec, copy_value, &c), AIMDB_ENOTFOUND);
+    assert_int_equal(aimdb_produce_at(rec, "{1", 2, 5), AIMDB_OK);
+    assert_int_equal(aimdb_produce(rec, "", 0), AIMDB_EFORMAT);
+    assert_int_equal(aimdb_produce(rec, "2}", 2), AIMDB_EFORMAT);
+    assert_int_equal(aimdb_record_peek_latest(rec, copy_value, &c), AIMDB_OK);
+    assert_string_equal(c.text, "{1");
+    aimdb_value v;
+    assert_int_equal(aimdb_reader_try_recv(r, &v, NULL), AIMDB_OK);
+    assert_int_equal(v.seq, 1);
+    assert_int_equal(aimdb_reader_try_recv(r, &v, NULL), AIMDB_EAGAIN);
+    aimdb_record_stats st;
+    aimdb_record_stats_get(rec, &st);
+    assert_int_equal(st.produced, 1);
+    assert_int_equal(st.rejected, 3);
+    /* accepts is part of the codec: the same name and functions without it
+     * is another codec */
+    static const aimdb_codec lax = {"braces", 0, braces_to_json, NULL, NULL};
+    aimdb_record *again;
+    assert_int_equal(aimdb_record_register(db, "b", NULL, &lax, &again), AIMDB_EEXIST);
+    aimdb_reader_close(r);
+    aimdb_db_free(db);
+}
+
 static void test_timestamps_are_produce_time(void **state) {
     (void)state;
     aimdb_db *db = aimdb_db_new(NULL);
@@ -262,6 +305,7 @@ int main(void) {
         cmocka_unit_test(test_max_records),
         cmocka_unit_test(test_many_records_lookup),
         cmocka_unit_test(test_produce_rules),
+        cmocka_unit_test(test_codec_refuses_bytes),
         cmocka_unit_test(test_peek_latest_keeps_the_value),
         cmocka_unit_test(test_timestamps_are_produce_time),
         cmocka_unit_test(test_codecs),

@@ -6,6 +6,7 @@
  * its own); stop produces what is still queued; refusals counted.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -244,17 +245,38 @@ static void test_large_values_keep_their_bytes(void **state) {
     aimdb_db_free(db);
 }
 
+static bool accepts_nothing(const void *value, size_t len) {
+    (void)value;
+    (void)len;
+    return false;
+}
+static long no_json(const void *value, size_t len, char *out, size_t cap) {
+    (void)value;
+    (void)len;
+    (void)out;
+    (void)cap;
+    return -1;
+}
+
+/* Failures count as failed; bytes a record's codec does not accept count
+ * apart, as refused. */
 static void test_refusals_are_counted(void **state) {
     (void)state;
+    static const aimdb_codec strict = {"strict", 0, no_json, NULL, accepts_nothing};
     aimdb_db *db = started_db();
-    aimdb_record *rec;
+    aimdb_record *rec, *picky;
     aimdb_buffer_cfg ring = AIMDB_BUFFER_DEFAULT;
     assert_int_equal(aimdb_record_register(db, "n", &ring, &aimdb_codec_int64, &rec), AIMDB_OK);
+    assert_int_equal(aimdb_record_register(db, "p", &ring, &strict, &picky), AIMDB_OK);
     aimdb_relay *relay;
     assert_int_equal(aimdb_relay_start(NULL, &relay), AIMDB_OK);
     int32_t wrong_size = 7; /* an int64 record refuses 4 bytes */
     assert_int_equal(aimdb_relay_push(relay, rec, &wrong_size, sizeof(wrong_size), 1, NULL), AIMDB_OK);
-    assert_int_equal(aimdb_relay_push(relay, rec, &wrong_size, sizeof(wrong_size), 2, NULL), AIMDB_OK);
+    assert_int_equal(aimdb_relay_push(relay, picky, "x", 1, 2, NULL), AIMDB_OK);
+    assert_int_equal(aimdb_relay_push(relay, rec, &wrong_size, sizeof(wrong_size), 3, NULL), AIMDB_OK);
+    while (aimdb_relay_backlog(relay) > 0) sched_yield();
+    assert_int_equal(aimdb_relay_refused(relay), 1);
+    assert_int_equal(aimdb_relay_failed(relay), 2);
     assert_int_equal(aimdb_relay_stop(relay), 2);
     assert_int_equal(aimdb_relay_stop(NULL), 0);
     aimdb_db_stop(db);

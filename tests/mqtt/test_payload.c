@@ -97,6 +97,15 @@ static void test_json_format(void **state) {
     assert_int_equal(c->to_json(S("01"), NULL, 0), -1);
     assert_int_equal(c->to_json(S("\xff"), NULL, 0), -1);
     assert_int_equal(c->from_json(S("nope"), NULL, 0), -1);
+    /* exactly what has a JSON form is a value of the record */
+    assert_true(c->accepts(S(" {\"a\":1} ")));
+    assert_false(c->accepts(S("hello")));
+    assert_false(c->accepts("", 0));
+    assert_false(c->accepts(S("\xff")));
+    /* the other formats have a JSON form for every payload */
+    assert_null(aimdb_codec_mqtt_auto.accepts);
+    assert_null(aimdb_codec_mqtt_text.accepts);
+    assert_null(aimdb_codec_mqtt_binary.accepts);
 }
 
 static void test_text_format(void **state) {

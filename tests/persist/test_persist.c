@@ -165,7 +165,7 @@ static long even_to_json(const void *value, size_t len, char *out, size_t cap) {
     return snprintf(out, cap, "%lld", (long long)v);
 }
 
-static const aimdb_codec even_codec = {"even-only", sizeof(int64_t), even_to_json, NULL};
+static const aimdb_codec even_codec = {"even-only", sizeof(int64_t), even_to_json, NULL, NULL};
 
 static void test_values_without_json_are_rejected_and_counted(void **state) {
     (void)state;

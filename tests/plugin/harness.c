@@ -154,8 +154,9 @@ void broker_write_aimdb(broker *b, const char *text) {
 
 void broker_write_conf(broker *b, const char *extra) {
     /* Started as root, Mosquitto would switch to the 'mosquitto' user, who
-     * cannot write our temporary directory: stay the current user. */
-    struct passwd *pw = getpwuid(geteuid());
+     * cannot write our temporary directory: stay the current user unless
+     * the test says otherwise. */
+    struct passwd *pw = b->user ? NULL : getpwuid(geteuid());
     char *more = expand(b, extra ? extra : "");
     char plugin[2 * HARNESS_PATH_MAX] = "";
     if (!b->without_plugin)
@@ -170,7 +171,7 @@ void broker_write_conf(broker *b, const char *extra) {
              "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
              "%s"
              "%s\n",
-             b->port, pw ? pw->pw_name : "root", plugin, more);
+             b->port, b->user ? b->user : pw ? pw->pw_name : "root", plugin, more);
     free(more);
     write_file(b->conf_path, text);
 }

@@ -28,6 +28,7 @@ typedef struct broker {
     int port;
     pid_t pid;                         /* 0 when not running */
     bool without_plugin;               /* broker_write_conf leaves the plugin out */
+    const char *user;                  /* the broker's `user`; NULL: the current user */
 } broker;
 
 /* A loopback port nothing listens on right now (for a second listener). */

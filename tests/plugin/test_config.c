@@ -2,7 +2,8 @@
  * test_config.c -- contracts C.1 and C.2 at start-up: every configuration
  * error stops the broker (plugin init fails, Mosquitto exits non-zero)
  * with "aimdb.conf:LINE: reason" or "plugin_opt_KEY: reason" in its log;
- * overrides given as plugin_opt_<setting> win over the file.
+ * overrides given as plugin_opt_<setting> win over the file; a database
+ * the broker's user cannot write says why and what to do.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <mqtt_protocol.h>
@@ -46,6 +49,8 @@ static const struct bad_config {
     {HEAD, "plugin_opt_colour blue", "plugin_opt_colour: unknown"},
     {HEAD, "plugin_opt_batch_rows 0", "plugin_opt_batch_rows: bad batch_rows '0'"},
     {"database /proc/aimdb-none/x/aimdb.db\n", NULL, "database /proc/aimdb-none/x/aimdb.db"},
+    {"database /tmp\n", NULL, "database /tmp: cannot open /tmp: unable to open database file; "
+                             "/tmp is a directory: name a file in it, e.g. /tmp/aimdb.db"},
 };
 
 static void prepend(const char *path, const char *head) {
@@ -116,6 +121,72 @@ static void test_missing_config_file(void **state) {
     broker_cleanup(&b);
 }
 
+/* The user test_database_not_writable's broker runs as, or NULL (skip).
+ * Root may write anything, so as root the broker becomes 'mosquitto', as
+ * a packaged one does, and finds our files root's. */
+static const char *unprivileged_user(void) {
+    if (geteuid() == 0) return getpwnam("mosquitto") ? "mosquitto" : NULL;
+    struct passwd *pw = getpwuid(geteuid());
+    return pw ? pw->pw_name : NULL;
+}
+
+/* b with its history at b->dir/SUB/aimdb.db (the path in db), SUB made
+ * with mode, the broker running as user. */
+static void prepare(broker *b, const char *user, const char *sub, mode_t mode, char *db,
+                    size_t cap) {
+    broker_init(b);
+    if (geteuid() == 0) b->user = user;
+    assert_int_equal(chmod(b->dir, 0755), 0); /* the broker's user reads its conf */
+    char dir[sizeof(b->dir) + 64], conf[HARNESS_PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/%s", b->dir, sub);
+    assert_int_equal(mkdir(dir, mode), 0);
+    assert_int_equal(chmod(dir, mode), 0); /* whatever the umask */
+    snprintf(db, cap, "%s/aimdb.db", dir);
+    snprintf(conf, sizeof(conf), "database %s\n", db);
+    broker_write_aimdb(b, conf);
+    broker_write_conf(b, NULL);
+}
+
+/* Refused at start, saying want and hint; b is cleaned up. */
+static void refused_with(broker *b, const char *want, const char *hint) {
+    int status = 0;
+    bool started = broker_start(b, &status);
+    bool said = broker_log_wait(b, want, 0) && broker_log_wait(b, hint, 0);
+    if (started || !said) {
+        fprintf(stderr, "expected a refusal with \"%s\" and \"%s\"\n", want, hint);
+        broker_log_dump(b);
+    }
+    assert_false(started);
+    assert_true(status > 0);
+    assert_true(said);
+    assert_false(broker_log_blames_us(b));
+    broker_cleanup(b);
+}
+
+/* A database directory or file the broker's user may not write (the usual
+ * first run of a broker started as root).  SQLite says only "unable to
+ * open database file" or "is read-only"; the refusal says which directory
+ * or file, which user, and the command that fixes it. */
+static void test_database_not_writable(void **state) {
+    (void)state;
+    const char *user = unprivileged_user();
+    if (!user) skip();
+    broker b;
+    char db[HARNESS_PATH_MAX], want[1024], hint[1024];
+
+    prepare(&b, user, "locked", 0555, db, sizeof(db));
+    snprintf(want, sizeof(want), "directory %s/locked is not writable by user %s", b.dir, user);
+    snprintf(hint, sizeof(hint), "(chown %s %s/locked)", user, b.dir);
+    refused_with(&b, want, hint);
+
+    prepare(&b, user, "open", 0777, db, sizeof(db));
+    write_file(db, ""); /* an empty file is an empty database to SQLite */
+    assert_int_equal(chmod(db, 0444), 0);
+    snprintf(want, sizeof(want), "%s is not writable by user %s", db, user);
+    snprintf(hint, sizeof(hint), "(chown %s %s)", user, db);
+    refused_with(&b, want, hint);
+}
+
 static bool file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
@@ -152,6 +223,7 @@ int main(void) {
         cmocka_unit_test(test_every_config_error_stops_startup),
         cmocka_unit_test(test_per_listener_settings_refused),
         cmocka_unit_test(test_missing_config_file),
+        cmocka_unit_test(test_database_not_writable),
         cmocka_unit_test(test_plugin_opt_overrides_the_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

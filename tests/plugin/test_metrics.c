@@ -1,7 +1,8 @@
 /*
  * test_metrics.c -- $SYS/broker/aimdb/... at the broker's sys_interval:
- * messages routed and rows stored reach what was published, the relay's
- * backlog is published and back to 0.
+ * messages routed and rows stored reach what was published, a payload that
+ * format=json keeps out is rejected (not dropped), the relay's backlog is
+ * published and back to 0.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -46,8 +47,11 @@ static void test_sys_metrics(void **state) {
     client_subscribe(watch, "$SYS/broker/aimdb/#", 0);
     for (int i = 0; i < 50; i++) client_publish(pub, "weather/m/accuracy", "{\"x\":1}", 7, 1);
     client_publish(pub, "not/routed", "x", 1, 1);
-    assert_int_equal(wait_metric(watch, "$SYS/broker/aimdb/messages/routed", 50), 50);
+    client_publish(pub, "weather/m/forecast", "not json", 8, 1);
+    assert_int_equal(wait_metric(watch, "$SYS/broker/aimdb/messages/routed", 51), 51);
     assert_int_equal(wait_metric(watch, "$SYS/broker/aimdb/rows/stored", 50), 50);
+    assert_int_equal(current_metric(b.port, "$SYS/broker/aimdb/rows/rejected", 1), 1);
+    assert_int_equal(current_metric(b.port, "$SYS/broker/aimdb/messages/dropped", 0), 0);
     /* everything handed over is in its record; the queue never grew */
     assert_int_equal(current_metric(b.port, "$SYS/broker/aimdb/relay/backlog", 0), 0);
     assert_int_equal(current_metric(b.port, "$SYS/broker/aimdb/relay/grown", 0), 0);

@@ -43,7 +43,9 @@ async function portAccepts(port) {
 /*
  * opts: plugin (path of aimdb_mosquitto.so), httpDir (the built page),
  * dir (where config, database and log go), records (aimdb.conf record lines),
- * env (extra environment for mosquitto, e.g. LD_PRELOAD for an ASan plugin).
+ * env (extra environment for mosquitto, e.g. LD_PRELOAD for an ASan plugin),
+ * login ({username, password}, optional: no anonymous clients, that one user
+ * in the broker's password_file, and publish/request log in as it).
  */
 export async function createBroker(opts) {
   const tcpPort = await freePort();
@@ -53,8 +55,12 @@ export async function createBroker(opts) {
   const logPath = join(opts.dir, 'mosquitto.log');
   const log = createWriteStream(logPath, { flags: 'a' });
   await writeFile(aimdbConf, [`database ${join(opts.dir, 'history.db')}`, ...opts.records, ''].join('\n'));
+  const passwordFile = join(opts.dir, 'passwd');
+  if (opts.login)
+    await run('mosquitto_passwd', ['-b', '-c', passwordFile, opts.login.username, opts.login.password]);
+  const auth = opts.login ? ['-u', opts.login.username, '-P', opts.login.password] : [];
   await writeFile(mosquittoConf, [
-    'allow_anonymous true',
+    ...(opts.login ? ['allow_anonymous false', `password_file ${passwordFile}`] : ['allow_anonymous true']),
     /* Started as root, Mosquitto would become user "mosquitto", who cannot
      * write our folder: stay the current user. */
     `user ${userInfo().username}`,
@@ -66,6 +72,9 @@ export async function createBroker(opts) {
     `listener ${tcpPort} 127.0.0.1`,
     `listener ${wsPort} 127.0.0.1`,
     'protocol websockets',
+    /* Without it Mosquitto 2.0.11 binds this listener to every interface
+     * (see conf/mosquitto.conf); the tests stay on loopback. */
+    'socket_domain ipv4',
     `http_dir ${opts.httpDir}`,
     '',
   ].join('\n'));
@@ -114,14 +123,14 @@ export async function createBroker(opts) {
     },
 
     async publish(topic, payload) {
-      await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(tcpPort), '-q', '1',
+      await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(tcpPort), '-q', '1', ...auth,
                                   '-t', topic, '-m', payload]);
     },
 
     /* One AimX request over MQTT v5 request/response; the parsed reply. */
     async request(method, params) {
       const { stdout } = await run('mosquitto_rr', [
-        '-h', '127.0.0.1', '-p', String(tcpPort), '-V', '5', '-W', '5', '-N',
+        '-h', '127.0.0.1', '-p', String(tcpPort), '-V', '5', '-W', '5', '-N', ...auth,
         '-t', '$CONTROL/aimdb/v1', '-e', 'aimdb/test/reply',
         '-m', JSON.stringify({ id: 1, method, params }),
       ]);

@@ -15,7 +15,7 @@
 //   AIMDB_TEST_OUT   output folder (default: a fresh temp folder)
 //   AIMDB_CHROMIUM   browser binary (default /usr/bin/chromium)
 //   AIMDB_BROKER_PRELOAD  LD_PRELOAD for mosquitto (ASan builds of the plugin;
-//                         LeakSanitizer then also judges mosquitto: lsan.supp)
+//                         LeakSanitizer then also judges mosquitto: ../lsan-mosquitto.supp)
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -64,10 +64,11 @@ async function openPage(url, contextOptions = {}) {
   page.on('console', (msg) => {
     if (msg.type() === 'error') pageProblems.push(`console: ${msg.text()}`);
   });
+  const origin = new URL(url).origin; /* the broker that serves the page */
   page.on('request', (req) => {
     /* A blob: URL's origin is its creator's (mqtt.js makes its timer worker so). */
-    const url = new URL(req.url());
-    if (url.protocol !== 'data:' && url.origin !== `http://127.0.0.1:${broker.wsPort}`)
+    const to = new URL(req.url());
+    if (to.protocol !== 'data:' && to.origin !== origin)
       pageProblems.push(`request off the broker: ${req.url()}`);
   });
   await page.goto(url);
@@ -103,11 +104,11 @@ function shownValues(page) {
 }
 
 /* The ASan runtime first in an ASan plugin's broker, with full malloc stacks
- * so lsan.supp can name the one leak that is mosquitto's own. */
+ * so tests/lsan-mosquitto.supp can name the one leak that is mosquitto's own. */
 function brokerEnv() {
   const preload = process.env.AIMDB_BROKER_PRELOAD;
   if (!preload) return {};
-  const suppressions = join(here, 'lsan.supp');
+  const suppressions = join(here, '..', 'lsan-mosquitto.supp');
   return { LD_PRELOAD: preload, LSAN_OPTIONS: `suppressions=${suppressions}:fast_unwind_on_malloc=0` };
 }
 
@@ -257,6 +258,44 @@ test('an unreachable broker is reported as such', async () => {
   assert.equal(await page.getAttribute('#accuracy', 'data-state'), 'loading');
   await page.context().close();
   forgiveRefusedWebSockets(`ws://127.0.0.1:${nobody}/`);
+});
+
+test('a broker that takes no anonymous clients gets a sign-in form', async () => {
+  const dir = join(out, 'dashboard-login');
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const login = { username: 'aimdb', password: 'sec ret' };
+  const guarded = await createBroker({
+    plugin: resolve(plugin),
+    httpDir: join(out, 'dashboard-run', 'www'),
+    dir,
+    records: ['record accuracy::{1} weather/+/accuracy persist'],
+    env: brokerEnv(),
+    login,
+  });
+  await guarded.start();
+  try {
+    await guarded.publish('weather/graz/accuracy', '64.5');
+    const page = await openPage(guarded.pageUrl);
+    await page.waitForSelector('#status[data-state="login"]', WAIT);
+    assert.match(await page.textContent('#login .login-why'), /takes no anonymous clients/);
+
+    /* A wrong password is refused and asked again; nothing retries by itself. */
+    await page.fill('#login input[name="username"]', login.username);
+    await page.fill('#login input[name="password"]', 'wrong');
+    await page.click('#login button[type="submit"]');
+    await page.waitForSelector('#login:not([hidden]) .login-why:has-text("refused that user")', WAIT);
+    assert.equal(await page.getAttribute('#status', 'data-state'), 'login');
+
+    await page.fill('#login input[name="password"]', login.password);
+    await page.click('#login button[type="submit"]');
+    await page.waitForSelector('#status[data-state="live"]', WAIT);
+    await page.waitForSelector('.card[data-city="graz"] .value[data-value="64.5"]', WAIT);
+    assert.equal(await page.isHidden('#login'), true);
+    await page.context().close();
+  } finally {
+    await guarded.stop();
+  }
 });
 
 test('the page fetched nothing off the broker and logged no errors', () => {

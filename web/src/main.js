@@ -12,12 +12,15 @@
  *   4. then updates cards and charts in place from live messages.
  * A reconnect repeats all of it: the broker may have restarted, and the
  * messages sent while we were away are in its history, not in our socket.
+ * A broker that refuses anonymous clients gets the sign-in form (login.js),
+ * and the connection is tried again with what was typed.
  */
 import mqtt from 'mqtt';
 
 import { createAimxClient } from './aimx.js';
 import { createCityTable } from './cities.js';
 import { readConfig } from './config.js';
+import { createLoginForm, isRefusedLogin } from './login.js';
 import { createAccuracyPanel } from './panel.js';
 import { createStatusBanner } from './status.js';
 import { decodePayload, valueNumber } from './values.js';
@@ -61,6 +64,16 @@ function start(config) {
   const aimx = createAimxClient(client, replyTopic);
   status.connecting(brokerUrl);
   panel.loading('Connecting to the broker…');
+
+  /* mqtt.js does not retry a refused CONNECT; the form's answer does. */
+  let loginRefused = false;
+  const login = createLoginForm(document.getElementById('login'), ({ username, password }) => {
+    loginRefused = false;
+    client.options.username = username;
+    client.options.password = password;
+    status.connecting(brokerUrl);
+    client.reconnect();
+  });
 
   async function loadLatest() {
     try {
@@ -118,6 +131,7 @@ function start(config) {
 
   client.on('close', () => {
     aimx.failAll('the connection to the broker closed');
+    if (loginRefused) return; /* the form is up; nothing retries until it is sent */
     status.unreachable(brokerUrl);
     panel.loading('Waiting for the broker…');
   });
@@ -125,7 +139,16 @@ function start(config) {
   client.on('error', (err) => {
     /* A refused connect (credentials, protocol) says why here; errors on a
      * live connection are not about reaching the broker. */
-    if (!client.connected) status.unreachable(brokerUrl, err.message);
+    if (client.connected) return;
+    if (isRefusedLogin(err)) {
+      loginRefused = true;
+      status.login(brokerUrl, err.message);
+      panel.loading('Sign in to see the values.');
+      login.ask(client.options.username ? 'The broker refused that user and password.'
+                                        : 'This broker takes no anonymous clients.');
+    } else {
+      status.unreachable(brokerUrl, err.message);
+    }
   });
 }
 

@@ -5,6 +5,8 @@
  *   live         connected, answers in, live updates flowing
  *   unreachable  the broker cannot be reached or the connection dropped;
  *                the values shown are the last ones seen, and we retry
+ *   login        the broker refused the user and password (or wants some):
+ *                the sign-in form is shown, nothing is retried until sent
  *   query-error  connected, but a history request failed (code + message)
  *   config-error the page's URL parameters are wrong; nothing to retry
  */
@@ -19,6 +21,7 @@ export function createStatusBanner(el) {
     live: (url) => show('live', `Live: ${url}`),
     unreachable: (url, why) =>
       show('unreachable', `Broker unreachable at ${url}${why ? ` (${why})` : ''}. Retrying…`),
+    login: (url, why) => show('login', `Sign in to ${url} (${why})`),
     queryError: (what, err) => show('query-error', `Query error (${what}): ${err.code}: ${err.message}`),
     configError: (message) => show('config-error', `Configuration error: ${message}`),
     state: () => el.dataset.state,

@@ -41,7 +41,8 @@ typedef enum aimdb_status {
     AIMDB_ESTATE = -9,     /* call not valid in the database's current phase */
     AIMDB_EIO = -10,       /* a backend or system call failed (see the log) */
     AIMDB_EFULL = -11,     /* the database holds max_records records already */
-    AIMDB_EBUSY = -12      /* a queue is at its limit: its consumer is behind */
+    AIMDB_EBUSY = -12,     /* a queue is at its limit: its consumer is behind */
+    AIMDB_EFORMAT = -13    /* bytes that are no value of the record's codec (accepts) */
 } aimdb_status;
 
 const char *aimdb_strerror(int status);
@@ -56,7 +57,7 @@ typedef struct aimdb_tap aimdb_tap;
 /*
  * How a record's bytes become JSON and back.  Two codecs are the same codec
  * when every field is equal; registering a known name with another codec is
- * AIMDB_EEXIST.  Both functions must be pure and thread-safe.
+ * AIMDB_EEXIST.  All functions must be pure and thread-safe.
  */
 typedef struct aimdb_codec {
     const char *name;  /* e.g. "double", "json", "mqtt-auto" */
@@ -67,6 +68,13 @@ typedef struct aimdb_codec {
     /* Parse JSON text into out; return the value's length (which may exceed
      * cap: call again with a larger buffer), or -1 if the JSON is invalid. */
     long (*from_json)(const char *json, size_t json_len, void *out, size_t cap);
+    /* Optional: whether bytes are a value of this codec at all.  NULL takes
+     * any bytes (of `size`, if fixed).  aimdb_produce refuses the others
+     * (AIMDB_EFORMAT) before they reach the buffer, so no reader, tap or
+     * record.get ever sees them: a codec whose to_json can fail for some
+     * bytes sets it to keep values without a JSON form out of its records.
+     * It runs on the producer's thread, for every value. */
+    bool (*accepts)(const void *value, size_t len);
 } aimdb_codec;
 
 extern const aimdb_codec aimdb_codec_double; /* 8-byte double <-> JSON number */
@@ -209,7 +217,8 @@ typedef struct aimdb_value {
 /*
  * Produce a value stamped with the runtime's clock (or ts_ms).  Copies the
  * bytes; never waits for a consumer.  AIMDB_EINVAL if a fixed-size codec gets
- * another length, AIMDB_ETOOBIG over max_value_bytes, AIMDB_ESTOPPED after
+ * another length, AIMDB_EFORMAT if the codec does not accept the bytes,
+ * AIMDB_ETOOBIG over max_value_bytes, AIMDB_ESTOPPED after
  * stop, AIMDB_ENOMEM if the value cannot be stored (a ring growing, a
  * larger payload); refusals are counted in the record's rejected.
  * Steady-state produce does not allocate.

@@ -8,8 +8,10 @@
  *   auto    valid JSON is stored as is; other valid UTF-8 becomes a JSON
  *           string; anything else {"base64":"..."}.  An empty payload is the
  *           JSON string "".  Nothing a device sends is lost.
- *   json    valid JSON as is; anything else has no JSON form (to_json -1),
- *           which the persist layer counts as rejected.
+ *   json    valid JSON as is; anything else has no JSON form (to_json -1)
+ *           and is no value of the record (accepts false): aimdb_produce
+ *           refuses it (AIMDB_EFORMAT), so neither history nor record.get
+ *           ever sees it.
  *   text    a JSON string if the payload is valid UTF-8, else base64.
  *   binary  always {"base64":"..."}.
  *

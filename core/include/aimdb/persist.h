@@ -176,7 +176,8 @@ int aimdb_persist_sweep(aimdb_persist *p, uint64_t *deleted);
 
 typedef struct aimdb_persist_stats {
     uint64_t rows_enqueued;      /* handed to the backend */
-    uint64_t rows_rejected;      /* codec had no JSON form (e.g. format=json) */
+    uint64_t rows_rejected;      /* codec had no JSON form (e.g. double NaN; format=json
+                                    refuses such payloads before they reach the record) */
     uint64_t rows_lagged;        /* lost because a persist tap fell behind */
     uint64_t rows_store_failed;  /* backend refused */
     uint64_t decode_skipped;     /* query rows skipped */

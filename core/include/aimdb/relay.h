@@ -33,19 +33,24 @@ int aimdb_relay_start(const aimdb_runtime *rt, aimdb_relay **out);
  * same one every time); never waits.  AIMDB_ENOMEM if the value cannot be
  * copied, AIMDB_EBUSY if the relay is so far behind that the values it
  * holds reached its byte limit (the caller counts the drop).  Values
- * aimdb_produce refuses later are counted (aimdb_relay_failed) and logged,
- * rate-limited. */
+ * aimdb_produce refuses later are counted (aimdb_relay_failed, or
+ * aimdb_relay_refused for AIMDB_EFORMAT) and logged, rate-limited. */
 int aimdb_relay_push(aimdb_relay *r, aimdb_record *rec, const void *data, size_t len,
                      int64_t ts_ms, const char *source);
 
 /* Produce everything queued, stop the thread and free; returns how many
- * values aimdb_produce refused in all.  No push, and no other call on r,
+ * values aimdb_produce refused in all, but for their format.  No push, and no other call on r,
  * may run or follow.  NULL is fine (0). */
 uint64_t aimdb_relay_stop(aimdb_relay *r);
 
 /* Values aimdb_produce refused (too big, stopped, out of memory); any
  * thread.  0 for NULL. */
 uint64_t aimdb_relay_failed(aimdb_relay *r);
+
+/* Values aimdb_produce refused as no value of their record's codec
+ * (AIMDB_EFORMAT: a payload that is not JSON on a format=json record); any
+ * thread.  0 for NULL. */
+uint64_t aimdb_relay_refused(aimdb_relay *r);
 
 /* Values pushed and not yet produced; any thread.  0 for NULL. */
 uint64_t aimdb_relay_backlog(aimdb_relay *r);
