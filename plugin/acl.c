@@ -6,12 +6,9 @@
  * the decision is per value, by the topic each value carries (its source,
  * aimdb/access.h), and a record's first topic decides nothing for the others.
  *
- * The broker's own check, mosquitto_acl_check(), is what decides whether a
- * subscriber receives a message: it runs the acl_file, dynamic-security
- * and every other ACL plugin exactly as for a delivery.  Mosquitto 2.0.11
- * does not declare it for plugins, but its binary exports it; it is
- * resolved at init and, if absent, every record is hidden (fail closed)
- * with one clear log line.
+ * Whether a client may read a topic is broker_may_read's answer
+ * (broker_acl.c: what the broker's configuration decides, fail closed
+ * where the plugin cannot know).
  *
  * The check may run only on the broker thread, while history rows are
  * filtered on a query thread.  So each request gets a view, built on the
@@ -23,7 +20,6 @@
  * tested by reading PROBE_TOPIC, a topic no ACL grants by accident ('#'
  * does not match topics that start with '$').
  */
-#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,22 +47,9 @@ struct acl_view {
     view_slot slots[];
 };
 
-bool acl_init(plugin *pl) {
-    pl->acl_check = (broker_acl_check_fn)dlsym(RTLD_DEFAULT, "mosquitto_acl_check");
-    if (!pl->acl_check)
-        plugin_log(pl, AIMDB_LOG_ERROR,
-                   "this broker does not export mosquitto_acl_check: records cannot be "
-                   "checked against its ACLs, so every request sees no records");
-    return pl->acl_check != NULL;
-}
-
-static bool may_read(plugin *pl, struct mosquitto *client, const char *topic) {
-    return pl->acl_check(client, topic, 0, NULL, 0, false, MOSQ_ACL_READ) == MOSQ_ERR_SUCCESS;
-}
-
 static bool may_read_all(plugin *pl, struct mosquitto *client, const aimdb_sources *s) {
     for (size_t i = 0; i < s->n; i++)
-        if (!may_read(pl, client, s->topics[i])) return false;
+        if (!broker_may_read(pl, client, s->topics[i])) return false;
     return true;
 }
 
@@ -87,7 +70,7 @@ static void decide(plugin *pl, struct mosquitto *client, const catalog_entry *e,
     bool all = s->others_ok, any = s->others_ok;
     for (size_t i = 0; i < e->topics.n; i++) {
         s->topics[i] = e->topics.topics[i];
-        s->topic_ok[i] = may_read(pl, client, e->topics.topics[i]);
+        s->topic_ok[i] = broker_may_read(pl, client, e->topics.topics[i]);
         all &= s->topic_ok[i];
         any |= s->topic_ok[i];
     }
@@ -116,8 +99,7 @@ acl_view *acl_view_new(plugin *pl, struct mosquitto *client) {
     if (!v) return NULL;
     v->n_slots = n_slots;
     v->access = (aimdb_access){view_record, view_value, v};
-    if (!pl->acl_check) return v; /* fail closed: nothing allowed */
-    v->orphans_visible = may_read(pl, client, PROBE_TOPIC);
+    v->orphans_visible = broker_may_read(pl, client, PROBE_TOPIC);
     for (size_t i = 0; i < n; i++) {
         catalog_entry *e = catalog_at(pl->catalog, i);
         view_slot *s = slot_for(v, e->name);

@@ -95,8 +95,6 @@ static void ingest(plugin *pl, const struct mosquitto_evt_message *ev) {
         note_drop(pl, ev->topic, "its rule makes an empty record name");
     } else if (ev->payloadlen > pl->gw.max_payload) {
         note_drop(pl, ev->topic, "larger than max_payload"); /* not worth copying */
-    } else if (qos2_is_duplicate(pl, ev)) {
-        pl->counters.duplicates++;
     } else {
         record_value(pl, rs, route.rule, name, ev);
     }

@@ -55,7 +55,6 @@ void metrics_tick(plugin *pl) {
         {"messages/routed", c->routed},
         {"messages/unrouted", c->unrouted},
         {"messages/dropped", c->dropped + aimdb_relay_failed(pl->relay)},
-        {"messages/duplicates", c->duplicates},
         {"relay/backlog", aimdb_relay_backlog(pl->relay)},
         {"relay/grown", aimdb_relay_grown(pl->relay)}, /* aimdb's threads fell behind */
         {"rows/stored", ps.backend.rows_stored},

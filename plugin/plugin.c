@@ -3,6 +3,7 @@
  * version, init, cleanup, and the broker events the plugin listens to.
  *
  *   MOSQ_EVT_MESSAGE     ingest.c   every accepted PUBLISH -> its record
+ *                                   (2.1 calls it MOSQ_EVT_MESSAGE_IN)
  *   MOSQ_EVT_CONTROL     control.c  requests on $CONTROL/aimdb/v1
  *   MOSQ_EVT_TICK        here       drain the outbox (replies, logs); metrics
  *   MOSQ_EVT_RELOAD      reload.c   SIGHUP: read aimdb.conf again
@@ -71,15 +72,18 @@ static void unregister_callbacks(plugin *pl) {
     }
 }
 
-/* Mosquitto 2.0.11 raises MOSQ_EVT_TICK only without per-listener
- * settings (its plugin.c leaves iterating over the listeners unfinished),
- * and without ticks no history reply would ever go out: refuse to start. */
+/* With per-listener settings each listener has its own ACLs and plugins,
+ * which the plugin's one view of the broker's access rules (broker_acl.c)
+ * does not follow, and Mosquitto 2.0.11 then raises no MOSQ_EVT_TICK (its
+ * plugin.c leaves iterating over the listeners unfinished), so no history
+ * reply would ever go out: refuse to start. */
 static int check_broker_mode(char *err, size_t errlen) {
     char value[16];
     if (broker_conf_get("per_listener_settings", value, sizeof(value)) &&
         strcmp(value, "true") == 0) {
-        snprintf(err, errlen, "per_listener_settings true is not supported: Mosquitto 2.0.11 "
-                              "sends plugins no MOSQ_EVT_TICK then, so replies could not be sent");
+        snprintf(err, errlen, "per_listener_settings true is not supported: ACLs would differ "
+                              "per listener, and Mosquitto 2.0.11 sends plugins no "
+                              "MOSQ_EVT_TICK then, so replies could not be sent");
         return AIMDB_EINVAL;
     }
     return AIMDB_OK;
@@ -98,8 +102,8 @@ static int start(plugin *pl, struct mosquitto_opt *opts, int n, char *err, size_
         snprintf(err, errlen, "out of memory");
         return AIMDB_ENOMEM;
     }
+    broker_api_init(pl);
     acl_init(pl);
-    qos2_init(pl);
     if (!wake_install(&pl->wake))
         plugin_log(pl, AIMDB_LOG_WARNING, "no free real-time signal to wake the broker: "
                                           "replies wait for its next tick (up to 100 ms)");
@@ -123,6 +127,7 @@ static void teardown(plugin *pl) {
     setup_close(pl);
     wake_uninstall(&pl->wake);
     outbox_drain(pl, false);
+    acl_cleanup(pl);
     catalog_free(pl->catalog);
     aimdb_ruleset_free(pl->rules);
     options_free(&pl->options);

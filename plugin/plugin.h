@@ -182,24 +182,34 @@ void records_scan_history(plugin *pl, const aimdb_ruleset *rs);
 /* ---------------------------------------------------------------- acl.c */
 
 /* Which catalog names one client may see, computed on the broker thread
- * (where the broker's ACL check may run) and then read-only on any
- * thread. */
+ * (where broker_may_read runs) and then read-only on any thread. */
 typedef struct acl_view acl_view;
 
-/* Resolve the broker's ACL check.  False (logged) if it is missing: every
- * record is then hidden from every client. */
-bool acl_init(plugin *pl);
 acl_view *acl_view_new(plugin *pl, struct mosquitto *client);
 void acl_view_free(acl_view *v);
 /* The access predicate over a view (valid as long as the view). */
 const aimdb_access *acl_view_access(const acl_view *v);
 
-/* ---------------------------------------------------------------- qos2.c */
+/* ---------------------------------------------------------- broker_acl.c */
 
-/* Is this QoS 2 PUBLISH a retransmission the broker already holds?
- * Mosquitto 2.0.11 raises MOSQ_EVT_MESSAGE before its own duplicate check. */
-void qos2_init(plugin *pl);
-bool qos2_is_duplicate(plugin *pl, const struct mosquitto_evt_message *ev);
+/* What decides on this broker whether a client may read a topic, found
+ * from its configuration at start (and again on reload) and logged.  False
+ * if nothing can be shown to anyone (every check fails closed). */
+bool acl_init(plugin *pl);
+/* May client read topic, as the broker decides for a delivery?  Broker
+ * thread only. */
+bool broker_may_read(plugin *pl, struct mosquitto *client, const char *topic);
+void acl_cleanup(plugin *pl);
+
+/* ---------------------------------------------------------- broker_api.c */
+
+/* Broker thread, at init: what this broker offers beyond the plugin API
+ * every supported Mosquitto exports (2.1's additions), logged once, with
+ * what holds for QoS 2 retransmissions. */
+void broker_api_init(plugin *pl);
+/* Free what mosquitto_property_read_string/_binary returned, with the
+ * allocator that made it (see broker_api.c). */
+void broker_free_read(const plugin *pl, void *p);
 
 /* -------------------------------------------------------------- reply.c */
 
@@ -221,8 +231,16 @@ int reload_on_reload(int event, void *event_data, void *userdata);
 
 /* -------------------------------------------------------- broker_conf.c */
 
-/* A setting of the broker's own configuration file (last one wins); false
- * if it is not there (or there is no file). */
+enum { BROKER_CONF_OK, BROKER_CONF_NONE, BROKER_CONF_UNREADABLE };
+
+/* One "KEY VALUE" line of the broker's configuration; false stops. */
+typedef bool (*broker_conf_line_fn)(const char *key, const char *value, void *ctx);
+/* Every line in the order Mosquitto reads them.  BROKER_CONF_NONE: the
+ * broker was started without a file; _UNREADABLE: a file or include_dir
+ * could not be read (its path in bad). */
+int broker_conf_each(broker_conf_line_fn fn, void *ctx, char *bad, size_t bad_cap);
+/* A setting of the broker's own configuration (last one wins); false if it
+ * is not there (or there is no file). */
 bool broker_conf_get(const char *key, char *value, size_t cap);
 
 /* ------------------------------------------------------------ metrics.c */
@@ -253,13 +271,12 @@ typedef struct plugin_counters {
     uint64_t routed;       /* messages produced into a record */
     uint64_t unrouted;     /* messages no rule matched */
     uint64_t dropped;      /* routed but not queued (bad name, ENOMEM); see aimdb_relay_failed */
-    uint64_t duplicates;   /* QoS 2 retransmissions skipped */
     uint64_t requests;     /* $CONTROL/aimdb/v1 requests */
 } plugin_counters;
 
-typedef int (*broker_acl_check_fn)(struct mosquitto *context, const char *topic,
-                                   uint32_t payloadlen, void *payload, uint8_t qos,
-                                   bool retain, int access);
+typedef struct broker_acl broker_acl;
+typedef int (*broker_pattern_match_fn)(const char *sub, const char *topic, const char *clientid,
+                                       const char *username, bool *result);
 
 struct plugin {
     mosquitto_plugin_id_t *id;
@@ -277,12 +294,12 @@ struct plugin {
     request *requests;          /* in flight, reply.c */
     plugin_counters counters;
     metrics metrics;
-    broker_acl_check_fn acl_check;
-    struct {
-        void *store_find;       /* db__message_store_find, or NULL */
-        bool layout_ok;         /* the broker's context layout was verified */
-        bool layout_checked;
-    } qos2;
+    broker_acl *acl;            /* broker_acl.c */
+    struct {                    /* broker_api.c */
+        bool api_2_1;           /* Mosquitto 2.1's plugin API is there */
+        broker_pattern_match_fn matches_with_pattern; /* 2.1's, or NULL */
+        void (*free_read)(void *); /* see broker_free_read */
+    } broker;
     aimdb_log_limit drop_log;
 
     /* Opened by setup.c. */

@@ -10,10 +10,20 @@
  * database is logged as taking effect at the next restart: the global
  * settings, a record's buffer or format, and switching persistence off.
  *
- * The callback returns MOSQ_ERR_PLUGIN_DEFER: Mosquitto 2.0.11 stops
- * calling other plugins' reload handlers after the first that does not.
+ * The broker's access rules are read again too (broker_acl.c), as the
+ * broker reads its acl_file again.
+ *
+ * What the callback returns depends on the broker: Mosquitto 2.0 stops
+ * calling other plugins' reload handlers (and reloading its v4 auth
+ * plugins) after the first that does not return MOSQ_ERR_PLUGIN_DEFER,
+ * while 2.1 takes anything but MOSQ_ERR_SUCCESS as a failed reload and
+ * shuts down.
  */
 #include "plugin.h"
+
+static int reloaded(const plugin *pl) {
+    return pl->broker.api_2_1 ? MOSQ_ERR_SUCCESS : MOSQ_ERR_PLUGIN_DEFER;
+}
 
 /* Records already open follow the rule that now produces their name. */
 static void update_open_records(plugin *pl, const aimdb_ruleset *rs) {
@@ -32,6 +42,7 @@ int reload_on_reload(int event, void *event_data, void *userdata) {
     (void)event;
     (void)event_data;
     plugin *pl = userdata;
+    acl_init(pl); /* Mosquitto reads its acl_file again on reload, whatever aimdb.conf says */
     aimdb_conf *conf;
     aimdb_ruleset *rs;
     char err[512];
@@ -43,7 +54,7 @@ int reload_on_reload(int event, void *event_data, void *userdata) {
     }
     if (rc != AIMDB_OK) {
         plugin_log(pl, AIMDB_LOG_ERROR, "reload: %s; keeping the previous configuration", err);
-        return MOSQ_ERR_PLUGIN_DEFER;
+        return reloaded(pl);
     }
     aimdb_conf_warn_overlaps(rs->conf, &pl->runtime);
     aimdb_ruleset *old = pl->rules;
@@ -55,5 +66,5 @@ int reload_on_reload(int event, void *event_data, void *userdata) {
     plugin_log(pl, AIMDB_LOG_INFO, "reloaded %s: %zu rule(s)",
                pl->options.config_path ? pl->options.config_path : "(no aimdb.conf)",
                rs->conf->n_rules);
-    return MOSQ_ERR_PLUGIN_DEFER;
+    return reloaded(pl);
 }

@@ -98,11 +98,11 @@ static char *reply_topic(plugin *pl, const mosquitto_property *props) {
                    given, why, PLUGIN_RESPONSE_TOPIC);
         topic = strdup(PLUGIN_RESPONSE_TOPIC);
     }
-    mosquitto_free(given);
+    broker_free_read(pl, given);
     return topic;
 }
 
-static bool copy_correlation(request *r, const mosquitto_property *props) {
+static bool copy_correlation(plugin *pl, request *r, const mosquitto_property *props) {
     void *data = NULL;
     uint16_t len = 0;
     if (!mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &data, &len, false))
@@ -110,7 +110,7 @@ static bool copy_correlation(request *r, const mosquitto_property *props) {
     r->correlation = malloc(len ? len : 1);
     if (r->correlation) memcpy(r->correlation, data, len);
     r->correlation_len = len;
-    mosquitto_free(data);
+    broker_free_read(pl, data);
     return r->correlation != NULL;
 }
 
@@ -125,7 +125,7 @@ request *request_new(plugin *pl, const struct mosquitto_evt_control *ev) {
     r->client_id = strdup(id ? id : "");
     r->topic = reply_topic(pl, ev->properties);
     r->view = acl_view_new(pl, ev->client);
-    if (!r->client_id || !r->topic || !r->view || !copy_correlation(r, ev->properties)) {
+    if (!r->client_id || !r->topic || !r->view || !copy_correlation(pl, r, ev->properties)) {
         request_free(r);
         return NULL;
     }
