@@ -6,15 +6,26 @@ BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps web build build-asan test test-normal test-asan run bench fuzz clean
+# The compatibility matrix: Mosquitto builds the plugin's integration tests
+# run against besides Debian's 2.0.11 (scripts/build-mosquitto.sh names:
+# VERSION-make is built like the official image, VERSION-cmake with
+# upstream's CMake), built once by `make test` and kept in $(BUILD)/mosquitto.
+MOSQUITTO_MATRIX ?= 2.0.21-make 2.1.2-make 2.1.2-cmake
+MOSQUITTO_CACHE = $(abspath $(BUILD))/mosquitto
+MATRIX_FLAGS = -DAIMDB_MOSQUITTO_MATRIX="$(MOSQUITTO_MATRIX)" -DAIMDB_MOSQUITTO_CACHE=$(MOSQUITTO_CACHE)
+
+.PHONY: all deps web build build-asan brokers test test-normal test-asan run bench fuzz clean
 
 all: build
 
-# `make build` installs what building needs; any other goal (test, run,
-# demo, bench, fuzz, build-asan) runs something and installs the rest.  From
-# the goals, not per target: make runs `deps` once, for whichever goal
-# reaches it first (`make build test` must install for the tests).
-DEPS = $(if $(filter-out all build web clean,$(MAKECMDGOALS)),all,build)
+# `make build` installs what building needs, `make brokers` also what
+# building Mosquitto needs (the container image builds both); any other goal
+# (test, run, demo, bench, fuzz, build-asan) runs something and installs the
+# rest.  From the goals, not per target: make runs `deps` once, for
+# whichever goal reaches it first (`make build test` must install for the
+# tests).
+DEPS = $(if $(filter-out all build web clean brokers,$(MAKECMDGOALS)),all,$(if \
+         $(filter brokers,$(MAKECMDGOALS)),broker,build))
 
 deps:
 	@scripts/install-deps.sh $(DEPS)
@@ -29,20 +40,26 @@ web: deps web/node_modules/.package-lock.json
 	node web/build.mjs
 
 build: deps web
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(MATRIX_FLAGS) $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j $(JOBS)
 
 build-asan: deps web
-	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DAIMDB_SANITIZE=ON $(CMAKE_FLAGS)
+	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DAIMDB_SANITIZE=ON $(MATRIX_FLAGS) $(CMAKE_FLAGS)
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 
-# The whole suite twice: a normal build, then ASan + UBSan.
+# The matrix's brokers (nothing to do once built: the script checks its stamp).
+brokers: deps
+	@for m in $(MOSQUITTO_MATRIX); do \
+	  JOBS=$(JOBS) scripts/build-mosquitto.sh $(MOSQUITTO_CACHE) $$m || exit 1; done
+
+# The whole suite twice: a normal build, then ASan + UBSan; each runs the
+# plugin's integration tests against every broker of the matrix.
 test: test-normal test-asan
 
-test-normal: build
+test-normal: build brokers
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-test-asan: build-asan
+test-asan: build-asan brokers
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS)

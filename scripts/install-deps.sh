@@ -2,9 +2,13 @@
 # Install the Debian packages a make target needs:
 #   install-deps.sh build   what `make build` compiles and bundles with
 #                           (the container image's build stage uses only this)
-#   install-deps.sh all     also what the test suite, `make run`, the
-#                           benchmarks and the fuzzer run: the stock clients,
-#                           sqlite3, valgrind, a browser, clang with libFuzzer
+#   install-deps.sh broker  that, and what building Mosquitto from source
+#                           needs (scripts/build-mosquitto.sh: the container
+#                           image's broker, the compatibility matrix)
+#   install-deps.sh all     all of it, and what the test suite, `make run`,
+#                           the benchmarks and the fuzzer run: the stock
+#                           clients, sqlite3, valgrind, a browser, clang with
+#                           libFuzzer
 # Idempotent: apt-get runs only when a package is missing, so a second
 # `make test` on a prepared machine touches nothing.
 set -eu
@@ -13,11 +17,17 @@ set -eu
 # package names OpenSSL without pulling it in.
 PACKAGES="build-essential cmake pkg-config mosquitto-dev libmosquitto-dev
 libsqlite3-dev libpaho-mqtt-dev libssl-dev libcjson-dev libcmocka-dev"
+# Mosquitto's own build: the key that verifies Debian's source index, and
+# the libraries the official image's flags link (2.0: libwebsockets; 2.1:
+# argon2, editline, libmicrohttpd; both: uuid).
+BROKER="debian-archive-keyring uuid-dev libwebsockets-dev libargon2-dev libedit-dev
+libmicrohttpd-dev"
 case "${1:-all}" in
 build) ;;
-all) PACKAGES="$PACKAGES mosquitto mosquitto-clients sqlite3 openssl valgrind chromium
+broker) PACKAGES="$PACKAGES $BROKER" ;;
+all) PACKAGES="$PACKAGES $BROKER mosquitto mosquitto-clients sqlite3 openssl valgrind chromium
 clang libclang-rt-14-dev" ;;
-*) echo "usage: install-deps.sh [build|all]" >&2; exit 2 ;;
+*) echo "usage: install-deps.sh [build|broker|all]" >&2; exit 2 ;;
 esac
 
 # The dashboard's build and browser test need Node.js with npm.  NodeSource's

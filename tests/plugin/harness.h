@@ -2,8 +2,13 @@
  * harness.h -- a real Mosquitto with the real plugin (or without it, for
  * aimdb-bridge and the connector), for integration tests: a temporary
  * directory, a free loopback port, mosquitto.conf and aimdb.conf written
- * there, /usr/sbin/mosquitto started and stopped with signals, our own
- * daemons run beside it, and stock command-line tools run with a deadline.
+ * there, the broker started and stopped with signals, our own daemons run
+ * beside it, and stock command-line tools run with a deadline.
+ *
+ * The broker is Debian's /usr/sbin/mosquitto, or the binary named by
+ * $AIMDB_TEST_MOSQUITTO with its own libmosquitto from
+ * $AIMDB_TEST_MOSQUITTO_LIBDIR: a build of the compatibility matrix
+ * (tests/plugin/CMakeLists.txt).
  *
  * Everything is bounded in time; a broker that does not start, answer or
  * stop in time fails the test (and is killed).  Built with sanitizers, the
