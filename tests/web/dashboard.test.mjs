@@ -103,13 +103,13 @@ function shownValues(page) {
     cards.map((c) => [c.dataset.city, Number(c.querySelector('.value').dataset.value)])));
 }
 
-/* The ASan runtime first in an ASan plugin's broker, with full malloc stacks
- * so tests/lsan-mosquitto.supp can name the one leak that is mosquitto's own. */
+/* The ASan runtime first in an ASan plugin's broker, with the suppressions
+ * of tests/lsan-mosquitto.supp for the one leak that is mosquitto's own. */
 function brokerEnv() {
   const preload = process.env.AIMDB_BROKER_PRELOAD;
   if (!preload) return {};
   const suppressions = join(here, '..', 'lsan-mosquitto.supp');
-  return { LD_PRELOAD: preload, LSAN_OPTIONS: `suppressions=${suppressions}:fast_unwind_on_malloc=0` };
+  return { LD_PRELOAD: preload, LSAN_OPTIONS: `suppressions=${suppressions}` };
 }
 
 before(async () => {
