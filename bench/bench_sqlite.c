@@ -434,9 +434,8 @@ static double time_plain_range(const char *path, timing *t) {
         sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, start);
         sqlite3_bind_int64(st, 3, end);
-        sqlite3_bind_int64(st, 4, -1);
         size_t rows = 0;
-        while (sqlite3_step(st) == SQLITE_ROW) rows += sqlite3_column_bytes(st, 0) > 0;
+        while (sqlite3_step(st) == SQLITE_ROW) rows += sqlite3_column_bytes(st, 1) > 0;
         sqlite3_reset(st);
         t->samples[t->n] = now_s() - t0;
         if (rows != RANGE_ROWS) die("plain range", "wrong row count");
