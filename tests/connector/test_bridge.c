@@ -21,7 +21,7 @@
 #include "client.h"
 #include "harness.h"
 
-#define WAIT_MS 10000
+#define WAIT_MS test_wait_ms(10000)
 #define REQUEST_TOPIC "aimdb/bridge-test/rpc"
 
 static const char rules[] =

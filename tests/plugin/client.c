@@ -17,7 +17,7 @@
 #include "client.h"
 #include "harness.h"
 
-#define WAIT_MS 5000
+#define WAIT_MS test_wait_ms(5000)
 
 struct client {
     struct mosquitto *mosq;

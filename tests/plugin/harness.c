@@ -30,8 +30,8 @@
 
 #define MOSQUITTO "/usr/sbin/mosquitto"
 #define MATRIX_HINT "make test builds the matrix's brokers (scripts/build-mosquitto.sh)"
-#define START_TIMEOUT_MS 10000
-#define STOP_TIMEOUT_MS 20000
+#define START_TIMEOUT_MS test_wait_ms(10000)
+#define STOP_TIMEOUT_MS test_wait_ms(20000)
 
 static const char default_rules[] =
     "database @DIR@/data/aimdb.db\n"
@@ -47,6 +47,16 @@ long long now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int test_wait_ms(int ms) {
+    static int scale;
+    if (!scale) {
+        const char *env = getenv("AIMDB_TEST_TIME_SCALE");
+        int given = env ? atoi(env) : 1;
+        scale = given >= 1 && given <= 100 ? given : 1;
+    }
+    return ms * scale;
 }
 
 void sleep_ms(int ms) {

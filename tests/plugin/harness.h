@@ -124,6 +124,11 @@ int run_tool(char *const argv[], char *out, size_t cap, int timeout_ms);
 
 /* Monotonic milliseconds. */
 long long now_ms(void);
+/* How long to wait for something that takes ms on a normal run: ms times
+ * $AIMDB_TEST_TIME_SCALE (set for the tests CTest runs under valgrind,
+ * which runs code 20-50 times slower).  Every wait in the tests is a bound
+ * on a condition, so a longer one only delays a test that fails anyway. */
+int test_wait_ms(int ms);
 void sleep_ms(int ms);
 
 #endif
