@@ -267,6 +267,21 @@ static pid_t spawn_broker(broker *b, const char *binary) {
                         libdir && *libdir ? libdir : NULL);
 }
 
+/* Lines of path that contain text (0 if there is no file). */
+static size_t file_count(const char *path, const char *text) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[4096];
+    size_t n = 0;
+    while (fgets(line, sizeof(line), f)) n += strstr(line, text) != NULL;
+    fclose(f);
+    return n;
+}
+
+/* Started means Mosquitto said " running", not only that the port accepts:
+ * it opens its listeners before it installs its signal handlers, and a
+ * SIGTERM in between kills it (status 143) instead of stopping it.  The log
+ * is appended to across restarts, so the line counted is a new one. */
 bool broker_start(broker *b, int *status) {
     assert_int_equal(b->pid, 0);
     const char *binary = broker_binary();
@@ -275,6 +290,7 @@ bool broker_start(broker *b, int *status) {
         if (status) *status = -1;
         return false;
     }
+    size_t runs_before = file_count(b->log_path, " running");
     b->pid = spawn_broker(b, binary);
     for (long long deadline = now_ms() + START_TIMEOUT_MS; now_ms() < deadline;) {
         int st;
@@ -284,7 +300,8 @@ bool broker_start(broker *b, int *status) {
             if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
             return false;
         }
-        if (accepts_connections(b->port)) return true;
+        if (file_count(b->log_path, " running") > runs_before && accepts_connections(b->port))
+            return true;
         sleep_ms(10);
     }
     broker_kill9(b);

@@ -56,8 +56,9 @@ bool broker_start_weather(broker *b);
  * the connector and aimdb-bridge, which bring their own aimdb). */
 void broker_start_plain(broker *b);
 
-/* Start and wait (bounded) until it accepts connections.  False if it
- * exited first (its status in *status if not NULL) or did not come up. */
+/* Start and wait (bounded) until it logs that it is running (its signal
+ * handlers are then in place) and accepts connections.  False if it exited
+ * first (its status in *status if not NULL) or did not come up. */
 bool broker_start(broker *b, int *status);
 /* SIGTERM and reap; returns the exit status (-1 if it had to be killed).
  * Fails the test on sanitizer reports in the log. */

@@ -165,13 +165,10 @@ static void test_make_run_listens_on_loopback_only(void **state) {
     /* MQTT for devices and the dashboard's listener: a test that found
      * fewer would prove nothing about the dashboard. */
     assert_true(n_ports >= 2);
+    /* Started: Mosquitto said it is running, so every listener is open. */
     bool started = broker_start(&b, NULL);
     if (!started) broker_log_dump(&b);
     assert_true(started);
-    /* Mosquitto says it is running once every listener is open. */
-    bool running = broker_log_wait(&b, " running", 10000);
-    if (!running) broker_log_dump(&b);
-    assert_true(running);
 
     listening socks[MAX_SOCKETS];
     size_t n = listening_in(b.pid, "tcp", socks, 0, MAX_SOCKETS);
