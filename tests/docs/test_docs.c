@@ -14,8 +14,11 @@
  *                       stderr joined to stdout; the lines after it, up to
  *                       the next "$ ", are its expected output
  *
- * Every other block is text for the reader.  Two commands are the
- * broker's own, so they are carried out by the harness:
+ * Every other block is text for the reader.  A document that runs a
+ * command before it starts a broker (the README, whose reader has `make
+ * run` going) gets one started first, with the files it has written so
+ * far.  Two commands are the broker's own, so they are carried out by the
+ * harness:
  *
  *   $ mosquitto -c mosquitto.conf     stops the broker if one runs (it must
  *                                     exit cleanly) and starts one with the
@@ -366,9 +369,14 @@ static void run_shell(doc_run *d, const char *command, const char *want) {
 
 static void run_command(doc_run *d, const char *command, const char *want) {
     d->tested++;
-    if (strcmp(command, "mosquitto -c mosquitto.conf") == 0) start_broker(d, command, want);
-    else if (strcmp(command, "kill -HUP $(pidof mosquitto)") == 0) signal_broker(d, command, want);
-    else run_shell(d, command, want);
+    if (strcmp(command, "mosquitto -c mosquitto.conf") == 0) {
+        start_broker(d, command, want);
+    } else if (strcmp(command, "kill -HUP $(pidof mosquitto)") == 0) {
+        signal_broker(d, command, want);
+    } else {
+        if (!d->broker_started) start_broker(d, "(the broker a reader has running)", "...\n");
+        run_shell(d, command, want);
+    }
 }
 
 /* A ```console test block: commands and the output each shows. */
