@@ -35,7 +35,8 @@
  * mosquitto.conf the lines the harness writes itself (listener,
  * allow_anonymous, user, log_*, plugin, plugin_opt_config) are left out,
  * the rest follows them; node finds mqtt.js through a node_modules link
- * to web/node_modules.
+ * to web/node_modules, and the shell finds aimdb, aimdb-bridge and
+ * aimdb-mcu-sim first in the build tree, as if installed.
  *
  * Matching: line by line, trailing blanks ignored; a line "..." stands
  * for any number of lines (none included); in both texts a run of ten or
@@ -357,8 +358,10 @@ static void signal_broker(doc_run *d, const char *command, const char *want) {
 static void run_shell(doc_run *d, const char *command, const char *want) {
     char *cmd = substitute(d, command);
     text script = {0};
-    text_addf(&script, "cd '%s' && export XDG_CONFIG_HOME='%s/.config' && exec 2>&1 && ",
-              d->b.dir, d->b.dir);
+    text_addf(&script,
+              "cd '%s' && export XDG_CONFIG_HOME='%s/.config' PATH='%s':\"$PATH\" && "
+              "exec 2>&1 && ",
+              d->b.dir, d->b.dir, AIMDB_BUILD_DIR);
     text_add(&script, cmd, strlen(cmd));
     char *argv[] = {"sh", "-c", script.data, NULL};
     char *got = malloc(OUTPUT_CAP);
