@@ -324,7 +324,13 @@ static void expect_log(doc_run *d, const char *command, long offset, const char 
 
 static void start_broker(doc_run *d, const char *command, const char *want) {
     stop_broker(d);
-    long offset = (long)file_size(d->b.log_path);
+    /* Each start gets a log of its own: the harness judges a stop by the
+     * whole log, and under ASan a refused start leaves Mosquitto's own
+     * leak report in it (not ours: broker_log_blames_us below). */
+    char previous[sizeof(d->b.log_path) + 16];
+    snprintf(previous, sizeof(previous), "%s.previous", d->b.log_path);
+    if (file_size(d->b.log_path) > 0) assert_int_equal(rename(d->b.log_path, previous), 0);
+    long offset = 0;
     broker_write_conf(&d->b, d->mosquitto_extra);
     int status = 0;
     d->broker_started = true;
