@@ -1,4 +1,4 @@
-# The commands the README promises (contract C.5).  Each target installs what
+# The commands the README promises.  Each target installs what
 # it needs first, so they work on a fresh Debian bookworm machine.
 
 BUILD      ?= build

@@ -150,7 +150,7 @@ int main(void) {
     s->title = "1000 exact rules, every topic a miss";
     run(s);
 
-    /* the contract's example: a few wildcard rules */
+    /* the documented example: a few wildcard rules */
     memset(s, 0, sizeof(*s));
     rule(s, "weather/+/accuracy", "accuracy::{1}");
     rule(s, "sensors/+/temperature", "temp::{1}");

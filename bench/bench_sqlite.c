@@ -3,7 +3,7 @@
  *
  * Writes.  The SQLite backend (one writer thread, group commit) is measured
  * against two baselines run in the same process on the same machine, with
- * the same schema (contract C.3), the same pragmas and the same rows:
+ * the same schema (docs/schema.md), the same pragmas and the same rows:
  *   ceiling   a single-threaded C loop doing the INSERTs with one prepared
  *             statement in 100,000-row transactions;
  *   per-row   the same INSERTs, one transaction each (how a naive writer,

@@ -1,5 +1,5 @@
 /*
- * pattern.c -- record-name patterns: the one rule of contract C.4 for
+ * pattern.c -- record-name patterns: the one rule of docs/protocol.md for
  * record.query, record.list and every history backend.
  *
  * '*' matches any run of characters, also an empty one; every other byte,

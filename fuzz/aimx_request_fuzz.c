@@ -5,7 +5,7 @@
  * and tight ones so the size and limit checks trip), with an access
  * predicate that refuses some names.  Every reply must hold the contract:
  * delivered exactly once; strict JSON and valid UTF-8; an object with "id"
- * and exactly one of "result" and "error"; an error code from C.4 and a
+ * and exactly one of "result" and "error"; an error code of docs/protocol.md and a
  * message; never internal_error (nothing here can run out of memory, so an
  * internal_error would mean the scanner and cJSON disagree); and an echoed
  * id is text the client actually sent.  Anything else aborts.

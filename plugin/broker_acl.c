@@ -1,6 +1,6 @@
 /*
  * broker_acl.c -- "may client C read topic T?", the question behind every
- * record a request may see (contract C.4: a client sees a value only if
+ * record a request may see (docs/protocol.md: a client sees a value only if
  * the broker's ACLs let it read the topic it was published on).
  *
  * Mosquitto gives plugins no way to ask: its ACL check is internal in 2.0

@@ -1,7 +1,8 @@
 /*
- * config.c -- contract C.1: where the plugin's configuration comes from.
+ * config.c -- where the plugin's configuration comes from
+ * (docs/configuration.md, "Loading the plugin").
  *
- *   plugin_opt_config PATH        aimdb.conf (contract C.2)
+ *   plugin_opt_config PATH        aimdb.conf (docs/configuration.md)
  *   plugin_opt_<setting> VALUE    any global setting of aimdb.conf,
  *                                 overriding the file
  *

@@ -215,7 +215,7 @@ void broker_free_read(const plugin *pl, void *p);
 
 typedef struct request request;
 
-/* Broker thread: a request from client, replied to per contract C.4. */
+/* Broker thread: a request from client, replied to per docs/protocol.md. */
 request *request_new(plugin *pl, const struct mosquitto_evt_control *ev);
 /* The aimdb_aimx_reply_fn for a request (any thread). */
 void request_reply(char *reply, size_t len, void *req);

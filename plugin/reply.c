@@ -1,6 +1,6 @@
 /*
  * reply.c -- a request's life from MOSQ_EVT_CONTROL to its reply, and who
- * gets the reply (contract C.4).
+ * gets the reply (docs/protocol.md).
  *
  * Where: the request's MQTT v5 Response Topic with its Correlation Data,
  * or $CONTROL/aimdb/v1/response (v3.1.1, or no Response Topic).

@@ -1,5 +1,5 @@
 /*
- * options.c -- what aimdb-bridge runs with: aimdb.conf (contract C.2, read
+ * options.c -- what aimdb-bridge runs with: aimdb.conf (docs/configuration.md, read
  * by the same parser as the plugin's, with the bridge's three extra
  * settings broker, request_topic and client_id) and the command line,
  * whose settings win over the file's, also on every reload.

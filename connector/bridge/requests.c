@@ -1,5 +1,5 @@
 /*
- * requests.c -- AimX (contract C.4) over any broker: a request published on
+ * requests.c -- AimX (docs/protocol.md) over any broker: a request published on
  * the bridge's request_topic is answered on the MQTT v5 Response Topic it
  * names, with its Correlation Data; a request without one (an MQTT 3.1.1
  * client) is answered on REQUEST_TOPIC/response, as the plugin answers on

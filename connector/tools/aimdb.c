@@ -1,7 +1,7 @@
 /*
  * aimdb.c -- the `aimdb` command-line client: history queries, the record
  * list and live values from a broker running the AimDB plugin (or the
- * aimdb-bridge daemon), over AimX requests (contract C.4).
+ * aimdb-bridge daemon), over AimX requests (docs/protocol.md).
  *
  * One run is one request: parse the command line completely (a usage error
  * never touches the network), connect, ask, print, exit 0 / 1 / 2 as

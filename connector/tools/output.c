@@ -50,7 +50,7 @@ static void query_cells(const cJSON *entry, char **cells) {
     cells[0] = text_of(cJSON_GetObjectItemCaseSensitive(entry, "record"));
     const cJSON *at = cJSON_GetObjectItemCaseSensitive(entry, "stored_at");
     cells[1] = NULL;
-    /* C.4 times are int64 ms; anything else is shown as the server sent it */
+    /* docs/protocol.md: times are int64 ms; anything else is shown as the server sent it */
     if (cJSON_IsNumber(at) && at->valuedouble > -9.2e18 && at->valuedouble < 9.2e18 &&
         (cells[1] = malloc(40)))
         output_local_time((int64_t)at->valuedouble, cells[1], 40);

@@ -1,5 +1,5 @@
 /*
- * rpc.h -- one AimX request (contract C.4) from the `aimdb` CLI over a
+ * rpc.h -- one AimX request (docs/protocol.md) from the `aimdb` CLI over a
  * sync_client, answered on a private MQTT v5 Response Topic.
  *
  * The reply topic is aimdb/cli/<the client's unique token>/reply and every

@@ -1,7 +1,7 @@
 /*
  * aimx_internal.h -- what the files of the AimX handler share with each other
- * and with nothing else: the parsed request, the error codes of contract
- * C.4 and the reply builders.  Strict JSON scanning is the core's
+ * and with nothing else: the parsed request, the error codes of
+ * docs/protocol.md and the reply builders.  Strict JSON scanning is the core's
  * (aimdb/json.h).
  *
  * The flow of one request:
@@ -44,7 +44,7 @@ typedef enum aimx_code {
     AIMX_INTERNAL_ERROR
 } aimx_code;
 
-/* The contract's spelling of a code ("invalid_params"). */
+/* The protocol's spelling of a code ("invalid_params"). */
 const char *aimx_code_name(aimx_code code);
 
 typedef struct aimx_error {

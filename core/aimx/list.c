@@ -10,7 +10,7 @@
  * whose text is not JSON is left out; both are logged, as they are bugs in
  * whoever set them.
  *
- * params.name (optional, an addition to C.4) is a record.query-style
+ * params.name (optional) is a record.query-style
  * pattern (aimdb_pattern_match), so a list too big for one reply can be
  * fetched in parts.
  */

@@ -3,7 +3,7 @@
  * published an aimdb_history_service (history.h), answered on its query
  * thread, never on the caller's.
  *
- * Defaults (C.4): name "*"; without limit, 1 row per record when no time
+ * Defaults (docs/protocol.md): name "*"; without limit, 1 row per record when no time
  * bound is given, else every row in the range.  The service gets a byte cap
  * derived from max_reply_bytes so it stops building an answer that could
  * not be sent; over it the client gets query_error saying how to narrow the

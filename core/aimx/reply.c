@@ -1,5 +1,5 @@
 /*
- * reply.c -- the reply payloads of contract C.4 and the error messages in
+ * reply.c -- the reply payloads of docs/protocol.md and the error messages in
  * them.
  *
  * Every reply is one malloc'd, NUL-terminated buffer that the transport

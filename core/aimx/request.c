@@ -56,7 +56,7 @@ typedef struct method_spec {
     size_t nparams;
 } method_spec;
 
-/* record.list's "name" is an addition to C.4: a pattern that narrows a
+/* record.list's "name": a pattern that narrows a
  * list too big for one reply. */
 static const method_spec methods[] = {
     {"record.list", AIMX_RECORD_LIST, {{"name", PARAM_STRING}}, 1},

@@ -1,6 +1,6 @@
 /*
  * sources.c -- which topics feed a record, so the broker's read ACL can
- * decide who may see it (contract C.4: "a client sees only records whose
+ * decide who may see it (docs/protocol.md: "a client sees only records whose
  * source topic the broker's ACLs let it read").
  *
  * A record's source is its rule's filter with every placeholder its name

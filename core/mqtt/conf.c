@@ -1,5 +1,5 @@
 /*
- * conf.c -- reading aimdb.conf (contract C.2): lines, tokens, record rules,
+ * conf.c -- reading aimdb.conf (docs/configuration.md): lines, tokens, record rules,
  * and the overrides that come after the file.
  *
  * A configuration mistake must stop start-up with the file and line, so

@@ -2,7 +2,7 @@
  * router.c -- topic -> (first matching rule, record name), the broker
  * thread's per-message work.
  *
- * Contract C.2 says a topic goes to the first rule, in file order, that
+ * docs/configuration.md says a topic goes to the first rule, in file order, that
  * matches it.  Testing every rule would make each message cost O(rules), so:
  *   - wildcard-free filters live in a hash table mapping the filter to its
  *     first rule: one lookup finds the only exact rule that can match;

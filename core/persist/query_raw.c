@@ -1,7 +1,7 @@
 /*
  * query_raw.c -- the JSON-in, JSON-out form of a history query.
  *
- * A protocol layer holds a record.query params object (contract C.4) and
+ * A protocol layer holds a record.query params object (docs/protocol.md) and
  * wants the result object back; this file is the whole translation, so the
  * rules for those parameters live in one place: "name" a pattern (default
  * "*"), "limit" a positive integer per record, "start"/"end" integral Unix
@@ -82,7 +82,7 @@ static int parse_params(const char *params, size_t len, raw_params *r, char *err
         persist_errorf(err, errlen, "invalid params: \"start\" is after \"end\"");
         rc = AIMDB_EINVAL;
     }
-    /* C.4: no limit and no time bound means the latest value per record. */
+    /* docs/protocol.md: no limit and no time bound means the latest value per record. */
     if (!r->has_limit && !r->q.has_start && !r->q.has_end) r->q.limit = 1;
     r->q.pattern = r->pattern;
     return rc;

@@ -24,7 +24,7 @@
 
 /* ------------------------------------------------------------------ SQL */
 
-/* Contract C.3, verbatim columns and index, plus `topic`: the value's
+/* docs/schema.md, verbatim columns and index, plus `topic`: the value's
  * source (the MQTT topic it was published on), which access control needs
  * per row because two topics can feed one record.  NULL in rows written by
  * other tools, or before the column existed (SQ_ADD_TOPIC_SQL adds it to
@@ -72,7 +72,7 @@
  * One record's rows, newest stored_at first, straight off the index (no
  * sort, no LIMIT: the reader stops stepping).  Rows that share a stored_at
  * come in index order, which is id ascending -- the index's implicit rowid
- * tail -- while newest first means reverse store order (C.3); the reader
+ * tail -- while newest first means reverse store order (docs/schema.md); the reader
  * reverses each such run (sqlite_reader.c).  "ORDER BY stored_at DESC, id
  * DESC" would say it in SQL, but SQLite then sorts every run in a temp
  * b-tree: latest-1 over 1,000 records went from 3.8 to 7.2 ms.

@@ -178,7 +178,7 @@ typedef struct query_run {
     size_t n_held, cap_held;
 } query_run;
 
-/* stored_at as the contract defines it: an integer.  Another tool may
+/* stored_at as docs/schema.md defines it: an integer.  Another tool may
  * have written something else; such a row is reported, not fatal. */
 static const char *read_stored_at(sqlite3_stmt *st, int col, int64_t *out) {
     switch (sqlite3_column_type(st, col)) {

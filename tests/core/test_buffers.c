@@ -1,5 +1,5 @@
 /*
- * test_buffers.c -- the three buffer kinds, exactly as DESIGN.md states them,
+ * test_buffers.c -- the three buffer kinds, exactly as their semantics are documented,
  * and rings that grow on demand without changing any of it.
  *
  * Built with the core's internals (core_internal.h) to watch a ring's slot

@@ -1,5 +1,5 @@
 /*
- * test_pattern.c -- record-name patterns (aimdb.h, contract C.4): '*' is
+ * test_pattern.c -- record-name patterns (aimdb.h, docs/protocol.md): '*' is
  * any run, every other byte literal, case-sensitive.  record.list,
  * record.query and the SQLite backend all match with this one function,
  * so its table is the whole rule.

@@ -1,5 +1,5 @@
 /*
- * test_conf.c -- aimdb.conf (contract C.2): good files, every error with its
+ * test_conf.c -- aimdb.conf (docs/configuration.md): good files, every error with its
  * exact message, overrides, and loading from disk.
  */
 #include <setjmp.h>
@@ -34,7 +34,8 @@ static void expect_error(const char *text, aimdb_conf_app app, const char *messa
     assert_string_equal(err, message);
 }
 
-/* The example of contract C.2, verbatim. */
+/* A file with each kind of line: settings with comments, a commented-out
+ * syntax summary, rules with options. */
 static const char contract_example[] =
     "database  ./data/aimdb.db     # SQLite file; \":memory:\" allowed\n"
     "retention 7d                  # default history retention: s, m, h, d units\n"

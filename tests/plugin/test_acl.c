@@ -1,6 +1,6 @@
 /*
  * test_acl.c -- "a client sees only records whose source topic the
- * broker's ACLs let it read" (C.4), with Mosquitto's own password and ACL
+ * broker's ACLs let it read" (docs/protocol.md), with Mosquitto's own password and ACL
  * files: record.query, record.list and record.get filter per user; history
  * no rule produces any more is shown only to unrestricted clients; a user
  * without write access to $CONTROL/aimdb/v1 gets no answer at all.

@@ -1,5 +1,5 @@
 /*
- * test_config.c -- contracts C.1 and C.2 at start-up: every configuration
+ * test_config.c -- docs/configuration.md at start-up: every configuration
  * error stops the broker (plugin init fails, Mosquitto exits non-zero)
  * with "aimdb.conf:LINE: reason" or "plugin_opt_KEY: reason" in its log;
  * overrides given as plugin_opt_<setting> win over the file; a database

@@ -1,5 +1,5 @@
 /*
- * test_requests.c -- contract C.4 over a real broker: the three request
+ * test_requests.c -- docs/protocol.md over a real broker: the three request
  * paths (MQTT v5 Response Topic + Correlation Data, v3.1.1 default reply
  * topic, the stock mosquitto_rr), privacy of replies, errors, record.get
  * and record.list, record.get on format=json, and a client that leaves

@@ -1,6 +1,6 @@
 /*
  * test_sqlite_store.c -- the SQLite backend's contract: what is stored comes
- * back, patterns mean exactly what C.4 says, order and limits hold, ranges
+ * back, patterns mean exactly what docs/protocol.md says, order and limits hold, ranges
  * are inclusive and uncapped, cleanup counts are exact, and every query
  * statement goes through idx_record_time (EXPLAIN QUERY PLAN).
  */
@@ -321,7 +321,7 @@ static void test_query_plans_use_the_index(void **state) {
     assert_plan_uses_index(db, SQ_DELETE_CHUNK_SQL);
     sqlite3_close(db);
 
-    /* The schema is exactly contract C.3. */
+    /* The schema is exactly docs/schema.md. */
     assert_int_equal(fixture_count(path, "id > 0 AND typeof(stored_at) = 'integer'"), 1000);
     free(path);
     fixture_rmtree(dir);

@@ -1,5 +1,5 @@
 /*
- * aimx.js -- AimX requests over MQTT v5 request/response (contract C.4).
+ * aimx.js -- AimX requests over MQTT v5 request/response (docs/protocol.md).
  *
  * A request goes to $CONTROL/aimdb/v1 with this page's Response Topic and a
  * Correlation Data naming the request; the plugin publishes the reply to

@@ -12,7 +12,7 @@
  */
 import { makeCityMapping } from './topics.js';
 
-export const REQUEST_TOPIC = '$CONTROL/aimdb/v1'; /* contract C.4 */
+export const REQUEST_TOPIC = '$CONTROL/aimdb/v1'; /* docs/protocol.md */
 
 const DEFAULTS = {
   topic: 'weather/+/accuracy',

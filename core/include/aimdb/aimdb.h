@@ -167,7 +167,7 @@ int aimdb_db_foreach_record(aimdb_db *db, int (*fn)(aimdb_record *rec, void *ctx
 size_t aimdb_db_record_count(aimdb_db *db);
 
 /*
- * Record-name patterns, one rule everywhere (contract C.4: record.query,
+ * Record-name patterns, one rule everywhere (docs/protocol.md: record.query,
  * record.list, history backends): '*' matches any run of characters, also
  * an empty one; every other byte ('%', '_', '?', '[' and '\' included)
  * matches only itself, case-sensitively.  Pure and thread-safe.

@@ -1,5 +1,5 @@
 /*
- * aimx.h -- the AimX request handler (contract C.4), shared by every transport.
+ * aimx.h -- the AimX request handler (docs/protocol.md), shared by every transport.
  *
  * A transport hands in a request payload and gets a reply payload back
  * through a callback: at once for record.list, record.get and errors, later
@@ -12,7 +12,7 @@
  * The id is echoed exactly as the client wrote it; it may be omitted (the
  * reply then carries null).  Methods and parameters:
  *   record.list   [name: pattern]  -> [{"record","buffer","persist","topic_filter",...}]
- *                 sorted by name; name (an addition to C.4) narrows the list
+ *                 sorted by name; name narrows the list
  *   record.get    record (or name) -> the record's latest live value
  *   record.query  [name] [limit] [start] [end] -> {"count": N, "values": [...]}
  * Patterns: '*' matches any run of characters, all else is literal.

@@ -1,5 +1,5 @@
 /*
- * mqtt_conf.h -- aimdb.conf (contract C.2), shared by the Mosquitto plugin
+ * mqtt_conf.h -- aimdb.conf (docs/configuration.md), shared by the Mosquitto plugin
  * and the aimdb-bridge daemon.
  *
  * Line-based.  Tokens are separated by blanks; a token starting with '#'

@@ -158,7 +158,7 @@ int aimdb_persist_query_values(aimdb_persist *p, const aimdb_query_params *q,
 
 /*
  * Raw form for protocol layers: params is a record.query params object
- * (contract C.4: "name", "limit", "start", "end", with its defaults); *out
+ * (docs/protocol.md: "name", "limit", "start", "end", with its defaults); *out
  * receives the result object {"count":N,"values":[...]} as a malloc'd,
  * NUL-terminated string the caller frees.  access may be NULL; max_bytes 0 =
  * no cap.  AIMDB_EINVAL (bad params; err names the parameter),

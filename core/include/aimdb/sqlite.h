@@ -3,7 +3,7 @@
  *
  * One writer thread owns the write connection (WAL) and commits many rows per
  * transaction; callers enqueue into a bounded queue.  Queries use separate
- * read connections so they never wait behind a batch.  Schema: contract C.3.
+ * read connections so they never wait behind a batch.  Schema: docs/schema.md.
  *
  * Write errors (disk full, locked by another process, I/O errors such as a
  * filesystem remounted read-only) never stop the process: the writer logs
