@@ -472,13 +472,12 @@ static void bench_queries(const char *dir) {
     }
     report("latest-1, 1,000 records: backend rows", &t, rows);
     double latest_p50 = t.samples[t.n / 2];
-    const char *params = "{\"name\":\"bench::*\",\"limit\":1}";
+    aimdb_history_request latest_json = {.pattern = "bench::*", .limit = 1};
     size_t len = 0;
     for (t.n = 0; t.n < QUERY_RUNS; t.n++) {
         char *out;
         double t0 = now_s();
-        if (aimdb_persist_query_raw(p, params, strlen(params), NULL, 0, &out, &len, err,
-                                    sizeof(err)) != AIMDB_OK)
+        if (aimdb_persist_query_json(p, &latest_json, &out, &len, err, sizeof(err)) != AIMDB_OK)
             die("latest json", err);
         t.samples[t.n] = now_s() - t0;
         free(out);
@@ -502,14 +501,11 @@ static void bench_queries(const char *dir) {
     report("range of 5,760 rows: backend rows", &t, rows);
     double range_p50 = t.samples[t.n / 2];
     for (t.n = 0; t.n < QUERY_RUNS; t.n++) {
-        char json[160], *out;
-        int64_t start, end;
-        range_of(t.n, name, sizeof(name), &start, &end);
-        snprintf(json, sizeof(json), "{\"name\":\"%s\",\"start\":%lld,\"end\":%lld}", name,
-                 (long long)start, (long long)end);
+        char *out;
+        aimdb_history_request range = {.pattern = name, .has_start = true, .has_end = true};
+        range_of(t.n, name, sizeof(name), &range.start_ms, &range.end_ms);
         double t0 = now_s();
-        if (aimdb_persist_query_raw(p, json, strlen(json), NULL, 0, &out, &len, err,
-                                    sizeof(err)) != AIMDB_OK)
+        if (aimdb_persist_query_json(p, &range, &out, &len, err, sizeof(err)) != AIMDB_OK)
             die("range json", err);
         t.samples[t.n] = now_s() - t0;
         free(out);

@@ -116,7 +116,7 @@ static const bad_request table[] = {
         "invalid_params", "params must be an object"),
     ROW("unknown query parameter", "{\"id\":1,\"method\":\"record.query\",\"params\":{\"from\":1}}",
         "1", "invalid_params",
-        "unknown parameter \"from\" for record.query (it takes name, limit, start, end)"),
+        "unknown parameter \"from\" for record.query (it takes name, limit, start, end, every, agg, field)"),
     ROW("unknown list parameter", "{\"id\":1,\"method\":\"record.list\",\"params\":{\"record\":\"a\"}}",
         "1", "invalid_params", "unknown parameter \"record\" for record.list (it takes name)"),
     ROW("duplicate parameter",
