@@ -240,7 +240,8 @@ static cJSON *build_params(const command_line *cl, const char **method) {
          add_number(p, "end", cl->has_end, cl->end_ms) &&
          add_number(p, "every", cl->has_every, cl->every_ms) &&
          (!cl->field || cJSON_AddStringToObject(p, "field", cl->field)) &&
-         (!cl->n_aggs || cJSON_AddItemToObject(p, "agg", cJSON_CreateStringArray(cl->aggs, (int)cl->n_aggs)));
+         (!cl->n_aggs ||
+          cJSON_AddItemToObject(p, "agg", cJSON_CreateStringArray(cl->aggs, (int)cl->n_aggs)));
     return ok ? p : (cJSON_Delete(p), NULL);
 }
 

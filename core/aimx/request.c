@@ -166,7 +166,7 @@ static bool duration_ms(const char *text, int64_t *out) {
         if (n > MAX_EVERY_MS) return false;
         n = n * 10 + (*p - '0');
     }
-    if (p == text || p[1] != '\0') return false;
+    if (p == text || *p == '\0' || p[1] != '\0') return false;
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
         if (*p == units[i].unit && n > 0 && n <= MAX_EVERY_MS / units[i].ms) {
             *out = n * units[i].ms;

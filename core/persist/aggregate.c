@@ -347,7 +347,8 @@ int aimdb_bucket_set_emit(aimdb_bucket_set *s, const char *record, uint32_t limi
     for (size_t i = 0; i < s->n && rc == 0 && (!limit || with_numbers < limit); i++) {
         const bucket_entry *e = &s->entries[i];
         aimdb_bucket b = {.record = record, .start_ms = e->start, .count = e->count,
-                          .skipped = e->values > e->count ? e->values - e->count : 0, .sum = e->sum, .min = e->min, .max = e->max,
+                          .skipped = e->values > e->count ? e->values - e->count : 0,
+                          .sum = e->sum, .min = e->min, .max = e->max,
                           .first = e->first, .last = e->last};
         with_numbers += e->count > 0;
         rc = fn(&b, ctx);

@@ -126,7 +126,7 @@ static int append_bucket(const aimdb_bucket *bucket, void *ctx) {
     unsigned n = c->req->n_agg ? c->req->n_agg : 4;
     int rc = append_element_head(c, bucket->record);
     for (unsigned i = 0; rc == AIMDB_OK && i < n; i++) {
-        rc = json_buf_append(c->out, i ? ",\"" : "{\"", i ? 2 : 2);
+        rc = json_buf_append(c->out, i ? ",\"" : "{\"", 2);
         const char *name = aimdb_agg_name(aggs[i]);
         if (rc == AIMDB_OK) rc = json_buf_append(c->out, name, strlen(name));
         if (rc == AIMDB_OK) rc = json_buf_append(c->out, "\":", 2);

@@ -109,8 +109,10 @@
     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) " \
     "ON CONFLICT(record_name, field, bucket, topic) DO UPDATE SET "                \
     "rows = rows + excluded.rows, partial = partial + excluded.partial, "          \
-    "min = CASE WHEN n = 0 OR (excluded.n > 0 AND excluded.min < min) THEN excluded.min ELSE min END, " \
-    "max = CASE WHEN n = 0 OR (excluded.n > 0 AND excluded.max > max) THEN excluded.max ELSE max END, " \
+    "min = CASE WHEN n = 0 OR (excluded.n > 0 AND excluded.min < min) "           \
+    "THEN excluded.min ELSE min END, "                                             \
+    "max = CASE WHEN n = 0 OR (excluded.n > 0 AND excluded.max > max) "           \
+    "THEN excluded.max ELSE max END, "                                             \
     "first = CASE WHEN " SQ_TAKES_FIRST " THEN excluded.first ELSE first END, "    \
     "first_at = CASE WHEN " SQ_TAKES_FIRST " THEN excluded.first_at ELSE first_at END, " \
     "first_id = CASE WHEN " SQ_TAKES_FIRST " THEN excluded.first_id ELSE first_id END, " \

@@ -254,7 +254,8 @@ static int know_where(sq_backend *b) {
     if (b->rollup_known) return SQLITE_OK;
     int64_t w, max_id;
     int rc = single_int(b->wdb, SQ_ROLLUP_GET_W_SQL, &w);
-    if (rc == SQLITE_ROW || rc == SQLITE_DONE) rc = single_int(b->wdb, "SELECT max(id) FROM record_history", &max_id);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+        rc = single_int(b->wdb, "SELECT max(id) FROM record_history", &max_id);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return rc;
     b->rolled_up_to = w;
     b->rollup_behind = max_id > w;
@@ -370,7 +371,8 @@ void sq_rollup_trim(sq_backend *b, const char *record, int64_t cutoff) {
     rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
     sqlite3_stmt *del = b->rollup_delete_before;
     sqlite3_bind_text(del, 1, record, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(del, 2, hour == cutoff ? hour : hour + 1); /* the hour itself too, unless whole */
+    /* The hour the cutoff falls in goes too, and is rebuilt below. */
+    sqlite3_bind_int64(del, 2, hour == cutoff ? hour : hour + 1);
     if (rc == SQLITE_OK && (rc = sqlite3_step(del)) == SQLITE_DONE) rc = SQLITE_OK;
     sqlite3_reset(del);
     sqlite3_stmt *st = b->rollup_hour_rows;

@@ -133,6 +133,57 @@ static void test_retention_cuts_the_rollups_with_the_rows(void **state) {
     fixture_rmtree(dir);
 }
 
+typedef struct buckets_seen {
+    aimdb_bucket b[4];
+    size_t n;
+} buckets_seen;
+
+static int keep_bucket(const aimdb_bucket *b, void *ctx) {
+    buckets_seen *seen = ctx;
+    if (seen->n < 4) seen->b[seen->n++] = *b;
+    return 0;
+}
+
+static int stop_at_first(const aimdb_bucket *b, void *ctx) {
+    (void)b, (void)ctx;
+    return 42;
+}
+
+/* The typed form: buckets as structs, skipped values apart, fn's stop. */
+static void test_typed_buckets(void **state) {
+    (void)state;
+    aimdb_sqlite_options o = {.path = ":memory:"};
+    aimdb_backend b = fixture_open(&o);
+    const char *values[] = {"{\"w\":2}", "{\"w\":\"x\"}", "{\"w\":4}", "{\"v\":1}"};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(b.ops->store(b.self, "t", values[i], strlen(values[i]), HOUR + i, NULL),
+                         AIMDB_OK);
+    assert_int_equal(b.ops->store(b.self, "t", "\"y\"", 3, 3 * HOUR, NULL), AIMDB_OK);
+    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+    cases_db *d = cases_db_open(b);
+    aimdb_aggregate_params a = {.q = {.pattern = "t"}, .every_ms = HOUR, .field = "w"};
+    buckets_seen seen = {0};
+    uint64_t skipped = 0;
+    assert_int_equal(aimdb_persist_aggregate(cases_db_persist(d), &a, keep_bucket, &seen,
+                                             &skipped, NULL, 0),
+                     AIMDB_OK);
+    assert_int_equal(seen.n, 1); /* the bucket at 3 h has no number: only skipped */
+    assert_string_equal(seen.b[0].record, "t");
+    assert_int_equal(seen.b[0].start_ms, HOUR);
+    assert_int_equal(seen.b[0].count, 2);
+    assert_int_equal(seen.b[0].skipped, 2);
+    assert_true(seen.b[0].sum == 6 && seen.b[0].first == 2 && seen.b[0].last == 4);
+    assert_int_equal(skipped, 3);
+    assert_int_equal(aimdb_persist_aggregate(cases_db_persist(d), &a, stop_at_first, NULL, NULL,
+                                             NULL, 0),
+                     42);
+    a.every_ms = 0;
+    assert_int_equal(aimdb_persist_aggregate(cases_db_persist(d), &a, keep_bucket, &seen, NULL,
+                                             NULL, 0),
+                     AIMDB_EINVAL);
+    cases_db_close(d);
+}
+
 static int setup(void **state) {
     (void)state;
     cases = aggregate_cases_load(AGGREGATE_CASES_JSON);
@@ -150,6 +201,7 @@ int main(void) {
         cmocka_unit_test(test_cases_on_rows_it_stored),
         cmocka_unit_test(test_cases_on_rows_another_tool_wrote),
         cmocka_unit_test(test_retention_cuts_the_rollups_with_the_rows),
+        cmocka_unit_test(test_typed_buckets),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
