@@ -341,7 +341,7 @@ static int newest_first(const void *a, const void *b) {
 
 int aimdb_bucket_set_emit(aimdb_bucket_set *s, const char *record, uint32_t limit,
                           aimdb_bucket_fn fn, void *ctx) {
-    qsort(s->entries, s->n, sizeof(*s->entries), newest_first);
+    if (s->n > 1) qsort(s->entries, s->n, sizeof(*s->entries), newest_first);
     uint32_t with_numbers = 0;
     int rc = 0;
     for (size_t i = 0; i < s->n && rc == 0 && (!limit || with_numbers < limit); i++) {
