@@ -591,6 +591,7 @@ static void build_agg_db(const char *path) {
     printf("stored %zu rows with rollups in %.1f s: %.0f rows/s\n", total, took,
            (double)total / took);
     if (rename(tmp, path) != 0) die("rename", strerror(errno));
+    remove_db(tmp); /* the -wal and -shm the closed backend left under its old name */
 }
 
 static double best_of_scan(const char *path, const char *sql, int64_t start, int64_t end,

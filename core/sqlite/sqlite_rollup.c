@@ -3,11 +3,11 @@
  *
  * Measured first (bench_sqlite --aggregate, 172,800 rows = 30 days of one
  * record at 15 s, into hourly buckets, best of 5 on the shared 2-core
- * machine): SQL GROUP BY with json_extract takes 248 ms, reading the rows
- * and decoding in C 155 ms, and even stepping the index alone without
- * touching a row 25 ms -- every scan is over the 20 ms goal, and a year
- * (2.1M rows) is 12x worse.  With the lines below the same month takes
- * 3.1 ms p50 and the year into days 17 ms (README, Performance).  So the writer
+ * machine): SQL GROUP BY with json_extract takes 287 ms and reading the
+ * rows and decoding in C 147 ms; only stepping the index without reading
+ * a value (14 ms) is within the 20 ms goal, and a year (2.1M rows) is 12x
+ * all of these.  With the lines below the same month takes 2.8 ms p50 and
+ * the year into days 11.5 ms (README, Performance).  So the writer
  * keeps record_rollup: per record, hour (UTC, a multiple of 3,600,000 ms),
  * topic and field, the count, sum, min, max, and first/last with their row
  * ids -- all mergeable, so any bucket that is a whole number of hours is a
