@@ -24,7 +24,9 @@
  *   - the rows with id > W in the whole hours, via the index from the
  *     oldest such row's time (usually the last second; everything when W
  *     lags far behind).
- * Exact at any moment, never double counting.  Fields: the line with field
+ * Exact at any moment, never double counting (on a file: ":memory:" reads
+ * uncommitted pages, see sqlite_backend.c, so there an aggregate racing a
+ * commit may count that batch twice or not at all).  Fields: the line with field
  * "" is the value itself and counts every value (rows), so a field's
  * skipped values are rows - n; the writer rolls up every number a path can
  * reach (aimdb_value_numbers), and a value it cannot fully enumerate is
