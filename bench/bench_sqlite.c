@@ -18,9 +18,17 @@
  * persistence layer's JSON form (validation + the protocol's array), against
  * a full index scan (GROUP BY) and the bare SQL of the range.
  *
- *   bench_sqlite [--sweep] [data-dir]
+ * Aggregates (--aggregate).  One record at 15 s: 30 days (172,800 rows)
+ * into hourly buckets and a year (2,102,400 rows) into daily ones, through
+ * the layer's JSON form (the reply record.query sends), p50/p99 against
+ * fetching the same range raw, and the scans that decided for rollups: SQL
+ * GROUP BY with json_extract, the rows decoded in C (the layer's own
+ * aggregation), and stepping the index alone.
+ *
+ *   bench_sqlite [--sweep | --aggregate] [data-dir]
  * --sweep instead runs what chose the defaults: queue and batch sizes, and
- * the writer's CPU per flush interval at a trickle of rows.
+ * the writer's CPU per flush interval at a trickle of rows; --aggregate
+ * only the aggregates (its database, 2.3M rows, is built once too).
  */
 #include <errno.h>
 #include <libgen.h>
@@ -46,6 +54,10 @@
 #define BIG_T0 1700000000000LL
 #define RANGE_ROWS 5760
 #define QUERY_RUNS 200
+#define AGG_STEP_MS 15000
+#define AGG_MONTH_ROWS (30 * 5760)
+#define AGG_YEAR_ROWS (365 * 5760)
+#define AGG_T0 1700000000000LL
 
 static double now_s(void) {
     struct timespec ts;
@@ -389,6 +401,32 @@ static int count_row(const aimdb_history_row *row, void *ctx) {
     return 0;
 }
 
+/* History written by another tool is rolled up by the open backend's
+ * writer in the background; query figures are taken once it is done. */
+static bool rolled_up(const char *path) {
+    sqlite3 *db;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) return false;
+    sqlite3_stmt *st;
+    bool done = sqlite3_prepare_v2(db,
+                                   "SELECT (SELECT rolled_up_to FROM record_rollup_state) = "
+                                   "(SELECT max(id) FROM record_history)",
+                                   -1, &st, NULL) == SQLITE_OK &&
+                sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return done;
+}
+
+static void wait_rolled_up(const char *path) {
+    double t0 = now_s();
+    while (!rolled_up(path)) {
+        struct timespec ts = {0, 200000000};
+        nanosleep(&ts, NULL);
+    }
+    if (now_s() - t0 > 1)
+        printf("(rows written by another tool rolled up in %.0f s)\n", now_s() - t0);
+}
+
 /* Which 5,760-row window run i asks for: spread over records and time. */
 static void range_of(int i, char *name, size_t cap, int64_t *start, int64_t *end) {
     int rec = (i * 7919) % RECORDS;
@@ -454,6 +492,7 @@ static void bench_queries(const char *dir) {
            path);
     aimdb_sqlite_options o = {.path = path};
     aimdb_backend b = open_backend(&o);
+    wait_rolled_up(path);
     aimdb_db *db = aimdb_db_new(NULL);
     aimdb_persist *p = NULL;
     if (aimdb_persist_attach(db, b, NULL, &p) != AIMDB_OK) die("attach", "failed");
@@ -471,13 +510,12 @@ static void bench_queries(const char *dir) {
     }
     report("latest-1, 1,000 records: backend rows", &t, rows);
     double latest_p50 = t.samples[t.n / 2];
-    const char *params = "{\"name\":\"bench::*\",\"limit\":1}";
+    aimdb_history_request latest_json = {.pattern = "bench::*", .limit = 1};
     size_t len = 0;
     for (t.n = 0; t.n < QUERY_RUNS; t.n++) {
         char *out;
         double t0 = now_s();
-        if (aimdb_persist_query_raw(p, params, strlen(params), NULL, 0, &out, &len, err,
-                                    sizeof(err)) != AIMDB_OK)
+        if (aimdb_persist_query_json(p, &latest_json, &out, &len, err, sizeof(err)) != AIMDB_OK)
             die("latest json", err);
         t.samples[t.n] = now_s() - t0;
         free(out);
@@ -501,14 +539,11 @@ static void bench_queries(const char *dir) {
     report("range of 5,760 rows: backend rows", &t, rows);
     double range_p50 = t.samples[t.n / 2];
     for (t.n = 0; t.n < QUERY_RUNS; t.n++) {
-        char json[160], *out;
-        int64_t start, end;
-        range_of(t.n, name, sizeof(name), &start, &end);
-        snprintf(json, sizeof(json), "{\"name\":\"%s\",\"start\":%lld,\"end\":%lld}", name,
-                 (long long)start, (long long)end);
+        char *out;
+        aimdb_history_request range = {.pattern = name, .has_start = true, .has_end = true};
+        range_of(t.n, name, sizeof(name), &range.start_ms, &range.end_ms);
         double t0 = now_s();
-        if (aimdb_persist_query_raw(p, json, strlen(json), NULL, 0, &out, &len, err,
-                                    sizeof(err)) != AIMDB_OK)
+        if (aimdb_persist_query_json(p, &range, &out, &len, err, sizeof(err)) != AIMDB_OK)
             die("range json", err);
         t.samples[t.n] = now_s() - t0;
         free(out);
@@ -522,10 +557,159 @@ static void bench_queries(const char *dir) {
            "baseline: bare SQL of the range", plain_p50 * 1e3, range_p50 / plain_p50);
 }
 
+/* ------------------------------------------------------- aggregates */
+
+/* Both records stored through the backend, so the writer rolls them up
+ * as it commits (its rows/s with rollups are printed). */
+static void build_agg_db(const char *path) {
+    char tmp[1024];
+    concat(tmp, sizeof(tmp), path, ".building");
+    remove_db(tmp);
+    printf("building %s (one record for 30 days, one for a year, at 15 s) ...\n", path);
+    fflush(stdout);
+    aimdb_sqlite_options o = {.path = tmp};
+    aimdb_backend b = open_backend(&o);
+    double t0 = now_s();
+    char json[64];
+    const struct {
+        const char *name;
+        int rows;
+    } recs[] = {{"agg::month", AGG_MONTH_ROWS}, {"agg::year", AGG_YEAR_ROWS}};
+    size_t total = 0;
+    for (int r = 0; r < 2; r++)
+        for (int i = 0; i < recs[r].rows; i++, total++) {
+            int n = snprintf(json, sizeof(json), "{\"absolute_error\":%.3f,\"station\":\"vienna\"}",
+                             (double)((i * 7919) % 5000) / 1000.0);
+            if (b.ops->store(b.self, recs[r].name, json, (size_t)n,
+                             AGG_T0 + (int64_t)i * AGG_STEP_MS, "weather/vienna/accuracy") !=
+                AIMDB_OK)
+                die("store", "failed");
+        }
+    if (b.ops->flush(b.self) != AIMDB_OK) die("flush", "failed");
+    double took = now_s() - t0;
+    b.ops->close(b.self);
+    printf("stored %zu rows with rollups in %.1f s: %.0f rows/s\n", total, took,
+           (double)total / took);
+    if (rename(tmp, path) != 0) die("rename", strerror(errno));
+    remove_db(tmp); /* the -wal and -shm the closed backend left under its old name */
+}
+
+static double best_of_scan(const char *path, const char *sql, int64_t start, int64_t end,
+                           bool decode, size_t *out_rows) {
+    sqlite3 *db;
+    sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+    exec_or_die(db, "PRAGMA cache_size=-65536");
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) die(sql, sqlite3_errmsg(db));
+    double best = 1e9;
+    for (int run = 0; run < 5; run++) {
+        aimdb_bucket_set *set = aimdb_bucket_set_new(3600000);
+        sqlite3_bind_text(st, 1, "agg::month", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, start);
+        sqlite3_bind_int64(st, 3, end);
+        double t0 = now_s();
+        size_t rows = 0;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            rows++;
+            if (!decode) continue;
+            double v;
+            bool has = aimdb_value_number((const char *)sqlite3_column_text(st, 1),
+                                          (size_t)sqlite3_column_bytes(st, 1), "absolute_error", &v);
+            aimdb_bucket_set_add(set, sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 0),
+                                 has, v);
+        }
+        sqlite3_reset(st);
+        double took = now_s() - t0;
+        if (took < best) best = took;
+        *out_rows = rows;
+        aimdb_bucket_set_free(set);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return best;
+}
+
+static void time_json(aimdb_persist *p, const aimdb_history_request *req, int runs,
+                      const char *what, size_t *bytes) {
+    timing t;
+    char err[256];
+    for (t.n = 0; t.n < runs; t.n++) {
+        char *out;
+        double t0 = now_s();
+        if (aimdb_persist_query_json(p, req, &out, bytes, err, sizeof(err)) != AIMDB_OK)
+            die(what, err);
+        t.samples[t.n] = now_s() - t0;
+        free(out);
+    }
+    qsort(t.samples, (size_t)t.n, sizeof(double), cmp_double);
+    printf("%-44s p50 %8.2f ms   p99 %8.2f ms   (%zu bytes, %d runs)\n", what,
+           t.samples[t.n / 2] * 1e3, t.samples[(t.n * 99) / 100] * 1e3, *bytes, runs);
+}
+
+static void bench_aggregates(const char *dir) {
+    char path[1024];
+    concat(path, sizeof(path), dir, "/history-agg.db");
+    if (access(path, R_OK) != 0) build_agg_db(path);
+    const int64_t month_end = AGG_T0 + (int64_t)(AGG_MONTH_ROWS - 1) * AGG_STEP_MS;
+    const int64_t year_end = AGG_T0 + (int64_t)(AGG_YEAR_ROWS - 1) * AGG_STEP_MS;
+    const int64_t month_start = month_end - 30LL * 86400000 + 1; /* not on an hour */
+    const int64_t year_start = year_end - 365LL * 86400000 + 1;
+    printf("\n== aggregates: one record at 15 s (%s)\n", path);
+    size_t rows = 0;
+    const char *by_sql =
+        "SELECT (stored_at / 3600000) * 3600000 AS b, "
+        "avg(json_extract(value_json, '$.absolute_error')), "
+        "min(json_extract(value_json, '$.absolute_error')), "
+        "max(json_extract(value_json, '$.absolute_error')), count(*) "
+        "FROM record_history INDEXED BY idx_record_time WHERE record_name = ?1 AND "
+        "stored_at >= ?2 AND stored_at <= ?3 GROUP BY b ORDER BY b DESC";
+    double group = best_of_scan(path, by_sql, month_start, month_end, false, &rows);
+    printf("%-44s best %7.2f ms   (%zu buckets)\n", "scan: SQL GROUP BY json_extract, 30 d",
+           group * 1e3, rows);
+    const char *rows_sql = "SELECT id, value_json, stored_at FROM record_history INDEXED BY "
+                           "idx_record_time WHERE record_name = ?1 AND stored_at >= ?2 AND "
+                           "stored_at <= ?3";
+    double decode = best_of_scan(path, rows_sql, month_start, month_end, true, &rows);
+    printf("%-44s best %7.2f ms   (%zu rows)\n", "scan: rows decoded in C, 30 d", decode * 1e3,
+           rows);
+    const char *index_sql = "SELECT stored_at FROM record_history INDEXED BY idx_record_time "
+                            "WHERE record_name = ?1 AND stored_at >= ?2 AND stored_at <= ?3";
+    double index = best_of_scan(path, index_sql, month_start, month_end, false, &rows);
+    printf("%-44s best %7.2f ms   (%zu rows)\n", "scan: the index alone, 30 d", index * 1e3, rows);
+
+    aimdb_sqlite_options o = {.path = path};
+    aimdb_backend b = open_backend(&o);
+    wait_rolled_up(path);
+    aimdb_db *db = aimdb_db_new(NULL);
+    aimdb_persist *p = NULL;
+    if (aimdb_persist_attach(db, b, NULL, &p) != AIMDB_OK) die("attach", "failed");
+    size_t bytes;
+    aimdb_history_request month = {.pattern = "agg::month", .has_start = true,
+                                   .start_ms = month_start, .has_end = true,
+                                   .end_ms = month_end, .every_ms = 3600000,
+                                   .field = "absolute_error"};
+    time_json(p, &month, QUERY_RUNS, "30 d into 1 h buckets (rollups)", &bytes);
+    aimdb_history_request month_raw = month;
+    month_raw.every_ms = 0, month_raw.field = NULL;
+    time_json(p, &month_raw, 10, "30 d raw (172,800 rows)", &bytes);
+    aimdb_history_request year = {.pattern = "agg::year", .has_start = true,
+                                  .start_ms = year_start, .has_end = true, .end_ms = year_end,
+                                  .every_ms = 86400000, .field = "absolute_error"};
+    time_json(p, &year, QUERY_RUNS, "365 d into 1 d buckets (rollups)", &bytes);
+    aimdb_history_request year_raw = year;
+    year_raw.every_ms = 0, year_raw.field = NULL;
+    time_json(p, &year_raw, 3, "365 d raw (2,102,400 rows)", &bytes);
+    aimdb_history_request quarter = month;
+    quarter.every_ms = 900000; /* not whole hours: the rows */
+    time_json(p, &quarter, 10, "30 d into 15 min buckets (rows in C)", &bytes);
+    aimdb_db_free(db);
+}
+
 int main(int argc, char **argv) {
     bool sweep = argc > 1 && strcmp(argv[1], "--sweep") == 0;
+    bool aggregate = argc > 1 && strcmp(argv[1], "--aggregate") == 0;
     char dir[1024];
-    const char *given = argc > 1 + sweep ? argv[1 + sweep] : NULL;
+    const char *given = argc > 1 + (sweep || aggregate) ? argv[1 + (sweep || aggregate)] : NULL;
     if (given) {
         snprintf(dir, sizeof(dir), "%s", given);
     } else {
@@ -539,9 +723,12 @@ int main(int argc, char **argv) {
     rowset_init(&r, WRITE_ROWS);
     if (sweep) {
         bench_sweep(dir, &r);
+    } else if (aggregate) {
+        bench_aggregates(dir);
     } else {
         bench_writes(dir, &r);
         bench_queries(dir);
+        bench_aggregates(dir);
     }
     free(r.json);
     free(r.json_len);

@@ -20,6 +20,7 @@
 #include "rpc.h"
 
 #define PROG "aimdb"
+#define AGG_KINDS 7
 #define DEFAULT_TOPIC "$CONTROL/aimdb/v1"
 
 static const char usage_text[] =
@@ -33,6 +34,11 @@ static const char usage_text[] =
     "      --limit N            at most N values per record (newest first)\n"
     "      --since D            from D ago until now (e.g. 30m, 2h, 7d)\n"
     "      --start MS, --end MS a time range in Unix milliseconds (both inclusive)\n"
+    "      --every D            aggregates: one row per bucket of D (e.g. 15m, 1h, 1d;\n"
+    "                           buckets start at multiples of D since 1970 UTC)\n"
+    "      --agg LIST           of avg,min,max,sum,count,first,last (default\n"
+    "                           avg,min,max,count)\n"
+    "      --field F            the number at F in object values (e.g. wind.speed)\n"
     "  list [PATTERN]     the records the broker keeps (buffer, persist, topic filter)\n"
     "  get NAME           the latest live value of one record\n"
     "\n"
@@ -44,26 +50,36 @@ static const char usage_text[] =
     "\n"
     "Exit status: 0 answered, 1 failed (no connection, no reply, error reply),\n"
     "2 bad command line.\n"
-    "Example: aimdb query 'accuracy::*' --since 24h --limit 5\n";
+    "Examples: aimdb query 'accuracy::*' --since 24h --limit 5\n"
+    "          aimdb query 'accuracy::*' --since 7d --every 1h --agg avg,min,max\n";
 
 typedef struct command_line {
     const char *command; /* "query", "list", "get" */
     const char *arg;     /* pattern or record name; NULL if not given */
     const char *topic;
     bool json;
-    bool has_limit, has_since, has_start, has_end;
+    bool has_limit, has_since, has_start, has_end, has_every;
     uint64_t limit;
-    int64_t since_ms, start_ms, end_ms;
+    int64_t since_ms, start_ms, end_ms, every_ms;
+    const char *aggs[AGG_KINDS]; /* --agg, in its order; none: the server's default */
+    size_t n_aggs;
+    const char *field;
     const char *query_only; /* the first query-only option seen, for the error */
     sync_options conn;
 } command_line;
 
-enum { OPT_JSON = 1, OPT_TOPIC, OPT_LIMIT, OPT_SINCE, OPT_START, OPT_END };
+enum { OPT_JSON = 1, OPT_TOPIC, OPT_LIMIT, OPT_SINCE, OPT_START, OPT_END, OPT_EVERY, OPT_AGG,
+       OPT_FIELD };
+
+static const char *const agg_names[AGG_KINDS] = {"avg",   "min",   "max", "sum",
+                                                 "count", "first", "last"};
 
 static const struct option long_options[] = {
     {"json", no_argument, NULL, OPT_JSON},        {"topic", required_argument, NULL, OPT_TOPIC},
     {"limit", required_argument, NULL, OPT_LIMIT}, {"since", required_argument, NULL, OPT_SINCE},
     {"start", required_argument, NULL, OPT_START}, {"end", required_argument, NULL, OPT_END},
+    {"every", required_argument, NULL, OPT_EVERY}, {"agg", required_argument, NULL, OPT_AGG},
+    {"field", required_argument, NULL, OPT_FIELD},
     {"help", no_argument, NULL, 'h'},              CLI_CONNECTION_LONG_OPTIONS,
     {NULL, 0, NULL, 0}};
 
@@ -82,6 +98,22 @@ static const char *option_name(int opt) {
     return "?";
 }
 
+/* --agg a,b,c into cl->aggs, each name once. */
+static bool parse_aggs(const char *arg, command_line *cl) {
+    cl->n_aggs = 0;
+    for (const char *name = arg;; name++) {
+        size_t len = strcspn(name, ","), k = 0;
+        while (k < AGG_KINDS && (strlen(agg_names[k]) != len || strncmp(agg_names[k], name, len)))
+            k++;
+        if (k == AGG_KINDS || cl->n_aggs == AGG_KINDS) return false;
+        for (size_t i = 0; i < cl->n_aggs; i++)
+            if (cl->aggs[i] == agg_names[k]) return false;
+        cl->aggs[cl->n_aggs++] = agg_names[k];
+        name += len;
+        if (!*name) return true;
+    }
+}
+
 /* One query-only option; false (usage error printed) if its value is bad. */
 static bool query_option(int opt, const char *arg, command_line *cl) {
     bool ok = true;
@@ -93,6 +125,21 @@ static bool query_option(int opt, const char *arg, command_line *cl) {
     case OPT_SINCE:
         ok = cl->has_since = cli_parse_duration_ms(arg, &cl->since_ms);
         if (!ok) cli_usage_error(PROG, "--since '%s': give a duration such as 30m, 2h or 7d", arg);
+        break;
+    case OPT_EVERY:
+        ok = cl->has_every = cli_parse_duration_ms(arg, &cl->every_ms);
+        if (!ok) cli_usage_error(PROG, "--every '%s': give a duration such as 15m, 1h or 1d", arg);
+        break;
+    case OPT_AGG:
+        ok = parse_aggs(arg, cl);
+        if (!ok)
+            cli_usage_error(PROG, "--agg '%s': give distinct names of avg, min, max, sum, "
+                            "count, first, last, separated by commas", arg);
+        break;
+    case OPT_FIELD:
+        cl->field = arg;
+        ok = *arg && *arg != '.' && arg[strlen(arg) - 1] != '.' && !strstr(arg, "..");
+        if (!ok) cli_usage_error(PROG, "--field '%s': give a dotted path such as wind.speed", arg);
         break;
     case OPT_START:
     case OPT_END:
@@ -125,6 +172,9 @@ static int parse_options(int argc, char **argv, command_line *cl) {
         case OPT_SINCE:
         case OPT_START:
         case OPT_END:
+        case OPT_EVERY:
+        case OPT_AGG:
+        case OPT_FIELD:
             if (!query_option(opt, optarg, cl)) return CLI_EXIT_USAGE;
             break;
         default: return cli_bad_option(PROG, opt, argv);
@@ -154,6 +204,9 @@ static int check_command(int argc, char **argv, command_line *cl) {
         return cli_usage_error(PROG, "--since or --start/--end, not both");
     if (cl->has_start && cl->has_end && cl->start_ms > cl->end_ms)
         return cli_usage_error(PROG, "--start is after --end");
+    if (!cl->has_every && (cl->n_aggs || cl->field))
+        return cli_usage_error(PROG, "--%s needs --every (the width of a bucket)",
+                               cl->n_aggs ? "agg" : "field");
     if (!valid_topic(cl->topic))
         return cli_usage_error(PROG, "--topic '%s': a topic name, without + or #", cl->topic);
     return 0;
@@ -184,7 +237,11 @@ static cJSON *build_params(const command_line *cl, const char **method) {
     int64_t start = cl->has_since ? wall_ms() - cl->since_ms : cl->start_ms;
     ok = ok && add_number(p, "limit", cl->has_limit, (int64_t)cl->limit) &&
          add_number(p, "start", cl->has_since || cl->has_start, start) &&
-         add_number(p, "end", cl->has_end, cl->end_ms);
+         add_number(p, "end", cl->has_end, cl->end_ms) &&
+         add_number(p, "every", cl->has_every, cl->every_ms) &&
+         (!cl->field || cJSON_AddStringToObject(p, "field", cl->field)) &&
+         (!cl->n_aggs ||
+          cJSON_AddItemToObject(p, "agg", cJSON_CreateStringArray(cl->aggs, (int)cl->n_aggs)));
     return ok ? p : (cJSON_Delete(p), NULL);
 }
 
@@ -209,7 +266,11 @@ static int print_result(const command_line *cl, const rpc_reply *r) {
                     cl->has_since || cl->has_start || cl->has_end ? " in that time range" : "");
             return CLI_EXIT_OK;
         }
-        rc = output_query(r->result, stdout);
+        rc = cl->has_every ? output_buckets(r->result, stdout) : output_query(r->result, stdout);
+        const cJSON *skipped = cJSON_GetObjectItemCaseSensitive(r->result, "skipped");
+        if (rc == 0 && cJSON_IsNumber(skipped) && skipped->valuedouble > 0)
+            fprintf(stderr, PROG ": %.0f value(s) without a number%s%s skipped\n",
+                    skipped->valuedouble, cl->field ? " at " : "", cl->field ? cl->field : "");
     }
     if (rc == 0) return CLI_EXIT_OK;
     fprintf(stderr, PROG ": unexpected result from the server: %.200s\n", r->result_text);

@@ -11,13 +11,13 @@
 
 #include "output.h"
 
-#define MAX_COLUMNS 4
+#define MAX_COLUMNS 9 /* record, time and the seven aggregates */
 
 typedef struct table {
     const char *headers[MAX_COLUMNS];
     size_t ncols;
     /* Fill cells[0..ncols) for one array entry, each malloc'd (NULL = "-"). */
-    void (*cells)(const cJSON *entry, char **cells);
+    void (*cells)(const struct table *t, const cJSON *entry, char **cells);
 } table;
 
 void output_local_time(int64_t unix_ms, char *out, size_t cap) {
@@ -46,7 +46,8 @@ static char *text_of(const cJSON *item) {
     return cJSON_IsString(item) ? strdup(item->valuestring) : compact(item);
 }
 
-static void query_cells(const cJSON *entry, char **cells) {
+/* RECORD and TIME of a record.query entry. */
+static void record_and_time(const cJSON *entry, char **cells) {
     cells[0] = text_of(cJSON_GetObjectItemCaseSensitive(entry, "record"));
     const cJSON *at = cJSON_GetObjectItemCaseSensitive(entry, "stored_at");
     cells[1] = NULL;
@@ -56,10 +57,24 @@ static void query_cells(const cJSON *entry, char **cells) {
         output_local_time((int64_t)at->valuedouble, cells[1], 40);
     else if (at)
         cells[1] = compact(at);
+}
+
+static void query_cells(const table *t, const cJSON *entry, char **cells) {
+    (void)t;
+    record_and_time(entry, cells);
     cells[2] = compact(cJSON_GetObjectItemCaseSensitive(entry, "value"));
 }
 
-static void list_cells(const cJSON *entry, char **cells) {
+/* An aggregate row: one column per member of the value, by its header. */
+static void bucket_cells(const table *t, const cJSON *entry, char **cells) {
+    record_and_time(entry, cells);
+    const cJSON *value = cJSON_GetObjectItemCaseSensitive(entry, "value");
+    for (size_t i = 2; i < t->ncols; i++)
+        cells[i] = compact(cJSON_GetObjectItemCaseSensitive(value, t->headers[i]));
+}
+
+static void list_cells(const table *t, const cJSON *entry, char **cells) {
+    (void)t;
     static const char *const keys[] = {"record", "buffer", "persist", "topic_filter"};
     for (size_t i = 0; i < 4; i++)
         cells[i] = text_of(cJSON_GetObjectItemCaseSensitive(entry, keys[i]));
@@ -83,14 +98,14 @@ static void print_table(const table *t, const cJSON *array, FILE *out) {
     for (size_t i = 0; i < t->ncols; i++) width[i] = strlen(t->headers[i]);
     const cJSON *entry;
     cJSON_ArrayForEach(entry, array) {
-        t->cells(entry, cells);
+        t->cells(t, entry, cells);
         for (size_t i = 0; i < t->ncols; i++)
             if (strlen(shown(cells[i])) > width[i]) width[i] = strlen(shown(cells[i]));
         free_cells(cells, t->ncols);
     }
     print_row(t, width, t->headers, out);
     cJSON_ArrayForEach(entry, array) {
-        t->cells(entry, cells);
+        t->cells(t, entry, cells);
         print_row(t, width, (const char *const *)cells, out);
         free_cells(cells, t->ncols);
     }
@@ -100,6 +115,19 @@ int output_query(const cJSON *result, FILE *out) {
     const cJSON *values = cJSON_GetObjectItemCaseSensitive(result, "values");
     if (!cJSON_IsArray(values)) return -1;
     static const table t = {{"RECORD", "TIME", "VALUE"}, 3, query_cells};
+    print_table(&t, values, out);
+    return 0;
+}
+
+int output_buckets(const cJSON *result, FILE *out) {
+    const cJSON *values = cJSON_GetObjectItemCaseSensitive(result, "values");
+    if (!cJSON_IsArray(values)) return -1;
+    table t = {{"RECORD", "TIME"}, 2, bucket_cells};
+    /* The columns are the aggregates the server answered, in its order. */
+    const cJSON *first = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(values, 0), "value");
+    const cJSON *agg;
+    cJSON_ArrayForEach(agg, first) if (t.ncols < MAX_COLUMNS) t.headers[t.ncols++] = agg->string;
+    if (t.ncols == 2) t.headers[t.ncols++] = "VALUE";
     print_table(&t, values, out);
     return 0;
 }

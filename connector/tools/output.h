@@ -20,6 +20,11 @@ void output_local_time(int64_t unix_ms, char *out, size_t cap);
  * the result does not have that shape (nothing printed). */
 int output_query(const cJSON *result, FILE *out);
 
+/* record.query's aggregates, {"count", "skipped", "values": [...]}: RECORD,
+ * TIME (the bucket's start), then a column per aggregate named as the
+ * server names it (avg, min, ...).  -1 if the result has no values array. */
+int output_buckets(const cJSON *result, FILE *out);
+
 /* record.list's array: RECORD, BUFFER, PERSIST, TOPIC_FILTER.  -1 if the
  * result is not an array. */
 int output_list(const cJSON *result, FILE *out);

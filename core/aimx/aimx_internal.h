@@ -19,6 +19,7 @@
 #include <cjson/cJSON.h>
 
 #include "aimdb/aimx.h"
+#include "aimdb/history.h"
 #include "aimdb/json.h"
 
 /* Values and attributes are user data and may nest as deep as cJSON allows. */
@@ -86,9 +87,14 @@ typedef struct aimx_request {
     char *id;          /* JSON text to echo (malloc'd); NULL = null */
     aimx_method method;
     const char *name;  /* list/query: pattern or NULL; get: the record */
-    bool has_limit, has_start, has_end;
-    uint32_t limit;
+    /* record.query, defaults applied (request.c) */
+    bool has_start, has_end;
+    uint32_t limit;    /* rows or buckets per record; 0 = no cap */
     int64_t start_ms, end_ms;
+    int64_t every_ms;  /* 0: rows; > 0: buckets of this width */
+    const char *field; /* NULL: the value itself */
+    aimdb_agg agg[AIMDB_AGG_KINDS];
+    unsigned n_agg;    /* 0: the default aggregates */
     cJSON *tree;
 } aimx_request;
 

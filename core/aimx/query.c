@@ -3,12 +3,11 @@
  * published an aimdb_history_service (history.h), answered on its query
  * thread, never on the caller's.
  *
- * Defaults (docs/protocol.md): name "*"; without limit, 1 row per record when no time
- * bound is given, else every row in the range.  The service gets a byte cap
- * derived from max_reply_bytes so it stops building an answer that could
- * not be sent; over it the client gets query_error saying how to narrow the
- * query -- never a truncated array.  Its rows are spliced into the reply as
- * the JSON text they already are.
+ * The parameters arrive translated, defaults applied (request.c).  The
+ * service gets a byte cap derived from max_reply_bytes so it stops building
+ * an answer that could not be sent; over it the client gets query_error
+ * saying how to narrow the query -- never a truncated array.  Its result
+ * object is spliced into the reply as the JSON text it already is.
  *
  * Status mapping: ETOOBIG and EIO are query_error; ESTOPPED or a query that
  * could not be queued (EAGAIN: too many pending) is internal_error; no
@@ -34,35 +33,28 @@ typedef struct query_call {
 } query_call;
 
 static const char reply_head[] = "{\"id\":";
-static const char result_head[] = ",\"result\":{\"count\":%zu,\"values\":";
-static const char reply_tail[] = "}}";
+static const char result_head[] = ",\"result\":";
+static const char reply_tail[] = "}";
 
-/* Bytes of a reply that are not the values array, with the narrowest
- * count: the service's cap may let through a few bytes too many, which the
- * exact check in answer_rows then refuses, but never refuses a reply that
- * would fit. */
+/* Bytes of a reply that are not the result object. */
 static size_t envelope_bytes(const char *id) {
-    return strlen(reply_head) + strlen(id) + snprintf(NULL, 0, result_head, (size_t)0) +
-           strlen(reply_tail);
+    return strlen(reply_head) + strlen(id) + strlen(result_head) + strlen(reply_tail);
 }
 
 static void too_big(const query_call *q, aimx_error *err) {
     aimx_fail(err, AIMX_QUERY_ERROR,
               "the result is over the reply limit of %zu bytes; narrow the query with "
-              "start/end (a shorter time range) or a smaller limit",
+              "start/end (a shorter time range), a smaller limit or a wider every",
               q->max_reply);
 }
 
 static void answer_rows(const query_call *q, const aimdb_history_result *res) {
-    const char *values = res->values_json ? res->values_json : "[]";
-    size_t values_len = res->values_json ? res->values_len : 2;
-    char head[96];
-    int head_len = snprintf(head, sizeof(head), result_head, res->count);
     aimx_piece pieces[] = {{reply_head, strlen(reply_head)}, {q->id, strlen(q->id)},
-                           {head, (size_t)head_len}, {values, values_len},
+                           {result_head, strlen(result_head)},
+                           {res->result_json, res->result_len},
                            {reply_tail, strlen(reply_tail)}};
     size_t n = sizeof(pieces) / sizeof(pieces[0]);
-    if (aimx_pieces_len(pieces, n) > q->max_reply) { /* see envelope_bytes */
+    if (aimx_pieces_len(pieces, n) > q->max_reply) {
         aimx_error err;
         too_big(q, &err);
         aimx_answer_error(q->rt, q->reply, q->reply_ctx, q->id, &err);
@@ -121,7 +113,6 @@ static bool start_query(const aimx_call *call, const aimx_request *req, aimx_err
                          "history is not configured: no persistence layer is attached");
     query_call *q = new_query_call(call, req);
     if (!q) return aimx_fail(err, AIMX_INTERNAL_ERROR, "out of memory starting a query");
-    bool bounded = req->has_start || req->has_end;
     size_t envelope = envelope_bytes(q->id);
     aimdb_history_request h = {
         .pattern = q->pattern,
@@ -129,11 +120,15 @@ static bool start_query(const aimx_call *call, const aimx_request *req, aimx_err
         .has_end = req->has_end,
         .start_ms = req->start_ms,
         .end_ms = req->end_ms,
-        .limit = req->has_limit ? req->limit : bounded ? 0 : 1,
+        .limit = req->limit,
+        .every_ms = req->every_ms,
+        .field = req->field, /* copied by query_json */
+        .n_agg = req->n_agg,
         /* 0 would mean "no cap": a limit smaller than any envelope still caps */
         .max_bytes = q->max_reply > envelope ? q->max_reply - envelope : 1,
         .access = call->access,
     };
+    memcpy(h.agg, req->agg, sizeof(h.agg));
     int rc = svc->query_json(svc->self, &h, query_done, q);
     if (rc == AIMDB_OK) return true; /* q belongs to query_done now */
     free(q);

@@ -26,6 +26,15 @@
  *    cJSON's doubles, so integrality is judged on the double: 1.0 and 1e3
  *    are integers, 1.5 is not, and beyond 2^53 (year 287396 in ms) a
  *    number is read as the nearest double.
+ *  - record.query's parameters are translated here and nowhere else,
+ *    defaults included (query.c only hands the result on): without limit
+ *    one row (or bucket) per record when no time bound is given, else all.
+ *  - every (aggregates) is an integer number of ms > 0 or a string of
+ *    digits and a unit s, m, h or d ("15m"), at most 100 years; agg a
+ *    non-empty array of distinct names (avg min max sum count first
+ *    last); field a dotted path of non-empty member names, at most 256
+ *    bytes.  agg and field without every are refused: they would be
+ *    silently ignored otherwise.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,8 +47,11 @@
 
 typedef enum param_kind {
     PARAM_STRING,
-    PARAM_TIME, /* Unix ms: aimdb_history_ts_from_double */
-    PARAM_LIMIT /* 1 .. max_limit */
+    PARAM_TIME,  /* Unix ms: aimdb_history_ts_from_double */
+    PARAM_LIMIT, /* 1 .. max_limit */
+    PARAM_EVERY, /* ms > 0 or a duration string */
+    PARAM_AGG,   /* array of aggregate names */
+    PARAM_FIELD  /* dotted path */
 } param_kind;
 
 typedef struct param_spec {
@@ -47,7 +59,9 @@ typedef struct param_spec {
     param_kind kind;
 } param_spec;
 
-#define MAX_PARAMS 4
+#define MAX_PARAMS 7
+#define MAX_EVERY_MS (36525LL * 86400000LL) /* 100 years */
+#define MAX_FIELD_BYTES 256
 
 typedef struct method_spec {
     const char *name;
@@ -63,8 +77,8 @@ static const method_spec methods[] = {
     {"record.get", AIMX_RECORD_GET, {{"record", PARAM_STRING}, {"name", PARAM_STRING}}, 2},
     {"record.query", AIMX_RECORD_QUERY,
      {{"name", PARAM_STRING}, {"limit", PARAM_LIMIT}, {"start", PARAM_TIME},
-      {"end", PARAM_TIME}},
-     4},
+      {"end", PARAM_TIME}, {"every", PARAM_EVERY}, {"agg", PARAM_AGG}, {"field", PARAM_FIELD}},
+     7},
 };
 
 static const char *const envelope_names[] = {"id", "method", "params"};
@@ -140,6 +154,71 @@ static bool limit_in(const cJSON *item, uint32_t max, int64_t *out) {
     return true;
 }
 
+/* "15m": digits then one of the units; false if anything else or > max. */
+static bool duration_ms(const char *text, int64_t *out) {
+    static const struct {
+        char unit;
+        int64_t ms;
+    } units[] = {{'s', 1000}, {'m', 60000}, {'h', 3600000}, {'d', 86400000}};
+    int64_t n = 0;
+    const char *p = text;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (n > MAX_EVERY_MS) return false;
+        n = n * 10 + (*p - '0');
+    }
+    if (p == text || *p == '\0' || p[1] != '\0') return false;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (*p == units[i].unit && n > 0 && n <= MAX_EVERY_MS / units[i].ms) {
+            *out = n * units[i].ms;
+            return true;
+        }
+    return false;
+}
+
+static bool every_of(const cJSON *item, int64_t *out) {
+    if (cJSON_IsString(item)) return duration_ms(item->valuestring, out);
+    return cJSON_IsNumber(item) && aimdb_history_ts_from_double(item->valuedouble, out) &&
+           *out > 0 && *out <= MAX_EVERY_MS;
+}
+
+static bool field_ok(const cJSON *item) {
+    if (!cJSON_IsString(item)) return false;
+    const char *f = item->valuestring;
+    size_t len = strlen(f);
+    if (len == 0 || len > MAX_FIELD_BYTES || f[0] == '.' || f[len - 1] == '.') return false;
+    return strstr(f, "..") == NULL;
+}
+
+static bool agg_error(aimx_error *err, const char *why) {
+    return aimx_fail(err, AIMX_INVALID_PARAMS,
+                     "params.agg %s (an array of \"avg\", \"min\", \"max\", \"sum\", "
+                     "\"count\", \"first\", \"last\")",
+                     why);
+}
+
+/* The names of params.agg into req, each once. */
+static bool read_aggs(const cJSON *item, aimx_request *req, aimx_error *err) {
+    if (!cJSON_IsArray(item)) return agg_error(err, "must be an array");
+    if (!item->child) return agg_error(err, "must not be empty");
+    const cJSON *it;
+    cJSON_ArrayForEach(it, item) {
+        if (!cJSON_IsString(it)) return agg_error(err, "must hold strings only");
+        aimdb_agg a = 0;
+        while (a < AIMDB_AGG_KINDS && strcmp(aimdb_agg_name(a), it->valuestring) != 0) a++;
+        if (a == AIMDB_AGG_KINDS)
+            return aimx_fail(err, AIMX_INVALID_PARAMS,
+                             "params.agg: unknown aggregate \"%s\" (avg, min, max, sum, "
+                             "count, first, last)",
+                             aimx_preview_of(it->valuestring).text);
+        for (unsigned i = 0; i < req->n_agg; i++)
+            if (req->agg[i] == a)
+                return aimx_fail(err, AIMX_INVALID_PARAMS, "params.agg lists \"%s\" twice",
+                                 aimdb_agg_name(a));
+        req->agg[req->n_agg++] = a;
+    }
+    return true;
+}
+
 static bool check_param(const param_spec *spec, const cJSON *item, const aimx_limits *lim,
                         int64_t *number, aimx_error *err) {
     switch (spec->kind) {
@@ -156,6 +235,21 @@ static bool check_param(const param_spec *spec, const cJSON *item, const aimx_li
         if (limit_in(item, lim->max_limit, number)) return true;
         return aimx_fail(err, AIMX_INVALID_PARAMS, "params.%s must be an integer from 1 to %u",
                          spec->name, (unsigned)lim->max_limit);
+    case PARAM_EVERY:
+        if (every_of(item, number)) return true;
+        return aimx_fail(err, AIMX_INVALID_PARAMS,
+                         "params.%s must be a bucket width: an integer number of ms > 0 or a "
+                         "duration such as \"30s\", \"15m\", \"1h\", \"7d\" (at most 100 "
+                         "years)",
+                         spec->name);
+    case PARAM_AGG:
+        return true; /* read_aggs, once the request holds the list */
+    case PARAM_FIELD:
+        if (field_ok(item)) return true;
+        return aimx_fail(err, AIMX_INVALID_PARAMS,
+                         "params.%s must be a dotted path of member names such as "
+                         "\"wind.speed\" (no empty name, at most %d bytes)",
+                         spec->name, MAX_FIELD_BYTES);
     }
     return aimx_fail(err, AIMX_INTERNAL_ERROR, "unknown parameter kind");
 }
@@ -184,6 +278,28 @@ static bool member_error(member_problem problem, const cJSON *bad, const method_
                      name.text, m->name, known);
 }
 
+/* record.query; found[] in the order of its method_spec. */
+static bool assemble_query(const cJSON *const *found, const int64_t *number, aimx_request *req,
+                           aimx_error *err) {
+    req->name = found[0] ? found[0]->valuestring : NULL;
+    bool has_start = found[2] != NULL, has_end = found[3] != NULL;
+    if (has_start && has_end && number[2] > number[3])
+        return aimx_fail(err, AIMX_INVALID_PARAMS, "params.start (%lld) is after params.end (%lld)",
+                         (long long)number[2], (long long)number[3]);
+    /* C.4: without limit, the latest row (bucket) per record unless a time
+     * bound is given, then every one in the range. */
+    req->limit = found[1] ? (uint32_t)number[1] : has_start || has_end ? 0 : 1;
+    req->has_start = has_start, req->start_ms = number[2];
+    req->has_end = has_end, req->end_ms = number[3];
+    req->every_ms = found[4] ? number[4] : 0;
+    if (!found[4] && (found[5] || found[6]))
+        return aimx_fail(err, AIMX_INVALID_PARAMS,
+                         "params.%s needs params.every (the bucket width of an aggregate)",
+                         found[5] ? "agg" : "field");
+    req->field = found[6] ? found[6]->valuestring : NULL;
+    return !found[5] || read_aggs(found[5], req, err);
+}
+
 /* Fill req from the method's parameters; found[i] matches m->params[i]. */
 static bool assemble(const method_spec *m, const cJSON *const *found, const int64_t *number,
                      aimx_request *req, aimx_error *err) {
@@ -201,18 +317,7 @@ static bool assemble(const method_spec *m, const cJSON *const *found, const int6
         req->name = (found[0] ? found[0] : found[1])->valuestring;
         return true;
     case AIMX_RECORD_QUERY:
-        req->name = found[0] ? found[0]->valuestring : NULL;
-        req->has_limit = found[1] != NULL;
-        req->limit = (uint32_t)number[1];
-        req->has_start = found[2] != NULL;
-        req->start_ms = number[2];
-        req->has_end = found[3] != NULL;
-        req->end_ms = number[3];
-        if (req->has_start && req->has_end && req->start_ms > req->end_ms)
-            return aimx_fail(err, AIMX_INVALID_PARAMS,
-                             "params.start (%lld) is after params.end (%lld)",
-                             (long long)req->start_ms, (long long)req->end_ms);
-        return true;
+        return assemble_query(found, number, req, err);
     }
     return aimx_fail(err, AIMX_INTERNAL_ERROR, "unknown method");
 }

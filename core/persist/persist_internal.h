@@ -5,8 +5,8 @@
  *   persist.c        attach, lifecycle hooks, persisted records, stats
  *   persist_tap.c    the tap: value -> JSON -> backend
  *   persist_query.c  synchronous queries: validation, skipping bad rows
- *   history_json.c   query results as the protocol's JSON array
- *   query_raw.c      the raw JSON-in/JSON-out form
+ *   aggregate.c      buckets: a value's number, the bucket set, aggregates
+ *   history_json.c   a history request's result object, the protocol's JSON
  *   query_service.c  the history service: query threads for AimX
  *   retention.c      sweeps and the sweeper thread
  *
@@ -90,16 +90,21 @@ extern const aimdb_tap_ops persist_tap_ops;
 int persist_query_checked(aimdb_persist *p, const aimdb_query_params *q, aimdb_row_fn fn,
                           void *ctx, uint64_t *skipped, char *err, size_t errlen);
 
-/* history_json.c: the values array of a query, in a growable buffer. */
+/* persist_query.c: the backend's own aggregate, validated and under the
+ * backend lock (aimdb_persist_aggregate, aggregate.c, decides which runs). */
+int persist_aggregate_checked(aimdb_persist *p, const aimdb_aggregate_params *a,
+                              aimdb_bucket_fn fn, void *ctx, char *err, size_t errlen);
+
+/* history_json.c: a growable text buffer. */
 typedef struct json_buf {
     char *data;     /* NUL-terminated; owned by the caller (free) */
     size_t len, cap;
 } json_buf;
-/* Fill out with the JSON array of {"record","value","stored_at"}; AIMDB_ETOOBIG
- * (err says how to narrow) if it would exceed max_bytes (0 = no cap). */
-int history_json_collect(aimdb_persist *p, const aimdb_query_params *q, size_t max_bytes,
-                         json_buf *out, size_t *count, uint64_t *skipped, char *err,
-                         size_t errlen);
+/* Fill out with req's result object (history.h); AIMDB_ETOOBIG (err says how
+ * to narrow) if it would exceed req->max_bytes (0 = no cap).  *decode_skipped
+ * (may be NULL) gets the rows left out as unreadable. */
+int history_json_result(aimdb_persist *p, const aimdb_history_request *req, json_buf *out,
+                        uint64_t *decode_skipped, char *err, size_t errlen);
 
 /* query_service.c */
 void query_service_init(aimdb_persist *p);

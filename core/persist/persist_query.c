@@ -40,9 +40,9 @@ static int checked_row(const aimdb_history_row *row, void *ctx) {
     return 0;
 }
 
-int persist_query_checked(aimdb_persist *p, const aimdb_query_params *q, aimdb_row_fn fn,
-                          void *ctx, uint64_t *skipped, char *err, size_t errlen) {
-    if (!p || !q || !fn) {
+static int check_params(aimdb_persist *p, const aimdb_query_params *q, bool has_fn,
+                        char *err, size_t errlen) {
+    if (!p || !q || !has_fn) {
         persist_errorf(err, errlen, "missing query, parameters or callback");
         return AIMDB_EINVAL;
     }
@@ -51,9 +51,22 @@ int persist_query_checked(aimdb_persist *p, const aimdb_query_params *q, aimdb_r
                        q->start_ms, q->end_ms);
         return AIMDB_EINVAL;
     }
+    return AIMDB_OK;
+}
+
+static void log_failure(aimdb_persist *p, const aimdb_query_params *q, int rc, const char *err) {
+    if (rc == AIMDB_EIO)
+        aimdb_log(p->rt, AIMDB_LOG_ERROR, "persist: history query for \"%s\" failed: %s",
+                  q->pattern ? q->pattern : "*", err && *err ? err : "backend error");
+}
+
+int persist_query_checked(aimdb_persist *p, const aimdb_query_params *q, aimdb_row_fn fn,
+                          void *ctx, uint64_t *skipped, char *err, size_t errlen) {
+    int rc = check_params(p, q, fn != NULL, err, errlen);
+    if (rc != AIMDB_OK) return rc;
     check_ctx c = {.fn = fn, .ctx = ctx};
     pthread_rwlock_rdlock(&p->backend_lock);
-    int rc = AIMDB_ESTOPPED;
+    rc = AIMDB_ESTOPPED;
     if (p->closed) persist_errorf(err, errlen, "the database is stopped");
     else rc = p->backend.ops->query(p->backend.self, q, checked_row, &c, err, errlen);
     pthread_rwlock_unlock(&p->backend_lock);
@@ -65,9 +78,20 @@ int persist_query_checked(aimdb_persist *p, const aimdb_query_params *q, aimdb_r
                   q->pattern ? q->pattern : "*", c.skipped, c.first);
     }
     if (skipped) *skipped += c.skipped;
-    if (rc == AIMDB_EIO)
-        aimdb_log(p->rt, AIMDB_LOG_ERROR, "persist: history query for \"%s\" failed: %s",
-                  q->pattern ? q->pattern : "*", err && *err ? err : "backend error");
+    log_failure(p, q, rc, err);
+    return rc;
+}
+
+int persist_aggregate_checked(aimdb_persist *p, const aimdb_aggregate_params *a,
+                              aimdb_bucket_fn fn, void *ctx, char *err, size_t errlen) {
+    int rc = check_params(p, &a->q, fn != NULL, err, errlen);
+    if (rc != AIMDB_OK) return rc;
+    pthread_rwlock_rdlock(&p->backend_lock);
+    rc = AIMDB_ESTOPPED;
+    if (p->closed) persist_errorf(err, errlen, "the database is stopped");
+    else rc = p->backend.ops->aggregate(p->backend.self, a, fn, ctx, err, errlen);
+    pthread_rwlock_unlock(&p->backend_lock);
+    log_failure(p, &a->q, rc, err);
     return rc;
 }
 

@@ -18,7 +18,7 @@
 #define BUSY_LOG_INTERVAL_MS 10000
 
 struct query_job {
-    aimdb_history_request req; /* pattern points at the job's own copy */
+    aimdb_history_request req; /* pattern and field point at the job's own copies */
     aimdb_history_done_fn done;
     void *ctx;
     query_job *next;
@@ -40,36 +40,27 @@ void query_service_destroy(aimdb_persist *p) {
 
 static void job_free(query_job *job) {
     free((char *)job->req.pattern);
+    free((char *)job->req.field);
     free(job);
 }
 
 static void answer_stopped(query_job *job) {
-    aimdb_history_result res = {.status = AIMDB_ESTOPPED, .values_json = "[]", .values_len = 2,
-                                .error = "the database is stopping"};
+    aimdb_history_result res = {.status = AIMDB_ESTOPPED, .error = "the database is stopping"};
     job->done(&res, job->ctx);
 }
 
 static void run_job(aimdb_persist *p, query_job *job) {
-    const aimdb_history_request *r = &job->req;
-    aimdb_query_params q = {.pattern = r->pattern, .has_start = r->has_start,
-                            .has_end = r->has_end, .start_ms = r->start_ms,
-                            .end_ms = r->end_ms, .limit = r->limit, .access = r->access};
     json_buf out = {0};
-    size_t count = 0;
     char err[256] = "";
     aimdb_history_result res = {0};
-    res.status = history_json_collect(p, &q, r->max_bytes, &out, &count, &res.skipped, err,
-                                      sizeof(err));
+    res.status = history_json_result(p, &job->req, &out, &res.skipped, err, sizeof(err));
     if (res.status == AIMDB_OK) {
-        res.values_json = out.data;
-        res.values_len = out.len;
-        res.count = count;
+        res.result_json = out.data;
+        res.result_len = out.len;
     } else {
         /* Only the documented statuses reach the protocol; the rest is
          * a backend failure as far as a client can tell. */
         if (res.status != AIMDB_ETOOBIG && res.status != AIMDB_ESTOPPED) res.status = AIMDB_EIO;
-        res.values_json = "[]";
-        res.values_len = 2;
         res.error = *err ? err : aimdb_strerror(res.status);
     }
     job->done(&res, job->ctx);
@@ -135,13 +126,16 @@ static query_job *job_new(const aimdb_history_request *req, aimdb_history_done_f
                           void *ctx) {
     query_job *job = calloc(1, sizeof(*job));
     char *pattern = strdup(req->pattern ? req->pattern : "*");
-    if (!job || !pattern) {
+    char *field = req->field ? strdup(req->field) : NULL;
+    if (!job || !pattern || (req->field && !field)) {
         free(job);
         free(pattern);
+        free(field);
         return NULL;
     }
     job->req = *req;
     job->req.pattern = pattern;
+    job->req.field = field;
     job->done = done;
     job->ctx = ctx;
     return job;
@@ -152,6 +146,7 @@ int query_service_submit(void *self, const aimdb_history_request *req,
     aimdb_persist *p = self;
     if (!req || !done) return AIMDB_EINVAL;
     if (req->has_start && req->has_end && req->start_ms > req->end_ms) return AIMDB_EINVAL;
+    if (req->every_ms < 0 || req->n_agg > AIMDB_AGG_KINDS) return AIMDB_EINVAL;
     query_job *job = job_new(req, done, ctx);
     if (!job) return AIMDB_ENOMEM;
     query_service *s = &p->queries;

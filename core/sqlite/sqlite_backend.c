@@ -108,6 +108,15 @@ static int backend_query(void *self, const aimdb_query_params *q, aimdb_row_fn f
     return sq_readers_query(self, q, fn, ctx, err, errlen);
 }
 
+static int backend_aggregate(void *self, const aimdb_aggregate_params *a, aimdb_bucket_fn fn,
+                             void *ctx, char *err, size_t errlen) {
+    if (!a || !fn || a->every_ms <= 0) {
+        sq_errorf(err, errlen, "aggregate needs parameters, every > 0 and a bucket callback");
+        return AIMDB_EINVAL;
+    }
+    return sq_rollup_aggregate(self, a, fn, ctx, err, errlen);
+}
+
 static int backend_cleanup(void *self, const char *record, const char *const *except,
                            size_t n_except, int64_t cutoff_ms, uint64_t *deleted) {
     sq_backend *b = self;
@@ -142,6 +151,7 @@ static void backend_free(sq_backend *b) {
     sq_writer_stop(b);
     sq_writer_close_connection(b);
     sq_readers_close(b);
+    sq_rollup_map_free(b->rollup_map);
     sq_queue_destroy(&b->queue);
     sq_health_destroy(b);
     free(b->uri);
@@ -155,6 +165,7 @@ static const aimdb_backend_ops sqlite_ops = {
     .store = backend_store,
     .flush = backend_flush,
     .query = backend_query,
+    .aggregate = backend_aggregate,
     .cleanup = backend_cleanup,
     .stats = backend_stats,
     .close = backend_close,

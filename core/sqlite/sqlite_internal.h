@@ -7,6 +7,7 @@
  *   sqlite_reader.c   the read-connection pool and the history queries
  *   sqlite_recovery.c a damaged, deleted or replaced file: moved aside or
  *                     reopened, never fatal; what the files take on disk
+ *   sqlite_rollup.c   hourly rollups kept by the writer; aggregates
  *
  * Every statement names idx_record_time with INDEXED BY: the queries are
  * only fast through that index, so a missing index is an error at prepare
@@ -89,6 +90,68 @@
 #define SQ_ROW_IDS_SQL "SELECT stored_at, id " SQ_ROWS_WHERE
 #define SQ_ROW_SQL "SELECT value_json, topic FROM record_history WHERE id = ?1"
 
+/* Rollups (sqlite_rollup.c): per record, field ("" = the value itself),
+ * hour and topic ("" = none).  rows and partial live on the "" line only. */
+#define SQ_ROLLUP_MS 3600000LL
+#define SQ_ROLLUP_SCHEMA_SQL                                                       \
+    "CREATE TABLE IF NOT EXISTS record_rollup(record_name TEXT NOT NULL, "         \
+    "field TEXT NOT NULL, bucket INTEGER NOT NULL, topic TEXT NOT NULL, "          \
+    "rows INTEGER NOT NULL, partial INTEGER NOT NULL, n INTEGER NOT NULL, "        \
+    "sum REAL NOT NULL, min REAL, max REAL, first REAL, last REAL, "               \
+    "first_at INTEGER NOT NULL, first_id INTEGER NOT NULL, "                       \
+    "last_at INTEGER NOT NULL, last_id INTEGER NOT NULL, "                         \
+    "PRIMARY KEY(record_name, field, bucket, topic)) WITHOUT ROWID;"               \
+    "CREATE TABLE IF NOT EXISTS record_rollup_state(id INTEGER PRIMARY KEY CHECK (id = 1), " \
+    "rolled_up_to INTEGER NOT NULL);"
+/* Each SET expression sees the line as it was; first and last go by
+ * (stored_at, id). */
+#define SQ_TAKES_FIRST                                                             \
+    "(n = 0 OR (excluded.n > 0 AND (excluded.first_at, excluded.first_id) < (first_at, first_id)))"
+#define SQ_TAKES_LAST                                                              \
+    "(n = 0 OR (excluded.n > 0 AND (excluded.last_at, excluded.last_id) > (last_at, last_id)))"
+#define SQ_ROLLUP_UPSERT_SQL                                                       \
+    "INSERT INTO record_rollup(record_name, field, bucket, topic, rows, partial, n, sum, " \
+    "min, max, first, last, first_at, first_id, last_at, last_id) "                \
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) " \
+    "ON CONFLICT(record_name, field, bucket, topic) DO UPDATE SET "                \
+    "rows = rows + excluded.rows, partial = partial + excluded.partial, "          \
+    "min = CASE WHEN n = 0 OR (excluded.n > 0 AND excluded.min < min) "           \
+    "THEN excluded.min ELSE min END, "                                             \
+    "max = CASE WHEN n = 0 OR (excluded.n > 0 AND excluded.max > max) "           \
+    "THEN excluded.max ELSE max END, "                                             \
+    "first = CASE WHEN " SQ_TAKES_FIRST " THEN excluded.first ELSE first END, "    \
+    "first_at = CASE WHEN " SQ_TAKES_FIRST " THEN excluded.first_at ELSE first_at END, " \
+    "first_id = CASE WHEN " SQ_TAKES_FIRST " THEN excluded.first_id ELSE first_id END, " \
+    "last = CASE WHEN " SQ_TAKES_LAST " THEN excluded.last ELSE last END, "        \
+    "last_at = CASE WHEN " SQ_TAKES_LAST " THEN excluded.last_at ELSE last_at END, " \
+    "last_id = CASE WHEN " SQ_TAKES_LAST " THEN excluded.last_id ELSE last_id END, " \
+    "sum = sum + excluded.sum, n = n + excluded.n"
+#define SQ_ROLLUP_SET_W_SQL                                                        \
+    "INSERT INTO record_rollup_state(id, rolled_up_to) VALUES(1, ?1) "             \
+    "ON CONFLICT(id) DO UPDATE SET rolled_up_to = excluded.rolled_up_to"
+#define SQ_ROLLUP_GET_W_SQL "SELECT rolled_up_to FROM record_rollup_state WHERE id = 1"
+#define SQ_ROLLUP_ROWS_AFTER_SQL                                                   \
+    "SELECT id, record_name, value_json, stored_at, topic FROM record_history "    \
+    "WHERE id > ?1 ORDER BY id LIMIT ?2"
+#define SQ_ROLLUP_DELETE_BEFORE_SQL                                                \
+    "DELETE FROM record_rollup WHERE record_name = ?1 AND bucket < ?2"
+/* One record's rows in [?2, ?3] with ?4 < id <= ?5, in no particular order. */
+#define SQ_ROLLUP_RANGE_ROWS_SQL                                                   \
+    "SELECT id, value_json, stored_at, topic FROM record_history "                 \
+    "INDEXED BY idx_record_time "                                                  \
+    "WHERE record_name = ?1 AND stored_at >= ?2 AND stored_at <= ?3 AND id > ?4 AND id <= ?5"
+
+/* The reader's statements for aggregates, prepared with the others. */
+enum {
+    SQ_AGG_ROWS,      /* SQ_ROLLUP_RANGE_ROWS_SQL */
+    SQ_AGG_LINES,     /* lines of a record, of "" and a field, in [?3, ?4) */
+    SQ_AGG_MARK,      /* rolled_up_to */
+    SQ_AGG_MAX_ID,
+    SQ_AGG_TAIL_FROM, /* the oldest stored_at of rows with id > ?1 */
+    SQ_AGG_STATEMENTS
+};
+extern const char *const sq_agg_sql[SQ_AGG_STATEMENTS];
+
 /* Retention deletes a bounded chunk per transaction (see SQ_CLEANUP_CHUNK). */
 #define SQ_DELETE_CHUNK_SQL                                                        \
     "DELETE FROM record_history WHERE id IN (SELECT id FROM record_history "       \
@@ -159,10 +222,17 @@ typedef struct sq_queue {
     bool closing;
     bool poked;                /* sq_queue_poke: the writer should check the file */
     bool rows_went_last;       /* alternation of row batches and cleanup chunks */
+    bool background_went_last; /* alternation of row batches and background work */
     sq_cleanup *cleanups, *cleanups_tail;
 } sq_queue;
 
-typedef enum sq_work { SQ_WORK_ROWS, SQ_WORK_CLEANUP, SQ_WORK_CHECK, SQ_WORK_EXIT } sq_work;
+typedef enum sq_work {
+    SQ_WORK_ROWS,
+    SQ_WORK_CLEANUP,
+    SQ_WORK_CHECK,
+    SQ_WORK_BACKGROUND, /* rollups to catch up */
+    SQ_WORK_EXIT
+} sq_work;
 
 int sq_queue_init(sq_queue *q, uint32_t cap, uint32_t batch_rows, int64_t flush_ms);
 void sq_queue_destroy(sq_queue *q);
@@ -184,9 +254,13 @@ uint32_t sq_queue_depth(sq_queue *q);
  * and not held back by retry_at_ms (monotonic; 0 = no backoff).  For rows,
  * *n = how many to commit: every waiting row up to max_batch (a retried
  * batch included), so under load transactions grow to half the queue; a
- * non-zero max_rows caps that further (retries after a failure). */
+ * non-zero max_rows caps that further (retries after a failure).
+ * background: the writer has work of its own (SQ_WORK_BACKGROUND), taken
+ * when nothing else is waiting and otherwise every other turn with rows,
+ * so neither starves. */
 sq_work sq_queue_next_work(sq_queue *q, int64_t retry_at_ms, uint32_t max_rows,
-                           int64_t check_at_ms, uint32_t *n, sq_cleanup **cleanup);
+                           int64_t check_at_ms, bool background, uint32_t *n,
+                           sq_cleanup **cleanup);
 /* Any thread: have the writer return SQ_WORK_CHECK soon. */
 void sq_queue_poke(sq_queue *q);
 const sq_slot *sq_queue_taken(const sq_queue *q, uint32_t i);
@@ -228,6 +302,7 @@ typedef struct sq_health {
 /* -------------------------------------------------------------- backend */
 
 typedef struct sq_reader sq_reader;
+typedef struct sq_rollup_map sq_rollup_map;
 
 typedef struct sq_backend {
     const aimdb_runtime *rt;
@@ -240,7 +315,17 @@ typedef struct sq_backend {
     sqlite3 *wdb;
     sqlite3_stmt *begin, *commit, *rollback, *insert;
     sqlite3_stmt *first_name, *next_name, *delete_chunk;
+    sqlite3_stmt *rollup_upsert, *rollup_set_w, *rollup_rows_after, *rollup_delete_before,
+        *rollup_hour_rows;
     aimdb_thread *writer;
+    /* Rollups (sqlite_rollup.c): rows with id <= rolled_up_to are in the
+     * lines, no other; behind: some rows after it wait for a catch-up. */
+    int64_t rolled_up_to, rollup_pending;
+    bool rollup_known;       /* rolled_up_to was read from this file */
+    bool rollup_behind;
+    int64_t rollup_retry_at; /* monotonic ms: a failed catch-up waits until then */
+    aimdb_log_limit rollup_log;
+    sq_rollup_map *rollup_map;
     aimdb_log_limit error_log, resume_log;
     int64_t page_size;
     int64_t max_text_bytes;    /* SQLITE_LIMIT_LENGTH, read at open; immutable after */
@@ -281,6 +366,32 @@ int sq_readers_open(sq_backend *b, char *err, size_t errlen);
 void sq_readers_close(sq_backend *b);
 int sq_readers_query(sq_backend *b, const aimdb_query_params *q, aimdb_row_fn fn, void *ctx,
                      char *err, size_t errlen);
+/* Every record q->pattern matches (q->access not applied), in one read
+ * transaction: each(statements, name, ctx, &sqlite_rc); a non-zero return
+ * stops and is returned; an SQLite failure sets *sqlite_rc (then return
+ * AIMDB_EIO) and err says why. */
+typedef int (*sq_name_fn)(sqlite3_stmt *const *agg, const char *name, void *ctx,
+                          int *sqlite_rc);
+int sq_readers_each(sq_backend *b, const aimdb_query_params *q, sq_name_fn each, void *ctx,
+                    char *err, size_t errlen);
+
+/* Rollups (sqlite_rollup.c), writer thread only except sq_rollup_aggregate.
+ * open: after the schema, read where the lines stand.  batch: inside a row
+ * batch's transaction, after its n inserts; batch_done once it committed or
+ * not.  catch_up: one chunk of rows the lines miss, in its own
+ * transaction.  trim: after retention deleted a record's rows before
+ * cutoff. */
+int sq_rollup_open(sq_backend *b);
+int sq_rollup_batch(sq_backend *b, uint32_t n);
+void sq_rollup_batch_done(sq_backend *b, bool committed);
+bool sq_rollup_behind(const sq_backend *b);
+void sq_rollup_catch_up(sq_backend *b);
+void sq_rollup_trim(sq_backend *b, const char *record, int64_t cutoff);
+void sq_rollup_map_free(sq_rollup_map *m);
+/* aimdb_backend_ops.aggregate, on the calling thread. */
+int sq_rollup_aggregate(sq_backend *b, const aimdb_aggregate_params *a, aimdb_bucket_fn fn,
+                        void *ctx, char *err, size_t errlen);
+
 /* Close the idle readers of an older health generation now (the busy ones
  * close when released); each reopens when next taken. */
 void sq_readers_drop_stale(sq_backend *b);

@@ -179,7 +179,8 @@ static void wait_until_locked(sq_queue *q, int64_t deadline_ms) {
 }
 
 sq_work sq_queue_next_work(sq_queue *q, int64_t retry_at_ms, uint32_t max_rows,
-                           int64_t check_at_ms, uint32_t *n, sq_cleanup **cleanup) {
+                           int64_t check_at_ms, bool background, uint32_t *n,
+                           sq_cleanup **cleanup) {
     pthread_mutex_lock(&q->lock);
     for (;;) {
         int64_t now = aimdb_monotonic_ms();
@@ -192,8 +193,15 @@ sq_work sq_queue_next_work(sq_queue *q, int64_t retry_at_ms, uint32_t max_rows,
         }
         bool held = retry_at_ms != 0 && now < retry_at_ms;
         bool due = rows_due_locked(q, now);
+        bool idle = (!due || held) && !q->cleanups;
+        if (background && !q->closing && (idle || !q->background_went_last)) {
+            q->background_went_last = true;
+            pthread_mutex_unlock(&q->lock);
+            return SQ_WORK_BACKGROUND;
+        }
         /* Rows and cleanup chunks alternate, so neither starves the other. */
         if (due && !held && !(q->cleanups && q->rows_went_last)) {
+            q->background_went_last = false;
             uint32_t room = q->max_batch > q->taken ? q->max_batch - q->taken : 0;
             uint32_t waiting = q->count - q->taken;
             q->taken += waiting < room ? waiting : room;

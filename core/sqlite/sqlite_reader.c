@@ -30,6 +30,7 @@
 struct sq_reader {
     sqlite3 *db;
     sqlite3_stmt *begin, *end, *first_name, *next_name, *rows, *row_ids, *row;
+    sqlite3_stmt *agg[SQ_AGG_STATEMENTS]; /* sqlite_rollup.c's */
     unsigned generation; /* of the file db has open (health.generation) */
     sq_reader *next_idle;
 };
@@ -41,6 +42,10 @@ static void reader_close(sq_backend *b, sq_reader *r) {
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         sqlite3_finalize(*all[i]);
         *all[i] = NULL;
+    }
+    for (size_t i = 0; i < SQ_AGG_STATEMENTS; i++) {
+        sqlite3_finalize(r->agg[i]);
+        r->agg[i] = NULL;
     }
     if (r->db && sqlite3_close(r->db) != SQLITE_OK)
         aimdb_log(b->rt, AIMDB_LOG_ERROR, "history: closing a reader of %s: %s", b->opts.path,
@@ -79,6 +84,8 @@ static int reader_open(sq_backend *b, sq_reader *r, char *err, size_t errlen) {
     };
     for (size_t i = 0; rc == AIMDB_OK && i < sizeof(list) / sizeof(list[0]); i++)
         rc = sq_prepare(r->db, list[i].sql, list[i].st, err, errlen);
+    for (size_t i = 0; rc == AIMDB_OK && i < SQ_AGG_STATEMENTS; i++)
+        rc = sq_prepare(r->db, sq_agg_sql[i], &r->agg[i], err, errlen);
     if (rc != AIMDB_OK) reader_close(b, r);
     return rc;
 }
@@ -172,6 +179,8 @@ typedef struct query_run {
     aimdb_row_fn fn;
     void *ctx;
     int sqlite_rc; /* the SQLite failure, if that is what stopped the query */
+    sq_name_fn each; /* NULL: emit_record */
+    void *each_ctx;
     /* The run of rows sharing one stored_at, in index (= id) order:
      * [0, n_held).  Grows to the longest run seen, then is reused. */
     held_row *held;
@@ -328,6 +337,11 @@ static int emit_record(query_run *run, const char *name) {
     return stop ? stop : run->sqlite_rc ? AIMDB_EIO : 0;
 }
 
+static int visit(query_run *run, const char *name) {
+    if (!run->each) return emit_record(run, name);
+    return run->each(run->r->agg, name, run->each_ctx, &run->sqlite_rc);
+}
+
 /* Step a name statement; on a row copy the name into *buf (which grows). */
 static int next_name(query_run *run, sqlite3_stmt *st, char **buf, size_t *cap, bool *found) {
     int rc = sqlite3_step(st);
@@ -355,7 +369,7 @@ static int emit_matching(query_run *run, const char *pattern, size_t prefix_len)
     sqlite3_bind_text(run->r->first_name, 1, pattern, (int)prefix_len, SQLITE_STATIC);
     int rc = next_name(run, run->r->first_name, &name, &cap, &found);
     while (rc == 0 && found && strncmp(name, pattern, prefix_len) == 0) {
-        if (aimdb_pattern_match(pattern, name)) rc = emit_record(run, name);
+        if (aimdb_pattern_match(pattern, name)) rc = visit(run, name);
         if (rc != 0) break;
         sqlite3_bind_text(run->r->next_name, 1, name, -1, SQLITE_TRANSIENT);
         rc = next_name(run, run->r->next_name, &name, &cap, &found);
@@ -364,33 +378,44 @@ static int emit_matching(query_run *run, const char *pattern, size_t prefix_len)
     return rc;
 }
 
+/* Every record q's pattern matches, in one read transaction. */
+static int walk(sq_backend *b, query_run *run, char *err, size_t errlen) {
+    int rc = acquire(b, &run->r, err, errlen);
+    if (rc != AIMDB_OK) return rc;
+    const char *pattern = run->q->pattern ? run->q->pattern : "*";
+    size_t prefix_len = aimdb_pattern_prefix_len(pattern);
+    rc = sqlite3_step(run->r->begin);
+    sqlite3_reset(run->r->begin);
+    if (rc != SQLITE_DONE) {
+        run->sqlite_rc = rc;
+        rc = AIMDB_EIO;
+    } else if (pattern[prefix_len] == '\0') {
+        rc = visit(run, pattern); /* no '*': exactly one record */
+    } else {
+        rc = emit_matching(run, pattern, prefix_len);
+    }
+    if (run->sqlite_rc)
+        sq_errorf(err, errlen, "history query failed: %s", sqlite3_errmsg(run->r->db));
+    if (sq_health_damage_rc(run->sqlite_rc))
+        sq_health_report(b, run->r->generation, "a history query", sqlite3_errmsg(run->r->db));
+    /* A read transaction: ending it cannot lose anything, only release the
+     * snapshot, so its result does not change the query's. */
+    sqlite3_step(run->r->end);
+    sqlite3_reset(run->r->end);
+    release(b, run->r);
+    for (size_t i = 0; i < run->cap_held; i++) free(run->held[i].bytes);
+    free(run->held);
+    return rc;
+}
+
 int sq_readers_query(sq_backend *b, const aimdb_query_params *q, aimdb_row_fn fn, void *ctx,
                      char *err, size_t errlen) {
     query_run run = {.q = q, .fn = fn, .ctx = ctx};
-    int rc = acquire(b, &run.r, err, errlen);
-    if (rc != AIMDB_OK) return rc;
-    const char *pattern = q->pattern ? q->pattern : "*";
-    size_t prefix_len = aimdb_pattern_prefix_len(pattern);
-    rc = sqlite3_step(run.r->begin);
-    sqlite3_reset(run.r->begin);
-    if (rc != SQLITE_DONE) {
-        run.sqlite_rc = rc;
-        rc = AIMDB_EIO;
-    } else if (pattern[prefix_len] == '\0') {
-        rc = emit_record(&run, pattern); /* no '*': exactly one record */
-    } else {
-        rc = emit_matching(&run, pattern, prefix_len);
-    }
-    if (run.sqlite_rc)
-        sq_errorf(err, errlen, "history query failed: %s", sqlite3_errmsg(run.r->db));
-    if (sq_health_damage_rc(run.sqlite_rc))
-        sq_health_report(b, run.r->generation, "a history query", sqlite3_errmsg(run.r->db));
-    /* A read transaction: ending it cannot lose anything, only release the
-     * snapshot, so its result does not change the query's. */
-    sqlite3_step(run.r->end);
-    sqlite3_reset(run.r->end);
-    release(b, run.r);
-    for (size_t i = 0; i < run.cap_held; i++) free(run.held[i].bytes);
-    free(run.held);
-    return rc;
+    return walk(b, &run, err, errlen);
+}
+
+int sq_readers_each(sq_backend *b, const aimdb_query_params *q, sq_name_fn each, void *ctx,
+                    char *err, size_t errlen) {
+    query_run run = {.q = q, .each = each, .each_ctx = ctx};
+    return walk(b, &run, err, errlen);
 }

@@ -6,7 +6,9 @@
  * large transactions (group commit): a commit costs the same whether it
  * carries one row or thousands, so rows per second scale with batch size.
  * Retention deletes run here too, one bounded chunk at a time between row
- * batches, so a big sweep never stalls incoming history.
+ * batches, so a big sweep never stalls incoming history; so do the hourly
+ * rollups (sqlite_rollup.c): in each batch's own transaction, and rows
+ * the rollups miss caught up in chunks, between batches.
  *
  * A failed commit (disk full, database locked by another process, I/O
  * error) never loses rows and never stops the thread: the batch stays in
@@ -80,6 +82,7 @@ static int configure(sq_backend *b, char *err, size_t errlen) {
     if (rc == AIMDB_OK) rc = sq_exec(db, sync_pragma(b->opts.synchronous), err, errlen);
     if (rc == AIMDB_OK) rc = sq_exec(db, SQ_WRITER_PRAGMAS, err, errlen);
     if (rc == AIMDB_OK) rc = sq_exec(db, SQ_SCHEMA_SQL, err, errlen);
+    if (rc == AIMDB_OK) rc = sq_exec(db, SQ_ROLLUP_SCHEMA_SQL, err, errlen);
     if (rc == AIMDB_OK && query_int(db, SQ_HAS_TOPIC_SQL) == 0)
         rc = sq_exec(db, SQ_ADD_TOPIC_SQL, err, errlen);
     if (rc != AIMDB_OK) return rc;
@@ -107,6 +110,11 @@ static int prepare_all(sq_backend *b, char *err, size_t errlen) {
         {&b->first_name, SQ_FIRST_NAME_SQL},
         {&b->next_name, SQ_NEXT_NAME_SQL},
         {&b->delete_chunk, SQ_DELETE_CHUNK_SQL},
+        {&b->rollup_upsert, SQ_ROLLUP_UPSERT_SQL},
+        {&b->rollup_set_w, SQ_ROLLUP_SET_W_SQL},
+        {&b->rollup_rows_after, SQ_ROLLUP_ROWS_AFTER_SQL},
+        {&b->rollup_delete_before, SQ_ROLLUP_DELETE_BEFORE_SQL},
+        {&b->rollup_hour_rows, SQ_ROLLUP_RANGE_ROWS_SQL},
     };
     for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++) {
         int rc = sq_prepare(b->wdb, list[i].sql, list[i].st, err, errlen);
@@ -120,12 +128,19 @@ int sq_writer_open(sq_backend *b, char *err, size_t errlen) {
                                 errlen);
     if (rc == AIMDB_OK) rc = configure(b, err, errlen);
     if (rc == AIMDB_OK) rc = prepare_all(b, err, errlen);
+    if (rc == AIMDB_OK && sq_rollup_open(b) != SQLITE_OK) {
+        sq_errorf(err, errlen, "out of memory");
+        rc = AIMDB_ENOMEM;
+    }
     return rc;
 }
 
 void sq_writer_close_connection(sq_backend *b) {
-    sqlite3_stmt **all[] = {&b->begin,      &b->commit,     &b->rollback,  &b->insert,
-                            &b->first_name, &b->next_name,  &b->delete_chunk};
+    sqlite3_stmt **all[] = {&b->begin,         &b->commit,       &b->rollback,
+                            &b->insert,        &b->first_name,   &b->next_name,
+                            &b->delete_chunk,  &b->rollup_upsert, &b->rollup_set_w,
+                            &b->rollup_rows_after, &b->rollup_delete_before,
+                            &b->rollup_hour_rows};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         sqlite3_finalize(*all[i]);
         *all[i] = NULL;
@@ -189,7 +204,9 @@ static int commit_batch(sq_backend *b, uint32_t n, char *why, size_t whylen) {
     int rc = step_done(b->begin);
     for (uint32_t i = 0; rc == SQLITE_OK && i < n; i++)
         rc = insert_row(b, sq_queue_taken(&b->queue, i));
+    if (rc == SQLITE_OK) rc = sq_rollup_batch(b, n);
     if (rc == SQLITE_OK) rc = step_done(b->commit);
+    sq_rollup_batch_done(b, rc == SQLITE_OK);
     if (rc == SQLITE_OK) {
         note_commit(b, n, started);
         return SQLITE_OK;
@@ -312,6 +329,7 @@ static void cleanup_step(sq_backend *b, sq_cleanup *c) {
         int64_t n = 0;
         rc = delete_chunk(b, target, c->cutoff_ms, &n);
         c->deleted += (uint64_t)n;
+        if (rc == SQLITE_OK && n < SQ_CLEANUP_CHUNK) sq_rollup_trim(b, target, c->cutoff_ms);
         if (rc != SQLITE_OK || (n < SQ_CLEANUP_CHUNK && c->record)) {
             finished = true;
         } else if (n < SQ_CLEANUP_CHUNK) {
@@ -356,8 +374,12 @@ static void *writer_main(void *arg) {
         uint32_t n = 0;
         sq_cleanup *c = NULL;
         sq_work w = sq_queue_next_work(&b->queue, retry.retry_at, retry.max_rows,
-                                       sq_health_due(b), &n, &c);
+                                       sq_health_due(b), sq_rollup_behind(b), &n, &c);
         if (w == SQ_WORK_EXIT) break;
+        if (w == SQ_WORK_BACKGROUND) {
+            sq_rollup_catch_up(b);
+            continue;
+        }
         if (w == SQ_WORK_CLEANUP) {
             cleanup_step(b, c);
             continue;

@@ -198,7 +198,7 @@ static void test_query_reply_limit(void **state) {
     assert_string_equal(error_code(reply), "query_error");
     assert_string_equal(error_message(reply),
                         "the result is over the reply limit of 300 bytes; narrow the query "
-                        "with start/end (a shorter time range) or a smaller limit");
+                        "with start/end (a shorter time range), a smaller limit or a wider every");
     assert_true(test_log_lines() > logged);
     cJSON_Delete(reply);
     const char *narrow = "{\"id\":1,\"method\":\"record.query\",\"params\":{\"start\":4500}}";

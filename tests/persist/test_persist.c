@@ -265,10 +265,8 @@ static void test_corrupt_rows_are_skipped_and_counted(void **state) {
     assert_int_equal(stats(p).decode_skipped, 5);
 
     char *out = NULL;
-    const char *params = "{\"name\":\"r\",\"start\":0}";
-    assert_int_equal(aimdb_persist_query_raw(p, params, strlen(params), NULL, 0, &out, NULL,
-                                             err, sizeof(err)),
-                     AIMDB_OK);
+    aimdb_history_request req = {.pattern = "r", .has_start = true};
+    assert_int_equal(aimdb_persist_query_json(p, &req, &out, NULL, err, sizeof(err)), AIMDB_OK);
     cJSON *json = cJSON_Parse(out);
     assert_non_null(json);
     assert_int_equal(cJSON_GetObjectItem(json, "count")->valueint, 2);
@@ -344,8 +342,15 @@ static void on_done(const aimdb_history_result *res, void *ctx) {
     answer *a = ctx;
     pthread_mutex_lock(&a->lock);
     a->status = res->status;
-    a->count = res->count;
-    a->values = strndup(res->values_json, res->values_len);
+    a->count = 0;
+    a->values = NULL;
+    if (res->result_json) { /* the values array of the result object, and its count */
+        cJSON *result = cJSON_ParseWithLength(res->result_json, res->result_len);
+        assert_non_null(result);
+        a->count = (size_t)cJSON_GetObjectItem(result, "count")->valuedouble;
+        a->values = cJSON_PrintUnformatted(cJSON_GetObjectItem(result, "values"));
+        cJSON_Delete(result);
+    }
     a->error = res->error ? strdup(res->error) : NULL;
     a->answered = true;
     pthread_cond_signal(&a->done);
@@ -445,15 +450,15 @@ static void test_queued_queries_are_answered_at_stop(void **state) {
     answer_free(&a);
 }
 
-/* ------------------------------------------------------- raw form */
+/* ------------------------------------------------------- JSON form */
 
-static int raw(aimdb_persist *p, const char *params, char **out, char *err, size_t errlen) {
+static int as_json(aimdb_persist *p, aimdb_history_request req, char **out) {
+    char err[256];
     *out = NULL;
-    return aimdb_persist_query_raw(p, params, params ? strlen(params) : 0, NULL, 0, out,
-                                   NULL, err, errlen);
+    return aimdb_persist_query_json(p, &req, out, NULL, err, sizeof(err));
 }
 
-static void test_raw_form_follows_the_protocol(void **state) {
+static void test_json_form_is_the_protocols_result(void **state) {
     (void)state;
     aimdb_db *db = aimdb_db_new(NULL);
     aimdb_sqlite_options o = {.path = ":memory:"};
@@ -465,46 +470,29 @@ static void test_raw_form_follows_the_protocol(void **state) {
     aimdb_persist *p = NULL;
     assert_int_equal(aimdb_persist_attach(db, b, NULL, &p), AIMDB_OK);
     assert_int_equal(aimdb_persist_flush(p), AIMDB_OK);
-    char *out, err[256];
+    char *out;
 
-    assert_int_equal(raw(p, NULL, &out, err, sizeof(err)), AIMDB_OK); /* latest per record */
+    assert_int_equal(as_json(p, (aimdb_history_request){.limit = 1}, &out), AIMDB_OK);
     assert_string_equal(out, "{\"count\":2,\"values\":[{\"record\":\"x::1\",\"value\":1,"
                              "\"stored_at\":5},{\"record\":\"x::2\",\"value\":2,\"stored_at\":5}]}");
     free(out);
-    assert_int_equal(raw(p, "{\"name\":\"x::2\",\"start\":2}", &out, err, sizeof(err)), AIMDB_OK);
-    assert_non_null(strstr(out, "\"count\":4")); /* a bound without limit: every row */
-    free(out);
-    assert_int_equal(raw(p, "{\"start\":2,\"end\":3,\"limit\":1}", &out, err, sizeof(err)),
+    assert_int_equal(as_json(p, (aimdb_history_request){.pattern = "x::2", .has_start = true,
+                                                        .start_ms = 2},
+                             &out),
                      AIMDB_OK);
-    assert_non_null(strstr(out, "\"count\":2"));
-    assert_non_null(strstr(out, "\"stored_at\":3"));
+    assert_non_null(strstr(out, "\"count\":4")); /* limit 0: every row */
     free(out);
-    assert_int_equal(raw(p, "{\"name\":\"x::*\",\"limit\":3}", &out, err, sizeof(err)), AIMDB_OK);
-    assert_non_null(strstr(out, "\"count\":6"));
+    /* Buckets of 2 ms: [4,5], [2,3] (and [0,1] beyond the limit). */
+    aimdb_history_request agg = {.pattern = "x::1", .every_ms = 2, .limit = 2, .n_agg = 2,
+                                 .agg = {AIMDB_AGG_SUM, AIMDB_AGG_COUNT}};
+    assert_int_equal(as_json(p, agg, &out), AIMDB_OK);
+    assert_string_equal(out, "{\"count\":2,\"skipped\":0,\"values\":[{\"record\":\"x::1\","
+                             "\"value\":{\"sum\":2,\"count\":2},\"stored_at\":4},{\"record\":"
+                             "\"x::1\",\"value\":{\"sum\":2,\"count\":2},\"stored_at\":2}]}");
     free(out);
-
-    static const struct {
-        const char *params, *mentions;
-    } bad[] = {
-        {"{\"start\":1.5}", "start"},
-        {"{\"start\":1e19}", "start"},
-        {"{\"end\":-1e300}", "end"},
-        {"{\"end\":\"now\"}", "end"},
-        {"{\"limit\":0}", "limit"},
-        {"{\"limit\":4294967296}", "limit"},
-        {"{\"name\":5}", "name"},
-        {"{\"nmae\":\"x\"}", "nmae"},
-        {"{\"start\":9,\"end\":2}", "after"},
-        {"[1]", "object"},
-        {"{", "object"},
-    };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        err[0] = '\0';
-        assert_int_equal(raw(p, bad[i].params, &out, err, sizeof(err)), AIMDB_EINVAL);
-        assert_null(out);
-        if (!strstr(err, bad[i].mentions))
-            fail_msg("%s: error \"%s\" does not mention %s", bad[i].params, err, bad[i].mentions);
-    }
+    agg = (aimdb_history_request){.pattern = "*", .every_ms = 2, .max_bytes = 60};
+    assert_int_equal(as_json(p, agg, &out), AIMDB_ETOOBIG);
+    assert_null(out);
     aimdb_db_free(db);
 }
 
@@ -622,7 +610,7 @@ int main(void) {
         cmocka_unit_test(test_typed_query_decodes_with_the_record_codec),
         cmocka_unit_test(test_history_service_answers_json),
         cmocka_unit_test(test_queued_queries_are_answered_at_stop),
-        cmocka_unit_test(test_raw_form_follows_the_protocol),
+        cmocka_unit_test(test_json_form_is_the_protocols_result),
         cmocka_unit_test(test_retention_at_start_and_per_record),
         cmocka_unit_test(test_bad_calls_get_clear_errors),
     };

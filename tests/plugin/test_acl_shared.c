@@ -182,6 +182,26 @@ static void test_two_rules_feeding_one_name(void **state) {
     expect_get("spy", "accuracy::vienna", "\"permission_denied\"");
 }
 
+/* A value the client may not read is in no bucket: one bucket of 36,500
+ * days holds everything published here. */
+static void test_aggregates_count_only_readable_values(void **state) {
+    (void)state;
+    const char *dev = "{\"name\":\"dev::*\",\"every\":\"36500d\",\"agg\":[\"count\",\"sum\"]}";
+    expect_query("spy", dev,
+                 "dev::pub::secret::x={\"count\":1,\"sum\":1},"
+                 "dev::pub::secret::y={\"count\":1,\"sum\":4}");
+    expect_query("victim", dev,
+                 "dev::pub::secret::x={\"count\":1,\"sum\":2},"
+                 "dev::pub::secret::y={\"count\":1,\"sum\":3}");
+    expect_query("admin", dev,
+                 "dev::pub::secret::x={\"count\":2,\"sum\":3},"
+                 "dev::pub::secret::y={\"count\":2,\"sum\":7}");
+    const char *acc = "{\"name\":\"accuracy::vienna\",\"every\":\"36500d\",\"agg\":[\"last\"]}";
+    expect_query("weather", acc, "accuracy::vienna={\"last\":10}");
+    expect_query("admin", acc, "accuracy::vienna={\"last\":20}");
+    expect_query("spy", acc, "");
+}
+
 /* History keeps the topic of every value, for SQL and for the ACL. */
 static void test_rows_keep_their_topic(void **state) {
     (void)state;
@@ -214,6 +234,7 @@ int main(void) {
         cmocka_unit_test(test_history_shows_only_readable_topics),
         cmocka_unit_test(test_get_is_the_newest_readable_value),
         cmocka_unit_test(test_two_rules_feeding_one_name),
+        cmocka_unit_test(test_aggregates_count_only_readable_values),
         cmocka_unit_test(test_rows_keep_their_topic),
         cmocka_unit_test(test_overlapping_rules_are_reported),
     };

@@ -212,6 +212,56 @@ static void test_query_since_and_range(void **state) {
     assert_non_null(strstr(r.err, "no stored values match 'forecast::*' in that time range"));
 }
 
+/* --every: buckets whose counts add up to the raw values of the same range,
+ * and whose min and max are theirs; the table has a column per aggregate. */
+static void test_query_aggregates(void **state) {
+    (void)state;
+    assert_int_equal(cli("query", "accuracy::*", "--since", "7d", "--json", NULL), 0);
+    cJSON *raw = out_json();
+    double raw_count = 0, raw_min = 1e300, raw_max = -1e300;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, cJSON_GetObjectItem(raw, "values")) {
+        double x = cJSON_GetObjectItem(v, "value")->valuedouble;
+        raw_count++;
+        if (x < raw_min) raw_min = x;
+        if (x > raw_max) raw_max = x;
+    }
+    cJSON_Delete(raw);
+    assert_true(raw_count >= 8);
+
+    assert_int_equal(cli("query", "accuracy::*", "--since", "7d", "--every", "1h", "--agg",
+                         "count,min,max", "--json", NULL),
+                     0);
+    cJSON *agg = out_json();
+    assert_int_equal(cJSON_GetObjectItem(agg, "skipped")->valueint, 0);
+    double count = 0, min = 1e300, max = -1e300;
+    int buckets = 0;
+    cJSON_ArrayForEach(v, cJSON_GetObjectItem(agg, "values")) {
+        const cJSON *value = cJSON_GetObjectItem(v, "value");
+        assert_int_equal((int64_t)cJSON_GetObjectItem(v, "stored_at")->valuedouble % 3600000, 0);
+        count += cJSON_GetObjectItem(value, "count")->valuedouble;
+        if (cJSON_GetObjectItem(value, "min")->valuedouble < min)
+            min = cJSON_GetObjectItem(value, "min")->valuedouble;
+        if (cJSON_GetObjectItem(value, "max")->valuedouble > max)
+            max = cJSON_GetObjectItem(value, "max")->valuedouble;
+        buckets++;
+    }
+    cJSON_Delete(agg);
+    assert_true(count == raw_count);
+    assert_true(min == raw_min && max == raw_max);
+
+    assert_int_equal(cli("query", "accuracy::*", "--since", "7d", "--every", "1h", "--agg",
+                         "avg,min,max", NULL),
+                     0);
+    assert_int_equal(line_count(r.out), 1 + buckets);
+    char f[8][128];
+    assert_int_equal(fields_of_line(r.out, 0, f, 8), 5);
+    assert_string_equal(f[2], "avg");
+    assert_string_equal(f[4], "max");
+    assert_int_equal(fields_of_line(r.out, 1, f, 8), 5);
+    assert_true(atof(f[3]) <= atof(f[2]) && atof(f[2]) <= atof(f[4]));
+}
+
 /* ---------------------------------------------------------- list, get */
 
 static void test_list(void **state) {
@@ -358,6 +408,13 @@ static void test_usage_errors(void **state) {
         {{"query", "--since", "2h", "--start", "1", NULL}, "--since or --start/--end, not both"},
         {{"query", "--start", "5", "--end", "1", NULL}, "--start is after --end"},
         {{"query", "--start", "-5", NULL}, "--start '-5'"},
+        {{"query", "--every", "soon", NULL}, "--every 'soon'"},
+        {{"query", "--every", "1h", "--agg", "median", NULL}, "--agg 'median'"},
+        {{"query", "--every", "1h", "--agg", "avg,avg", NULL}, "--agg 'avg,avg'"},
+        {{"query", "--every", "1h", "--field", "a..b", NULL}, "--field 'a..b'"},
+        {{"query", "--agg", "avg", NULL}, "--agg needs --every"},
+        {{"query", "--field", "x", NULL}, "--field needs --every"},
+        {{"list", "--every", "1h", NULL}, "--every applies to query only"},
         {{"list", "--timeout", "0", NULL}, "--timeout '0'"},
         {{"list", "--topic", "a/#", NULL}, "--topic 'a/#'"},
         {{"list", "--bogus", NULL}, "unknown option '--bogus'"},
@@ -453,6 +510,7 @@ int main(void) {
         cmocka_unit_test(test_query_time_zone_offset),
         cmocka_unit_test(test_query_default_latest),
         cmocka_unit_test(test_query_limit),
+        cmocka_unit_test(test_query_aggregates),
         cmocka_unit_test(test_query_since_and_range),
         cmocka_unit_test(test_list),
         cmocka_unit_test(test_get),

@@ -1,5 +1,6 @@
 // cities.test.mjs -- how queried history and live messages merge per city
-// (web/src/cities.js): the race between the two on every connect.
+// (web/src/cities.js): the race between the two on every connect, for raw
+// values and for aggregate buckets.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
@@ -9,7 +10,7 @@ const HOUR = 3600 * 1000;
 const NOW = 1_700_000_000_000;
 
 test('a queried latest value fills an unknown city', () => {
-  const t = createCityTable(24 * HOUR);
+  const t = createCityTable({ ms: 24 * HOUR, every: 0 });
   t.beginConnection();
   assert.equal(t.applyLatest('vienna', 91, NOW - HOUR), true);
   assert.deepEqual([t.get('vienna').value, t.get('vienna').at], [91, NOW - HOUR]);
@@ -17,7 +18,7 @@ test('a queried latest value fills an unknown city', () => {
 });
 
 test('a live value in this connection beats the query snapshot', () => {
-  const t = createCityTable(24 * HOUR);
+  const t = createCityTable({ ms: 24 * HOUR, every: 0 });
   t.beginConnection();
   t.applyLive('graz', 77, 77, NOW);
   assert.equal(t.applyLatest('graz', 70, NOW - HOUR), false);
@@ -25,7 +26,7 @@ test('a live value in this connection beats the query snapshot', () => {
 });
 
 test('after a reconnect the query answer counts again', () => {
-  const t = createCityTable(24 * HOUR);
+  const t = createCityTable({ ms: 24 * HOUR, every: 0 });
   t.beginConnection();
   t.applyLive('graz', 77, 77, NOW);
   t.beginConnection();
@@ -34,7 +35,7 @@ test('after a reconnect the query answer counts again', () => {
 });
 
 test('history keeps the live points newer than its last row, oldest first', () => {
-  const t = createCityTable(24 * HOUR);
+  const t = createCityTable({ ms: 24 * HOUR, every: 0 });
   t.beginConnection();
   t.applyLive('linz', 5, 5, NOW - 10);      /* also in the snapshot below */
   t.applyLive('linz', 6, 6, NOW - 5);       /* arrived after the snapshot */
@@ -43,7 +44,7 @@ test('history keeps the live points newer than its last row, oldest first', () =
 });
 
 test('points older than the window fall off', () => {
-  const t = createCityTable(HOUR);
+  const t = createCityTable({ ms: HOUR, every: 0 });
   t.beginConnection();
   t.applyHistory('linz', [[NOW - 2 * HOUR, 1], [NOW - HOUR / 2, 2]], NOW);
   assert.deepEqual(t.get('linz').series, [[NOW - HOUR / 2, 2]]);
@@ -52,8 +53,36 @@ test('points older than the window fall off', () => {
 });
 
 test('an empty history leaves the live points', () => {
-  const t = createCityTable(HOUR);
+  const t = createCityTable({ ms: HOUR, every: 0 });
   t.beginConnection();
   t.applyLive('linz', 3, 3, NOW);
   assert.deepEqual(t.applyHistory('linz', [], NOW).series, [[NOW, 3]]);
+});
+
+test('a live value joins the bucket it falls in, or starts the next one', () => {
+  const t = createCityTable({ ms: 24 * HOUR, every: HOUR });
+  t.beginConnection();
+  const start = Math.floor(NOW / HOUR) * HOUR;
+  t.applyHistory('graz', [[start, 10, 8, 12, 2], [start - HOUR, 5, 5, 5, 1]], NOW);
+  t.applyLive('graz', 16, 16, NOW + 1);   /* after the query: same hour */
+  assert.deepEqual(t.get('graz').series, [[start - HOUR, 5, 5, 5, 1], [start, 12, 8, 16, 3]]);
+  t.applyLive('graz', 1, 1, start + HOUR); /* the next hour */
+  assert.deepEqual(t.get('graz').series.at(-1), [start + HOUR, 1, 1, 1, 1]);
+});
+
+test('live values from before the bucket query are not counted twice', () => {
+  const t = createCityTable({ ms: 24 * HOUR, every: HOUR });
+  t.beginConnection();
+  const start = Math.floor(NOW / HOUR) * HOUR;
+  t.applyLive('linz', 7, 7, NOW - 5);     /* in the answer below already */
+  t.applyHistory('linz', [[start, 7, 7, 7, 1]], NOW);
+  assert.deepEqual(t.get('linz').series, [[start, 7, 7, 7, 1]]);
+});
+
+test('another range empties the series until its history comes', () => {
+  const t = createCityTable({ ms: HOUR, every: 0 });
+  t.beginConnection();
+  t.applyHistory('linz', [[NOW - 10, 2]], NOW);
+  t.setRange({ ms: 30 * 24 * HOUR, every: 6 * HOUR });
+  assert.deepEqual(t.get('linz').series, []);
 });

@@ -7,8 +7,10 @@
 // must say the broker is gone, keep its values, and reconnect by itself.
 // Along the way: the "no data yet", "query error", "configuration error"
 // and "broker unreachable" states, and that the page fetches nothing from
-// anywhere but the broker that serves it.  Screenshots (desktop and phone)
-// go to AIMDB_TEST_OUT.
+// anywhere but the broker that serves it.  Then 30 days of history written
+// straight into SQLite (the schema of docs/schema.md, as another tool would)
+// must chart as aggregates when 7 d and 30 d are picked, on axes spanning
+// the range.  Screenshots (desktop and phone) go to AIMDB_TEST_OUT.
 //
 // Run by CTest (tests/web/CMakeLists.txt) as `node --test` with:
 //   AIMDB_PLUGIN     path of aimdb_mosquitto.so (required)
@@ -18,7 +20,7 @@
 //                         LeakSanitizer then also judges mosquitto: ../lsan-mosquitto.supp)
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -188,9 +190,13 @@ test('after a broker restart the panel is full before any new message', async ()
     cards.map((c) => [c.dataset.city, Date.parse(c.querySelector('time').dateTime)])));
   assert.deepEqual(shownTimes, storedAt, 'each card shows when its value was stored, before the restart');
 
-  /* The charts hold the seeded history of the last 24 h. */
+  /* The charts hold the seeded history of the last 24 h, as 15-minute
+   * buckets on an axis of 24 h. */
   await page.waitForFunction((want) => [...document.querySelectorAll('#accuracy .card .chart')]
-    .every((c) => c.dataset.points === String(want)), SEED.vienna.length, WAIT);
+    .every((c) => c.dataset.values === String(want)), SEED.vienna.length, WAIT);
+  const axis = await page.$eval('.card[data-city="vienna"] .chart', (c) => ({ ...c.dataset }));
+  assert.equal(axis.mode, 'aggregate');
+  assert.equal(Number(axis.to) - Number(axis.from), 24 * 3600 * 1000);
   assert.equal(await page.getAttribute('#status', 'data-state'), 'live');
   await page.screenshot({ path: join(out, 'dashboard.png'), fullPage: true });
 
@@ -202,7 +208,7 @@ test('after a broker restart the panel is full before any new message', async ()
   /* One new message updates its card and chart in place, on both pages. */
   await broker.publish('weather/vienna/accuracy', '93.5');
   await page.waitForSelector('.card[data-city="vienna"] .value[data-value="93.5"]', WAIT);
-  assert.equal(await page.getAttribute('.card[data-city="vienna"] .chart', 'data-points'),
+  assert.equal(await page.getAttribute('.card[data-city="vienna"] .chart', 'data-values'),
                String(SEED.vienna.length + 1));
   assert.equal(await page.$$eval('#accuracy .card', (cs) => cs.length), CITIES.length);
   assert.equal((await shownValues(page)).graz, SEED.graz.at(-1));
@@ -231,10 +237,10 @@ test('the panel is readable on a phone', async () => {
 });
 
 test('a history query the broker refuses is reported with its code', async () => {
-  /* More rows per city than the plugin serves: its invalid_params reply. */
-  const page = await openPage(`${broker.pageUrl}?points=1000000`);
+  /* More raw rows per city than the plugin serves: its invalid_params reply. */
+  const page = await openPage(`${broker.pageUrl}?range=1h&points=1000000`);
   await page.waitForSelector('#status[data-state="query-error"]', WAIT);
-  assert.match(await page.textContent('#status'), /Query error \(last 24 h\): invalid_params: params\.limit/);
+  assert.match(await page.textContent('#status'), /Query error \(last 1 h\): invalid_params: params\.limit/);
   /* The latest values do not depend on that query. */
   await page.waitForSelector('#accuracy[data-state="filled"]', WAIT);
   await page.waitForFunction((n) => document.querySelectorAll('#accuracy .card').length === n,
@@ -295,6 +301,130 @@ test('a broker that takes no anonymous clients gets a sign-in form', async () =>
     await page.context().close();
   } finally {
     await guarded.stop();
+  }
+});
+
+/* ------------------------------------------------ 30 days of history */
+
+const MINUTE = 60 * 1000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+const SEED_STEP = 5 * MINUTE;
+
+/* A shape to recognise: a weekly wave with some jitter for graz (percent),
+ * and five-digit values for "capital" (a y axis must show "12,000" whole). */
+function seededValue(city, at) {
+  const week = Math.sin((2 * Math.PI * at) / (7 * DAY));
+  const jitter = ((at / SEED_STEP) * 7919) % 11 - 5; /* -5 .. 5, deterministic */
+  return city === 'graz' ? Math.round((70 + 20 * week + jitter) * 100) / 100
+                         : Math.round(15000 + 5000 * week + 300 * jitter);
+}
+
+/* {start: [avg, min, max, count]} of the seeded rows, as the broker buckets them. */
+function expectedBuckets(rows, every) {
+  const buckets = new Map();
+  for (const [at, v] of rows) {
+    const start = Math.floor(at / every) * every;
+    const b = buckets.get(start) ?? { sum: 0, min: Infinity, max: -Infinity, count: 0 };
+    b.sum += v, b.min = Math.min(b.min, v), b.max = Math.max(b.max, v), b.count++;
+    buckets.set(start, b);
+  }
+  return buckets;
+}
+
+/* The chart's buckets against the seeded ones; `skipOldest`: the range's
+ * first bucket holds only what the page's own clock let in. */
+function assertBuckets(series, rows, every, skipOldest) {
+  const want = expectedBuckets(rows, every);
+  assert.ok(series.length >= 100, `${series.length} buckets`);
+  for (const [i, [start, avg, min, max, count]] of series.entries()) {
+    if (skipOldest && i === 0) continue;
+    const b = want.get(start);
+    assert.ok(b, `no seeded bucket at ${new Date(start).toISOString()}`);
+    assert.equal(count, b.count, `count at ${new Date(start).toISOString()}`);
+    assert.equal(min, b.min);
+    assert.equal(max, b.max);
+    assert.ok(Math.abs(avg - b.sum / b.count) < 1e-9 * Math.max(1, Math.abs(avg)), `avg ${avg}`);
+  }
+}
+
+test('30 days written into SQLite chart as aggregates of 7 d and 30 d', async () => {
+  const dir = join(out, 'dashboard-30d');
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const seeded = await createBroker({
+    plugin: resolve(plugin),
+    httpDir: join(out, 'dashboard-run', 'www'),
+    dir,
+    records: ['record accuracy::{1} weather/+/accuracy persist'],
+    env: brokerEnv(),
+  });
+  await seeded.start(); /* creates the schema */
+  await seeded.stop();
+  /* 29.5 days up to now, every 5 minutes: inside 30 d whatever the page's clock says. */
+  const now = Date.now();
+  const rows = { graz: [], capital: [] };
+  const sql = ['BEGIN;'];
+  for (let at = now - 29.5 * DAY; at < now - MINUTE; at += SEED_STEP) {
+    const t = Math.round(at);
+    for (const city of Object.keys(rows)) {
+      const v = seededValue(city, t);
+      rows[city].push([t, v]);
+      sql.push(`INSERT INTO record_history(record_name, value_json, stored_at, topic) VALUES` +
+               `('accuracy::${city}', '${v}', ${t}, 'weather/${city}/accuracy');`);
+    }
+  }
+  sql.push('COMMIT;');
+  const sqlFile = join(dir, 'seed.sql');
+  await writeFile(sqlFile, sql.join('\n'));
+  await promisify(execFile)('sqlite3', [join(dir, 'history.db'), `.read ${sqlFile}`]);
+  await seeded.start();
+  try {
+    const page = await openPage(seeded.pageUrl, { viewport: { width: 1280, height: 800 } });
+    /* Charts are made with their first points: no placeholder axes before. */
+    await page.waitForSelector('#accuracy .card', WAIT);
+    assert.equal(await page.$$eval('#accuracy .card .chart', (cs) =>
+      cs.filter((c) => c.querySelector('.uplot') && !c.dataset.points).length), 0);
+    await page.waitForSelector('#accuracy[data-state="filled"]', WAIT);
+    assert.match(await page.textContent('#window'), /last 24 h · 15 min avg/);
+
+    for (const [key, every, skipOldest] of [['7d', HOUR, true], ['30d', 6 * HOUR, false]]) {
+      await page.click(`#ranges button[data-range="${key}"]`);
+      await page.waitForFunction((ms) => {
+        const charts = [...document.querySelectorAll('#accuracy .card .chart')];
+        return charts.length === 2 && charts.every((c) => Number(c.dataset.to) - Number(c.dataset.from) === ms);
+      }, key === '7d' ? 7 * DAY : 30 * DAY, WAIT);
+      for (const city of Object.keys(rows)) {
+        const chart = await page.$eval(`.card[data-city="${city}"] .chart`,
+                                       (c) => ({ mode: c.dataset.mode, series: c.series }));
+        assert.equal(chart.mode, 'aggregate', `${city} ${key}`);
+        assertBuckets(chart.series, rows[city], every, skipOldest);
+      }
+    }
+    assert.match(await page.textContent('#window'), /last 30 d · 6 h avg, min–max/);
+    /* Five-digit labels fit beside the plot: "20,000" is narrower than the y axis. */
+    const fits = await page.$eval('.card[data-city="capital"] .chart', (c) => {
+      const ctx = document.createElement('canvas').getContext('2d');
+      ctx.font = '12px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif'; /* uPlot's axis font */
+      return { axis: c.querySelector('.u-over').offsetLeft, label: ctx.measureText('20,000').width };
+    });
+    assert.ok(fits.axis >= fits.label + 4, `y axis ${fits.axis} px for a ${fits.label} px label`);
+    assert.equal(await page.getAttribute('#status', 'data-state'), 'live');
+    await page.screenshot({ path: join(out, 'dashboard-30d.png'), fullPage: true });
+    await page.context().close();
+
+    const phone = await openPage(`${seeded.pageUrl}?range=7d`, {
+      viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true,
+    });
+    await phone.waitForFunction(() => {
+      const charts = [...document.querySelectorAll('#accuracy .card .chart')];
+      return charts.length === 2 && charts.every((c) => Number(c.dataset.points) > 100);
+    }, null, WAIT);
+    assert.ok(await phone.evaluate(() => document.documentElement.scrollWidth) <= 390);
+    await phone.screenshot({ path: join(out, 'dashboard-30d-phone.png'), fullPage: true });
+    await phone.context().close();
+  } finally {
+    await seeded.stop();
   }
 });
 

@@ -1,6 +1,6 @@
 /*
  * cities.js -- what the page knows per city: the latest value and the
- * recent series, merged from two sources that race each other.
+ * series of the chosen range, merged from two sources that race each other.
  *
  * On every connect the page subscribes to the live topics first and only
  * then queries history, so no value published in between is missed.  That
@@ -12,12 +12,30 @@
  * Live points are stamped with the browser's clock, queried ones with the
  * broker's stored_at; the rule never compares the two clocks for the latest
  * value, only to order a chart, where a small skew is harmless.
+ *
+ * A series is raw points [unix ms, number|null] or, for a range with a
+ * bucket width (`every`), buckets [start ms, avg, min, max, count]; a live
+ * value then joins the bucket it falls in, as the broker would have put it.
+ * Either way oldest first, and nothing older than the range.
  */
 
-/* Points are [unix ms, number|null]; series are kept oldest first. */
-export function createCityTable(windowMs) {
+function addToBuckets(series, every, at, y) {
+  if (y === null) return series;
+  const start = Math.floor(at / every) * every;
+  const last = series[series.length - 1];
+  if (last && last[0] === start) {
+    const [, avg, min, max, count] = last;
+    return [...series.slice(0, -1),
+            [start, (avg * count + y) / (count + 1), Math.min(min, y), Math.max(max, y), count + 1]];
+  }
+  return [...series, [start, y, y, y, 1]];
+}
+
+export function createCityTable(range) {
   const cities = new Map(); /* name -> {value, at, liveConnection, live, series} */
   let connection = 0;
+  let windowMs = range.ms;
+  let every = range.every;
 
   function entry(city) {
     let c = cities.get(city);
@@ -28,11 +46,18 @@ export function createCityTable(windowMs) {
     return c;
   }
 
+  /* A bucket stays while any of it is inside the window. */
   function trim(points, now) {
-    const from = now - windowMs;
+    const from = now - windowMs - every;
     let i = 0;
     while (i < points.length && points[i][0] < from) i++;
     return i ? points.slice(i) : points;
+  }
+
+  function withLive(series, points, now) {
+    let s = series;
+    for (const [at, y] of points) s = every ? addToBuckets(s, every, at, y) : [...s, [at, y]];
+    return trim(s, now);
   }
 
   return {
@@ -42,6 +67,13 @@ export function createCityTable(windowMs) {
       for (const c of cities.values()) c.live = [];
     },
 
+    /* Another range: every series waits for its history again. */
+    setRange(r) {
+      windowMs = r.ms;
+      every = r.every;
+      for (const c of cities.values()) c.series = [];
+    },
+
     /* A live message; returns the city's entry. */
     applyLive(city, value, y, at) {
       const c = entry(city);
@@ -49,7 +81,7 @@ export function createCityTable(windowMs) {
       c.at = at;
       c.liveConnection = connection;
       c.live.push([at, y]);
-      c.series = trim([...c.series, [at, y]], at);
+      c.series = withLive(c.series, [[at, y]], at);
       return c;
     },
 
@@ -62,12 +94,15 @@ export function createCityTable(windowMs) {
       return true;
     },
 
-    /* The rows of a time-range query for one city, any order. */
+    /* The rows (or buckets) of the range's query, asked at `now`, for one
+     * city, any order.  Live values the answer cannot hold are added: raw,
+     * those newer than its newest row; buckets (which do not say when
+     * their last value came), those that arrived after the query was asked. */
     applyHistory(city, points, now) {
       const c = entry(city);
       const rows = [...points].sort((a, b) => a[0] - b[0]);
-      const last = rows.length ? rows[rows.length - 1][0] : -Infinity;
-      c.series = trim([...rows, ...c.live.filter(([at]) => at > last)], now);
+      const last = every ? now : rows.length ? rows[rows.length - 1][0] : -Infinity;
+      c.series = withLive(rows, c.live.filter(([at]) => at > last), now);
       return c;
     },
 

@@ -7,9 +7,10 @@
  * `make run` needs no settings.  Query parameters override each default,
  * which lets one build point at another broker or another record family:
  *   ?broker=ws://host:port  &topic=weather/+/accuracy  &record=accuracy::{1}
- *   &unit=%  &hours=24 (history window, at most a year)
- *   &points=1000 (history rows per city)
+ *   &unit=%  &range=24h (the chart range first shown: 1h, 24h, 7d or 30d)
+ *   &points=3600 (raw values per city in a range charted raw)
  */
+import { DEFAULT_RANGE, RANGES, rangeOf } from './ranges.js';
 import { makeCityMapping } from './topics.js';
 
 export const REQUEST_TOPIC = '$CONTROL/aimdb/v1'; /* docs/protocol.md */
@@ -18,8 +19,7 @@ const DEFAULTS = {
   topic: 'weather/+/accuracy',
   record: 'accuracy::{1}',
   unit: '%', /* conf/aimdb.conf: forecast accuracy in percent */
-  hours: 24,
-  points: 1000,
+  points: 3600,
 };
 
 function positiveInteger(params, key, max) {
@@ -29,6 +29,14 @@ function positiveInteger(params, key, max) {
   if (!Number.isInteger(n) || n < 1 || n > max)
     throw new Error(`?${key}=${raw}: expected a whole number from 1 to ${max}`);
   return n;
+}
+
+function readRange(params) {
+  const key = params.get('range') ?? DEFAULT_RANGE;
+  const range = rangeOf(key);
+  if (!range)
+    throw new Error(`?range=${key}: expected one of ${RANGES.map((r) => r.key).join(', ')}`);
+  return range;
 }
 
 /* The page's origin as a WebSocket URL: http -> ws, https -> wss. */
@@ -45,7 +53,7 @@ export function readConfig(location) {
     brokerUrl: params.get('broker') ?? ownBroker(location),
     mapping,
     unit: params.get('unit') ?? DEFAULTS.unit,
-    historyMs: positiveInteger(params, 'hours', 24 * 366) * 3600 * 1000,
+    range: readRange(params),
     /* The broker knows its own cap on record.query's limit and says so in an
      * invalid_params reply; the page does not guess it. */
     historyPoints: positiveInteger(params, 'points', Number.MAX_SAFE_INTEGER),

@@ -8,8 +8,10 @@
  *      nothing published while the queries run is lost: see cities.js),
  *   2. asks record.query for the latest value of every city and fills the
  *      panel from the answer at once,
- *   3. asks record.query for the last hours of every city for the charts,
+ *   3. asks record.query for the chosen range of every city for the charts
+ *      (raw values or aggregates: ranges.js),
  *   4. then updates cards and charts in place from live messages.
+ * Choosing another range asks 3. again; the cards stay.
  * A reconnect repeats all of it: the broker may have restarted, and the
  * messages sent while we were away are in its history, not in our socket.
  * A broker that refuses anonymous clients gets the sign-in form (login.js),
@@ -22,6 +24,7 @@ import { createCityTable } from './cities.js';
 import { readConfig } from './config.js';
 import { createLoginForm, isRefusedLogin } from './login.js';
 import { createAccuracyPanel } from './panel.js';
+import { RANGES, historyParams, rangeCaption } from './ranges.js';
 import { createStatusBanner } from './status.js';
 import { decodePayload, valueNumber } from './values.js';
 
@@ -31,25 +34,47 @@ function randomSuffix() {
   return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-/* [[stored_at, number]] per city from a record.query answer. */
-function pointsByCity(values, mapping) {
+/* Per city from a record.query answer: [stored_at, number] rows, or for
+ * aggregates [bucket start, avg, min, max, count]. */
+function pointsByCity(values, mapping, aggregate) {
   const byCity = new Map();
   for (const row of values) {
     const city = mapping.cityFromRecord(row.record);
     if (city === null) continue;
     if (!byCity.has(city)) byCity.set(city, []);
-    byCity.get(city).push([row.stored_at, valueNumber(row.value)]);
+    const v = row.value;
+    byCity.get(city).push(aggregate ? [row.stored_at, v.avg, v.min, v.max, v.count]
+                                    : [row.stored_at, valueNumber(v)]);
   }
   return byCity;
 }
 
+/* One button per range in `root`; onPick(range) when another is pressed. */
+function createRangePicker(root, current, onPick) {
+  const buttons = RANGES.map((r) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = r.label;
+    b.dataset.range = r.key;
+    b.addEventListener('click', () => {
+      if (r === current) return;
+      current = r;
+      for (const other of buttons) other.setAttribute('aria-pressed', String(other === b));
+      onPick(r);
+    });
+    b.setAttribute('aria-pressed', String(r === current));
+    return b;
+  });
+  root.append(...buttons);
+}
+
 function start(config) {
-  const { brokerUrl, mapping, unit, historyMs, historyPoints } = config;
-  const hours = historyMs / 3600000;
-  document.getElementById('window').textContent = `· charts: last ${hours} h`;
+  const { brokerUrl, mapping, unit, historyPoints } = config;
+  let range = config.range;
+  const windowEl = document.getElementById('window');
   const status = createStatusBanner(document.getElementById('status'));
-  const panel = createAccuracyPanel(document.getElementById('accuracy'), hours, unit);
-  const table = createCityTable(historyMs);
+  const panel = createAccuracyPanel(document.getElementById('accuracy'), unit);
+  const table = createCityTable(range);
 
   const clientId = `aimdb-dashboard-${randomSuffix()}`;
   const replyTopic = `aimdb/dashboard/${clientId}/reply`;
@@ -91,20 +116,38 @@ function start(config) {
     }
   }
 
+  /* What the charts of the current range are drawn against, at `now`. */
+  function view(now) {
+    return { label: range.label, aggregate: range.every > 0, every: range.every,
+             start: now - range.ms, end: now };
+  }
+
+  /* Answers to a range that is no longer chosen are dropped. */
+  let asked = 0;
   async function loadHistory() {
     const now = Date.now();
+    const shown = range, mine = ++asked;
+    windowEl.textContent = `· charts: ${rangeCaption(shown)}`;
     try {
       const result = await aimx.request('record.query',
-        { name: mapping.recordPattern, start: now - historyMs, limit: historyPoints });
-      const byCity = pointsByCity(result.values, mapping);
+        historyParams(shown, mapping.recordPattern, now, historyPoints));
+      if (mine !== asked) return;
+      const byCity = pointsByCity(result.values, mapping, shown.every > 0);
       for (const city of new Set([...table.names(), ...byCity.keys()]))
-        panel.showSeries(city, table.applyHistory(city, byCity.get(city) ?? [], now).series);
+        panel.showSeries(city, table.applyHistory(city, byCity.get(city) ?? [], now).series, view(now));
     } catch (err) {
-      if (err.code === 'disconnected') return;
-      status.queryError(`last ${hours} h`, err);
+      if (err.code === 'disconnected' || mine !== asked) return;
+      status.queryError(`last ${shown.label}`, err);
       panel.seriesUnavailable(`history unavailable: ${err.message}`);
     }
   }
+
+  createRangePicker(document.getElementById('ranges'), range, (picked) => {
+    range = picked;
+    table.setRange(picked);
+    panel.reloading(`loading the last ${picked.label}…`);
+    if (client.connected) loadHistory();
+  });
 
   client.on('connect', async () => {
     table.beginConnection();
@@ -124,9 +167,10 @@ function start(config) {
     const city = mapping.cityFromTopic(topic);
     if (city === null) return;
     const value = decodePayload(payload);
-    const c = table.applyLive(city, value, valueNumber(value), Date.now());
+    const now = Date.now();
+    const c = table.applyLive(city, value, valueNumber(value), now);
     panel.showValue(city, value, c.at, true);
-    panel.showSeries(city, c.series);
+    panel.showSeries(city, c.series, view(now));
   });
 
   client.on('close', () => {

@@ -30,9 +30,9 @@ function element(tag, className, text) {
   return el;
 }
 
-/* The panel inside `root` (which holds .cards and .panel-note); hours names
- * the chart window; unit follows every number shown. */
-export function createAccuracyPanel(root, hours, unit) {
+/* The panel inside `root` (which holds .cards and .panel-note); unit
+ * follows every number shown. */
+export function createAccuracyPanel(root, unit) {
   const cardsEl = root.querySelector('.cards');
   const noteEl = root.querySelector('.panel-note');
   const cards = new Map(); /* city -> {el, valueEl, numberEl, unitEl, timeEl, chartEl, chartNote, chart, drawn} */
@@ -103,16 +103,26 @@ export function createAccuracyPanel(root, hours, unit) {
       noteEl.textContent = '';
     },
 
-    /* A city's chart; a series with no number in it is said, not drawn. */
-    showSeries(city, points) {
+    /* A city's chart of the range in `view` ({label, aggregate, start, end,
+     * every}); a series with no number in it is said, not drawn. */
+    showSeries(city, points, view) {
       const c = card(city);
-      c.chart.setPoints(points);
-      c.drawn = true;
       const numeric = points.some(([, y]) => y !== null);
       c.chartEl.hidden = !numeric;
+      if (numeric) c.chart.setSeries(points, view);
+      c.drawn = true;
       c.chartNote.textContent = numeric ? ''
-        : points.length ? `no numbers to chart in the last ${hours} h`
-        : `no values in the last ${hours} h`;
+        : points.length ? `no numbers to chart in the last ${view.label}`
+        : `no values in the last ${view.label}`;
+    },
+
+    /* Another range was chosen: every chart waits for its history again. */
+    reloading(note) {
+      pendingNote = note;
+      for (const c of cards.values()) {
+        c.drawn = false;
+        c.chartNote.textContent = note;
+      }
     },
 
     /* History could not be read: say so under every chart not drawn yet. */

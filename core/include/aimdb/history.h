@@ -22,12 +22,39 @@ extern "C" {
 
 #define AIMDB_HISTORY_EXT "aimdb.history"
 
+/* What an aggregate bucket reports, in the order a request lists them. */
+typedef enum aimdb_agg {
+    AIMDB_AGG_AVG,
+    AIMDB_AGG_MIN,
+    AIMDB_AGG_MAX,
+    AIMDB_AGG_SUM,
+    AIMDB_AGG_COUNT,
+    AIMDB_AGG_FIRST,
+    AIMDB_AGG_LAST,
+    AIMDB_AGG_KINDS
+} aimdb_agg;
+
+/* The protocol's name of an aggregate ("avg"), or NULL. */
+static inline const char *aimdb_agg_name(aimdb_agg a) {
+    static const char *const names[AIMDB_AGG_KINDS] = {"avg",   "min",   "max", "sum",
+                                                       "count", "first", "last"};
+    return (unsigned)a < AIMDB_AGG_KINDS ? names[a] : NULL;
+}
+
 typedef struct aimdb_history_request {
     const char *pattern;      /* '*' = any run of characters, all else literal; NULL = "*" */
     bool has_start, has_end;
     int64_t start_ms, end_ms; /* Unix ms, both inclusive */
-    uint32_t limit;           /* newest N per record; 0 = no cap */
-    size_t max_bytes;         /* cap on values_json; 0 = none.  Over it: AIMDB_ETOOBIG */
+    uint32_t limit;           /* newest N per record (buckets with every_ms); 0 = no cap */
+    /* 0: rows.  > 0: one bucket of this width per record and non-empty
+     * bucket instead (persist.h, aimdb_persist_aggregate), reporting
+     * agg[0..n_agg) in that order (n_agg 0: avg, min, max, count) of the
+     * number at field (NULL: the value itself). */
+    int64_t every_ms;
+    const char *field;
+    aimdb_agg agg[AIMDB_AGG_KINDS];
+    unsigned n_agg;
+    size_t max_bytes;         /* cap on result_json; 0 = none.  Over it: AIMDB_ETOOBIG */
     /* Who sees which rows (aimdb/access.h), NULL = every row.  Called on a
      * query thread; *access must stay valid until done() has run. */
     const aimdb_access *access;
@@ -35,9 +62,11 @@ typedef struct aimdb_history_request {
 
 typedef struct aimdb_history_result {
     int status;              /* AIMDB_OK, AIMDB_ETOOBIG, AIMDB_EIO, AIMDB_ESTOPPED */
-    const char *values_json; /* OK: JSON array of {"record","value","stored_at"} */
-    size_t values_len;
-    size_t count;            /* elements in values_json */
+    /* OK: the result object of C.4, {"count":N,"values":[{"record","value",
+     * "stored_at"},...]}; with every_ms also "skipped" (values without a
+     * number), each value an object of the aggregates asked for. */
+    const char *result_json;
+    size_t result_len;
     uint64_t skipped;        /* rows that could not be decoded and were left out */
     const char *error;       /* human-readable reason when status != AIMDB_OK */
 } aimdb_history_result;
@@ -49,7 +78,7 @@ typedef void (*aimdb_history_done_fn)(const aimdb_history_result *res, void *ctx
 
 typedef struct aimdb_history_service {
     /* Queue a query (req is copied).  AIMDB_OK: done will run later.  Any
-     * error: done will not run: AIMDB_EINVAL (start after end), AIMDB_EAGAIN
+     * error: done will not run: AIMDB_EINVAL (start after end, every_ms < 0), AIMDB_EAGAIN
      * (too many queries pending), AIMDB_ESTOPPED, AIMDB_ENOMEM.  Never
      * blocks on the database. */
     int (*query_json)(void *self, const aimdb_history_request *req,

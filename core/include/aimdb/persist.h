@@ -18,6 +18,7 @@
 
 #include "aimdb/access.h"
 #include "aimdb/aimdb.h"
+#include "aimdb/history.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -52,6 +53,33 @@ typedef struct aimdb_query_params {
     const aimdb_access *access;
 } aimdb_query_params;
 
+/*
+ * Aggregates (record.query with "every").  A value's number is the JSON
+ * number at field (aimdb_value_number); values without one are skipped and
+ * counted.  Buckets start at multiples of every_ms since the Unix epoch.
+ */
+typedef struct aimdb_aggregate_params {
+    aimdb_query_params q; /* which rows (access included); q.limit counts buckets
+                             holding at least one number, 0 = every bucket */
+    int64_t every_ms;     /* bucket width, > 0 */
+    const char *field;    /* dotted path into an object value; NULL = the value itself */
+} aimdb_aggregate_params;
+
+/* One bucket of one record.  first/last: the number of the earliest /
+ * latest value, by stored_at and among equal stored_at in store order (a
+ * burst in one millisecond ends with the value stored last, the highest
+ * row id), as "newest first" orders rows (C.3). */
+typedef struct aimdb_bucket {
+    const char *record;
+    int64_t start_ms;
+    uint64_t count;     /* values with a number */
+    uint64_t skipped;   /* visible values without one */
+    double sum, min, max, first, last; /* meaningful when count > 0 */
+} aimdb_bucket;
+
+/* Bucket callback; a non-zero return stops the query and is returned by it. */
+typedef int (*aimdb_bucket_fn)(const aimdb_bucket *b, void *ctx);
+
 typedef struct aimdb_backend_stats {
     uint64_t rows_stored;   /* committed */
     uint64_t rows_failed;   /* given up on after an error (only at shutdown) */
@@ -82,6 +110,14 @@ typedef struct aimdb_backend_ops {
      * thread.  Never waits behind a write batch.  err gets the reason. */
     int (*query)(void *self, const aimdb_query_params *q, aimdb_row_fn fn, void *ctx,
                  char *err, size_t errlen);
+    /* Optional (NULL: the layer aggregates the rows of query itself).  The
+     * buckets of a->q's rows, record ascending then newest first, each with
+     * count + skipped > 0; after a->q.limit buckets with count > 0 a record
+     * ends.  Rows a->q.access hides are in no bucket and not skipped.  Must
+     * give what the layer's own aggregation of query gives (the shared
+     * cases in tests/persist/aggregate_cases.json). */
+    int (*aggregate)(void *self, const aimdb_aggregate_params *a, aimdb_bucket_fn fn,
+                     void *ctx, char *err, size_t errlen);
     /* Delete rows older than cutoff_ms (stored_at < cutoff_ms): of `record`,
      * or if record is NULL of every record not named in except[].  Adds the
      * count to *deleted.  Must delete in bounded chunks so writes go on. */
@@ -149,6 +185,14 @@ int aimdb_persist_latest(aimdb_persist *p, const char *pattern, uint32_t n,
 int aimdb_persist_range(aimdb_persist *p, const char *pattern, int64_t start_ms,
                         int64_t end_ms, uint32_t cap, aimdb_row_fn fn, void *ctx);
 
+/* Aggregates: buckets of each matching record, as aimdb_backend_ops.aggregate
+ * describes, but without the buckets that hold no number: those only add to
+ * *skipped (may be NULL), as do the values skipped in the buckets given.
+ * Errors as aimdb_persist_query, and AIMDB_EINVAL for every_ms <= 0. */
+int aimdb_persist_aggregate(aimdb_persist *p, const aimdb_aggregate_params *a,
+                            aimdb_bucket_fn fn, void *ctx, uint64_t *skipped, char *err,
+                            size_t errlen);
+
 /* Typed form: each row decoded with its record's codec; rows that fail to
  * decode (or whose record is unknown here) are skipped and added to
  * *skipped (may be NULL).  v->data is valid for the callback only. */
@@ -157,16 +201,76 @@ int aimdb_persist_query_values(aimdb_persist *p, const aimdb_query_params *q,
                                aimdb_value_row_fn fn, void *ctx, uint64_t *skipped);
 
 /*
- * Raw form for protocol layers: params is a record.query params object
- * (docs/protocol.md: "name", "limit", "start", "end", with its defaults); *out
- * receives the result object {"count":N,"values":[...]} as a malloc'd,
- * NUL-terminated string the caller frees.  access may be NULL; max_bytes 0 =
- * no cap.  AIMDB_EINVAL (bad params; err names the parameter),
- * AIMDB_ETOOBIG (err says how to narrow the query), AIMDB_EIO, AIMDB_ESTOPPED.
+ * The protocol's form, synchronously: *out receives the result object of
+ * req (history.h: rows or, with every_ms, buckets) as a malloc'd,
+ * NUL-terminated string the caller frees.  req->max_bytes caps it (0 = no
+ * cap).  AIMDB_EINVAL (start after end, every_ms < 0), AIMDB_ETOOBIG (err
+ * says how to narrow the query), AIMDB_EIO, AIMDB_ESTOPPED.
  */
-int aimdb_persist_query_raw(aimdb_persist *p, const char *params, size_t params_len,
-                            const aimdb_access *access, size_t max_bytes, char **out,
-                            size_t *out_len, char *err, size_t errlen);
+int aimdb_persist_query_json(aimdb_persist *p, const aimdb_history_request *req, char **out,
+                             size_t *out_len, char *err, size_t errlen);
+
+/*
+ * The number a value holds at a dotted field path ("wind.speed": member
+ * "speed" of member "wind" of the object value; NULL or "" = the value
+ * itself), the one rule every backend's aggregates follow: the value there
+ * must be a JSON number finite as a double (not a string, boolean or null);
+ * a member name matches a path segment when its text between the quotes is
+ * the segment byte for byte (no escapes); of duplicate names the last
+ * counts.  json is valid JSON of len bytes.  Pure; any thread.
+ */
+bool aimdb_value_number(const char *json, size_t len, const char *field, double *out);
+
+/* Longest field path a query may name (and aimdb_value_numbers reports). */
+#define AIMDB_FIELD_MAX 256
+
+/*
+ * Every field path under which aimdb_value_number finds a number in json,
+ * with that number: fn("", v) for a number value, fn("wind.speed", v) for
+ * the members of objects, at most max_fields calls.  True if that is all
+ * of them: a path not reported then gives no number.  False (fn may have
+ * run) when it cannot promise so: more numbers, an object with more than
+ * 64 members or a name given twice.  Paths longer than AIMDB_FIELD_MAX and
+ * members whose name holds '.' or an escape cannot be queried and are left
+ * out.  Pure; any thread.
+ */
+typedef void (*aimdb_field_number_fn)(const char *field, size_t field_len, double v,
+                                      void *ctx);
+bool aimdb_value_numbers(const char *json, size_t len, unsigned max_fields,
+                         aimdb_field_number_fn fn, void *ctx);
+
+/*
+ * One record's buckets as they fill, for backends that aggregate in C (the
+ * layer's own aggregation and SQLite's use it).  A part is what some values
+ * of one bucket add up to.  Which number is first and last is decided by
+ * (stored_at, order), order being the store position among equal times
+ * (the row id: a higher order was stored later).  Not thread-safe; one set
+ * per query.
+ */
+typedef struct aimdb_bucket_part {
+    int64_t ts_ms;                 /* any time inside the bucket */
+    uint64_t values;               /* visible values (a bucket's skipped: values - count) */
+    uint64_t count;                /* those with a number (parts may count them apart) */
+    double sum, min, max, first, last; /* meaningful when count > 0 */
+    int64_t first_at, first_order;     /* the first number's stored_at and order */
+    int64_t last_at, last_order;
+} aimdb_bucket_part;
+
+typedef struct aimdb_bucket_set aimdb_bucket_set;
+
+/* every_ms > 0; NULL when out of memory. */
+aimdb_bucket_set *aimdb_bucket_set_new(int64_t every_ms);
+/* AIMDB_OK or AIMDB_ENOMEM. */
+int aimdb_bucket_set_merge(aimdb_bucket_set *s, const aimdb_bucket_part *part);
+/* One visible value: its number if has_number, else a skipped value. */
+int aimdb_bucket_set_add(aimdb_bucket_set *s, int64_t ts_ms, int64_t order, bool has_number,
+                         double number);
+/* Hand the buckets to fn as aimdb_backend_ops.aggregate says (newest first,
+ * ending after limit buckets with a number; 0 = all), then empty the set.
+ * Returns fn's first non-zero return, else 0. */
+int aimdb_bucket_set_emit(aimdb_bucket_set *s, const char *record, uint32_t limit,
+                          aimdb_bucket_fn fn, void *ctx);
+void aimdb_bucket_set_free(aimdb_bucket_set *s);
 
 /* Wait until every value already handed to the backend is committed. */
 int aimdb_persist_flush(aimdb_persist *p);
