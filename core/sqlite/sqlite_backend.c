@@ -65,22 +65,6 @@ int sq_exec(sqlite3 *db, const char *sql, char *err, size_t errlen) {
     return AIMDB_EIO;
 }
 
-int aimdb_sqlite_sync_parse(const char *text, aimdb_sqlite_sync *out) {
-    static const struct {
-        const char *name;
-        aimdb_sqlite_sync value;
-    } names[] = {{"off", AIMDB_SQLITE_SYNC_OFF},
-                 {"normal", AIMDB_SQLITE_SYNC_NORMAL},
-                 {"full", AIMDB_SQLITE_SYNC_FULL}};
-    for (size_t i = 0; text && i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcmp(text, names[i].name) == 0) {
-            *out = names[i].value;
-            return AIMDB_OK;
-        }
-    }
-    return AIMDB_EINVAL;
-}
-
 /* ------------------------------------------------------------- vtable */
 
 static int backend_store(void *self, const char *record, const char *json, size_t json_len,

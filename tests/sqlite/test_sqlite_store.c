@@ -333,16 +333,6 @@ static void test_bad_options_and_arguments(void **state) {
     o = (aimdb_sqlite_options){.path = ":memory:", .synchronous = (aimdb_sqlite_sync)7};
     assert_int_equal(aimdb_sqlite_open(&o, &b, err, sizeof(err)), AIMDB_EINVAL);
 
-    aimdb_sqlite_sync s;
-    assert_int_equal(aimdb_sqlite_sync_parse("off", &s), AIMDB_OK);
-    assert_int_equal(s, AIMDB_SQLITE_SYNC_OFF);
-    assert_int_equal(aimdb_sqlite_sync_parse("full", &s), AIMDB_OK);
-    assert_int_equal(s, AIMDB_SQLITE_SYNC_FULL);
-    assert_int_equal(aimdb_sqlite_sync_parse("normal", &s), AIMDB_OK);
-    assert_int_equal(s, AIMDB_SQLITE_SYNC_NORMAL);
-    assert_int_equal(aimdb_sqlite_sync_parse("NORMAL", &s), AIMDB_EINVAL);
-    assert_int_equal(aimdb_sqlite_sync_parse(NULL, &s), AIMDB_EINVAL);
-
     /* A database that cannot be written is refused at open, clearly. */
     char *dir = fixture_tmpdir();
     char *path = fixture_path(dir, "ro.db");

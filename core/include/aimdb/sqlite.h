@@ -68,9 +68,6 @@ typedef struct aimdb_sqlite_options {
     const aimdb_runtime *runtime; /* NULL = aimdb_runtime_pthread() */
 } aimdb_sqlite_options;
 
-/* Parse "off" | "normal" | "full".  AIMDB_EINVAL otherwise. */
-int aimdb_sqlite_sync_parse(const char *text, aimdb_sqlite_sync *out);
-
 /* Open (creating the file, parent directory excluded, and schema if needed)
  * and start the writer thread.  On error returns < 0 (AIMDB_EINVAL for bad
  * options, AIMDB_EIO for SQLite failures) and writes the reason into err.
