@@ -14,6 +14,12 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "aimdb/aimdb.h"
+
+/* A bad value: the reason into why (aimdb_errorf), and AIMDB_EINVAL, so a
+ * parser says both in one `return mqtt_invalid(why, whylen, ...)`. */
+#define mqtt_invalid(why, whylen, ...) (aimdb_errorf((why), (whylen), __VA_ARGS__), AIMDB_EINVAL)
+
 /* Invariant: bytes [0, min(len, limit)) of buf are written; len counts every
  * byte put, written or not. */
 typedef struct sink {

@@ -82,12 +82,12 @@ int history_json_collect(aimdb_persist *p, const aimdb_query_params *q, size_t m
     if (rc == AIMDB_OK) rc = json_buf_append(out, "]", 1);
     *count = c.count;
     if (rc == AIMDB_ETOOBIG)
-        persist_errorf(err, errlen,
-                       "result larger than %zu bytes (passed it after %zu values); narrow the "
-                       "query: a shorter start/end range, a smaller limit or a more specific "
-                       "name pattern",
-                       max_bytes, c.count);
+        aimdb_errorf(err, errlen,
+                     "result larger than %zu bytes (passed it after %zu values); narrow the "
+                     "query: a shorter start/end range, a smaller limit or a more specific "
+                     "name pattern",
+                     max_bytes, c.count);
     else if (rc == AIMDB_ENOMEM)
-        persist_errorf(err, errlen, "out of memory building the result");
+        aimdb_errorf(err, errlen, "out of memory building the result");
     return rc;
 }

@@ -23,7 +23,7 @@ typedef struct raw_params {
 } raw_params;
 
 static int bad(char *err, size_t errlen, const char *key, const char *what) {
-    persist_errorf(err, errlen, "invalid params: \"%s\" %s", key, what);
+    aimdb_errorf(err, errlen, "invalid params: \"%s\" %s", key, what);
     return AIMDB_EINVAL;
 }
 
@@ -62,7 +62,7 @@ static int parse_members(const char *params, size_t len, raw_params *r, char *er
     cJSON *root = cJSON_ParseWithLength(params, len);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        persist_errorf(err, errlen, "invalid params: not a JSON object");
+        aimdb_errorf(err, errlen, "invalid params: not a JSON object");
         return AIMDB_EINVAL;
     }
     int rc = AIMDB_OK;
@@ -79,7 +79,7 @@ static int parse_params(const char *params, size_t len, raw_params *r, char *err
                         size_t errlen) {
     int rc = parse_members(params, len, r, err, errlen);
     if (rc == AIMDB_OK && r->q.has_start && r->q.has_end && r->q.start_ms > r->q.end_ms) {
-        persist_errorf(err, errlen, "invalid params: \"start\" is after \"end\"");
+        aimdb_errorf(err, errlen, "invalid params: \"start\" is after \"end\"");
         rc = AIMDB_EINVAL;
     }
     /* C.4: no limit and no time bound means the latest value per record. */

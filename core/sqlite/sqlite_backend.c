@@ -13,21 +13,12 @@
  * that is still being committed.  That trade is fine for the tests it
  * exists for; files get WAL and true snapshots.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "sqlite_internal.h"
-
-void sq_errorf(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 int sq_open_connection(sq_backend *b, int flags, sqlite3 **out, char *err, size_t errlen) {
     sqlite3 *db = NULL;
@@ -38,8 +29,8 @@ int sq_open_connection(sq_backend *b, int flags, sqlite3 **out, char *err, size_
     flags |= SQLITE_OPEN_URI | (b->memory ? SQLITE_OPEN_FULLMUTEX : SQLITE_OPEN_NOMUTEX);
     int rc = sqlite3_open_v2(b->uri, &db, flags, NULL);
     if (rc != SQLITE_OK) {
-        sq_errorf(err, errlen, "cannot open %s: %s", b->opts.path,
-                  db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        aimdb_errorf(err, errlen, "cannot open %s: %s", b->opts.path,
+                     db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
         sqlite3_close(db);
         *out = NULL;
         return AIMDB_EIO;
@@ -52,7 +43,7 @@ int sq_open_connection(sq_backend *b, int flags, sqlite3 **out, char *err, size_
 int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, char *err, size_t errlen) {
     if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) == SQLITE_OK)
         return AIMDB_OK;
-    sq_errorf(err, errlen, "preparing \"%s\": %s", sql, sqlite3_errmsg(db));
+    aimdb_errorf(err, errlen, "preparing \"%s\": %s", sql, sqlite3_errmsg(db));
     *out = NULL;
     return AIMDB_EIO;
 }
@@ -60,7 +51,7 @@ int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, char *err, size
 int sq_exec(sqlite3 *db, const char *sql, char *err, size_t errlen) {
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK) return AIMDB_OK;
-    sq_errorf(err, errlen, "\"%s\": %s", sql, msg ? msg : sqlite3_errmsg(db));
+    aimdb_errorf(err, errlen, "\"%s\": %s", sql, msg ? msg : sqlite3_errmsg(db));
     sqlite3_free(msg);
     return AIMDB_EIO;
 }
@@ -86,7 +77,7 @@ static int backend_flush(void *self) {
 static int backend_query(void *self, const aimdb_query_params *q, aimdb_row_fn fn, void *ctx,
                          char *err, size_t errlen) {
     if (!q || !fn) {
-        sq_errorf(err, errlen, "query needs parameters and a row callback");
+        aimdb_errorf(err, errlen, "query needs parameters and a row callback");
         return AIMDB_EINVAL;
     }
     return sq_readers_query(self, q, fn, ctx, err, errlen);
@@ -148,16 +139,16 @@ static const aimdb_backend_ops sqlite_ops = {
 
 static int check_options(const aimdb_sqlite_options *o, char *err, size_t errlen) {
     if (!o || !o->path || !*o->path) {
-        sq_errorf(err, errlen, "sqlite: a database path (or \":memory:\") is required");
+        aimdb_errorf(err, errlen, "sqlite: a database path (or \":memory:\") is required");
         return AIMDB_EINVAL;
     }
     if (o->synchronous != AIMDB_SQLITE_SYNC_NORMAL && o->synchronous != AIMDB_SQLITE_SYNC_OFF &&
         o->synchronous != AIMDB_SQLITE_SYNC_FULL) {
-        sq_errorf(err, errlen, "sqlite: synchronous must be off, normal or full");
+        aimdb_errorf(err, errlen, "sqlite: synchronous must be off, normal or full");
         return AIMDB_EINVAL;
     }
     if (o->max_db_bytes < 0) {
-        sq_errorf(err, errlen, "sqlite: max_db_bytes must not be negative");
+        aimdb_errorf(err, errlen, "sqlite: max_db_bytes must not be negative");
         return AIMDB_EINVAL;
     }
     return AIMDB_OK;
@@ -189,7 +180,7 @@ int aimdb_sqlite_open(const aimdb_sqlite_options *opts, aimdb_backend *out, char
     if (rc != AIMDB_OK) return rc;
     sq_backend *b = calloc(1, sizeof(*b));
     if (!b) {
-        sq_errorf(err, errlen, "out of memory");
+        aimdb_errorf(err, errlen, "out of memory");
         return AIMDB_ENOMEM;
     }
     b->opts = with_defaults(opts);
@@ -201,7 +192,7 @@ int aimdb_sqlite_open(const aimdb_sqlite_options *opts, aimdb_backend *out, char
     rc = b->uri ? sq_queue_init(&b->queue, b->opts.queue_rows, b->opts.batch_rows,
                                 b->opts.flush_interval_ms)
                 : AIMDB_ENOMEM;
-    if (rc == AIMDB_ENOMEM) sq_errorf(err, errlen, "out of memory");
+    if (rc == AIMDB_ENOMEM) aimdb_errorf(err, errlen, "out of memory");
     if (rc == AIMDB_OK) rc = sq_health_open(b, err, errlen);
     if (rc == AIMDB_OK) rc = sq_readers_open(b, err, errlen);
     if (rc == AIMDB_OK) rc = sq_writer_start(b, err, errlen);

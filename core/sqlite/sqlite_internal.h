@@ -297,8 +297,4 @@ bool sq_health_damage_rc(int rc);
  * damaged; counted, and the writer moves the file aside. */
 void sq_health_report(sq_backend *b, unsigned gen, const char *what, const char *msg);
 
-/* snprintf into err if err is not NULL. */
-void sq_errorf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 #endif

@@ -52,8 +52,8 @@ static int enable_wal(sqlite3 *db, char *err, size_t errlen) {
     int step = sqlite3_step(st);
     const char *mode = step == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
     if (!mode || strcmp(mode, "wal") != 0) {
-        sq_errorf(err, errlen, "cannot enable WAL journal mode: %s",
-                  mode ? mode : sqlite3_errmsg(db));
+        aimdb_errorf(err, errlen, "cannot enable WAL journal mode: %s",
+                     mode ? mode : sqlite3_errmsg(db));
         rc = AIMDB_EIO;
     }
     sqlite3_finalize(st);
@@ -72,7 +72,7 @@ static int64_t query_int(sqlite3 *db, const char *sql) {
 static int configure(sq_backend *b, char *err, size_t errlen) {
     sqlite3 *db = b->wdb;
     if (sqlite3_db_readonly(db, "main") == 1) {
-        sq_errorf(err, errlen, "%s is read-only", b->opts.path);
+        aimdb_errorf(err, errlen, "%s is read-only", b->opts.path);
         return AIMDB_EIO;
     }
     sqlite3_busy_timeout(db, WRITER_BUSY_MS);
@@ -379,7 +379,7 @@ static void *writer_main(void *arg) {
 int sq_writer_start(sq_backend *b, char *err, size_t errlen) {
     if (b->rt->spawn(b->rt->self, "aimdb-writer", AIMDB_THREAD_PIPELINE, writer_main, b,
                      &b->writer) != 0) {
-        sq_errorf(err, errlen, "cannot start the history writer thread");
+        aimdb_errorf(err, errlen, "cannot start the history writer thread");
         return AIMDB_EIO;
     }
     return AIMDB_OK;
