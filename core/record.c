@@ -5,11 +5,11 @@
  * never across a callback or anything that can wait on another thread: that
  * is what lets any thread produce without ever waiting for a consumer.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "aimdb/json.h"
 #include "core_internal.h"
 
 /* ------------------------------------------------------------- lifetime */
@@ -279,24 +279,13 @@ void aimdb_tap_stats_get(aimdb_tap *tap, aimdb_tap_stats *out) {
 
 /* --------------------------------------------------------- attributes */
 
-static char *json_escape(const char *s) {
-    size_t n = 2;
-    for (const char *p = s; *p; p++) n += (unsigned char)*p < 0x20 ? 6 : (*p == '"' || *p == '\\') ? 2 : 1;
-    char *out = malloc(n + 1), *w = out;
+/* A fresh NUL-terminated JSON string literal of s, or NULL. */
+static char *json_string(const char *s) {
+    size_t len = strlen(s), n = aimdb_json_string_write(s, len, NULL, 0);
+    char *out = malloc(n + 1);
     if (!out) return NULL;
-    *w++ = '"';
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') {
-            *w++ = '\\';
-            *w++ = (char)*p;
-        } else if (*p < 0x20) {
-            w += sprintf(w, "\\u%04x", *p);
-        } else {
-            *w++ = (char)*p;
-        }
-    }
-    *w++ = '"';
-    *w = '\0';
+    aimdb_json_string_write(s, len, out, n);
+    out[n] = '\0';
     return out;
 }
 
@@ -334,7 +323,7 @@ int aimdb_record_set_attr(aimdb_record *rec, const char *key, const char *json) 
 
 int aimdb_record_set_attr_string(aimdb_record *rec, const char *key, const char *value) {
     if (!key || !value) return AIMDB_EINVAL;
-    return set_attr_owned(rec, key, json_escape(value));
+    return set_attr_owned(rec, key, json_string(value));
 }
 
 void aimdb_record_foreach_attr(aimdb_record *rec,

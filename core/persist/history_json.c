@@ -12,9 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aimdb/json.h"
 #include "persist_internal.h"
 
-static int json_buf_append(json_buf *b, const char *s, size_t n) {
+/* Room for n more bytes and a NUL. */
+static int json_buf_reserve(json_buf *b, size_t n) {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + n + 1) cap *= 2;
@@ -23,30 +25,26 @@ static int json_buf_append(json_buf *b, const char *s, size_t n) {
         b->data = grown;
         b->cap = cap;
     }
+    return AIMDB_OK;
+}
+
+static int json_buf_append(json_buf *b, const char *s, size_t n) {
+    int rc = json_buf_reserve(b, n);
+    if (rc != AIMDB_OK) return rc;
     memcpy(b->data + b->len, s, n);
     b->len += n;
     b->data[b->len] = '\0';
     return AIMDB_OK;
 }
 
-/* A JSON string literal of s (valid UTF-8): quotes, backslashes and control
- * characters escaped, everything else as is. */
+/* A JSON string literal of s (valid UTF-8). */
 static int append_string(json_buf *b, const char *s) {
-    int rc = json_buf_append(b, "\"", 1);
-    const char *run = s; /* start of bytes not yet copied */
-    for (const char *c = s; rc == AIMDB_OK && *c; c++) {
-        unsigned char ch = (unsigned char)*c;
-        if (ch >= 0x20 && ch != '"' && ch != '\\') continue;
-        char esc[8];
-        if (ch == '"' || ch == '\\') snprintf(esc, sizeof(esc), "\\%c", ch);
-        else snprintf(esc, sizeof(esc), "\\u%04x", ch);
-        rc = json_buf_append(b, run, (size_t)(c - run));
-        if (rc == AIMDB_OK) rc = json_buf_append(b, esc, strlen(esc));
-        run = c + 1;
-    }
-    if (rc == AIMDB_OK) rc = json_buf_append(b, run, strlen(run));
-    if (rc == AIMDB_OK) rc = json_buf_append(b, "\"", 1);
-    return rc;
+    size_t len = strlen(s), n = aimdb_json_string_write(s, len, NULL, 0);
+    int rc = json_buf_reserve(b, n);
+    if (rc != AIMDB_OK) return rc;
+    b->len += aimdb_json_string_write(s, len, b->data + b->len, n);
+    b->data[b->len] = '\0';
+    return AIMDB_OK;
 }
 
 typedef struct collect_ctx {
