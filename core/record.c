@@ -7,7 +7,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "aimdb/json.h"
 #include "core_internal.h"
@@ -26,11 +25,7 @@ aimdb_record *aimdb_record_new(aimdb_db *db, const char *name, const aimdb_buffe
         free(rec);
         return NULL;
     }
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* timeouts ignore clock jumps */
-    pthread_cond_init(&rec->readable, &attr);
-    pthread_condattr_destroy(&attr);
+    aimdb_cond_init_monotonic(&rec->readable); /* timeouts ignore clock jumps */
     pthread_mutex_init(&rec->lock, NULL);
     return rec;
 }
@@ -200,21 +195,9 @@ static int read_locked(aimdb_reader *r, aimdb_value *out, uint64_t *missed) {
     return rc;
 }
 
-static struct timespec deadline_after(int64_t timeout_ms) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (timeout_ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    return ts;
-}
-
 int aimdb_reader_recv(aimdb_reader *r, int64_t timeout_ms, aimdb_value *out, uint64_t *missed) {
     aimdb_record *rec = r->record;
-    struct timespec deadline = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
+    struct timespec deadline = aimdb_monotonic_deadline_in(timeout_ms < 0 ? 0 : timeout_ms);
     pthread_mutex_lock(&rec->lock);
     int rc;
     /* Values produced before stop are still delivered; only an empty

@@ -160,20 +160,17 @@ static int insert_row(sq_backend *b, const sq_slot *s) {
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-static void note_commit(sq_backend *b, uint32_t n, int64_t started_us) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-    atomic_fetch_add_explicit(&b->rows_stored, n, memory_order_relaxed);
-    atomic_fetch_add_explicit(&b->batches, 1, memory_order_relaxed);
-    atomic_store_explicit(&b->last_batch_rows, n, memory_order_relaxed);
-    atomic_store_explicit(&b->last_commit_us, now_us - started_us, memory_order_relaxed);
-}
-
 static int64_t monotonic_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void note_commit(sq_backend *b, uint32_t n, int64_t started_us) {
+    atomic_fetch_add_explicit(&b->rows_stored, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->batches, 1, memory_order_relaxed);
+    atomic_store_explicit(&b->last_batch_rows, n, memory_order_relaxed);
+    atomic_store_explicit(&b->last_commit_us, monotonic_us() - started_us, memory_order_relaxed);
 }
 
 /* Commit the first n taken rows in one transaction.  On failure the
