@@ -119,6 +119,7 @@ static void backend_free(sq_backend *b) {
     sq_readers_close(b);
     sq_queue_destroy(&b->queue);
     sq_health_destroy(b);
+    sq_lock_release(b);
     free(b->uri);
     free(b);
 }
@@ -185,6 +186,7 @@ int aimdb_sqlite_open(const aimdb_sqlite_options *opts, aimdb_backend *out, char
     }
     b->opts = with_defaults(opts);
     b->rt = b->opts.runtime;
+    b->lock_fd = -1;
     b->memory = strcmp(opts->path, ":memory:") == 0;
     b->uri = b->memory ? memory_uri() : strdup(opts->path);
     atomic_init(&b->db_bytes, -1);
@@ -193,6 +195,7 @@ int aimdb_sqlite_open(const aimdb_sqlite_options *opts, aimdb_backend *out, char
                                 b->opts.flush_interval_ms)
                 : AIMDB_ENOMEM;
     if (rc == AIMDB_ENOMEM) aimdb_errorf(err, errlen, "out of memory");
+    if (rc == AIMDB_OK) rc = sq_lock_take(b, err, errlen);
     if (rc == AIMDB_OK) rc = sq_health_open(b, err, errlen);
     if (rc == AIMDB_OK) rc = sq_readers_open(b, err, errlen);
     if (rc == AIMDB_OK) rc = sq_writer_start(b, err, errlen);

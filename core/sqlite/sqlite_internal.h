@@ -227,6 +227,7 @@ typedef struct sq_backend {
     const aimdb_runtime *rt;
     char *uri;            /* what sqlite3_open_v2 gets */
     bool memory;          /* :memory: (shared-cache, see sqlite_backend.c) */
+    int lock_fd;          /* FILE.lock, flocked while open; -1: none (sqlite_lock.c) */
     aimdb_sqlite_options opts; /* defaults filled in; path not owned */
     sq_queue queue;
 
@@ -252,6 +253,12 @@ typedef struct sq_backend {
     _Atomic int64_t last_commit_us;
     _Atomic int64_t db_bytes; /* the file, -wal and -shm; -1 unknown (sqlite_recovery.c) */
 } sq_backend;
+
+/* Take the path's lock before anything opens the database: AIMDB_EIO with
+ * err naming the holder's pid when another backend, in any process, has it.
+ * Released after the last connection closed. */
+int sq_lock_take(sq_backend *b, char *err, size_t errlen);
+void sq_lock_release(sq_backend *b);
 
 /* Open a connection on b->uri with flags; on failure closes it, writes the
  * reason to err and returns AIMDB_EIO. */
