@@ -218,6 +218,32 @@ static void test_plugin_opt_overrides_the_file(void **state) {
     broker_cleanup(&b);
 }
 
+/* Two brokers on one history (`make run` twice): the second is refused
+ * at start, before it listens, naming the database and the first broker;
+ * the first keeps recording. */
+static void test_second_broker_on_one_database_refused(void **state) {
+    (void)state;
+    broker first, second;
+    assert_true(broker_start_weather(&first));
+    broker_init(&second);
+    char conf[HARNESS_PATH_MAX + 16], want[HARNESS_PATH_MAX + 64];
+    snprintf(conf, sizeof(conf), "database %s\n", first.db_path);
+    broker_write_aimdb(&second, conf);
+    broker_write_conf(&second, NULL);
+    snprintf(want, sizeof(want), "database %s: in use by process %ld", first.db_path,
+             (long)first.pid);
+    refused_with(&second, want, "give each its own database");
+
+    client *c = client_connect(first.port, "first", MQTT_PROTOCOL_V5, NULL, NULL);
+    assert_non_null(c);
+    client_publish(c, "weather/oslo/temperature", "1.5", 3, 1);
+    char *reply = client_query_until(c, "{\"name\":\"temp::oslo\"}", 1, 5000);
+    assert_int_equal(reply_count(reply), 1);
+    free(reply);
+    client_disconnect(c);
+    assert_int_equal(broker_stop_and_clean(&first), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_config_error_stops_startup),
@@ -225,6 +251,7 @@ int main(void) {
         cmocka_unit_test(test_missing_config_file),
         cmocka_unit_test(test_database_not_writable),
         cmocka_unit_test(test_plugin_opt_overrides_the_file),
+        cmocka_unit_test(test_second_broker_on_one_database_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
