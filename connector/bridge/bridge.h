@@ -36,8 +36,8 @@ typedef struct bridge_options {
     const char *username, *password, *ca_file, *cert_file, *key_file;
 } bridge_options;
 
-/* Parse argv: CLI_PARSED; CLI_ASKED_HELP (the help printed);
- * CLI_ASKED_VERSION; CLI_EXIT_USAGE (the error printed). */
+/* Parse argv: CLI_PARSED; CLI_ASKED_HELP or CLI_ASKED_VERSION (printed);
+ * CLI_EXIT_USAGE (the error printed). */
 int options_parse(int argc, char **argv, bridge_options *o);
 /* Read aimdb.conf and apply the command line.  Errors read
  * "aimdb.conf:LINE: reason" or "--broker: reason". */

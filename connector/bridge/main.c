@@ -133,8 +133,7 @@ int main(int argc, char **argv) {
     bridge b;
     memset(&b, 0, sizeof(b));
     int rc = options_parse(argc, argv, &b.opts);
-    if (rc == CLI_ASKED_VERSION) return cli_print_version(BRIDGE_WHO);
-    if (rc != CLI_PARSED) return rc == CLI_ASKED_HELP ? CLI_EXIT_OK : rc;
+    if (rc != CLI_PARSED) return rc == CLI_EXIT_USAGE ? rc : CLI_EXIT_OK; /* help, version */
 
     sigset_t signals;
     sigemptyset(&signals);

@@ -82,7 +82,7 @@ int options_parse(int argc, char **argv, bridge_options *o) {
         case OPT_CERT: o->cert_file = optarg; break;
         case OPT_KEY: o->key_file = optarg; break;
         case 'h': fputs(usage, stdout); return CLI_ASKED_HELP;
-        case OPT_VERSION: return CLI_ASKED_VERSION;
+        case OPT_VERSION: cli_print_version(BRIDGE_WHO); return CLI_ASKED_VERSION;
         default: return cli_bad_option(BRIDGE_WHO, ch, argv);
         }
     }
@@ -129,12 +129,13 @@ const char *options_client_id(const aimdb_conf *conf, char *buf, size_t cap) {
  * a bridge started in one directory keep two histories, and two bridges
  * with their own client ids keep two as well (sqlite_lock.c refuses a
  * second writer of one file in any case).  Bytes a file name should not
- * hold become '-'. */
+ * hold become '-'; a long id is cut at 127 bytes. */
 const char *options_default_database(const char *client_id, char *buf, size_t cap) {
-    int n = snprintf(buf, cap, "./data/%s.db", client_id);
-    size_t end = n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
-    for (size_t i = sizeof("./data/") - 1; i + 3 < end; i++)
-        if (!isalnum((unsigned char)buf[i]) && !strchr("-_.", buf[i])) buf[i] = '-';
+    char name[128];
+    snprintf(name, sizeof(name), "%s", client_id);
+    for (char *p = name; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("-_.", *p)) *p = '-';
+    snprintf(buf, cap, "./data/%s.db", name);
     return buf;
 }
 
