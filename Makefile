@@ -64,7 +64,20 @@ test-asan: build-asan brokers
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS)
 
-run: build
+# conf/mosquitto.conf's two listeners, free before a broker is started on
+# them: a second `make run` (or `make demo`) stops here, naming the port.
+# (Started anyway, it would be refused by the first one's database lock.)
+RUN_PORTS = 1883 8080
+.PHONY: ports-free
+ports-free:
+	@for port in $(RUN_PORTS); do \
+	  if bash -c "exec 3<>/dev/tcp/127.0.0.1/$$port" 2>/dev/null; then \
+	    echo "make: 127.0.0.1:$$port is in use (another make run or make demo, or another broker): stop it first" >&2; \
+	    exit 1; \
+	  fi; \
+	done
+
+run: build ports-free
 	mkdir -p data
 	@echo "aimdb: mosquitto with the AimDB plugin on localhost:1883, history in ./data/"
 	@echo "aimdb: dashboard at http://127.0.0.1:8080/"
@@ -82,7 +95,7 @@ DEMO_RATE   ?= 6
 DEMO_LOG    ?= data/demo-mosquitto.log
 
 .PHONY: demo
-demo: build
+demo: build ports-free
 	@mkdir -p data
 	@setsid mosquitto -c conf/mosquitto.conf >$(DEMO_LOG) 2>&1 & broker=$$!; \
 	stop_broker() { \

@@ -124,6 +124,16 @@ static void exact_rules(scenario *s, size_t n) {
     }
 }
 
+/* N_TOPICS topics of fmt, numbered 0, 1, ... or, scattered, in the order
+ * 0, 919, 838, ... (each of 1,000 numbers once per thousand topics). */
+static void numbered_topics(scenario *s, const char *fmt, bool scattered) {
+    for (size_t i = 0; i < N_TOPICS; i++) {
+        char t[48];
+        snprintf(t, sizeof(t), fmt, scattered ? (i * 7919) % 1000 : i);
+        topic(s, t);
+    }
+}
+
 int main(void) {
     scenario *s = calloc(1, sizeof(*s));
     if (!s) return 1;
@@ -132,21 +142,13 @@ int main(void) {
 
     /* 1,000 exact rules; topics hit each once */
     exact_rules(s, 1000);
-    for (size_t i = 0; i < N_TOPICS; i++) {
-        char t[48];
-        snprintf(t, sizeof(t), "site/%zu/sensor/temperature", (i * 7919) % 1000);
-        topic(s, t);
-    }
+    numbered_topics(s, "site/%zu/sensor/temperature", true);
     s->title = "1000 exact rules, every topic a hit";
     run(s);
 
     /* same rules, topics nobody configured */
     s->n_topics = 0;
-    for (size_t i = 0; i < N_TOPICS; i++) {
-        char t[48];
-        snprintf(t, sizeof(t), "site/%zu/sensor/humidity", i);
-        topic(s, t);
-    }
+    numbered_topics(s, "site/%zu/sensor/humidity", false);
     s->title = "1000 exact rules, every topic a miss";
     run(s);
 
@@ -170,11 +172,7 @@ int main(void) {
     memset(s, 0, sizeof(*s));
     rule(s, "#", "all::{#}");
     exact_rules(s, 1000);
-    for (size_t i = 0; i < N_TOPICS; i++) {
-        char t[48];
-        snprintf(t, sizeof(t), "site/%zu/sensor/temperature", i);
-        topic(s, t);
-    }
+    numbered_topics(s, "site/%zu/sensor/temperature", false);
     s->title = "'#' first, then 1000 exact rules";
     run(s);
 
@@ -186,11 +184,7 @@ int main(void) {
     rule(s, "alarm/#", "alarm::{#}");
     rule(s, "+/+/sensor/humidity", "hum::{1}::{2}");
     exact_rules(s, 1000);
-    for (size_t i = 0; i < N_TOPICS; i++) {
-        char t[48];
-        snprintf(t, sizeof(t), "site/%zu/sensor/temperature", (i * 7919) % 1000);
-        topic(s, t);
-    }
+    numbered_topics(s, "site/%zu/sensor/temperature", true);
     s->title = "5 wildcard + 1000 exact rules, exact hits";
     run(s);
 

@@ -32,24 +32,9 @@
 
 /* Waits are measured on the monotonic clock: a wall-clock step must not
  * stall reconnects. */
-static void cond_init_monotonic(pthread_cond_t *cond) {
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(cond, &attr);
-    pthread_condattr_destroy(&attr);
-}
-
 static void cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t ms) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(cond, lock, &ts);
+    struct timespec deadline = aimdb_monotonic_deadline_in(ms);
+    pthread_cond_timedwait(cond, lock, &deadline);
 }
 
 /* ------------------------------------------------------------ options */
@@ -374,7 +359,7 @@ int aimdb_connector_new(aimdb_db *db, const aimdb_connector_options *o, aimdb_co
     c->backoff_ms = c->retry_min_ms;
     c->session_expiry_s = o->session_expiry_s;
     pthread_mutex_init(&c->lock, NULL);
-    cond_init_monotonic(&c->cond);
+    aimdb_cond_init_monotonic(&c->cond);
     pthread_rwlock_init(&c->links_lock, NULL);
     /* Two connectors with one client id would disconnect each other in
      * turn: pid and clock make the default unique per run. */

@@ -5,11 +5,10 @@
  * never across a callback or anything that can wait on another thread: that
  * is what lets any thread produce without ever waiting for a consumer.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "aimdb/json.h"
 #include "core_internal.h"
 
 /* ------------------------------------------------------------- lifetime */
@@ -26,11 +25,7 @@ aimdb_record *aimdb_record_new(aimdb_db *db, const char *name, const aimdb_buffe
         free(rec);
         return NULL;
     }
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* timeouts ignore clock jumps */
-    pthread_cond_init(&rec->readable, &attr);
-    pthread_condattr_destroy(&attr);
+    aimdb_cond_init_monotonic(&rec->readable); /* timeouts ignore clock jumps */
     pthread_mutex_init(&rec->lock, NULL);
     return rec;
 }
@@ -200,21 +195,9 @@ static int read_locked(aimdb_reader *r, aimdb_value *out, uint64_t *missed) {
     return rc;
 }
 
-static struct timespec deadline_after(int64_t timeout_ms) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (timeout_ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    return ts;
-}
-
 int aimdb_reader_recv(aimdb_reader *r, int64_t timeout_ms, aimdb_value *out, uint64_t *missed) {
     aimdb_record *rec = r->record;
-    struct timespec deadline = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
+    struct timespec deadline = aimdb_monotonic_deadline_in(timeout_ms < 0 ? 0 : timeout_ms);
     pthread_mutex_lock(&rec->lock);
     int rc;
     /* Values produced before stop are still delivered; only an empty
@@ -279,24 +262,13 @@ void aimdb_tap_stats_get(aimdb_tap *tap, aimdb_tap_stats *out) {
 
 /* --------------------------------------------------------- attributes */
 
-static char *json_escape(const char *s) {
-    size_t n = 2;
-    for (const char *p = s; *p; p++) n += (unsigned char)*p < 0x20 ? 6 : (*p == '"' || *p == '\\') ? 2 : 1;
-    char *out = malloc(n + 1), *w = out;
+/* A fresh NUL-terminated JSON string literal of s, or NULL. */
+static char *json_string(const char *s) {
+    size_t len = strlen(s), n = aimdb_json_string_write(s, len, NULL, 0);
+    char *out = malloc(n + 1);
     if (!out) return NULL;
-    *w++ = '"';
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') {
-            *w++ = '\\';
-            *w++ = (char)*p;
-        } else if (*p < 0x20) {
-            w += sprintf(w, "\\u%04x", *p);
-        } else {
-            *w++ = (char)*p;
-        }
-    }
-    *w++ = '"';
-    *w = '\0';
+    aimdb_json_string_write(s, len, out, n);
+    out[n] = '\0';
     return out;
 }
 
@@ -334,7 +306,7 @@ int aimdb_record_set_attr(aimdb_record *rec, const char *key, const char *json) 
 
 int aimdb_record_set_attr_string(aimdb_record *rec, const char *key, const char *value) {
     if (!key || !value) return AIMDB_EINVAL;
-    return set_attr_owned(rec, key, json_escape(value));
+    return set_attr_owned(rec, key, json_string(value));
 }
 
 void aimdb_record_foreach_attr(aimdb_record *rec,

@@ -1,6 +1,10 @@
 /*
- * status.c -- names for aimdb_status codes, for logs and error replies.
+ * status.c -- names for aimdb_status codes, and the one writer of the
+ * reason every "char *err, size_t errlen" pair of the product receives.
  */
+#include <stdarg.h>
+#include <stdio.h>
+
 #include "aimdb/aimdb.h"
 
 const char *aimdb_strerror(int status) {
@@ -22,4 +26,12 @@ const char *aimdb_strerror(int status) {
     case AIMDB_EFORMAT: return "not a value of the record's format";
     default: return "unknown error";
     }
+}
+
+void aimdb_errorf(char *err, size_t errlen, const char *fmt, ...) {
+    if (!err || errlen == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }

@@ -48,6 +48,7 @@
 #include <dlfcn.h>
 #include <stdlib.h>
 
+#include "aimdb/version.h"
 #include "plugin.h"
 
 typedef int (*set_info_fn)(mosquitto_plugin_id_t *id, const char *name, const char *version);
@@ -61,7 +62,7 @@ static bool same_object(void *a, void *b) {
 void broker_api_init(plugin *pl) {
     set_info_fn set_info = (set_info_fn)dlsym(RTLD_DEFAULT, "mosquitto_plugin_set_info");
     pl->broker.api_2_1 = set_info != NULL;
-    if (set_info) set_info(pl->id, "aimdb", AIMDB_PLUGIN_VERSION);
+    if (set_info) set_info(pl->id, "aimdb", AIMDB_VERSION);
     pl->broker.matches_with_pattern = (broker_pattern_match_fn)dlsym(
         RTLD_DEFAULT, "mosquitto_topic_matches_sub_with_pattern");
     /* The broker exports the readers as one set, or none of them. */

@@ -211,7 +211,7 @@ void broker_api_init(plugin *pl);
  * allocator that made it (see broker_api.c). */
 void broker_free_read(const plugin *pl, void *p);
 
-/* -------------------------------------------------------------- reply.c */
+/* ----------------------------------------------------------- requests.c */
 
 typedef struct request request;
 
@@ -291,7 +291,7 @@ struct plugin {
     /* Broker thread only. */
     aimdb_ruleset *rules;
     catalog *catalog;
-    request *requests;          /* in flight, reply.c */
+    request *requests;          /* in flight, requests.c */
     plugin_counters counters;
     metrics metrics;
     broker_acl *acl;            /* broker_acl.c */

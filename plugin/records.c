@@ -12,6 +12,7 @@
  * history stays visible (and ACL-checked) after a restart; they get a
  * record when their next value arrives.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -168,8 +169,15 @@ void records_scan_history(plugin *pl, const aimdb_ruleset *rs) {
                    *err ? err : aimdb_strerror(rc));
         return;
     }
-    if (added || orphans)
-        plugin_log(pl, AIMDB_LOG_INFO,
-                   "history holds %zu more record(s); %zu no rule of aimdb.conf produces "
-                   "(visible only to clients without ACL restrictions)", added + orphans, orphans);
+    if (!added && !orphans) return;
+    char orphan_note[160] = "";
+    if (orphans)
+        snprintf(orphan_note, sizeof(orphan_note),
+                 "; %zu of them no rule of aimdb.conf produces, so only clients without ACL "
+                 "restrictions see those",
+                 orphans);
+    plugin_log(pl, AIMDB_LOG_INFO,
+               "history holds %zu record(s) with no value since start: record.list and "
+               "record.query show their history%s",
+               added + orphans, orphan_note);
 }

@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "aimdb/connector.h"
 #include "aimdb/gateway.h"
@@ -35,7 +36,8 @@ typedef struct bridge_options {
     const char *username, *password, *ca_file, *cert_file, *key_file;
 } bridge_options;
 
-/* Parse argv.  0: go on; 1: --help was printed; 2: usage error (printed). */
+/* Parse argv: CLI_PARSED; CLI_ASKED_HELP or CLI_ASKED_VERSION (printed);
+ * CLI_EXIT_USAGE (the error printed). */
 int options_parse(int argc, char **argv, bridge_options *o);
 /* Read aimdb.conf and apply the command line.  Errors read
  * "aimdb.conf:LINE: reason" or "--broker: reason". */
@@ -45,6 +47,9 @@ const char *options_broker(const aimdb_conf *conf);
 /* client_id, or "aimdb-bridge-HOSTNAME" (stable, so the default request
  * topic is too).  Writes into buf. */
 const char *options_client_id(const aimdb_conf *conf, char *buf, size_t cap);
+/* The database when aimdb.conf and -d give none: ./data/CLIENT-ID.db (see
+ * options.c for why).  Writes into buf. */
+const char *options_default_database(const char *client_id, char *buf, size_t cap);
 /* request_topic, or "aimdb/CLIENT-ID/rpc".  Writes into buf. */
 const char *options_request_topic(const aimdb_conf *conf, const char *client_id, char *buf,
                                   size_t cap);
@@ -71,6 +76,13 @@ typedef struct requests requests;
  * queries arrive until then. */
 int requests_serve(requests **out, aimdb_connector *conn, aimdb_gateway *gw, const char *topic,
                    char *err, size_t errlen);
+/* Requests answered (the reply handed to the broker) and those that got
+ * none: a bad response topic, no memory, a reply the connector could not
+ * send.  Any thread; r may be NULL (all 0). */
+typedef struct requests_counts {
+    uint64_t answered, unanswered;
+} requests_counts;
+requests_counts requests_count(const requests *r);
 void requests_free(requests *r);
 
 #endif

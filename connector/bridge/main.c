@@ -21,6 +21,7 @@
 
 #include "aimdb/broker_url.h"
 #include "bridge.h"
+#include "cli_usage.h"
 
 /* The broker keeps the bridge's session for a day after it leaves: its
  * subscriptions, and the QoS 1/2 messages published meanwhile (up to the
@@ -34,6 +35,7 @@ typedef struct bridge {
     aimdb_connector *conn;
     ingest *ingest;
     requests *requests;
+    char default_database[256]; /* ./data/CLIENT-ID.db (options_default_database) */
 } bridge;
 
 static void reload(bridge *b) {
@@ -43,7 +45,7 @@ static void reload(bridge *b) {
     int rc = options_load_conf(&b->opts, &conf, err, sizeof(err));
     if (rc == AIMDB_OK) {
         aimdb_gateway_warn_settings(&b->gw, ingest_rules(b->ingest)->conf, conf,
-                                    AIMDB_GATEWAY_DEFAULT_DATABASE, BRIDGE_WHO);
+                                    b->default_database, BRIDGE_WHO);
         rc = aimdb_ruleset_build(conf, &rs, err, sizeof(err));
     }
     if (rc == AIMDB_OK) rc = ingest_apply(&b->ingest, rs, &b->gw, b->conn, err, sizeof(err));
@@ -63,6 +65,7 @@ static int start(bridge *b, char *err, size_t errlen) {
     if (rc != AIMDB_OK) return rc;
     char id_buf[128], topic_buf[256];
     const char *client_id = options_client_id(conf, id_buf, sizeof(id_buf));
+    options_default_database(client_id, b->default_database, sizeof(b->default_database));
     aimdb_connector_options co = {
         .broker = options_broker(conf),
         .client_id = client_id,
@@ -81,7 +84,7 @@ static int start(bridge *b, char *err, size_t errlen) {
         aimdb_conf_free(conf);
         return AIMDB_EINVAL;
     }
-    rc = aimdb_gateway_open(&b->gw, &conf->settings, AIMDB_GATEWAY_DEFAULT_DATABASE,
+    rc = aimdb_gateway_open(&b->gw, &conf->settings, b->default_database,
                             aimdb_runtime_pthread(), err, errlen);
     if (rc == AIMDB_OK) rc = aimdb_connector_new(b->gw.db, &co, &b->conn, err, errlen);
     if (rc == AIMDB_OK)
@@ -111,21 +114,26 @@ static void stop(bridge *b, bool report) {
     }
     aimdb_gateway_close(&b->gw);
     aimdb_connector_free(b->conn); /* no outbound links: after the db is fine */
+    requests_counts n = requests_count(b->requests); /* final: the gateway is closed */
     requests_free(b->requests);
     ingest_free(b->ingest);
-    if (report)
-        fprintf(stderr, "aimdb-bridge: stopped: %llu message(s) received, %llu recorded, %llu "
-                "matched no rule, %llu dropped; %llu reconnect(s)\n",
-                (unsigned long long)s.received, (unsigned long long)s.produced,
-                (unsigned long long)s.unrouted, (unsigned long long)s.dropped,
-                (unsigned long long)s.disconnects);
+    if (!report) return;
+    char unanswered[64] = "";
+    if (n.unanswered)
+        snprintf(unanswered, sizeof(unanswered), ", %llu unanswered (see the log)",
+                 (unsigned long long)n.unanswered);
+    fprintf(stderr, "aimdb-bridge: stopped: %llu message(s) received, %llu recorded, %llu "
+            "matched no rule, %llu dropped; %llu request(s) answered%s; %llu reconnect(s)\n",
+            (unsigned long long)s.received, (unsigned long long)s.produced,
+            (unsigned long long)s.unrouted, (unsigned long long)s.dropped,
+            (unsigned long long)n.answered, unanswered, (unsigned long long)s.disconnects);
 }
 
 int main(int argc, char **argv) {
     bridge b;
     memset(&b, 0, sizeof(b));
     int rc = options_parse(argc, argv, &b.opts);
-    if (rc != 0) return rc == 1 ? 0 : 2;
+    if (rc != CLI_PARSED) return rc == CLI_EXIT_USAGE ? rc : CLI_EXIT_OK; /* help, version */
 
     sigset_t signals;
     sigemptyset(&signals);

@@ -13,6 +13,7 @@
 
 #include "aimdb/broker_url.h"
 #include "bridge.h"
+#include "cli_usage.h"
 
 static const char usage[] =
     "usage: aimdb-bridge -c AIMDB.CONF [options]\n"
@@ -26,12 +27,13 @@ static const char usage[] =
     "                           (default: the file's broker, else mqtt://localhost:1883)\n"
     "  -i, --client-id ID       MQTT client id (default: aimdb-bridge-HOSTNAME)\n"
     "  -t, --request-topic T    where requests arrive (default: aimdb/CLIENT-ID/rpc)\n"
-    "  -d, --database PATH      history database (default: ./data/aimdb.db)\n"
+    "  -d, --database PATH      history database (default: ./data/CLIENT-ID.db)\n"
     "  -u, --user NAME          MQTT user name\n"
     "  -P, --password PW        MQTT password (better: the AIMDB_PASSWORD variable)\n"
     "      --cafile FILE        CA certificates for mqtts:// (default: the system's)\n"
     "      --cert FILE, --key FILE  client certificate and key\n"
     "  -h, --help               this text\n"
+    "      --version            print the version and exit\n"
     "\n"
     "Signals: SIGTERM/SIGINT commit everything received and exit; SIGHUP reloads\n"
     "the records of AIMDB.CONF.\n";
@@ -48,7 +50,7 @@ static int add_override(bridge_options *o, const char *key, const char *value) {
 }
 
 int options_parse(int argc, char **argv, bridge_options *o) {
-    enum { OPT_CAFILE = 1000, OPT_CERT, OPT_KEY };
+    enum { OPT_CAFILE = 1000, OPT_CERT, OPT_KEY, OPT_VERSION };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"broker", required_argument, NULL, 'b'},
@@ -61,6 +63,7 @@ int options_parse(int argc, char **argv, bridge_options *o) {
         {"cert", required_argument, NULL, OPT_CERT},
         {"key", required_argument, NULL, OPT_KEY},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof(*o));
@@ -78,26 +81,16 @@ int options_parse(int argc, char **argv, bridge_options *o) {
         case OPT_CAFILE: o->ca_file = optarg; break;
         case OPT_CERT: o->cert_file = optarg; break;
         case OPT_KEY: o->key_file = optarg; break;
-        case 'h': fputs(usage, stdout); return 1;
-        case ':':
-            fprintf(stderr, "aimdb-bridge: %s needs a value\n%s", argv[optind - 1], usage);
-            return 2;
-        default:
-            fprintf(stderr, "aimdb-bridge: unknown option '%s'\n%s", argv[optind - 1], usage);
-            return 2;
+        case 'h': fputs(usage, stdout); return CLI_ASKED_HELP;
+        case OPT_VERSION: cli_print_version(BRIDGE_WHO); return CLI_ASKED_VERSION;
+        default: return cli_bad_option(BRIDGE_WHO, ch, argv);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "aimdb-bridge: unexpected argument '%s'\n%s", argv[optind], usage);
-        return 2;
-    }
-    if (!o->config_path) {
-        fprintf(stderr, "aimdb-bridge: no aimdb.conf given (-c FILE)\n%s", usage);
-        return 2;
-    }
+    if (optind < argc) return cli_usage_error(BRIDGE_WHO, "unexpected argument '%s'", argv[optind]);
+    if (!o->config_path) return cli_usage_error(BRIDGE_WHO, "no aimdb.conf given (-c FILE)");
     if (!o->password && getenv("AIMDB_PASSWORD") && *getenv("AIMDB_PASSWORD"))
         o->password = getenv("AIMDB_PASSWORD");
-    return 0;
+    return CLI_PARSED;
 }
 
 int options_load_conf(const bridge_options *o, aimdb_conf **out, char *err, size_t errlen) {
@@ -126,6 +119,23 @@ const char *options_client_id(const aimdb_conf *conf, char *buf, size_t cap) {
     for (char *p = host; *p; p++)
         if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.') *p = '-';
     snprintf(buf, cap, "aimdb-bridge-%s", host);
+    return buf;
+}
+
+/* Each bridge its own history, beside the session it belongs to: the
+ * broker keeps a session per client id (what was published while the
+ * bridge was away), and the file that records it is named after the same
+ * id.  Never the plugin's ./data/aimdb.db, so a broker with the plugin and
+ * a bridge started in one directory keep two histories, and two bridges
+ * with their own client ids keep two as well (sqlite_lock.c refuses a
+ * second writer of one file in any case).  Bytes a file name should not
+ * hold become '-'; a long id is cut at 127 bytes. */
+const char *options_default_database(const char *client_id, char *buf, size_t cap) {
+    char name[128];
+    snprintf(name, sizeof(name), "%s", client_id);
+    for (char *p = name; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("-_.", *p)) *p = '-';
+    snprintf(buf, cap, "./data/%s.db", name);
     return buf;
 }
 

@@ -10,6 +10,7 @@
  * either: restrict who may publish to its request topic with the broker's
  * own ACLs.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@ struct requests {
     aimdb_connector *conn;
     aimdb_gateway *gw;
     char *response_topic; /* REQUEST_TOPIC/response */
+    /* Paho's receive thread and query threads count; main reads. */
+    _Atomic uint64_t answered, unanswered;
 };
 
 /* Where one reply goes; lives from the request to its reply. */
@@ -67,6 +70,7 @@ static void send_reply(char *reply, size_t len, void *ctx) {
             .correlation_len = p->correlation_len,
         };
         int rc = aimdb_connector_publish(p->r->conn, &m);
+        atomic_fetch_add(rc == AIMDB_OK ? &p->r->answered : &p->r->unanswered, 1);
         if (rc != AIMDB_OK && rc != AIMDB_ESTOPPED)
             aimdb_log(p->r->gw->runtime, AIMDB_LOG_WARNING, "reply to %s not sent: %s", p->topic,
                       aimdb_strerror(rc));
@@ -80,12 +84,14 @@ static void on_request(const aimdb_mqtt_message *m, void *ctx) {
     const char *topic = m->response_topic ? m->response_topic : r->response_topic;
     char why[128];
     if (aimdb_topic_name_check(topic, strlen(topic), why, sizeof(why)) != AIMDB_OK) {
+        atomic_fetch_add(&r->unanswered, 1);
         aimdb_log(r->gw->runtime, AIMDB_LOG_WARNING, "request on %s with a bad response "
                   "topic: %s", m->topic, why);
         return;
     }
     pending *p = pending_new(r, m, topic);
     if (!p) {
+        atomic_fetch_add(&r->unanswered, 1);
         aimdb_log(r->gw->runtime, AIMDB_LOG_ERROR, "out of memory: request on %s dropped",
                   m->topic);
         return;
@@ -117,6 +123,11 @@ int requests_serve(requests **out, aimdb_connector *conn, aimdb_gateway *gw, con
     }
     *out = r;
     return AIMDB_OK;
+}
+
+requests_counts requests_count(const requests *r) {
+    if (!r) return (requests_counts){0, 0};
+    return (requests_counts){atomic_load(&r->answered), atomic_load(&r->unanswered)};
 }
 
 void requests_free(requests *r) {

@@ -45,8 +45,8 @@ static const char usage_text[] =
     "Options:\n"
     "  --json             print the result as the JSON the server sent\n"
     "  --topic T          request topic (default $CONTROL/aimdb/v1; aimdb-bridge: its\n"
-    "                     request_topic)\n" CLI_CONNECTION_HELP
-    "  -h, --help         this text\n"
+    "                     request_topic)\n" CLI_CONNECTION_HELP("to connect and for each answer")
+    "  -h, --help         this text\n" CLI_VERSION_HELP
     "\n"
     "Exit status: 0 answered, 1 failed (no connection, no reply, error reply),\n"
     "2 bad command line.\n"
@@ -69,7 +69,7 @@ typedef struct command_line {
 } command_line;
 
 enum { OPT_JSON = 1, OPT_TOPIC, OPT_LIMIT, OPT_SINCE, OPT_START, OPT_END, OPT_EVERY, OPT_AGG,
-       OPT_FIELD };
+       OPT_FIELD, OPT_VERSION };
 
 static const char *const agg_names[AGG_KINDS] = {"avg",   "min",   "max", "sum",
                                                  "count", "first", "last"};
@@ -80,7 +80,8 @@ static const struct option long_options[] = {
     {"start", required_argument, NULL, OPT_START}, {"end", required_argument, NULL, OPT_END},
     {"every", required_argument, NULL, OPT_EVERY}, {"agg", required_argument, NULL, OPT_AGG},
     {"field", required_argument, NULL, OPT_FIELD},
-    {"help", no_argument, NULL, 'h'},              CLI_CONNECTION_LONG_OPTIONS,
+    {"help", no_argument, NULL, 'h'},              {"version", no_argument, NULL, OPT_VERSION},
+    CLI_CONNECTION_LONG_OPTIONS,
     {NULL, 0, NULL, 0}};
 
 /* ------------------------------------------------------ command line */
@@ -155,8 +156,8 @@ static bool query_option(int opt, const char *arg, command_line *cl) {
     return ok;
 }
 
-/* Options in any order, around the command.  1: --help; 0: go on; else
- * the usage exit code. */
+/* Options in any order, around the command: CLI_PARSED, CLI_ASKED_HELP,
+ * CLI_ASKED_VERSION or CLI_EXIT_USAGE (the error printed). */
 static int parse_options(int argc, char **argv, command_line *cl) {
     opterr = 0; /* our own messages, with the --help hint */
     int opt;
@@ -165,7 +166,8 @@ static int parse_options(int argc, char **argv, command_line *cl) {
         if (taken < 0) return CLI_EXIT_USAGE;
         if (taken) continue;
         switch (opt) {
-        case 'h': return 1;
+        case 'h': return CLI_ASKED_HELP;
+        case OPT_VERSION: return CLI_ASKED_VERSION;
         case OPT_JSON: cl->json = true; break;
         case OPT_TOPIC: cl->topic = optarg; break;
         case OPT_LIMIT:
@@ -180,7 +182,7 @@ static int parse_options(int argc, char **argv, command_line *cl) {
         default: return cli_bad_option(PROG, opt, argv);
         }
     }
-    return 0;
+    return CLI_PARSED;
 }
 
 /* A request topic is a topic name: no wildcards, not empty. */
@@ -314,11 +316,12 @@ int main(int argc, char **argv) {
     command_line cl = {.topic = DEFAULT_TOPIC};
     cli_connection_defaults(&cl.conn, "aimdb-cli");
     int rc = parse_options(argc, argv, &cl);
-    if (rc == 1) {
+    if (rc == CLI_ASKED_HELP) {
         fputs(usage_text, stdout);
         return CLI_EXIT_OK;
     }
-    if (rc != 0) return rc;
+    if (rc == CLI_ASKED_VERSION) return cli_print_version(PROG);
+    if (rc != CLI_PARSED) return rc;
     rc = check_command(argc, argv, &cl);
     return rc != 0 ? rc : run(&cl);
 }

@@ -3,7 +3,6 @@
  * cli_util.h), so "--timeout 5s" and "--since 2h" mean the same everywhere.
  */
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,22 +70,6 @@ void cli_format_duration(int64_t ms, char *out, size_t cap) {
     if (ms % 1000 == 0) snprintf(out, cap, "%lld s", (long long)(ms / 1000));
     else if (ms < 1000) snprintf(out, cap, "%lld ms", (long long)ms);
     else snprintf(out, cap, "%.1f s", (double)ms / 1000.0);
-}
-
-int cli_usage_error(const char *prog, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: ", prog);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nTry '%s --help'.\n", prog);
-    return CLI_EXIT_USAGE;
-}
-
-int cli_bad_option(const char *prog, int opt, char *const argv[]) {
-    const char *given = optind > 0 ? argv[optind - 1] : "?";
-    if (opt == ':') return cli_usage_error(prog, "%s needs a value", given);
-    return cli_usage_error(prog, "unknown option '%s'", given);
 }
 
 void cli_connection_defaults(sync_options *o, const char *id_prefix) {

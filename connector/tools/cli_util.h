@@ -1,8 +1,9 @@
 /*
  * cli_util.h -- what the connector's command-line programs (aimdb,
  * aimdb-mcu-sim) parse the same way: the options that reach a broker,
- * durations, counts, unique names, the password taken from the environment
- * and how a usage error is told.  Internal to connector/tools.
+ * durations, counts, unique names and the password taken from the
+ * environment (how a usage error is told: cli_usage.h).  Internal to
+ * connector/tools.
  */
 #ifndef AIMDB_CLI_UTIL_H
 #define AIMDB_CLI_UTIL_H
@@ -12,12 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cli_usage.h"
 #include "sync_client.h"
-
-/* Exit codes of the command-line programs. */
-#define CLI_EXIT_OK 0
-#define CLI_EXIT_FAILURE 1 /* error reply, timeout, broker refused or unreachable */
-#define CLI_EXIT_USAGE 2   /* bad command line */
 
 /* "250ms", "5s", "10m", "2h", "7d"; a bare number is seconds.  Above 0 and at
  * most 100 years.  False if text is anything else. */
@@ -49,11 +46,12 @@ enum {
         {"cafile", required_argument, NULL, CLI_OPT_CAFILE},                                 \
         {"cert", required_argument, NULL, CLI_OPT_CERT},                                     \
         {"key", required_argument, NULL, CLI_OPT_KEY}
-#define CLI_CONNECTION_HELP                                                                  \
+/* Their help, with what --timeout waits for in this program. */
+#define CLI_CONNECTION_HELP(timeout_waits_for)                                               \
     "  --broker URL       mqtt://, mqtts://, ws:// or wss:// (default mqtt://localhost:1883)\n" \
     "  --user NAME        MQTT user name\n"                                                 \
     "  --password PW      MQTT password (default: $AIMDB_PASSWORD)\n"                      \
-    "  --timeout D        wait at most D to connect and for each answer (default 5s)\n" \
+    "  --timeout D        wait at most D " timeout_waits_for " (default 5s)\n"             \
     "  --cafile, --cert, --key FILE   TLS trust store, client certificate and key\n"
 
 #define CLI_DEFAULT_TIMEOUT_MS 5000
@@ -65,13 +63,6 @@ void cli_connection_defaults(sync_options *o, const char *id_prefix);
 /* Take one connection option into *o: 1 if opt was one, 0 if it is not,
  * -1 if its value is bad (the usage error is printed). */
 int cli_connection_option(const char *prog, int opt, const char *arg, sync_options *o);
-
-/* Print "PROG: MESSAGE" and a pointer to --help on stderr; returns
- * CLI_EXIT_USAGE. */
-int cli_usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* The getopt_long problem at argv[optind - 1] as a usage error. */
-int cli_bad_option(const char *prog, int opt, char *const argv[]);
 
 /* "5 s", "250 ms", "1.5 s": a duration in words for messages. */
 void cli_format_duration(int64_t ms, char *out, size_t cap);

@@ -27,6 +27,7 @@
 #define PROG "aimdb-mcu-sim"
 #define MAX_CITIES 1000
 #define MAX_CITY_NAME 64
+#define MIN_RATE 0.001 /* one message in 17 minutes */
 #define MAX_RATE 1000000
 #define STOP_CHECK_MS 100 /* how soon a signal is noticed while pacing */
 #define REPORTED_FAILURES 5
@@ -40,15 +41,17 @@ static const char usage_text[] =
     "Options:\n"
     "  --cities LIST      comma-separated city names (default vienna,berlin,paris)\n"
     "  --city-count N     the first N of a built-in list of 20 cities (more: city21, ...)\n"
-    "  --rate R           messages per second over all cities and topics (default 10;\n"
-    "                     0 = as fast as the broker takes them)\n"
+    "  --rate R           messages per second over all cities and topics, e.g. 10 or\n"
+    "                     0.5 (default 10; 0 = as fast as the broker takes them)\n"
     "  --qos 0|1|2        publish QoS (default 1: a message counts as sent once the\n"
     "                     broker has acknowledged it)\n"
     "  --burst N          first publish N rounds back to back (history to look at)\n"
     "  --count N          stop after N messages in all (burst included)\n"
     "  --duration D       stop after D (e.g. 30s, 10m); else run until Ctrl-C\n"
-    "  --seed S           seed of the random walks (default: from the clock)\n" CLI_CONNECTION_HELP
-    "  -h, --help         this text\n"
+    "  --seed S           seed of the random walks (default: from the clock)\n"
+    CLI_CONNECTION_HELP("to connect and (QoS 1, 2) for the\n"
+                        "                     broker to acknowledge each message")
+    "  -h, --help         this text\n" CLI_VERSION_HELP
     "\n"
     "Prints one summary line at the end.  Exit status: 0 every message sent,\n"
     "1 connection failed or a message was not sent, 2 bad command line.\n"
@@ -66,7 +69,8 @@ typedef struct sim_options {
     const char **cities;
     size_t ncities;
     char (*generated)[32];     /* names beyond the built-in list */
-    uint64_t rate, qos, burst, count, seed;
+    double rate;               /* messages per second; 0: unpaced */
+    uint64_t qos, burst, count, seed;
     bool has_count, has_seed;
     int64_t duration_ms;       /* 0: no limit */
     sync_options conn;
@@ -138,7 +142,17 @@ static int builtin_list(sim_options *o, size_t n) {
 
 /* ------------------------------------------------------- command line */
 
-enum { OPT_CITIES = 1, OPT_CITY_COUNT, OPT_RATE, OPT_QOS, OPT_BURST, OPT_COUNT, OPT_DURATION, OPT_SEED };
+enum {
+    OPT_CITIES = 1,
+    OPT_CITY_COUNT,
+    OPT_RATE,
+    OPT_QOS,
+    OPT_BURST,
+    OPT_COUNT,
+    OPT_DURATION,
+    OPT_SEED,
+    OPT_VERSION
+};
 
 static const struct option long_options[] = {
     {"cities", required_argument, NULL, OPT_CITIES},
@@ -150,6 +164,7 @@ static const struct option long_options[] = {
     {"duration", required_argument, NULL, OPT_DURATION},
     {"seed", required_argument, NULL, OPT_SEED},
     {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
     CLI_CONNECTION_LONG_OPTIONS,
     {NULL, 0, NULL, 0}};
 
@@ -161,12 +176,33 @@ static bool number_option(const char *arg, uint64_t min, uint64_t max, uint64_t 
     return false;
 }
 
+/* Messages per second: digits, and a decimal point with decimals if need
+ * be (no sign, no exponent); 0 (unpaced) or from MIN_RATE to MAX_RATE. */
+static bool rate_option(const char *arg, double *out) {
+    const char *p = arg + strspn(arg, "0123456789");
+    bool shaped = p != arg && p - arg <= 7;
+    if (shaped && *p == '.') {
+        const char *decimals = p + 1;
+        p = decimals + strspn(decimals, "0123456789");
+        shaped = p != decimals;
+    }
+    double rate = shaped && *p == '\0' ? strtod(arg, NULL) : -1;
+    if (rate == 0 || (rate >= MIN_RATE && rate <= MAX_RATE)) {
+        *out = rate;
+        return true;
+    }
+    cli_usage_error(PROG, "--rate '%s': give messages per second, e.g. 10 or 2.5 (%g to %d; 0: "
+                          "as fast as the broker takes them)",
+                    arg, MIN_RATE, MAX_RATE);
+    return false;
+}
+
 /* One sim option; false (usage error printed) if its value is bad. */
 static bool sim_option(int opt, const char *arg, sim_options *o, uint64_t *city_count) {
     switch (opt) {
     case OPT_CITIES: o->city_arg = arg; return true;
     case OPT_CITY_COUNT: return number_option(arg, 1, MAX_CITIES, city_count, "city-count");
-    case OPT_RATE: return number_option(arg, 0, MAX_RATE, &o->rate, "rate");
+    case OPT_RATE: return rate_option(arg, &o->rate);
     case OPT_QOS: return number_option(arg, 0, 2, &o->qos, "qos");
     case OPT_BURST: return number_option(arg, 0, 1000000, &o->burst, "burst");
     case OPT_COUNT: return (o->has_count = number_option(arg, 1, UINT32_MAX, &o->count, "count"));
@@ -179,7 +215,8 @@ static bool sim_option(int opt, const char *arg, sim_options *o, uint64_t *city_
     return false;
 }
 
-/* 1: --help; 0: go on; else the usage exit code. */
+/* CLI_PARSED, CLI_ASKED_HELP, CLI_ASKED_VERSION or CLI_EXIT_USAGE (the
+ * error printed). */
 static int parse_options(int argc, char **argv, sim_options *o) {
     opterr = 0;
     uint64_t city_count = 0;
@@ -188,7 +225,8 @@ static int parse_options(int argc, char **argv, sim_options *o) {
         int taken = cli_connection_option(PROG, opt, optarg, &o->conn);
         if (taken < 0) return CLI_EXIT_USAGE;
         if (taken) continue;
-        if (opt == 'h') return 1;
+        if (opt == 'h') return CLI_ASKED_HELP;
+        if (opt == OPT_VERSION) return CLI_ASKED_VERSION;
         if (opt == '?' || opt == ':') return cli_bad_option(PROG, opt, argv);
         if (!sim_option(opt, optarg, o, &city_count)) return CLI_EXIT_USAGE;
     }
@@ -258,6 +296,11 @@ static void publish(sim_run *r, uint64_t k) {
                 r->failed == REPORTED_FAILURES && !r->lost ? " (further failures only counted)" : "");
 }
 
+/* When the n-th paced message is due, at rate (> 0) messages per second. */
+static long long paced_due(long long from, uint64_t n, double rate) {
+    return from + (long long)((double)n * 1000.0 / rate);
+}
+
 static void run(sim_run *r) {
     const sim_options *o = r->o;
     uint64_t burst_msgs = o->burst * r->model.ncities * WEATHER_KINDS;
@@ -267,7 +310,7 @@ static void run(sim_run *r) {
         if (aimdb_monotonic_ms() >= r->end_ms) break;
         if (k == burst_msgs) paced_from = aimdb_monotonic_ms();
         if (k >= burst_msgs && o->rate > 0 &&
-            !wait_until(r, paced_from + (long long)((k - burst_msgs) * 1000 / o->rate)))
+            !wait_until(r, paced_due(paced_from, k - burst_msgs, o->rate)))
             break;
         publish(r, k);
     }
@@ -279,7 +322,7 @@ static void announce(const sim_run *r, uint64_t seed) {
             o->cities[0], o->ncities > 1 ? ", ..." : "", sync_broker(r->client));
     if (o->burst)
         fprintf(stderr, "burst of %llu round%s, ", (unsigned long long)o->burst, o->burst == 1 ? "" : "s");
-    if (o->rate) fprintf(stderr, "%llu msg/s", (unsigned long long)o->rate);
+    if (o->rate > 0) fprintf(stderr, "%g msg/s", o->rate);
     else fprintf(stderr, "unpaced");
     fprintf(stderr, ", QoS %llu, seed %llu%s\n", (unsigned long long)o->qos, (unsigned long long)seed,
             o->has_count || o->duration_ms ? "" : "; Ctrl-C stops");
@@ -330,10 +373,12 @@ int main(int argc, char **argv) {
     sim_options o = {.rate = 10, .qos = 1};
     cli_connection_defaults(&o.conn, "aimdb-mcu-sim");
     int rc = parse_options(argc, argv, &o);
-    if (rc == 1) {
+    if (rc == CLI_ASKED_HELP) {
         fputs(usage_text, stdout);
         rc = CLI_EXIT_OK;
-    } else if (rc == 0) {
+    } else if (rc == CLI_ASKED_VERSION) {
+        rc = cli_print_version(PROG);
+    } else if (rc == CLI_PARSED) {
         rc = simulate(&o);
     }
     free_options(&o);

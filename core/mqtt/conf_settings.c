@@ -7,7 +7,6 @@
  * say the same thing when a value is wrong.  Each parser validates fully
  * before it stores, so a rejected value leaves the settings untouched.
  */
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,18 +16,6 @@
 #include "aimdb/mqtt_conf.h"
 #include "aimdb/mqtt_route.h"
 #include "mqtt_internal.h"
-
-static int fail(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *why, size_t whylen, const char *fmt, ...) {
-    if (whylen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, whylen, fmt, ap);
-        va_end(ap);
-    }
-    return AIMDB_EINVAL;
-}
 
 /* ------------------------------------------------------------ numbers */
 
@@ -96,7 +83,7 @@ static int store_string(char **slot, const char *value) {
 static int apply_string(const setting *s, aimdb_conf_settings *cfg, const char *value,
                       char *why, size_t whylen) {
     if (!aimdb_utf8_valid(value, strlen(value)))
-        return fail(why, whylen, "%s is not valid UTF-8", s->key);
+        return mqtt_invalid(why, whylen, "%s is not valid UTF-8", s->key);
     return store_string(AT(cfg, s, char *), value);
 }
 
@@ -104,9 +91,9 @@ static int apply_retention(const setting *s, aimdb_conf_settings *cfg, const cha
                            char *why, size_t whylen) {
     int64_t ms;
     if (!conf_duration_parse(value, false, (int64_t)s->max, &ms))
-        return fail(why, whylen,
-                    "bad %s '%s' (a number with s, m, h or d, e.g. 7d; 0 keeps forever)",
-                    s->key, value);
+        return mqtt_invalid(why, whylen,
+                            "bad %s '%s' (a number with s, m, h or d, e.g. 7d; 0 keeps forever)",
+                            s->key, value);
     *AT(cfg, s, int64_t) = ms;
     return AIMDB_OK;
 }
@@ -115,9 +102,9 @@ static int apply_retention(const setting *s, aimdb_conf_settings *cfg, const cha
 static int parse_interval(const setting *s, const char *value, int64_t *ms, char *why,
                           size_t whylen) {
     if (!conf_duration_parse(value, true, (int64_t)s->max, ms) || *ms == 0)
-        return fail(why, whylen,
-                    "bad %s '%s' (a number above 0 with ms, s, m, h or d, e.g. 200ms)",
-                    s->key, value);
+        return mqtt_invalid(why, whylen,
+                            "bad %s '%s' (a number above 0 with ms, s, m, h or d, e.g. 200ms)",
+                            s->key, value);
     return AIMDB_OK;
 }
 
@@ -142,8 +129,8 @@ static int apply_count(const setting *s, aimdb_conf_settings *cfg, const char *v
     const char *end;
     uint64_t n;
     if (!parse_digits(value, &end, s->max, &n) || *end || n == 0)
-        return fail(why, whylen, "bad %s '%s' (an integer from 1 to %llu)", s->key, value,
-                    (unsigned long long)s->max);
+        return mqtt_invalid(why, whylen, "bad %s '%s' (an integer from 1 to %llu)", s->key, value,
+                            (unsigned long long)s->max);
     *AT(cfg, s, unsigned) = (unsigned)n;
     return AIMDB_OK;
 }
@@ -157,9 +144,9 @@ static int apply_size(const setting *s, aimdb_conf_settings *cfg, const char *va
     else if (ok && strcmp(unit, "M") == 0) scale = 1024 * 1024;
     else if (ok && *unit) ok = false; /* unit is unset when parse_digits failed */
     if (!ok || n == 0 || n > s->max / scale)
-        return fail(why, whylen,
-                    "bad %s '%s' (bytes, or a number with k or M; above 0, at most %lluM)",
-                    s->key, value, (unsigned long long)(s->max >> 20));
+        return mqtt_invalid(why, whylen,
+                            "bad %s '%s' (bytes, or a number with k or M; above 0, at most %lluM)",
+                            s->key, value, (unsigned long long)(s->max >> 20));
     *AT(cfg, s, size_t) = (size_t)(n * scale);
     return AIMDB_OK;
 }
@@ -178,14 +165,14 @@ static int apply_synchronous(const setting *s, aimdb_conf_settings *cfg, const c
             return AIMDB_OK;
         }
     }
-    return fail(why, whylen, "bad %s '%s' (off, normal or full)", s->key, value);
+    return mqtt_invalid(why, whylen, "bad %s '%s' (off, normal or full)", s->key, value);
 }
 
 static int apply_topic(const setting *s, aimdb_conf_settings *cfg, const char *value,
                        char *why, size_t whylen) {
     char reason[128];
     if (aimdb_topic_name_check(value, strlen(value), reason, sizeof(reason)) != AIMDB_OK)
-        return fail(why, whylen, "bad %s '%s': %s", s->key, value, reason);
+        return mqtt_invalid(why, whylen, "bad %s '%s': %s", s->key, value, reason);
     return store_string(AT(cfg, s, char *), value);
 }
 
@@ -194,8 +181,8 @@ static int apply_broker(const setting *s, aimdb_conf_settings *cfg, const char *
                         char *why, size_t whylen) {
     const char *sep = strstr(value, "://");
     if (!sep || sep == value || sep[3] == '\0')
-        return fail(why, whylen, "bad %s '%s' (a URI such as tcp://127.0.0.1:1883)", s->key,
-                    value);
+        return mqtt_invalid(why, whylen, "bad %s '%s' (a URI such as tcp://127.0.0.1:1883)",
+                            s->key, value);
     return store_string(AT(cfg, s, char *), value);
 }
 
@@ -230,9 +217,9 @@ int conf_setting_apply(aimdb_conf *conf, int index, const char *value, char *why
                        size_t whylen) {
     const setting *s = &settings[index];
     if (s->bridge_only && conf->app != AIMDB_CONF_BRIDGE)
-        return fail(why, whylen, "'%s' is an aimdb-bridge setting; the plugin does not use it",
-                    s->key);
+        return mqtt_invalid(why, whylen,
+                            "'%s' is an aimdb-bridge setting; the plugin does not use it", s->key);
     int rc = s->apply(s, &conf->settings, value, why, whylen);
-    if (rc == AIMDB_ENOMEM) fail(why, whylen, "out of memory");
+    if (rc == AIMDB_ENOMEM) aimdb_errorf(why, whylen, "out of memory");
     return rc;
 }

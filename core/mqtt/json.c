@@ -1,11 +1,11 @@
 /*
- * json.c -- the JSON string reader and writer the payload codecs need.
+ * json.c -- the JSON string reader the payload codecs need.
  *
- * Whether a text is JSON at all is the core's question (aimdb/json.h);
- * these helpers take JSON strings apart and put them together: decoding
- * into a sink (cJSON would cut a string at an escaped U+0000 and lose text
- * payloads on the way back), recognising the two shapes from_json reads
- * (a lone string, {"base64": "..."}), and escaping bytes into a string.
+ * Whether a text is JSON at all is the core's question (aimdb/json.h), and
+ * so is writing a string (aimdb_json_string_write); these helpers take
+ * JSON strings apart: decoding into a sink (cJSON would cut a string at an
+ * escaped U+0000 and lose text payloads on the way back) and recognising
+ * the two shapes from_json reads (a lone string, {"base64": "..."}).
  * Escapes and UTF-8 sequences are measured by the core's own functions, so
  * a string is valid here exactly when the core scanner says so.  Nothing
  * here allocates.
@@ -95,36 +95,4 @@ bool json_single_member_string(const char *json, size_t len, const char *key,
     *start = value;
     *end = value_end;
     return true;
-}
-
-/* Bytes that may stand in a JSON string unescaped: everything from 0x20 on
- * except '"' and '\'.  Runs of them are copied in one go. */
-static bool needs_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
-
-void json_write_string(sink *out, const void *bytes, size_t len) {
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = bytes, *end = p + len;
-    sink_put(out, '"');
-    while (p < end) {
-        const unsigned char *run = p;
-        while (p < end && !needs_escape(*p)) p++;
-        sink_write(out, run, (size_t)(p - run));
-        if (p == end) break;
-        unsigned char c = *p++;
-        sink_put(out, '\\');
-        switch (c) {
-        case '"': sink_put(out, '"'); break;
-        case '\\': sink_put(out, '\\'); break;
-        case '\b': sink_put(out, 'b'); break;
-        case '\f': sink_put(out, 'f'); break;
-        case '\n': sink_put(out, 'n'); break;
-        case '\r': sink_put(out, 'r'); break;
-        case '\t': sink_put(out, 't'); break;
-        default:
-            sink_write(out, "u00", 3);
-            sink_put(out, hex[c >> 4]);
-            sink_put(out, hex[c & 0xF]);
-        }
-    }
-    sink_put(out, '"');
 }

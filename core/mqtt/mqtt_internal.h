@@ -14,6 +14,13 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "aimdb/aimdb.h"
+#include "aimdb/json.h"
+
+/* A bad value: the reason into why (aimdb_errorf), and AIMDB_EINVAL, so a
+ * parser says both in one `return mqtt_invalid(why, whylen, ...)`. */
+#define mqtt_invalid(why, whylen, ...) (aimdb_errorf((why), (whylen), __VA_ARGS__), AIMDB_EINVAL)
+
 /* Invariant: bytes [0, min(len, limit)) of buf are written; len counts every
  * byte put, written or not. */
 typedef struct sink {
@@ -49,7 +56,10 @@ static inline size_t sink_finish_text(sink *s, size_t cap) {
 }
 
 /* Write bytes (valid UTF-8) as a JSON string, quotes included. */
-void json_write_string(sink *out, const void *bytes, size_t len);
+static inline void sink_json_string(sink *s, const void *bytes, size_t len) {
+    size_t room = s->len < s->limit ? s->limit - s->len : 0;
+    s->len += aimdb_json_string_write(bytes, len, room ? s->buf + s->len : NULL, room);
+}
 /* Decode the JSON string at [p, end) (p at its opening quote) into out.
  * Returns the byte after the closing quote, or NULL if it is not a valid
  * string.  out may be NULL to only validate. */

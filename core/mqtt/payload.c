@@ -42,7 +42,7 @@ static long text_to_json(const void *value, size_t len, char *out, size_t cap) {
     value = nonnull(value);
     if (!aimdb_utf8_valid(value, len)) return base64_object(value, len, out, cap);
     sink s = sink_text(out, cap);
-    json_write_string(&s, value, len);
+    sink_json_string(&s, value, len);
     return (long)sink_finish_text(&s, cap);
 }
 

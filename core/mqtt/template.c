@@ -6,7 +6,6 @@
  * expansion then trusts it and runs on the broker thread for every message,
  * so it only copies bytes.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -39,27 +38,15 @@ static size_t count_plus(const char *filter, bool *has_hash) {
     }
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return AIMDB_EINVAL;
-}
-
 /* Check the placeholder at p (just after '{') and set *after past it. */
 static int check_placeholder(const char *p, const char **after, size_t n_plus, bool has_hash,
                              char *err, size_t errlen) {
     const char *close = strchr(p, '}');
-    if (!close) return fail(err, errlen, "'{' without '}'");
+    if (!close) return mqtt_invalid(err, errlen, "'{' without '}'");
     int width = (int)(close - p);
     *after = close + 1;
     if (width == 1 && *p == '#') {
-        if (!has_hash) return fail(err, errlen, "{#} needs a filter ending in '#'");
+        if (!has_hash) return mqtt_invalid(err, errlen, "{#} needs a filter ending in '#'");
         return AIMDB_OK;
     }
     size_t n = 0;
@@ -69,22 +56,24 @@ static int check_placeholder(const char *p, const char **after, size_t n_plus, b
         n = n * 10 + (size_t)(p[i] - '0');
     }
     if (!digits)
-        return fail(err, errlen, "bad placeholder '{%.*s}' (use {1}..{N} or {#})",
-                    width > 40 ? 40 : width, p);
+        return mqtt_invalid(err, errlen, "bad placeholder '{%.*s}' (use {1}..{N} or {#})",
+                            width > 40 ? 40 : width, p);
     if (n > AIMDB_TOPIC_MAX_PLUS)
-        return fail(err, errlen, "{%zu} is above the limit of {%d}", n, AIMDB_TOPIC_MAX_PLUS);
+        return mqtt_invalid(err, errlen, "{%zu} is above the limit of {%d}", n,
+                            AIMDB_TOPIC_MAX_PLUS);
     if (n > n_plus)
-        return fail(err, errlen, "{%zu} refers to a '+' level the filter does not have (it has %zu)",
-                    n, n_plus);
+        return mqtt_invalid(err, errlen,
+                            "{%zu} refers to a '+' level the filter does not have (it has %zu)",
+                            n, n_plus);
     return AIMDB_OK;
 }
 
 int aimdb_name_template_check(const char *tmpl, const char *filter, char *err, size_t errlen) {
-    if (!tmpl || !*tmpl) return fail(err, errlen, "empty name template");
+    if (!tmpl || !*tmpl) return mqtt_invalid(err, errlen, "empty name template");
     bool has_hash;
     size_t n_plus = count_plus(filter, &has_hash);
     for (const char *p = tmpl; *p;) {
-        if (*p == '}') return fail(err, errlen, "'}' without '{'");
+        if (*p == '}') return mqtt_invalid(err, errlen, "'}' without '{'");
         if (*p != '{') {
             p++;
             continue;

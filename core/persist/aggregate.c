@@ -423,7 +423,7 @@ int aimdb_persist_aggregate(aimdb_persist *p, const aimdb_aggregate_params *a,
                             aimdb_bucket_fn fn, void *ctx, uint64_t *skipped, char *err,
                             size_t errlen) {
     if (!p || !a || !fn || a->every_ms <= 0) {
-        persist_errorf(err, errlen, "missing parameters, or every is not positive");
+        aimdb_errorf(err, errlen, "missing parameters, or every is not positive");
         return AIMDB_EINVAL;
     }
     numbered n = {.fn = fn, .ctx = ctx};

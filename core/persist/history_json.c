@@ -18,9 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aimdb/json.h"
 #include "persist_internal.h"
 
-static int json_buf_append(json_buf *b, const char *s, size_t n) {
+/* Room for n more bytes and a NUL. */
+static int json_buf_reserve(json_buf *b, size_t n) {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + n + 1) cap *= 2;
@@ -29,30 +31,26 @@ static int json_buf_append(json_buf *b, const char *s, size_t n) {
         b->data = grown;
         b->cap = cap;
     }
+    return AIMDB_OK;
+}
+
+static int json_buf_append(json_buf *b, const char *s, size_t n) {
+    int rc = json_buf_reserve(b, n);
+    if (rc != AIMDB_OK) return rc;
     memcpy(b->data + b->len, s, n);
     b->len += n;
     b->data[b->len] = '\0';
     return AIMDB_OK;
 }
 
-/* A JSON string literal of s (valid UTF-8): quotes, backslashes and control
- * characters escaped, everything else as is. */
+/* A JSON string literal of s (valid UTF-8). */
 static int append_string(json_buf *b, const char *s) {
-    int rc = json_buf_append(b, "\"", 1);
-    const char *run = s; /* start of bytes not yet copied */
-    for (const char *c = s; rc == AIMDB_OK && *c; c++) {
-        unsigned char ch = (unsigned char)*c;
-        if (ch >= 0x20 && ch != '"' && ch != '\\') continue;
-        char esc[8];
-        if (ch == '"' || ch == '\\') snprintf(esc, sizeof(esc), "\\%c", ch);
-        else snprintf(esc, sizeof(esc), "\\u%04x", ch);
-        rc = json_buf_append(b, run, (size_t)(c - run));
-        if (rc == AIMDB_OK) rc = json_buf_append(b, esc, strlen(esc));
-        run = c + 1;
-    }
-    if (rc == AIMDB_OK) rc = json_buf_append(b, run, strlen(run));
-    if (rc == AIMDB_OK) rc = json_buf_append(b, "\"", 1);
-    return rc;
+    size_t len = strlen(s), n = aimdb_json_string_write(s, len, NULL, 0);
+    int rc = json_buf_reserve(b, n);
+    if (rc != AIMDB_OK) return rc;
+    b->len += aimdb_json_string_write(s, len, b->data + b->len, n);
+    b->data[b->len] = '\0';
+    return AIMDB_OK;
 }
 
 typedef struct collect_ctx {
@@ -170,7 +168,7 @@ static int prepend_head(json_buf *b, const char *head, size_t head_len) {
 int history_json_result(aimdb_persist *p, const aimdb_history_request *req, json_buf *out,
                         uint64_t *decode_skipped, char *err, size_t errlen) {
     if (req->every_ms < 0) {
-        persist_errorf(err, errlen, "every is negative");
+        aimdb_errorf(err, errlen, "every is negative");
         return AIMDB_EINVAL;
     }
     char head[96];
@@ -184,13 +182,13 @@ int history_json_result(aimdb_persist *p, const aimdb_history_request *req, json
         rc = prepend_head(out, head, (size_t)n);
     }
     if (rc == AIMDB_ETOOBIG)
-        persist_errorf(err, errlen,
-                       "result larger than %zu bytes (passed it after %zu values); narrow the "
-                       "query: a shorter start/end range, a smaller limit, a wider every or a "
-                       "more specific name pattern",
+        aimdb_errorf(err, errlen,
+                     "result larger than %zu bytes (passed it after %zu values); narrow the "
+                     "query: a shorter start/end range, a smaller limit, a wider every or a "
+                     "more specific name pattern",
                        req->max_bytes, c.count);
     else if (rc == AIMDB_ENOMEM)
-        persist_errorf(err, errlen, "out of memory building the result");
+        aimdb_errorf(err, errlen, "out of memory building the result");
     return rc;
 }
 

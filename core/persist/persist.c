@@ -16,7 +16,6 @@
  * closes the backend, which commits everything the taps handed it.
  */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,14 +25,6 @@
 #define DEFAULT_SWEEP_INTERVAL_MS (24LL * 3600 * 1000)
 #define DEFAULT_QUERY_QUEUE 64
 #define INITIAL_SCRATCH 256
-
-void persist_errorf(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Close the backend once, keeping its last statistics for stats_get.  No
  * tap runs any more, so after the flush the statistics are final (unless

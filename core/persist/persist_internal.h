@@ -121,8 +121,4 @@ int sweeper_start(aimdb_persist *p);
 void sweeper_stop(aimdb_persist *p);
 void sweeper_destroy(aimdb_persist *p);
 
-/* snprintf into err when err is not NULL. */
-void persist_errorf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 #endif

@@ -43,12 +43,12 @@ static int checked_row(const aimdb_history_row *row, void *ctx) {
 static int check_params(aimdb_persist *p, const aimdb_query_params *q, bool has_fn,
                         char *err, size_t errlen) {
     if (!p || !q || !has_fn) {
-        persist_errorf(err, errlen, "missing query, parameters or callback");
+        aimdb_errorf(err, errlen, "missing query, parameters or callback");
         return AIMDB_EINVAL;
     }
     if (q->has_start && q->has_end && q->start_ms > q->end_ms) {
-        persist_errorf(err, errlen, "start (%" PRId64 ") is after end (%" PRId64 ")",
-                       q->start_ms, q->end_ms);
+        aimdb_errorf(err, errlen, "start (%" PRId64 ") is after end (%" PRId64 ")",
+                     q->start_ms, q->end_ms);
         return AIMDB_EINVAL;
     }
     return AIMDB_OK;
@@ -67,7 +67,7 @@ int persist_query_checked(aimdb_persist *p, const aimdb_query_params *q, aimdb_r
     check_ctx c = {.fn = fn, .ctx = ctx};
     pthread_rwlock_rdlock(&p->backend_lock);
     rc = AIMDB_ESTOPPED;
-    if (p->closed) persist_errorf(err, errlen, "the database is stopped");
+    if (p->closed) aimdb_errorf(err, errlen, "the database is stopped");
     else rc = p->backend.ops->query(p->backend.self, q, checked_row, &c, err, errlen);
     pthread_rwlock_unlock(&p->backend_lock);
     if (c.skipped) {
@@ -88,7 +88,7 @@ int persist_aggregate_checked(aimdb_persist *p, const aimdb_aggregate_params *a,
     if (rc != AIMDB_OK) return rc;
     pthread_rwlock_rdlock(&p->backend_lock);
     rc = AIMDB_ESTOPPED;
-    if (p->closed) persist_errorf(err, errlen, "the database is stopped");
+    if (p->closed) aimdb_errorf(err, errlen, "the database is stopped");
     else rc = p->backend.ops->aggregate(p->backend.self, a, fn, ctx, err, errlen);
     pthread_rwlock_unlock(&p->backend_lock);
     log_failure(p, &a->q, rc, err);

@@ -13,7 +13,6 @@
  */
 #include <inttypes.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "persist_internal.h"
 
@@ -102,11 +101,7 @@ int aimdb_persist_sweep(aimdb_persist *p, uint64_t *deleted) {
 
 void sweeper_init(aimdb_persist *p) {
     sweeper *s = &p->sweeper;
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    aimdb_cond_init_monotonic(&s->wake);
     pthread_mutex_init(&s->lock, NULL);
 }
 
@@ -123,9 +118,10 @@ static bool wait_interval(aimdb_persist *p) {
     int64_t due = p->opts.sweep_interval_ms > INT64_MAX / 2 - now
                       ? INT64_MAX / 2
                       : now + p->opts.sweep_interval_ms;
-    struct timespec ts = {.tv_sec = due / 1000, .tv_nsec = (due % 1000) * 1000000};
+    struct timespec deadline = aimdb_monotonic_deadline(due);
     pthread_mutex_lock(&s->lock);
-    while (!s->stopping && aimdb_monotonic_ms() < due) pthread_cond_timedwait(&s->wake, &s->lock, &ts);
+    while (!s->stopping && aimdb_monotonic_ms() < due)
+        pthread_cond_timedwait(&s->wake, &s->lock, &deadline);
     bool go_on = !s->stopping;
     pthread_mutex_unlock(&s->lock);
     return go_on;

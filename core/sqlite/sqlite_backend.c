@@ -13,21 +13,12 @@
  * that is still being committed.  That trade is fine for the tests it
  * exists for; files get WAL and true snapshots.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "sqlite_internal.h"
-
-void sq_errorf(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 int sq_open_connection(sq_backend *b, int flags, sqlite3 **out, char *err, size_t errlen) {
     sqlite3 *db = NULL;
@@ -38,8 +29,8 @@ int sq_open_connection(sq_backend *b, int flags, sqlite3 **out, char *err, size_
     flags |= SQLITE_OPEN_URI | (b->memory ? SQLITE_OPEN_FULLMUTEX : SQLITE_OPEN_NOMUTEX);
     int rc = sqlite3_open_v2(b->uri, &db, flags, NULL);
     if (rc != SQLITE_OK) {
-        sq_errorf(err, errlen, "cannot open %s: %s", b->opts.path,
-                  db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        aimdb_errorf(err, errlen, "cannot open %s: %s", b->opts.path,
+                     db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
         sqlite3_close(db);
         *out = NULL;
         return AIMDB_EIO;
@@ -52,7 +43,7 @@ int sq_open_connection(sq_backend *b, int flags, sqlite3 **out, char *err, size_
 int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, char *err, size_t errlen) {
     if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) == SQLITE_OK)
         return AIMDB_OK;
-    sq_errorf(err, errlen, "preparing \"%s\": %s", sql, sqlite3_errmsg(db));
+    aimdb_errorf(err, errlen, "preparing \"%s\": %s", sql, sqlite3_errmsg(db));
     *out = NULL;
     return AIMDB_EIO;
 }
@@ -60,25 +51,9 @@ int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, char *err, size
 int sq_exec(sqlite3 *db, const char *sql, char *err, size_t errlen) {
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK) return AIMDB_OK;
-    sq_errorf(err, errlen, "\"%s\": %s", sql, msg ? msg : sqlite3_errmsg(db));
+    aimdb_errorf(err, errlen, "\"%s\": %s", sql, msg ? msg : sqlite3_errmsg(db));
     sqlite3_free(msg);
     return AIMDB_EIO;
-}
-
-int aimdb_sqlite_sync_parse(const char *text, aimdb_sqlite_sync *out) {
-    static const struct {
-        const char *name;
-        aimdb_sqlite_sync value;
-    } names[] = {{"off", AIMDB_SQLITE_SYNC_OFF},
-                 {"normal", AIMDB_SQLITE_SYNC_NORMAL},
-                 {"full", AIMDB_SQLITE_SYNC_FULL}};
-    for (size_t i = 0; text && i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcmp(text, names[i].name) == 0) {
-            *out = names[i].value;
-            return AIMDB_OK;
-        }
-    }
-    return AIMDB_EINVAL;
 }
 
 /* ------------------------------------------------------------- vtable */
@@ -102,7 +77,7 @@ static int backend_flush(void *self) {
 static int backend_query(void *self, const aimdb_query_params *q, aimdb_row_fn fn, void *ctx,
                          char *err, size_t errlen) {
     if (!q || !fn) {
-        sq_errorf(err, errlen, "query needs parameters and a row callback");
+        aimdb_errorf(err, errlen, "query needs parameters and a row callback");
         return AIMDB_EINVAL;
     }
     return sq_readers_query(self, q, fn, ctx, err, errlen);
@@ -111,7 +86,7 @@ static int backend_query(void *self, const aimdb_query_params *q, aimdb_row_fn f
 static int backend_aggregate(void *self, const aimdb_aggregate_params *a, aimdb_bucket_fn fn,
                              void *ctx, char *err, size_t errlen) {
     if (!a || !fn || a->every_ms <= 0) {
-        sq_errorf(err, errlen, "aggregate needs parameters, every > 0 and a bucket callback");
+        aimdb_errorf(err, errlen, "aggregate needs parameters, every > 0 and a bucket callback");
         return AIMDB_EINVAL;
     }
     return sq_rollup_aggregate(self, a, fn, ctx, err, errlen);
@@ -154,6 +129,7 @@ static void backend_free(sq_backend *b) {
     sq_rollup_map_free(b->rollup_map);
     sq_queue_destroy(&b->queue);
     sq_health_destroy(b);
+    sq_lock_release(b);
     free(b->uri);
     free(b);
 }
@@ -175,16 +151,16 @@ static const aimdb_backend_ops sqlite_ops = {
 
 static int check_options(const aimdb_sqlite_options *o, char *err, size_t errlen) {
     if (!o || !o->path || !*o->path) {
-        sq_errorf(err, errlen, "sqlite: a database path (or \":memory:\") is required");
+        aimdb_errorf(err, errlen, "sqlite: a database path (or \":memory:\") is required");
         return AIMDB_EINVAL;
     }
     if (o->synchronous != AIMDB_SQLITE_SYNC_NORMAL && o->synchronous != AIMDB_SQLITE_SYNC_OFF &&
         o->synchronous != AIMDB_SQLITE_SYNC_FULL) {
-        sq_errorf(err, errlen, "sqlite: synchronous must be off, normal or full");
+        aimdb_errorf(err, errlen, "sqlite: synchronous must be off, normal or full");
         return AIMDB_EINVAL;
     }
     if (o->max_db_bytes < 0) {
-        sq_errorf(err, errlen, "sqlite: max_db_bytes must not be negative");
+        aimdb_errorf(err, errlen, "sqlite: max_db_bytes must not be negative");
         return AIMDB_EINVAL;
     }
     return AIMDB_OK;
@@ -216,11 +192,12 @@ int aimdb_sqlite_open(const aimdb_sqlite_options *opts, aimdb_backend *out, char
     if (rc != AIMDB_OK) return rc;
     sq_backend *b = calloc(1, sizeof(*b));
     if (!b) {
-        sq_errorf(err, errlen, "out of memory");
+        aimdb_errorf(err, errlen, "out of memory");
         return AIMDB_ENOMEM;
     }
     b->opts = with_defaults(opts);
     b->rt = b->opts.runtime;
+    b->lock_fd = -1;
     b->memory = strcmp(opts->path, ":memory:") == 0;
     b->uri = b->memory ? memory_uri() : strdup(opts->path);
     atomic_init(&b->db_bytes, -1);
@@ -228,7 +205,8 @@ int aimdb_sqlite_open(const aimdb_sqlite_options *opts, aimdb_backend *out, char
     rc = b->uri ? sq_queue_init(&b->queue, b->opts.queue_rows, b->opts.batch_rows,
                                 b->opts.flush_interval_ms)
                 : AIMDB_ENOMEM;
-    if (rc == AIMDB_ENOMEM) sq_errorf(err, errlen, "out of memory");
+    if (rc == AIMDB_ENOMEM) aimdb_errorf(err, errlen, "out of memory");
+    if (rc == AIMDB_OK) rc = sq_lock_take(b, err, errlen);
     if (rc == AIMDB_OK) rc = sq_health_open(b, err, errlen);
     if (rc == AIMDB_OK) rc = sq_readers_open(b, err, errlen);
     if (rc == AIMDB_OK) rc = sq_writer_start(b, err, errlen);

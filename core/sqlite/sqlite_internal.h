@@ -308,6 +308,7 @@ typedef struct sq_backend {
     const aimdb_runtime *rt;
     char *uri;            /* what sqlite3_open_v2 gets */
     bool memory;          /* :memory: (shared-cache, see sqlite_backend.c) */
+    int lock_fd;          /* FILE.lock, flocked while open; -1: none (sqlite_lock.c) */
     aimdb_sqlite_options opts; /* defaults filled in; path not owned */
     sq_queue queue;
 
@@ -343,6 +344,12 @@ typedef struct sq_backend {
     _Atomic int64_t last_commit_us;
     _Atomic int64_t db_bytes; /* the file, -wal and -shm; -1 unknown (sqlite_recovery.c) */
 } sq_backend;
+
+/* Take the path's lock before anything opens the database: AIMDB_EIO with
+ * err naming the holder's pid when another backend, in any process, has it.
+ * Released after the last connection closed. */
+int sq_lock_take(sq_backend *b, char *err, size_t errlen);
+void sq_lock_release(sq_backend *b);
 
 /* Open a connection on b->uri with flags; on failure closes it, writes the
  * reason to err and returns AIMDB_EIO. */
@@ -413,9 +420,5 @@ bool sq_health_damage_rc(int rc);
 /* Any thread: an operation on the file of health generation gen found it
  * damaged; counted, and the writer moves the file aside. */
 void sq_health_report(sq_backend *b, unsigned gen, const char *what, const char *msg);
-
-/* snprintf into err if err is not NULL. */
-void sq_errorf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "sqlite_internal.h"
 
@@ -24,12 +23,8 @@ int sq_queue_init(sq_queue *q, uint32_t cap, uint32_t batch_rows, int64_t flush_
     q->batch_rows = batch_rows;
     q->max_batch = cap / 2 > batch_rows ? cap / 2 : batch_rows;
     q->flush_ms = flush_ms;
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
     /* Deadlines are monotonic: a wall-clock jump must not stall a commit. */
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&q->writer_wake, &attr);
-    pthread_condattr_destroy(&attr);
+    aimdb_cond_init_monotonic(&q->writer_wake);
     pthread_cond_init(&q->space, NULL);
     pthread_cond_init(&q->progress, NULL);
     pthread_mutex_init(&q->lock, NULL);
@@ -173,9 +168,8 @@ static void wait_until_locked(sq_queue *q, int64_t deadline_ms) {
         pthread_cond_wait(&q->writer_wake, &q->lock);
         return;
     }
-    struct timespec ts = {.tv_sec = deadline_ms / 1000,
-                          .tv_nsec = (deadline_ms % 1000) * 1000000};
-    pthread_cond_timedwait(&q->writer_wake, &q->lock, &ts);
+    struct timespec deadline = aimdb_monotonic_deadline(deadline_ms);
+    pthread_cond_timedwait(&q->writer_wake, &q->lock, &deadline);
 }
 
 sq_work sq_queue_next_work(sq_queue *q, int64_t retry_at_ms, uint32_t max_rows,

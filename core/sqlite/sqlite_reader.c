@@ -94,7 +94,7 @@ int sq_readers_open(sq_backend *b, char *err, size_t errlen) {
     unsigned n = b->opts.read_connections;
     b->readers = calloc(n, sizeof(*b->readers));
     if (!b->readers) {
-        sq_errorf(err, errlen, "out of memory");
+        aimdb_errorf(err, errlen, "out of memory");
         return AIMDB_ENOMEM;
     }
     pthread_mutex_init(&b->pool_lock, NULL);
@@ -395,7 +395,7 @@ static int walk(sq_backend *b, query_run *run, char *err, size_t errlen) {
         rc = emit_matching(run, pattern, prefix_len);
     }
     if (run->sqlite_rc)
-        sq_errorf(err, errlen, "history query failed: %s", sqlite3_errmsg(run->r->db));
+        aimdb_errorf(err, errlen, "history query failed: %s", sqlite3_errmsg(run->r->db));
     if (sq_health_damage_rc(run->sqlite_rc))
         sq_health_report(b, run->r->generation, "a history query", sqlite3_errmsg(run->r->db));
     /* A read transaction: ending it cannot lose anything, only release the

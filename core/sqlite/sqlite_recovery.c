@@ -201,8 +201,8 @@ static int recover(sq_backend *b, const char *why, char *err, size_t errlen) {
     h->next_recovery_ms = aimdb_monotonic_ms() + RECOVERY_INTERVAL_MS;
     int e = move_aside(b, aside, sizeof(aside));
     if (e != 0) {
-        sq_errorf(err, errlen, "%s is damaged (%s) and cannot be moved aside: %s", h->file, why,
-                  strerror(e));
+        aimdb_errorf(err, errlen, "%s is damaged (%s) and cannot be moved aside: %s", h->file, why,
+                     strerror(e));
         return AIMDB_EIO;
     }
     aimdb_log(b->rt, AIMDB_LOG_ERROR,
@@ -242,8 +242,8 @@ int sq_health_open(sq_backend *b, char *err, size_t errlen) {
     atomic_fetch_add(&h->corrupt, 1);
     int64_t wait = h->next_recovery_ms - aimdb_monotonic_ms();
     if (wait > 0) {
-        sq_errorf(err, errlen, "%s is damaged (%s); moved aside again in %lld s at the earliest",
-                  h->file, sqlite3_errstr(why), (long long)(wait + 999) / 1000);
+        aimdb_errorf(err, errlen, "%s is damaged (%s); moved aside again in %lld s at the earliest",
+                     h->file, sqlite3_errstr(why), (long long)(wait + 999) / 1000);
         return rc;
     }
     return recover(b, sqlite3_errstr(why), err, errlen);

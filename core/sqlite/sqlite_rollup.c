@@ -615,7 +615,7 @@ int sq_rollup_aggregate(sq_backend *b, const aimdb_aggregate_params *a, aimdb_bu
                         void *ctx, char *err, size_t errlen) {
     agg_run run = {.a = a, .fn = fn, .ctx = ctx, .set = aimdb_bucket_set_new(a->every_ms)};
     if (!run.set) {
-        sq_errorf(err, errlen, "out of memory");
+        aimdb_errorf(err, errlen, "out of memory");
         return AIMDB_ENOMEM;
     }
     int rc = sq_readers_each(b, &a->q, aggregate_name, &run, err, errlen);

@@ -54,8 +54,8 @@ static int enable_wal(sqlite3 *db, char *err, size_t errlen) {
     int step = sqlite3_step(st);
     const char *mode = step == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
     if (!mode || strcmp(mode, "wal") != 0) {
-        sq_errorf(err, errlen, "cannot enable WAL journal mode: %s",
-                  mode ? mode : sqlite3_errmsg(db));
+        aimdb_errorf(err, errlen, "cannot enable WAL journal mode: %s",
+                     mode ? mode : sqlite3_errmsg(db));
         rc = AIMDB_EIO;
     }
     sqlite3_finalize(st);
@@ -74,7 +74,7 @@ static int64_t query_int(sqlite3 *db, const char *sql) {
 static int configure(sq_backend *b, char *err, size_t errlen) {
     sqlite3 *db = b->wdb;
     if (sqlite3_db_readonly(db, "main") == 1) {
-        sq_errorf(err, errlen, "%s is read-only", b->opts.path);
+        aimdb_errorf(err, errlen, "%s is read-only", b->opts.path);
         return AIMDB_EIO;
     }
     sqlite3_busy_timeout(db, WRITER_BUSY_MS);
@@ -129,7 +129,7 @@ int sq_writer_open(sq_backend *b, char *err, size_t errlen) {
     if (rc == AIMDB_OK) rc = configure(b, err, errlen);
     if (rc == AIMDB_OK) rc = prepare_all(b, err, errlen);
     if (rc == AIMDB_OK && sq_rollup_open(b) != SQLITE_OK) {
-        sq_errorf(err, errlen, "out of memory");
+        aimdb_errorf(err, errlen, "out of memory");
         rc = AIMDB_ENOMEM;
     }
     return rc;
@@ -175,20 +175,17 @@ static int insert_row(sq_backend *b, const sq_slot *s) {
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-static void note_commit(sq_backend *b, uint32_t n, int64_t started_us) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-    atomic_fetch_add_explicit(&b->rows_stored, n, memory_order_relaxed);
-    atomic_fetch_add_explicit(&b->batches, 1, memory_order_relaxed);
-    atomic_store_explicit(&b->last_batch_rows, n, memory_order_relaxed);
-    atomic_store_explicit(&b->last_commit_us, now_us - started_us, memory_order_relaxed);
-}
-
 static int64_t monotonic_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void note_commit(sq_backend *b, uint32_t n, int64_t started_us) {
+    atomic_fetch_add_explicit(&b->rows_stored, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->batches, 1, memory_order_relaxed);
+    atomic_store_explicit(&b->last_batch_rows, n, memory_order_relaxed);
+    atomic_store_explicit(&b->last_commit_us, monotonic_us() - started_us, memory_order_relaxed);
 }
 
 /* Commit the first n taken rows in one transaction.  On failure the
@@ -401,7 +398,7 @@ static void *writer_main(void *arg) {
 int sq_writer_start(sq_backend *b, char *err, size_t errlen) {
     if (b->rt->spawn(b->rt->self, "aimdb-writer", AIMDB_THREAD_PIPELINE, writer_main, b,
                      &b->writer) != 0) {
-        sq_errorf(err, errlen, "cannot start the history writer thread");
+        aimdb_errorf(err, errlen, "cannot start the history writer thread");
         return AIMDB_EIO;
     }
     return AIMDB_OK;

@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "aimdb/version.h"
 #include "client.h"
 #include "harness.h"
 
@@ -35,26 +36,36 @@ typedef struct fixture {
 } fixture;
 
 /* aimdb.conf for the bridge: the broker's port, a database in the test's
- * directory, a fixed client id (hence the request topic), then rules. */
-static void write_bridge_conf(fixture *f, const char *more_rules) {
-    char text[2048];
-    snprintf(text, sizeof(text),
-             "broker mqtt://127.0.0.1:%d\nclient_id bridge-test\ndatabase %s\n%s%s", f->b.port,
-             f->b.db_path, rules, more_rules ? more_rules : "");
+ * directory (unless database is NULL: the bridge's default), a fixed client
+ * id (hence the request topic), then rules. */
+static void write_conf_with(fixture *f, const char *database, const char *more_rules) {
+    char text[2048], db_line[HARNESS_PATH_MAX + 16] = "";
+    if (database) snprintf(db_line, sizeof(db_line), "database %s\n", database);
+    snprintf(text, sizeof(text), "broker mqtt://127.0.0.1:%d\nclient_id bridge-test\n%s%s%s",
+             f->b.port, db_line, rules, more_rules ? more_rules : "");
     write_file(f->conf, text);
+}
+
+static void write_bridge_conf(fixture *f, const char *more_rules) {
+    write_conf_with(f, f->b.db_path, more_rules);
 }
 
 /* With AIMDB_TEST_VALGRIND set to valgrind's path (CTest's
  * test_bridge_valgrind), every bridge runs under it: a leak or a bad access
  * on any of its exits (SIGTERM, start-up errors, --help) changes the exit
- * status the tests expect. */
-static void start_bridge(fixture *f, const char *extra_arg) {
+ * status the tests expect.  A second bridge runs in dir (its log is
+ * dir/aimdb-bridge.log). */
+static void start_bridge_in(fixture *f, daemon_proc *d, const char *dir, const char *extra_arg) {
     char *valgrind = getenv("AIMDB_TEST_VALGRIND");
     char *plain[] = {AIMDB_BRIDGE, "-c", f->conf, (char *)extra_arg, NULL};
     char *wrapped[] = {valgrind, "-q", "--error-exitcode=9", "--leak-check=full",
                        "--errors-for-leak-kinds=definite,indirect", AIMDB_BRIDGE, "-c", f->conf,
                        (char *)extra_arg, NULL};
-    daemon_start(&f->bridge, f->b.dir, valgrind ? wrapped : plain);
+    daemon_start(d, dir, valgrind ? wrapped : plain);
+}
+
+static void start_bridge(fixture *f, const char *extra_arg) {
+    start_bridge_in(f, &f->bridge, f->b.dir, extra_arg);
 }
 
 static int setup(void **state) {
@@ -289,8 +300,16 @@ static void test_startup_errors_are_explained(void **state) {
     expect_exit(f, "--broker=http://x", 1, "unknown scheme 'http'");
     assert_int_not_equal(access(f->b.db_path, F_OK), 0); /* no database left behind */
     expect_exit(f, "--request-topic=a/+/b", 1, "request_topic 'a/+/b'");
-    expect_exit(f, "--bogus", 2, "unknown option '--bogus'");
+    /* a usage error is one line and a pointer to --help, as the other
+     * programs say it, not the whole usage text */
+    start_bridge(f, "--bogus");
+    assert_int_equal(daemon_wait_exit(&f->bridge, WAIT_MS), 2);
+    assert_true(file_contains(f->bridge.log_path, "aimdb-bridge: unknown option '--bogus'"));
+    assert_true(file_contains(f->bridge.log_path, "Try 'aimdb-bridge --help'."));
+    assert_false(file_contains(f->bridge.log_path, "usage: aimdb-bridge"));
+    remove(f->bridge.log_path);
     expect_exit(f, "--help", 0, "usage: aimdb-bridge");
+    expect_exit(f, "--version", 0, "aimdb-bridge " AIMDB_VERSION);
     write_file(f->conf, "broker mqtt://127.0.0.1:1\nrecord x::{1} a/+ persist retention=3x\n");
     expect_exit(f, NULL, 1, "bridge.conf:2:");
     write_file(f->conf, "max_payload 0\n");
@@ -323,6 +342,55 @@ static void test_damaged_database_is_moved_aside(void **state) {
     assert_int_equal(stored_rows(f), 3);
 }
 
+/* The summary at SIGTERM counts the requests answered, error replies
+ * included. */
+static void test_sigterm_summary_counts_requests(void **state) {
+    fixture *f = *state;
+    start_bridge(f, NULL);
+    wait_bridge_connected(f);
+    client *c = asker(f, MQTT_PROTOCOL_V5);
+    char *reply = client_request(c, "{\"id\":1,\"method\":\"record.list\"}", "test/reply", WAIT_MS);
+    assert_non_null(reply);
+    free(reply);
+    reply = client_request(c, "{\"id\":2,\"method\":\"no.such\"}", "test/reply", WAIT_MS);
+    assert_non_null(strstr(reply, "\"error\""));
+    free(reply);
+    client_disconnect(c);
+    assert_int_equal(daemon_stop(&f->bridge, SIGTERM), 0);
+    assert_true(file_contains(f->bridge.log_path, "; 2 request(s) answered; 0 reconnect(s)"));
+}
+
+/* Without database in aimdb.conf or -d, the history is named after the
+ * client id (never the plugin's ./data/aimdb.db); and a second bridge on a
+ * database the first one writes is refused at start, naming the first. */
+static void test_default_database_and_one_writer(void **state) {
+    fixture *f = *state;
+    write_conf_with(f, NULL, NULL);
+    start_bridge(f, NULL);
+    wait_bridge_connected(f);
+    assert_true(file_contains(f->bridge.log_path, "history in ./data/bridge-test.db"));
+    char path[HARNESS_PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/data/bridge-test.db", f->b.dir);
+    assert_int_equal(access(path, F_OK), 0);
+    snprintf(path, sizeof(path), "%s/data/aimdb.db", f->b.dir);
+    assert_int_not_equal(access(path, F_OK), 0);
+
+    /* the same file, named from another directory */
+    char second_dir[HARNESS_PATH_MAX + 16], db[HARNESS_PATH_MAX + 32], want[64];
+    snprintf(second_dir, sizeof(second_dir), "%s/second", f->b.dir);
+    assert_int_equal(mkdir(second_dir, 0750), 0);
+    snprintf(db, sizeof(db), "--database=%s/data/bridge-test.db", f->b.dir);
+    daemon_proc second;
+    start_bridge_in(f, &second, second_dir, db);
+    int status = daemon_wait_exit(&second, WAIT_MS);
+    snprintf(want, sizeof(want), "in use by process %ld", (long)f->bridge.pid);
+    if (status != 1 || !file_contains(second.log_path, want)) {
+        file_dump(second.log_path);
+        fail_msg("want exit 1 and \"%s\", got %d", want, status);
+    }
+    assert_int_equal(daemon_stop(&f->bridge, SIGTERM), 0);
+}
+
 /* Nothing listens at the broker's address: the bridge stays up, says why
  * it cannot connect and still stops cleanly. */
 static void test_unreachable_broker_keeps_retrying(void **state) {
@@ -345,6 +413,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_startup_errors_are_explained, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreachable_broker_keeps_retrying, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_database_is_moved_aside, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_summary_counts_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_database_and_one_writer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

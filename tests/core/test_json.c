@@ -309,12 +309,46 @@ static void test_escape_decode(void **state) {
     assert_int_equal(aimdb_json_escape_decode("uD83D\\uDE00", 10, &cp), 0);
 }
 
+/* Every escape the writer makes, the sizing call, and a buffer too small:
+ * only cap bytes written, the whole length returned. */
+static void test_string_write(void **state) {
+    (void)state;
+    static const struct {
+        const char *text;
+        size_t len;
+        const char *json;
+    } cases[] = {
+        {S(""), "\"\""},
+        {S("plain été"), "\"plain été\""},
+        {S("q\"b\\/"), "\"q\\\"b\\\\/\""},
+        {S("\b\f\n\r\t"), "\"\\b\\f\\n\\r\\t\""},
+        {S("\x01\x1f\x7f"), "\"\\u0001\\u001f\x7f\""},
+        {S("a\0b"), "\"a\\u0000b\""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char out[64];
+        size_t want = strlen(cases[i].json);
+        assert_int_equal(aimdb_json_string_write(cases[i].text, cases[i].len, NULL, 0), want);
+        memset(out, '#', sizeof(out));
+        assert_int_equal(aimdb_json_string_write(cases[i].text, cases[i].len, out, sizeof(out)),
+                         want);
+        assert_memory_equal(out, cases[i].json, want);
+        assert_int_equal(out[want], '#'); /* no NUL added */
+        assert_true(aimdb_json_valid(out, want));
+    }
+    char small[5];
+    memset(small, '#', sizeof(small));
+    assert_int_equal(aimdb_json_string_write(S("ab\ncd"), small, 4), 8);
+    assert_memory_equal(small, "\"ab\\#", 5);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_utf8_valid),      cmocka_unit_test(test_utf8_sequence_length),
         cmocka_unit_test(test_json_valid),      cmocka_unit_test(test_json_scan_errors),
         cmocka_unit_test(test_json_has_nul),    cmocka_unit_test(test_json_depth),
         cmocka_unit_test(test_root_key),        cmocka_unit_test(test_escape_decode),
+        cmocka_unit_test(test_string_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -241,7 +241,7 @@ static void test_attributes(void **state) {
     assert_int_equal(aimdb_record_set_attr(rec, "persist", "true"), AIMDB_OK);
     struct attrs a = {{0}};
     aimdb_record_foreach_attr(rec, join_attr, &a);
-    assert_string_equal(a.joined, "topic_filter=\"weather/+/\\\"x\\\"\\\\\\u000a\";persist=true;");
+    assert_string_equal(a.joined, "topic_filter=\"weather/+/\\\"x\\\"\\\\\\n\";persist=true;");
     aimdb_db_free(db);
 }
 

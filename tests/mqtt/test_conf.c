@@ -222,6 +222,7 @@ static void test_errors(void **state) {
          "aimdb.conf:1: bad sweep_interval '2y' (a number above 0 with ms, s, m, h or d, e.g. "
          "200ms)"},
         {"synchronous fast\n", "aimdb.conf:1: bad synchronous 'fast' (off, normal or full)"},
+        {"synchronous NORMAL\n", "aimdb.conf:1: bad synchronous 'NORMAL' (off, normal or full)"},
         {"batch_rows 0\n", "aimdb.conf:1: bad batch_rows '0' (an integer from 1 to 1000000)"},
         {"queue_rows 1e3\n", "aimdb.conf:1: bad queue_rows '1e3' (an integer from 1 to 10000000)"},
         {"workers 1000\n", "aimdb.conf:1: bad workers '1000' (an integer from 1 to 256)"},
@@ -345,6 +346,15 @@ static void test_overrides(void **state) {
     assert_int_equal(aimdb_conf_override(conf, "plugin_opt_", "retention", "2h", err, sizeof(err)),
                      AIMDB_OK);
     assert_int_equal(conf->settings.retention_ms, 7200000);
+    /* every synchronous mode, through the one parser the file also uses */
+    assert_int_equal(aimdb_conf_override(conf, "plugin_opt_", "synchronous", "off", err,
+                                         sizeof(err)),
+                     AIMDB_OK);
+    assert_int_equal(conf->settings.synchronous, AIMDB_SQLITE_SYNC_OFF);
+    assert_int_equal(aimdb_conf_override(conf, "plugin_opt_", "synchronous", "normal", err,
+                                         sizeof(err)),
+                     AIMDB_OK);
+    assert_int_equal(conf->settings.synchronous, AIMDB_SQLITE_SYNC_NORMAL);
 
     assert_int_equal(aimdb_conf_override(conf, "plugin_opt_", "retention", "x", err, sizeof(err)),
                      AIMDB_EINVAL);

@@ -128,6 +128,17 @@ static void test_query_sees_readable_records_only(void **state) {
     expect_query("carol", "accuracy::graz,accuracy::vienna,gateway::gw1,legacy::x");
 }
 
+/* The start-up line names the orphan and who sees it. */
+static void test_orphans_said_at_start(void **state) {
+    (void)state;
+    assert_true(broker_log_wait(&b,
+                                "history holds 2 record(s) with no value since start: "
+                                "record.list and record.query show their history; 1 of them "
+                                "no rule of aimdb.conf produces, so only clients without ACL "
+                                "restrictions see those",
+                                5000));
+}
+
 static void test_list_and_get_are_filtered(void **state) {
     (void)state;
     client *c = client_connect(b.port, "alice", MQTT_PROTOCOL_V311, "alice", "secret");
@@ -162,6 +173,7 @@ static void test_request_needs_write_access(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_query_sees_readable_records_only),
+        cmocka_unit_test(test_orphans_said_at_start),
         cmocka_unit_test(test_list_and_get_are_filtered),
         cmocka_unit_test(test_request_needs_write_access),
     };

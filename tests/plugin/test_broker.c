@@ -26,6 +26,7 @@
 #include <cmocka.h>
 #include <mqtt_protocol.h>
 
+#include "aimdb/version.h"
 #include "client.h"
 #include "harness.h"
 
@@ -228,7 +229,7 @@ static void test_plugin_api_level_is_logged(void **state) {
     start(NULL);
     expect_log("aimdb: broker: Mosquitto 2.");
     if (broker_log_wait(&b, "broker: Mosquitto 2.1 plugin API", 0))
-        expect_log("Plugin aimdb version " AIMDB_TEST_PLUGIN_VERSION " loaded");
+        expect_log("Plugin aimdb version " AIMDB_VERSION " loaded");
     else
         assert_false(broker_log_wait(&b, "Plugin aimdb version", 0));
 }

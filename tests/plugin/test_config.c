@@ -187,6 +187,18 @@ static void test_database_not_writable(void **state) {
     refused_with(&b, want, hint);
 }
 
+/* A value published to b is recorded: query (one record's) finds it. */
+static void expect_recorded(const broker *b, const char *topic, const char *value,
+                            const char *query) {
+    client *c = client_connect(b->port, "recorded", MQTT_PROTOCOL_V5, NULL, NULL);
+    assert_non_null(c);
+    client_publish(c, topic, value, strlen(value), 1);
+    char *reply = client_query_until(c, query, 1, 5000);
+    assert_int_equal(reply_count(reply), 1);
+    free(reply);
+    client_disconnect(c);
+}
+
 static bool file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
@@ -202,13 +214,7 @@ static void test_plugin_opt_overrides_the_file(void **state) {
                            "record t::{1} t/+ persist\n");
     broker_write_conf(&b, "plugin_opt_database @DIR@/other/override.db");
     assert_true(broker_start(&b, NULL));
-    client *c = client_connect(b.port, "opt", MQTT_PROTOCOL_V5, NULL, NULL);
-    assert_non_null(c);
-    client_publish(c, "t/x", "1", 1, 1);
-    char *reply = client_query_until(c, "{}", 1, 5000);
-    assert_int_equal(reply_count(reply), 1);
-    free(reply);
-    client_disconnect(c);
+    expect_recorded(&b, "t/x", "1", "{}");
     assert_int_equal(broker_stop(&b), 0);
     char path[600];
     snprintf(path, sizeof(path), "%s/other/override.db", b.dir);
@@ -218,6 +224,25 @@ static void test_plugin_opt_overrides_the_file(void **state) {
     broker_cleanup(&b);
 }
 
+/* Two brokers on one history (`make run` twice): the second is refused
+ * at start, before it listens, naming the database and the first broker;
+ * the first keeps recording. */
+static void test_second_broker_on_one_database_refused(void **state) {
+    (void)state;
+    broker first, second;
+    assert_true(broker_start_weather(&first));
+    broker_init(&second);
+    char conf[HARNESS_PATH_MAX + 16], want[HARNESS_PATH_MAX + 64];
+    snprintf(conf, sizeof(conf), "database %s\n", first.db_path);
+    broker_write_aimdb(&second, conf);
+    broker_write_conf(&second, NULL);
+    snprintf(want, sizeof(want), "database %s: in use by process %ld", first.db_path,
+             (long)first.pid);
+    refused_with(&second, want, "give each its own database");
+    expect_recorded(&first, "weather/oslo/temperature", "1.5", "{\"name\":\"temp::oslo\"}");
+    assert_int_equal(broker_stop_and_clean(&first), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_config_error_stops_startup),
@@ -225,6 +250,7 @@ int main(void) {
         cmocka_unit_test(test_missing_config_file),
         cmocka_unit_test(test_database_not_writable),
         cmocka_unit_test(test_plugin_opt_overrides_the_file),
+        cmocka_unit_test(test_second_broker_on_one_database_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -87,6 +87,9 @@ static void test_history_survives_restart(void **state) {
     assert_int_equal(broker_stop(&b), 0);
 
     start();
+    /* Said at start, and only what is true: every name has a rule. */
+    assert_true(broker_log_wait(&b, "history holds 3 record(s) with no value since start", 5000));
+    assert_false(file_contains(b.log_path, "no rule of aimdb.conf produces"));
     c = client_connect(b.port, "restart", MQTT_PROTOCOL_V311, NULL, NULL);
     assert_non_null(c);
     reply = client_request(c, "{\"id\":1,\"method\":\"record.query\",\"params\":{\"name\":\"temp::graz\"}}",

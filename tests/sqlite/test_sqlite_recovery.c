@@ -150,6 +150,13 @@ static void check_aside(const char *dir, const char *name, const char *was, size
 
 /* ------------------------------------------------------------- damaged */
 
+/* 2,000 rows at path, then pages of them corrupted; the file's bytes. */
+static char *damaged_history(const char *path, size_t *len) {
+    make_history(path, 2000);
+    corrupt_pages(path);
+    return slurp(path, len);
+}
+
 static void test_not_a_database_is_moved_aside(void **state) {
     (void)state;
     char *dir = fixture_tmpdir();
@@ -179,10 +186,8 @@ static void test_corrupt_pages_found_by_a_commit(void **state) {
     (void)state;
     char *dir = fixture_tmpdir();
     char *path = fixture_path(dir, "h.db");
-    make_history(path, 2000);
-    corrupt_pages(path);
     size_t len;
-    char *was = slurp(path, &len);
+    char *was = damaged_history(path, &len);
 
     aimdb_sqlite_options o = {.path = path, .flush_interval_ms = 5};
     aimdb_backend b = fixture_open(&o); /* page 1 is sound: opens */
@@ -207,10 +212,8 @@ static void test_corrupt_pages_found_by_a_query(void **state) {
     (void)state;
     char *dir = fixture_tmpdir();
     char *path = fixture_path(dir, "h.db");
-    make_history(path, 2000);
-    corrupt_pages(path);
     size_t len;
-    char *was = slurp(path, &len);
+    char *was = damaged_history(path, &len);
 
     aimdb_sqlite_options o = {.path = path};
     aimdb_backend b = fixture_open(&o);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -354,16 +355,6 @@ static void test_bad_options_and_arguments(void **state) {
     o = (aimdb_sqlite_options){.path = ":memory:", .synchronous = (aimdb_sqlite_sync)7};
     assert_int_equal(aimdb_sqlite_open(&o, &b, err, sizeof(err)), AIMDB_EINVAL);
 
-    aimdb_sqlite_sync s;
-    assert_int_equal(aimdb_sqlite_sync_parse("off", &s), AIMDB_OK);
-    assert_int_equal(s, AIMDB_SQLITE_SYNC_OFF);
-    assert_int_equal(aimdb_sqlite_sync_parse("full", &s), AIMDB_OK);
-    assert_int_equal(s, AIMDB_SQLITE_SYNC_FULL);
-    assert_int_equal(aimdb_sqlite_sync_parse("normal", &s), AIMDB_OK);
-    assert_int_equal(s, AIMDB_SQLITE_SYNC_NORMAL);
-    assert_int_equal(aimdb_sqlite_sync_parse("NORMAL", &s), AIMDB_EINVAL);
-    assert_int_equal(aimdb_sqlite_sync_parse(NULL, &s), AIMDB_EINVAL);
-
     /* A database that cannot be written is refused at open, clearly. */
     char *dir = fixture_tmpdir();
     char *path = fixture_path(dir, "ro.db");
@@ -491,6 +482,32 @@ static void test_latest_is_the_newest_visible_value(void **state) {
     b.ops->close(b.self);
 }
 
+/* One backend writes a file: a second one on the same path is refused,
+ * naming the holder, until the first is closed; a memory database is
+ * never locked. */
+static void test_second_writer_is_refused(void **state) {
+    (void)state;
+    char *dir = fixture_tmpdir();
+    char *path = fixture_path(dir, "one.db");
+    aimdb_sqlite_options o = {.path = path};
+    aimdb_backend first = fixture_open(&o), second;
+    char err[512] = "", want[64];
+    assert_int_equal(aimdb_sqlite_open(&o, &second, err, sizeof(err)), AIMDB_EIO);
+    snprintf(want, sizeof(want), "in use by process %ld", (long)getpid());
+    assert_non_null(strstr(err, want));
+    assert_non_null(strstr(err, "one.db.lock"));
+    first.ops->close(first.self);
+    second = fixture_open(&o);
+    second.ops->close(second.self);
+
+    aimdb_sqlite_options m = {.path = ":memory:"};
+    aimdb_backend a = fixture_open(&m), b = fixture_open(&m);
+    a.ops->close(a.self);
+    b.ops->close(b.self);
+    free(path);
+    fixture_rmtree(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_store_and_wildcard_query),
@@ -505,6 +522,7 @@ int main(void) {
         cmocka_unit_test(test_query_plans_use_the_index),
         cmocka_unit_test(test_memory_databases_are_private),
         cmocka_unit_test(test_bad_options_and_arguments),
+        cmocka_unit_test(test_second_writer_is_refused),
         cmocka_unit_test(test_rows_with_bad_times_are_flagged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,6 +19,7 @@
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 
+#include "aimdb/version.h"
 #include "client.h"
 #include "harness.h"
 #include "tools_run.h"
@@ -385,6 +386,17 @@ static void test_help(void **state) {
     const char *args[] = {"--help", NULL};
     assert_int_equal(tool_run(AIMDB_CLI, args, RUN_MS, &r), 0);
     assert_non_null(strstr(r.out, "Usage: aimdb"));
+    assert_non_null(strstr(r.out, "--timeout D        wait at most D to connect and for each answer"));
+    assert_string_equal(r.err, "");
+}
+
+/* The project's one version string, on stdout, exit 0, before anything
+ * else is looked at. */
+static void test_version(void **state) {
+    (void)state;
+    const char *args[] = {"--version", "no-such-command", NULL};
+    assert_int_equal(tool_run(AIMDB_CLI, args, RUN_MS, &r), 0);
+    assert_string_equal(r.out, "aimdb " AIMDB_VERSION "\n");
     assert_string_equal(r.err, "");
 }
 
@@ -521,6 +533,7 @@ int main(void) {
         cmocka_unit_test(test_bad_urls),
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_version),
         cmocka_unit_test(test_reply_correlation),
     };
     mosquitto_lib_init();

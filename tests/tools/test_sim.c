@@ -16,6 +16,7 @@
 #include <cmocka.h>
 #include <mqtt_protocol.h>
 
+#include "aimdb/version.h"
 #include "client.h"
 #include "harness.h"
 #include "tools_run.h"
@@ -131,6 +132,17 @@ static void test_rate_paces(void **state) {
     assert_non_null(strstr(r.out, "sent 10, failed 0"));
 }
 
+/* A fractional rate: 3 messages at 2.5/s, the last due 800 ms after the
+ * first, and said so at the start. */
+static void test_fractional_rate_paces(void **state) {
+    (void)state;
+    assert_int_equal(sim("--count", "3", "--rate", "2.5", "--qos", "0", NULL), 0);
+    assert_true(r.elapsed_ms >= 780);
+    assert_true(r.elapsed_ms < 5000);
+    assert_non_null(strstr(r.err, "2.5 msg/s"));
+    assert_non_null(strstr(r.out, "sent 3, failed 0"));
+}
+
 /* --burst rounds go out at once, then --duration ends the run. */
 static void test_burst_then_duration(void **state) {
     (void)state;
@@ -216,12 +228,23 @@ static void test_help_and_usage_errors(void **state) {
     const char *help[] = {"--help", NULL};
     assert_int_equal(tool_run(AIMDB_SIM, help, RUN_MS, &r), 0);
     assert_non_null(strstr(r.out, "Usage: aimdb-mcu-sim"));
+    /* its own words for --timeout: a publisher waits for acknowledgements */
+    assert_non_null(strstr(r.out, "broker to acknowledge each message"));
+    assert_null(strstr(r.out, "for each answer"));
+    const char *version[] = {"--version", NULL};
+    assert_int_equal(tool_run(AIMDB_SIM, version, RUN_MS, &r), 0);
+    assert_string_equal(r.out, "aimdb-mcu-sim " AIMDB_VERSION "\n");
     static const struct {
         const char *args[4];
         const char *says;
     } cases[] = {
         {{"--qos", "3", NULL}, "--qos '3'"},
         {{"--rate", "fast", NULL}, "--rate 'fast'"},
+        {{"--rate", "2.5.1", NULL}, "--rate '2.5.1'"},
+        {{"--rate", ".5", NULL}, "--rate '.5'"},
+        {{"--rate", "1e3", NULL}, "--rate '1e3'"},
+        {{"--rate", "-1", NULL}, "--rate '-1'"},
+        {{"--rate", "0.0001", NULL}, "--rate '0.0001'"},
         {{"--cities", "a/b", NULL}, "'a/b' is not a city name"},
         {{"--cities", "a,a", NULL}, "'a' is given twice"},
         {{"--cities", ",", NULL}, "no city named"},
@@ -240,6 +263,10 @@ static void test_help_and_usage_errors(void **state) {
         if (st != 2 || !strstr(r.err, cases[i].says)) fprintf(stderr, "case %zu: exit %d, %s", i, st, r.err);
         assert_int_equal(st, 2);
         assert_non_null(strstr(r.err, cases[i].says));
+        /* the command line's own problems point to --help (a bad URL is
+         * found where the connection is made) */
+        if (strcmp(cases[i].says, "bad broker URL") != 0)
+            assert_non_null(strstr(r.err, "Try 'aimdb-mcu-sim --help'"));
     }
 }
 
@@ -248,6 +275,7 @@ int main(void) {
         cmocka_unit_test(test_publishes_rounds),
         cmocka_unit_test(test_seed_reproduces),
         cmocka_unit_test(test_rate_paces),
+        cmocka_unit_test(test_fractional_rate_paces),
         cmocka_unit_test(test_burst_then_duration),
         cmocka_unit_test(test_qos2),
         cmocka_unit_test(test_sigterm_stops_cleanly),

@@ -47,6 +47,11 @@ typedef enum aimdb_status {
 
 const char *aimdb_strerror(int status);
 
+/* Format a reason into err[0..errlen) as snprintf does; nothing when err is
+ * NULL or errlen 0, so callers pass on whatever buffer they were given. */
+void aimdb_errorf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 typedef struct aimdb_db aimdb_db;
 typedef struct aimdb_record aimdb_record;
 typedef struct aimdb_reader aimdb_reader;

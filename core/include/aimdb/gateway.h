@@ -31,6 +31,8 @@
 extern "C" {
 #endif
 
+/* The plugin's database when aimdb.conf names none (aimdb-bridge has its
+ * own default, ./data/CLIENT-ID.db, so the two never share one). */
 #define AIMDB_GATEWAY_DEFAULT_DATABASE "./data/aimdb.db"
 #define AIMDB_GATEWAY_DEFAULT_MAX_PAYLOAD (1024 * 1024) /* bytes kept per value */
 /* Records open at once.  A wildcard rule opens a record for every name its

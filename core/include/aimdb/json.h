@@ -1,6 +1,7 @@
 /*
- * json.h -- strict JSON and UTF-8 recognition, one implementation for every
- * layer (MQTT payload formats, history rows, AimX requests and replies).
+ * json.h -- strict JSON and UTF-8 recognition, and the JSON string writer,
+ * one implementation for every layer (MQTT payload formats, history rows,
+ * record attributes, AimX requests and replies).
  *
  * Why not cJSON: the product stores and serves JSON text verbatim (a payload
  * "as is" under format=auto, history values spliced into replies, request
@@ -17,6 +18,10 @@
  *                 scan reports it); a raw NUL byte anywhere is not.
  *   "valid UTF-8" is RFC 3629: no overlong forms, no surrogates
  *                 (U+D800..U+DFFF), nothing above U+10FFFF.
+ *
+ * Strings are written with quote, backslash and control characters escaped
+ * (\n, \t, ... where JSON has a short form, else \u00XX) and every other
+ * byte as is.
  *
  * Everything here is pure libc: no allocation, no global state, so every
  * function is thread-safe and reads its input only within the given length
@@ -95,6 +100,13 @@ const char *aimdb_json_problem(aimdb_json_status status);
  * with the \uXXXX low one that must follow it.  Returns the bytes read with
  * the code point in *cp, or 0 if the escape is not valid.  Pure. */
 size_t aimdb_json_escape_decode(const void *s, size_t avail, uint32_t *cp);
+
+/* Write text[0..len) (valid UTF-8; NUL bytes allowed) as a JSON string
+ * literal, quotes included, into out[0..cap) without a terminating NUL.
+ * Returns the literal's whole length, also when it did not fit (only cap
+ * bytes are written), so a call with cap 0 (out may be NULL) sizes the
+ * next.  Pure. */
+size_t aimdb_json_string_write(const void *text, size_t len, char *out, size_t cap);
 
 #ifdef __cplusplus
 }

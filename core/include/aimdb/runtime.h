@@ -9,9 +9,11 @@
 #ifndef AIMDB_RUNTIME_H
 #define AIMDB_RUNTIME_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -59,6 +61,17 @@ void aimdb_log(const aimdb_runtime *rt, aimdb_log_level level, const char *fmt, 
 
 /* Monotonic milliseconds, for deadlines and intervals (never for timestamps). */
 int64_t aimdb_monotonic_ms(void);
+
+/* Initialise cond so that its timed waits run on the monotonic clock: a
+ * wall-clock step then neither stalls nor hurries them.  Every condition
+ * with a timed wait is made this way; destroy with pthread_cond_destroy. */
+void aimdb_cond_init_monotonic(pthread_cond_t *cond);
+
+/* Deadlines for pthread_cond_timedwait on such a condition: the instant
+ * at_ms of aimdb_monotonic_ms(), or ms from now (to the nanosecond).  Pure
+ * arithmetic over the clock; any thread. */
+struct timespec aimdb_monotonic_deadline(int64_t at_ms);
+struct timespec aimdb_monotonic_deadline_in(int64_t ms);
 
 /*
  * Rate-limit a repeating log line: returns true at most once per

@@ -68,12 +68,11 @@ typedef struct aimdb_sqlite_options {
     const aimdb_runtime *runtime; /* NULL = aimdb_runtime_pthread() */
 } aimdb_sqlite_options;
 
-/* Parse "off" | "normal" | "full".  AIMDB_EINVAL otherwise. */
-int aimdb_sqlite_sync_parse(const char *text, aimdb_sqlite_sync *out);
-
 /* Open (creating the file, parent directory excluded, and schema if needed)
- * and start the writer thread.  On error returns < 0 (AIMDB_EINVAL for bad
- * options, AIMDB_EIO for SQLite failures) and writes the reason into err.
+ * and start the writer thread.  A file has one backend at a time, in any
+ * process: it holds an exclusive lock on FILE.lock until closed.  On error
+ * returns < 0 (AIMDB_EINVAL for bad options, AIMDB_EIO for SQLite failures
+ * and a file another backend has open) and writes the reason into err.
  * The backend is handed to aimdb_persist_attach or closed with ops->close. */
 int aimdb_sqlite_open(const aimdb_sqlite_options *opts, aimdb_backend *out,
                       char *err, size_t errlen);

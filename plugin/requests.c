@@ -1,5 +1,5 @@
 /*
- * reply.c -- a request's life from MOSQ_EVT_CONTROL to its reply, and who
+ * requests.c -- a request's life from MOSQ_EVT_CONTROL to its reply, and who
  * gets the reply (docs/protocol.md).
  *
  * Where: the request's MQTT v5 Response Topic with its Correlation Data,
