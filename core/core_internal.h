@@ -174,6 +174,5 @@ void aimdb_pool_free(aimdb_pool *pool);
 
 aimdb_pool *aimdb_db_pool(aimdb_db *db);
 bool aimdb_db_accepting(const aimdb_db *db);
-size_t aimdb_db_max_value_bytes(const aimdb_db *db);
 
 #endif

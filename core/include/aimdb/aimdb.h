@@ -137,6 +137,8 @@ int aimdb_db_on_stop(aimdb_db *db, aimdb_hook_fn fn, void *ctx);
 
 const aimdb_runtime *aimdb_db_runtime(const aimdb_db *db);
 bool aimdb_db_running(const aimdb_db *db);
+/* The largest variable-length value produce accepts (max_value_bytes). */
+size_t aimdb_db_max_value_bytes(const aimdb_db *db);
 
 /*
  * Extensions: a keyed map where optional layers (persistence, protocols) keep

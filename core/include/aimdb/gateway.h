@@ -25,6 +25,7 @@
 #include "aimdb/mqtt_conf.h"
 #include "aimdb/mqtt_route.h"
 #include "aimdb/persist.h"
+#include "aimdb/relay.h"
 #include "aimdb/runtime.h"
 
 #ifdef __cplusplus
@@ -144,6 +145,52 @@ int aimdb_gateway_open_record(aimdb_gateway *gw, const aimdb_ruleset *rs, size_t
  */
 bool aimdb_gateway_reapply_record(aimdb_gateway *gw, aimdb_record *rec, const aimdb_ruleset *rs,
                                   size_t rule, bool persisting, const char *who);
+
+/* ------------------------------------------------------------ ingest */
+
+/*
+ * What the plugin and aimdb-bridge do with each message they receive, in
+ * one place (ingest.c): route the topic by `router` (rule i of the router
+ * is the caller's rule i), drop what cannot be recorded, find or open the
+ * record through record_for and push a copy of the payload to `relay`.
+ * The caller owns everything here; a reload builds a new one.
+ */
+typedef struct aimdb_ingest {
+    const aimdb_router *router;
+    aimdb_relay *relay;
+    size_t max_payload; /* larger payloads are dropped before any copy */
+    /* The record for name, which `rule` made from topic: found, or opened
+     * (e.g. by aimdb_gateway_open_record).  AIMDB_EFULL (a record cap) or
+     * any other error drops the message.  *source is the value's source
+     * for aimdb_produce_from (NULL allowed).  Runs on the caller's thread. */
+    int (*record_for)(void *ctx, size_t rule, const char *name, const char *topic,
+                      aimdb_record **rec, const char **source);
+    /* Optional: false if this copy of the message is not for `rule` (a
+     * broker delivering one message once per overlapping subscription). */
+    bool (*owns)(void *ctx, size_t rule);
+    void *ctx;
+} aimdb_ingest;
+
+typedef struct aimdb_ingest_message {
+    const char *topic;
+    size_t topic_len;
+    const void *payload; /* may be NULL when len is 0 */
+    size_t len;
+    int64_t ts_ms;       /* arrival, Unix ms: the value's time */
+} aimdb_ingest_message;
+
+typedef enum aimdb_ingest_result {
+    AIMDB_INGEST_QUEUED,   /* on its way to the record */
+    AIMDB_INGEST_UNROUTED, /* no rule's filter matches the topic */
+    AIMDB_INGEST_NOT_OURS, /* owns() refused this copy */
+    AIMDB_INGEST_DROPPED,  /* routed, not recorded: *why says why in words */
+} aimdb_ingest_result;
+
+/* Route and queue one message.  *why (a static string) is set only for
+ * AIMDB_INGEST_DROPPED; the caller counts and logs (rate-limited).  Never
+ * waits; the relay's one pushing thread only. */
+aimdb_ingest_result aimdb_gateway_ingest(const aimdb_ingest *in, const aimdb_ingest_message *m,
+                                         const char **why);
 
 /* Log each rule that can never receive a message (an earlier rule has its
  * filter) and each pair of rules whose names can coincide, with both line
