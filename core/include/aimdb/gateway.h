@@ -16,6 +16,7 @@
 #ifndef AIMDB_GATEWAY_H
 #define AIMDB_GATEWAY_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -40,6 +41,15 @@ extern "C" {
  * long as the gateway runs; past the limit such values are dropped, counted
  * and logged.  Far above what one gateway's devices produce. */
 #define AIMDB_GATEWAY_DEFAULT_MAX_RECORDS 10000
+/* Bytes held in memory for values (aimdb_db_options.max_memory: record
+ * buffers and the relay's backlog three quarters, the SQLite write queue a
+ * quarter).  Sized for a 512 MB gateway: after the kernel, the system's
+ * services and Mosquitto's own client queues, 64 MiB is an eighth of its
+ * memory, and it holds the steady state of thousands of telemetry records
+ * (10,000 records of ~100-byte values at a few dozen values each) or 48
+ * buffered 1 MiB payloads; larger values or deeper rings then keep fewer
+ * old values in memory, never fewer in history. */
+#define AIMDB_GATEWAY_DEFAULT_MAX_MEMORY ((size_t)64 << 20)
 
 /* ------------------------------------------------------------- rules */
 
@@ -49,16 +59,23 @@ typedef struct aimdb_rule_options {
     aimdb_buffer_cfg buffer;
     bool persist;
     int64_t retention_ms; /* for aimdb_persist_record: AIMDB_RETENTION_DEFAULT, 0 = forever */
+    size_t max_records;   /* records this rule may open (max_records=); 0: no cap of its own */
     unsigned line;        /* where aimdb.conf writes the rule */
 } aimdb_rule_options;
 
 /* A parsed aimdb.conf and the router built from it: rule i of the router is
- * conf->rules[i] and options[i].  Immutable once built; a reload builds a
- * new one, so a message never sees half of two configurations. */
+ * conf->rules[i] and options[i].  Immutable once built but for the counts
+ * below; a reload builds a new one, so a message never sees half of two
+ * configurations. */
 typedef struct aimdb_ruleset {
     aimdb_conf *conf;
     aimdb_router *router;
     aimdb_rule_options *options;
+    /* Per rule: the records it opened, for its max_records= (counted by
+     * aimdb_gateway_open_record, and again by aimdb_gateway_reapply_record
+     * for the records a reload finds open), and whether its cap was logged. */
+    _Atomic size_t *opened;
+    _Atomic bool *cap_logged;
 } aimdb_ruleset;
 
 /* Takes ownership of conf, also on failure (AIMDB_ENOMEM, err says so).
@@ -98,6 +115,7 @@ typedef struct aimdb_gateway {
     char *database_path;          /* as opened */
     size_t max_payload;           /* larger values are refused by the db */
     size_t max_records;           /* the db opens no more records than this */
+    size_t max_memory;            /* the db's max_memory */
 } aimdb_gateway;
 
 /*
@@ -129,16 +147,19 @@ const char *aimdb_gateway_database(const aimdb_conf_settings *settings,
  * if the rule says persist, its history.  *persisting tells whether history
  * is on (a failure there is logged, the record still works).  Errors are
  * logged and returned (e.g. AIMDB_EEXIST: the name is registered with
- * another codec), except AIMDB_EFULL (max_records reached), which may come
- * for every value of every new name: the caller counts and reports those
- * drops at its own rate.  Any thread; records register under the db's lock.
+ * another codec), except AIMDB_EFULL -- the global max_records, or the
+ * rule's own max_records= (logged once per rule and configuration) -- which
+ * may come for every value of every new name: the caller counts and
+ * reports those drops at its own rate.  Any thread; records register under
+ * the db's lock.  A name already registered is returned whatever the caps.
  */
 int aimdb_gateway_open_record(aimdb_gateway *gw, const aimdb_ruleset *rs, size_t rule,
                               const char *name, aimdb_record **out, bool *persisting);
 
 /*
- * Apply a reloaded rule to a record that is open: history is switched on
- * or gets the rule's retention.  What a running record cannot change (its
+ * Apply a reloaded rule to a record that is open: it counts toward the
+ * rule's max_records=, and history is switched on or gets the rule's
+ * retention.  What a running record cannot change (its
  * buffer, its format, history switched off) is logged as taking effect
  * when `who` restarts ("the broker", "aimdb-bridge").  Returns whether the
  * record is persisted now.
