@@ -186,7 +186,11 @@ static bool run_tap(aimdb_tap *tap) {
     pthread_mutex_lock(&rec->lock);
     bool more = aimdb_buffer_pending(&rec->buffer, tap->cursor);
     if (!more) tap->scheduled = false;
+    /* Values kept over max_memory only because this tap had not read them
+     * give way now, not at the record's next value, which may never come. */
+    uint64_t gave_way = aimdb_record_give_way_locked(rec);
     pthread_mutex_unlock(&rec->lock);
+    aimdb_memory_gave_way(rec->buffer.mem, aimdb_db_runtime(rec->db), gave_way);
     return more;
 }
 

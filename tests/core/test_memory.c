@@ -174,7 +174,8 @@ static void on_value(const aimdb_value *v, void *ctx) {
 }
 
 /* A value a tap has not read yet (history's) never gives way: the buffer
- * holds more than its share until the tap has read it. */
+ * holds more than its share until the tap has read it, and then gives way
+ * without waiting for another value. */
 static void test_unread_values_stay(void **state) {
     (void)state;
     aimdb_db *db = db_with_memory(64 * KIB);
@@ -190,6 +191,10 @@ static void test_unread_values_stay(void **state) {
     assert_int_equal(held_values(rec), 60);
     aimdb_db_stop(db); /* runs the tap over every value */
     assert_int_equal(seen, 60);
+    /* Read now: they give way as the tap reads them, with no new value. */
+    s = stats(db);
+    assert_true(s.held <= s.limit);
+    assert_int_equal(s.evicted, 60 - held_values(rec));
     aimdb_db_free(db);
 }
 
