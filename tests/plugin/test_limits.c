@@ -46,18 +46,11 @@ static void start(const char *aimdb_conf, const char *extra) {
     }
 }
 
-static long long sql_number(const char *sql) {
-    char out[256];
-    char *argv[] = {"sqlite3", b.db_path, (char *)sql, NULL};
-    assert_int_equal(run_tool(argv, out, sizeof(out), 10000), 0);
-    return atoll(out);
-}
-
 /* Wait (bounded) until a query's number reaches want; the last one read. */
 static long long sql_wait(const char *sql, long long want) {
     long long n = -1;
     for (long long deadline = now_ms() + WAIT_MS; now_ms() < deadline; sleep_ms(50))
-        if ((n = sql_number(sql)) >= want) break;
+        if ((n = sql_number(b.db_path, sql)) >= want) break;
     if (n < want) broker_log_dump(&b);
     return n;
 }
@@ -121,11 +114,11 @@ static void test_max_memory_bounds_buffers_not_history(void **state) {
     long long held = wait_metric_within(watch, "$SYS/broker/aimdb/memory/bytes", 1, BUFFER_SHARE);
     assert_true(held >= 1 && held <= BUFFER_SHARE);
     assert_true(broker_log_wait(&b, "max_memory: live values hold", 5000));
-    assert_int_equal(sql_number("SELECT count(*) FROM record_history WHERE record_name = "
-                                "'blob::a'"),
+    assert_int_equal(sql_number(b.db_path, "SELECT count(*) FROM record_history "
+                                           "WHERE record_name = 'blob::a'"),
                      BLOBS / 2 + 1);
-    assert_int_equal(sql_number("SELECT count(*) FROM record_history WHERE length(value_json) "
-                                "> 170000"),
+    assert_int_equal(sql_number(b.db_path, "SELECT count(*) FROM record_history "
+                                           "WHERE length(value_json) > 170000"),
                      BLOBS); /* base64 of 128 KiB, whole */
     client_disconnect(pub);
     client_disconnect(watch);
@@ -157,14 +150,14 @@ static void test_rule_cap_leaves_other_rules_recording(void **state) {
     assert_int_equal(sql_wait("SELECT count(*) FROM record_history", 8), 8);
     assert_true(broker_log_wait(&b, "aimdb.conf:1 opened its max_records=3 records", 5000));
     assert_true(broker_log_wait(&b, "not recorded: too many records (max_records)", 5000));
-    assert_int_equal(sql_number("SELECT count(DISTINCT record_name) FROM record_history "
-                                "WHERE record_name LIKE 'noisy::%'"),
+    assert_int_equal(sql_number(b.db_path, "SELECT count(DISTINCT record_name) FROM record_history "
+                                           "WHERE record_name LIKE 'noisy::%'"),
                      3);
-    assert_int_equal(sql_number("SELECT count(*) FROM record_history "
-                                "WHERE record_name = 'accuracy::newcity'"),
+    assert_int_equal(sql_number(b.db_path, "SELECT count(*) FROM record_history "
+                                           "WHERE record_name = 'accuracy::newcity'"),
                      1);
-    assert_int_equal(sql_number("SELECT count(*) FROM record_history "
-                                "WHERE record_name = 'noisy::2'"),
+    assert_int_equal(sql_number(b.db_path, "SELECT count(*) FROM record_history "
+                                           "WHERE record_name = 'noisy::2'"),
                      2);
 
     broker_signal(&b, SIGHUP);
@@ -174,11 +167,11 @@ static void test_rule_cap_leaves_other_rules_recording(void **state) {
     client_publish(pub, "weather/oslo/accuracy", "{\"pct\":70}", 10, 1); /* the global cap */
     client_publish(pub, "weather/vienna/accuracy", "{\"pct\":91}", 10, 1);
     assert_int_equal(sql_wait("SELECT count(*) FROM record_history", 10), 10);
-    assert_int_equal(sql_number("SELECT count(*) FROM record_history "
-                                "WHERE record_name IN ('noisy::9', 'accuracy::oslo')"),
+    assert_int_equal(sql_number(b.db_path, "SELECT count(*) FROM record_history "
+                                           "WHERE record_name IN ('noisy::9', 'accuracy::oslo')"),
                      0);
-    assert_int_equal(sql_number("SELECT count(*) FROM record_history "
-                                "WHERE record_name = 'accuracy::bern'"),
+    assert_int_equal(sql_number(b.db_path, "SELECT count(*) FROM record_history "
+                                           "WHERE record_name = 'accuracy::bern'"),
                      1);
     client_disconnect(pub);
     assert_int_equal(broker_stop(&b), 0);
