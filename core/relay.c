@@ -268,15 +268,16 @@ static int next_write_segment(aimdb_relay *r, size_t limit) {
 
 int aimdb_relay_push(aimdb_relay *r, aimdb_record *record, const void *data, size_t len,
                      int64_t ts_ms, const char *source) {
-    size_t limit = aimdb_db_memory(record->db)->relay_limit;
+    /* The database's memory is looked at only when bytes are added: the
+     * common push touches no line but the relay's own. */
     if (r->write_pos == SEGMENT_SLOTS) {
-        int rc = next_write_segment(r, limit);
+        int rc = next_write_segment(r, aimdb_db_memory(record->db)->relay_limit);
         if (rc != AIMDB_OK) return rc;
     }
     relay_slot *s = &r->write_seg->slots[r->write_pos];
     s->heap = NULL;
     if (len > INLINE_BYTES) {
-        if (held_bytes(r) >= limit) return AIMDB_EBUSY;
+        if (held_bytes(r) >= aimdb_db_memory(record->db)->relay_limit) return AIMDB_EBUSY;
         if (!(s->heap = malloc(len))) return AIMDB_ENOMEM;
         r->bytes_added += len;
         aimdb_memory_add(aimdb_db_memory(record->db), len);
