@@ -19,10 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aimdb/gateway.h"
 #include "aimdb/payload.h"
 #include "connector_internal.h"
-
-#define NAME_ON_STACK 256
 
 /* -------------------------------------------------------- subscriptions */
 
@@ -323,53 +322,57 @@ static void deliver_to_handler(const handler *h, const char *topic, const MQTTAs
     free(response_topic);
 }
 
-static int record_for(aimdb_connector *c, const link_in *l, size_t link, const char *name,
-                      aimdb_record **out) {
+/* aimdb_gateway_ingest's view of one delivered message. */
+typedef struct delivery {
+    aimdb_connector *c;
+    const MQTTAsync_message *m;
+} delivery;
+
+/* The record of a link's name: found, or opened as the link says.  No
+ * source: the bridge applies no ACLs, so its values need none. */
+static int record_for(void *ctx, size_t link, const char *name, const char *topic,
+                      aimdb_record **out, const char **source) {
+    aimdb_connector *c = ((delivery *)ctx)->c;
+    const link_in *l = &c->in.links[link];
+    (void)topic;
+    *source = NULL;
     if ((*out = aimdb_db_find(c->db, name))) return AIMDB_OK;
     if (l->open) return l->open(name, link, l->open_ctx, out);
     return aimdb_record_register(c->db, name, &l->buffer, l->codec, out);
 }
 
+static bool owns(void *ctx, size_t link) {
+    delivery *d = ctx;
+    return delivered_by(d->m, d->c->in.links[link].sub_id);
+}
+
+/* Through the relay: producing here would wake a tap worker per message
+ * from Paho's thread (the bridge's profile said so). */
 static void deliver_to_record(aimdb_connector *c, const char *topic, size_t topic_len,
                               const MQTTAsync_message *m) {
-    char stack_name[NAME_ON_STACK], *name = stack_name;
-    aimdb_route route;
-    int rc = aimdb_router_route(c->in.router, topic, topic_len, name, sizeof(stack_name), &route);
-    if (rc == AIMDB_ENOTFOUND) {
-        c->stats.unrouted++;
-        return;
+    delivery d = {c, m};
+    const aimdb_ingest in = {
+        .router = c->in.router,
+        .relay = c->relay,
+        .max_payload = aimdb_db_max_value_bytes(c->db),
+        .record_for = record_for,
+        .owns = owns,
+        .ctx = &d,
+    };
+    const aimdb_ingest_message msg = {
+        .topic = topic,
+        .topic_len = topic_len,
+        .payload = m->payload,
+        .len = m->payloadlen > 0 ? (size_t)m->payloadlen : 0,
+        .ts_ms = c->rt->now_ms(c->rt->self),
+    };
+    const char *why;
+    switch (aimdb_gateway_ingest(&in, &msg, &why)) {
+    case AIMDB_INGEST_QUEUED: c->stats.produced++; break;
+    case AIMDB_INGEST_UNROUTED: c->stats.unrouted++; break;
+    case AIMDB_INGEST_NOT_OURS: c->stats.duplicates++; break;
+    case AIMDB_INGEST_DROPPED: connector_note_drop(c, topic, why); break;
     }
-    /* Any other outcome fills route.rule: the link that owns the topic. */
-    if (!delivered_by(m, c->in.links[route.rule].sub_id)) {
-        c->stats.duplicates++;
-        return;
-    }
-    if (rc == AIMDB_ETOOBIG) {
-        if (!(name = malloc(route.name_len + 1))) {
-            connector_note_drop(c, topic, "out of memory");
-            return;
-        }
-        rc = aimdb_router_route(c->in.router, topic, topic_len, name, route.name_len + 1, &route);
-    }
-    aimdb_record *rec = NULL;
-    if (rc != AIMDB_OK) {
-        connector_note_drop(c, topic, "its link makes an empty record name");
-    } else if ((rc = record_for(c, &c->in.links[route.rule], route.rule, name, &rec)) !=
-               AIMDB_OK) {
-        connector_note_drop(c, topic,
-                            rc == AIMDB_EFULL ? aimdb_strerror(rc) : "its record cannot be opened");
-    } else {
-        /* Through the relay: producing here would wake a tap worker per
-         * message from Paho's thread (the bridge's profile said so).  No
-         * source: the bridge applies no ACLs, so its values need none. */
-        const void *payload = m->payloadlen > 0 ? m->payload : ""; /* never NULL */
-        rc = aimdb_relay_push(c->relay, rec, payload,
-                              m->payloadlen > 0 ? (size_t)m->payloadlen : 0,
-                              c->rt->now_ms(c->rt->self), NULL);
-        if (rc == AIMDB_OK) c->stats.produced++;
-        else connector_note_drop(c, topic, aimdb_strerror(rc));
-    }
-    if (name != stack_name) free(name);
 }
 
 void links_in_deliver(aimdb_connector *c, const char *topic, size_t topic_len,

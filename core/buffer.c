@@ -69,10 +69,15 @@ static int grow_to(aimdb_buffer *b, uint32_t n) {
     if (!slots) return AIMDB_ENOMEM;
     b->slots = slots;
     memset(slots + b->nslots, 0, (size_t)(n - b->nslots) * sizeof(*slots));
+    if (n > b->slots_alloc) {
+        aimdb_memory_add(b->mem, (size_t)(n - b->slots_alloc) * sizeof(*slots));
+        b->slots_alloc = n;
+    }
     if (b->fixed_size) {
         unsigned char *old = b->nslots ? slots[0].data : NULL;
         unsigned char *block = realloc(old, (size_t)n * b->fixed_size);
         if (!block) return AIMDB_ENOMEM;
+        aimdb_memory_add(b->mem, (size_t)(n - b->nslots) * b->fixed_size);
         for (uint32_t i = 0; i < n; i++) {
             slots[i].data = block + (size_t)i * b->fixed_size;
             slots[i].cap = b->fixed_size;
@@ -82,11 +87,14 @@ static int grow_to(aimdb_buffer *b, uint32_t n) {
     return AIMDB_OK;
 }
 
-int aimdb_buffer_init(aimdb_buffer *b, const aimdb_buffer_cfg *cfg, size_t fixed_size) {
+int aimdb_buffer_init(aimdb_buffer *b, const aimdb_buffer_cfg *cfg, size_t fixed_size,
+                      aimdb_memory *mem) {
     memset(b, 0, sizeof(*b));
     b->cfg = *cfg;
     b->fixed_size = fixed_size;
+    b->mem = mem;
     b->next_seq = 1;
+    b->first_seq = 1;
     uint32_t max = max_slots(b);
     int rc = grow_to(b, max < AIMDB_RING_INITIAL_SLOTS ? max : AIMDB_RING_INITIAL_SLOTS);
     if (rc != AIMDB_OK) {
@@ -98,16 +106,25 @@ int aimdb_buffer_init(aimdb_buffer *b, const aimdb_buffer_cfg *cfg, size_t fixed
 
 void aimdb_buffer_free(aimdb_buffer *b) {
     if (!b->slots) return;
+    size_t bytes = (size_t)b->slots_alloc * sizeof(*b->slots);
     if (b->fixed_size) {
         free(b->slots[0].data);
+        bytes += (size_t)b->nslots * b->fixed_size;
     } else {
-        for (uint32_t i = 0; i < b->nslots; i++) free(b->slots[i].data);
+        for (uint32_t i = 0; i < b->nslots; i++) {
+            free(b->slots[i].data);
+            bytes += b->slots[i].cap;
+        }
     }
+    aimdb_memory_sub(b->mem, bytes);
     free(b->slots);
     b->slots = NULL;
 }
 
 /* ---------------------------------------------------------------- write */
+
+/* A slot this large shrinks to a value under half its size. */
+#define SHRINK_ABOVE 4096
 
 static aimdb_slot *slot_for_seq(aimdb_buffer *b, uint64_t seq) {
     return &b->slots[(seq - 1) % b->nslots];
@@ -136,13 +153,22 @@ int aimdb_buffer_put(aimdb_buffer *b, const void *data, size_t len, int64_t ts_m
      * ring wraps early: that would silently keep fewer than N values. */
     if (make_room(b) != AIMDB_OK) return AIMDB_ENOMEM;
     aimdb_slot *s = slot_for_seq(b, b->next_seq);
-    if (len > s->cap) {
+    if (len > s->cap || (s->cap > SHRINK_ABOVE && len < s->cap / 2)) {
         /* Grow to the value's size: slots converge on the largest payload
-         * a record sees and stop allocating. */
-        unsigned char *grown = realloc(s->data, len);
-        if (!grown) return AIMDB_ENOMEM;
-        s->data = grown;
-        s->cap = len;
+         * a record sees and stop allocating.  A slot that once held a large
+         * value and now gets small ones shrinks, or one stray megabyte
+         * would stay charged to the slot for good. */
+        size_t cap = len ? len : 1;
+        unsigned char *resized = realloc(s->data, cap);
+        if (!resized) {
+            if (len > s->cap) return AIMDB_ENOMEM;
+            cap = s->cap; /* could not shrink: keep the larger block */
+        } else {
+            s->data = resized;
+        }
+        aimdb_memory_add(b->mem, cap);
+        aimdb_memory_sub(b->mem, s->cap);
+        s->cap = cap;
     }
     if (len) memcpy(s->data, data, len);
     s->len = len;
@@ -168,18 +194,37 @@ bool aimdb_buffer_pending(const aimdb_buffer *b, uint64_t cursor) {
     return cursor < b->next_seq;
 }
 
+/* The oldest seq a ring holds (next_seq if it holds none). */
+static uint64_t ring_oldest(const aimdb_buffer *b) {
+    uint64_t oldest = b->next_seq > b->nslots ? b->next_seq - b->nslots : 1;
+    return b->first_seq > oldest ? b->first_seq : oldest;
+}
+
 const aimdb_slot *aimdb_buffer_back(const aimdb_buffer *b, uint64_t n) {
-    /* A ring holds min(nslots, next_seq - 1) values; latest and mailbox one. */
-    uint64_t held = b->cfg.kind == AIMDB_BUFFER_RING ? b->nslots : 1;
-    if (held > b->next_seq - 1) held = b->next_seq - 1;
+    /* A ring holds next_seq - oldest values; latest and mailbox one. */
+    uint64_t held = b->cfg.kind == AIMDB_BUFFER_RING ? b->next_seq - ring_oldest(b)
+                                                     : b->next_seq > 1;
     if (n >= held) return NULL;
     return &b->slots[(b->next_seq - 2 - n) % b->nslots];
+}
+
+bool aimdb_buffer_give_way(aimdb_buffer *b, uint64_t unread) {
+    if (b->cfg.kind != AIMDB_BUFFER_RING || b->fixed_size) return false;
+    uint64_t oldest = ring_oldest(b);
+    if (oldest + 1 >= b->next_seq || oldest >= unread) return false; /* newest, or unread */
+    aimdb_slot *s = slot_for_seq(b, oldest);
+    aimdb_memory_sub(b->mem, s->cap);
+    free(s->data);
+    s->data = NULL;
+    s->cap = s->len = 0;
+    b->first_seq = oldest + 1;
+    return true;
 }
 
 static int read_ring(aimdb_buffer *b, uint64_t *cursor, const aimdb_slot **slot,
                      uint64_t *missed) {
     if (*cursor >= b->next_seq) return AIMDB_EAGAIN;
-    uint64_t oldest = b->next_seq > b->nslots ? b->next_seq - b->nslots : 1;
+    uint64_t oldest = ring_oldest(b);
     if (*cursor < oldest) {
         *missed = oldest - *cursor;
         *cursor = oldest;

@@ -14,6 +14,36 @@
 
 #include "aimdb/aimdb.h"
 
+/* ----------------------------------------------------------------- memory */
+
+/* A relay's backlog bound when the database sets no max_memory. */
+#define AIMDB_RELAY_DEFAULT_LIMIT ((size_t)64 << 20)
+
+/* The database's budget for value bytes (memory.c). */
+typedef struct aimdb_memory {
+    size_t limit;            /* bytes buffers and relays may hold; SIZE_MAX: no bound */
+    size_t relay_limit;      /* bytes one relay's backlog may hold before it refuses */
+    _Atomic size_t held;     /* bytes record buffers and relay backlogs hold now */
+    _Atomic uint64_t gave_way; /* values that gave way */
+    _Atomic size_t hand;     /* the next record asked to give way, in registration order */
+    pthread_mutex_t log_lock;/* guards log */
+    aimdb_log_limit log;
+} aimdb_memory;
+
+void aimdb_memory_init(aimdb_memory *m, size_t max_memory);
+void aimdb_memory_destroy(aimdb_memory *m);
+static inline void aimdb_memory_add(aimdb_memory *m, size_t bytes) {
+    if (m) atomic_fetch_add_explicit(&m->held, bytes, memory_order_relaxed);
+}
+static inline void aimdb_memory_sub(aimdb_memory *m, size_t bytes) {
+    if (m) atomic_fetch_sub_explicit(&m->held, bytes, memory_order_relaxed);
+}
+static inline bool aimdb_memory_over(const aimdb_memory *m) {
+    return m && atomic_load_explicit(&m->held, memory_order_relaxed) > m->limit;
+}
+/* Count values that gave way and log it (rate-limited).  Any thread. */
+void aimdb_memory_gave_way(aimdb_memory *m, const aimdb_runtime *rt, uint64_t values);
+
 /* ----------------------------------------------------------------- buffer */
 
 /* One stored value.  data grows to the largest value the slot has held and
@@ -43,7 +73,8 @@ typedef struct aimdb_slot {
  * The value store of one record; every field is guarded by the owning
  * record's lock.  Sequence numbers start at 1 and never repeat, so a cursor
  * (the next seq a reader wants) is all a reader needs to know where it is:
- *   ring    holds seqs [oldest, next_seq) with oldest = max(1, next_seq - n),
+ *   ring    holds seqs [oldest, next_seq) with oldest = max(1, next_seq - n,
+ *           first_seq),
  *           seq s living in slots[(s - 1) % n], n = nslots; n grows from
  *           min(capacity, AIMDB_RING_INITIAL_SLOTS) to capacity and the
  *           ring wraps only at capacity (below it, oldest is 1);
@@ -55,8 +86,13 @@ typedef struct aimdb_buffer {
     size_t fixed_size; /* codec size; 0 = variable */
     aimdb_slot *slots;
     uint32_t nslots;   /* slots in use; a ring's double up to capacity */
+    uint32_t slots_alloc; /* slots allocated (more than nslots after a failed growth) */
     uint64_t next_seq;
+    /* A ring's values below first_seq gave way to max_memory (their slots
+     * hold no bytes): it holds seqs [max(first_seq, oldest), next_seq). */
+    uint64_t first_seq;
     bool mailbox_full;
+    aimdb_memory *mem; /* charged with every byte allocated here; NULL: none */
 } aimdb_buffer;
 
 typedef enum aimdb_read_mode {
@@ -64,13 +100,18 @@ typedef enum aimdb_read_mode {
     AIMDB_READ_TAKE      /* mailbox readers: consume the single slot */
 } aimdb_read_mode;
 
-int aimdb_buffer_init(aimdb_buffer *b, const aimdb_buffer_cfg *cfg, size_t fixed_size);
+int aimdb_buffer_init(aimdb_buffer *b, const aimdb_buffer_cfg *cfg, size_t fixed_size,
+                      aimdb_memory *mem);
 void aimdb_buffer_free(aimdb_buffer *b);
 /* Store a copy, growing a ring that is full below its capacity;
  * AIMDB_ENOMEM leaves the buffer unchanged.  *overwritten is set when a
  * mailbox value nobody took is replaced. */
 int aimdb_buffer_put(aimdb_buffer *b, const void *data, size_t len, int64_t ts_ms,
                      const char *source, bool *overwritten);
+/* Free a ring's oldest value if it is older than its newest and than
+ * `unread` (the first seq some tap has not read); false if there is none
+ * such (or its bytes are a fixed-size block, which frees nothing). */
+bool aimdb_buffer_give_way(aimdb_buffer *b, uint64_t unread);
 /* Where a new reader (or tap) starts. */
 uint64_t aimdb_buffer_start_cursor(const aimdb_buffer *b, bool is_tap);
 /* Next value for *cursor: AIMDB_OK with *slot set (good until the record
@@ -173,7 +214,14 @@ void aimdb_pool_free(aimdb_pool *pool);
 /* ------------------------------------------------------------------- db */
 
 aimdb_pool *aimdb_db_pool(aimdb_db *db);
+aimdb_memory *aimdb_db_memory(aimdb_db *db);
+/* Ask a few records other than `except` to give way, in turn, while the
+ * buffers hold more than their budget; how many values gave way.  Takes
+ * the registry's read lock and each record's lock: hold none. */
+uint64_t aimdb_db_relieve_memory(aimdb_db *db, aimdb_record *except);
+/* Make rec's oldest values give way while the buffers are over budget;
+ * how many did.  rec->lock held. */
+uint64_t aimdb_record_give_way_locked(aimdb_record *rec);
 bool aimdb_db_accepting(const aimdb_db *db);
-size_t aimdb_db_max_value_bytes(const aimdb_db *db);
 
 #endif

@@ -29,6 +29,7 @@ struct aimdb_db {
     size_t max_value_bytes;
     size_t max_records; /* SIZE_MAX: no limit */
     aimdb_pool *pool;
+    aimdb_memory memory;
 
     /* Guards the registry: buckets, the ordered array and the extensions. */
     pthread_rwlock_t registry_lock;
@@ -66,6 +67,7 @@ aimdb_db *aimdb_db_new(const aimdb_db_options *opts) {
         return NULL;
     }
     pthread_rwlock_init(&db->registry_lock, NULL);
+    aimdb_memory_init(&db->memory, o.max_memory);
     atomic_init(&db->accepting, true);
     return db;
 }
@@ -132,6 +134,7 @@ void aimdb_db_free(aimdb_db *db) {
     free(db->start_hooks);
     free(db->stop_hooks);
     aimdb_pool_free(db->pool);
+    aimdb_memory_destroy(&db->memory);
     pthread_rwlock_destroy(&db->registry_lock);
     free(db);
 }
@@ -159,6 +162,33 @@ bool aimdb_db_running(const aimdb_db *db) { return db->phase == PHASE_RUNNING; }
 bool aimdb_db_accepting(const aimdb_db *db) { return atomic_load(&db->accepting); }
 size_t aimdb_db_max_value_bytes(const aimdb_db *db) { return db->max_value_bytes; }
 aimdb_pool *aimdb_db_pool(aimdb_db *db) { return db->pool; }
+aimdb_memory *aimdb_db_memory(aimdb_db *db) { return &db->memory; }
+
+/* Records asked per produce: enough to converge, little enough that a
+ * produce never walks a large registry. */
+#define RELIEVE_VISITS 8
+
+uint64_t aimdb_db_relieve_memory(aimdb_db *db, aimdb_record *except) {
+    uint64_t n = 0;
+    pthread_rwlock_rdlock(&db->registry_lock);
+    for (size_t i = 0; i < RELIEVE_VISITS && i < db->nrecords && aimdb_memory_over(&db->memory);
+         i++) {
+        aimdb_record *rec = db->ordered[atomic_fetch_add(&db->memory.hand, 1) % db->nrecords];
+        if (rec == except) continue;
+        pthread_mutex_lock(&rec->lock);
+        n += aimdb_record_give_way_locked(rec);
+        pthread_mutex_unlock(&rec->lock);
+    }
+    pthread_rwlock_unlock(&db->registry_lock);
+    return n;
+}
+
+void aimdb_db_memory_stats(aimdb_db *db, aimdb_memory_stats *out) {
+    const aimdb_memory *m = &db->memory;
+    out->limit = m->limit == SIZE_MAX ? 0 : m->limit;
+    out->held = atomic_load_explicit(&m->held, memory_order_relaxed);
+    out->evicted = atomic_load_explicit(&m->gave_way, memory_order_relaxed);
+}
 
 /* ----------------------------------------------------------- extensions */
 

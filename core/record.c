@@ -20,7 +20,8 @@ aimdb_record *aimdb_record_new(aimdb_db *db, const char *name, const aimdb_buffe
     rec->db = db;
     rec->codec = codec;
     rec->name = strdup(name);
-    if (!rec->name || aimdb_buffer_init(&rec->buffer, cfg, codec->size) != AIMDB_OK) {
+    if (!rec->name ||
+        aimdb_buffer_init(&rec->buffer, cfg, codec->size, aimdb_db_memory(db)) != AIMDB_OK) {
         free(rec->name);
         free(rec);
         return NULL;
@@ -103,6 +104,7 @@ int aimdb_produce_from(aimdb_record *rec, const void *data, size_t len, int64_t 
         return reject(rec, AIMDB_EFORMAT);
 
     bool overwritten = false;
+    uint64_t gave_way = 0;
     pthread_mutex_lock(&rec->lock);
     /* Checked under the lock so aimdb_db_stop's barrier makes "produced
      * before stop" exact: after the barrier nothing more gets in. */
@@ -125,11 +127,31 @@ int aimdb_produce_from(aimdb_record *rec, const void *data, size_t len, int64_t 
             aimdb_pool_schedule(aimdb_db_pool(rec->db), t);
         }
     }
+    aimdb_memory *mem = rec->buffer.mem;
+    if (aimdb_memory_over(mem)) gave_way = aimdb_record_give_way_locked(rec);
     pthread_mutex_unlock(&rec->lock);
 
     atomic_fetch_add_explicit(&rec->produced, 1, memory_order_relaxed);
     if (overwritten) atomic_fetch_add_explicit(&rec->overwritten, 1, memory_order_relaxed);
+    if (aimdb_memory_over(mem)) gave_way += aimdb_db_relieve_memory(rec->db, rec);
+    aimdb_memory_gave_way(mem, aimdb_db_runtime(rec->db), gave_way);
     return AIMDB_OK;
+}
+
+/* The first seq some tap of rec has not read: values below it are in every
+ * tap's hands (history among them) and may give way. */
+static uint64_t first_unread(const aimdb_record *rec) {
+    uint64_t unread = UINT64_MAX;
+    for (const aimdb_tap *t = rec->taps; t; t = t->next)
+        if (t->cursor < unread) unread = t->cursor;
+    return unread;
+}
+
+uint64_t aimdb_record_give_way_locked(aimdb_record *rec) {
+    uint64_t unread = first_unread(rec), n = 0;
+    while (aimdb_memory_over(rec->buffer.mem) && aimdb_buffer_give_way(&rec->buffer, unread))
+        n++;
+    return n;
 }
 
 int aimdb_record_peek_latest(aimdb_record *rec, void (*fn)(const aimdb_value *v, void *ctx),

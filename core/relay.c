@@ -24,10 +24,13 @@
  * room, once for 15 ms in a bench_plugin run; a per-value spill list
  * tried next cost a malloc per value, whose free on the relay contended
  * for the broker's arena lock (a reviewer measured 29-40 ms waits).
- * Memory is bounded: once the values queued hold more than MAX_HELD_BYTES
- * (segments beyond the first two, and payloads too long for a slot) a push
- * is refused with AIMDB_EBUSY for the caller to count -- a relay starved
- * that long has a problem no queue fixes.  Any single value is taken while
+ * Memory is bounded: payloads too long for a slot count toward the
+ * database's max_memory while queued (memory.c: older live values give
+ * way to them), and once the values queued hold the whole share of
+ * buffers and relays (64 MiB without max_memory) in segments beyond the
+ * first two and such payloads, a push is refused with AIMDB_EBUSY for the
+ * caller to count -- a relay starved that long has a problem no queue
+ * fixes.  Any single value is taken while
  * the queue holds less than that, so the bound never refuses a value
  * max_payload allows.
  *
@@ -57,7 +60,6 @@
  * relay thread, and that pair shares glibc's arena lock with the broker's
  * own allocations -- a relay preempted inside free() would stall it. */
 #define INLINE_BYTES 216
-#define MAX_HELD_BYTES (64u << 20) /* 64 extra segments, ~260,000 values */
 #define NAP_NS 100000              /* a value waits at most this long (+ timer slack) */
 #define NAPS_BEFORE_SLEEP 20       /* empty naps (~2 ms) before sleeping until woken */
 #define BURST 64                   /* values produced per wake-up of the tap workers */
@@ -135,6 +137,7 @@ static void produce(aimdb_relay *r, relay_slot *s) {
     int rc = aimdb_produce_from(s->record, data, s->len, s->ts_ms, s->source);
     if (s->heap) {
         free(s->heap);
+        aimdb_memory_sub(aimdb_db_memory(s->record->db), s->len);
         atomic_store_explicit(&r->bytes_released,
                               atomic_load_explicit(&r->bytes_released, memory_order_relaxed) +
                                   s->len,
@@ -249,10 +252,10 @@ static uint64_t held_bytes(aimdb_relay *r) {
 
 /* Link a fresh segment after the full one: the spare if the relay left
  * one, else a new one while the bound allows. */
-static int next_write_segment(aimdb_relay *r) {
+static int next_write_segment(aimdb_relay *r, size_t limit) {
     segment *s = atomic_exchange(&r->spare, NULL);
     if (!s) {
-        if (held_bytes(r) >= MAX_HELD_BYTES) return AIMDB_EBUSY;
+        if (held_bytes(r) >= limit) return AIMDB_EBUSY;
         if (!(s = segment_new())) return AIMDB_ENOMEM;
         r->bytes_added += sizeof(segment);
         atomic_fetch_add_explicit(&r->grown, 1, memory_order_relaxed);
@@ -265,16 +268,19 @@ static int next_write_segment(aimdb_relay *r) {
 
 int aimdb_relay_push(aimdb_relay *r, aimdb_record *record, const void *data, size_t len,
                      int64_t ts_ms, const char *source) {
+    /* The database's memory is looked at only when bytes are added: the
+     * common push touches no line but the relay's own. */
     if (r->write_pos == SEGMENT_SLOTS) {
-        int rc = next_write_segment(r);
+        int rc = next_write_segment(r, aimdb_db_memory(record->db)->relay_limit);
         if (rc != AIMDB_OK) return rc;
     }
     relay_slot *s = &r->write_seg->slots[r->write_pos];
     s->heap = NULL;
     if (len > INLINE_BYTES) {
-        if (held_bytes(r) >= MAX_HELD_BYTES) return AIMDB_EBUSY;
+        if (held_bytes(r) >= aimdb_db_memory(record->db)->relay_limit) return AIMDB_EBUSY;
         if (!(s->heap = malloc(len))) return AIMDB_ENOMEM;
         r->bytes_added += len;
+        aimdb_memory_add(aimdb_db_memory(record->db), len);
     }
     memcpy(s->heap ? s->heap : s->inline_data, data, len);
     s->record = record;

@@ -21,6 +21,7 @@
 
 #include "core_internal.h"
 
+#define SCRATCH_KEEP_BYTES (2 * TAP_BATCH_BYTES)
 
 struct aimdb_pool {
     const aimdb_runtime *rt;
@@ -171,6 +172,12 @@ static bool run_tap(aimdb_tap *tap) {
     size_t n = fill_batch_locked(tap, items, &used);
     pthread_mutex_unlock(&rec->lock);
     for (size_t i = 0; i < n; i++) deliver(tap, &items[i]);
+    /* Beyond what batches of small values need, the copy of large values
+     * is not kept between batches: every tap would hold its largest. */
+    if (tap->scratch.cap > SCRATCH_KEEP_BYTES) {
+        free(tap->scratch.data);
+        tap->scratch = (aimdb_scratch){0};
+    }
     /* `scheduled` stays set until the callbacks have returned: clearing it
      * earlier would let a producer queue the tap on a second worker while
      * this one is still inside on_value.  Cleared under the record lock, so
@@ -179,7 +186,11 @@ static bool run_tap(aimdb_tap *tap) {
     pthread_mutex_lock(&rec->lock);
     bool more = aimdb_buffer_pending(&rec->buffer, tap->cursor);
     if (!more) tap->scheduled = false;
+    /* Values kept over max_memory only because this tap had not read them
+     * give way now, not at the record's next value, which may never come. */
+    uint64_t gave_way = aimdb_record_give_way_locked(rec);
     pthread_mutex_unlock(&rec->lock);
+    aimdb_memory_gave_way(rec->buffer.mem, aimdb_db_runtime(rec->db), gave_way);
     return more;
 }
 

@@ -3,10 +3,11 @@
  * its record.
  *
  * This runs on the broker thread for every message, so it does only what
- * cannot wait: route the topic (O(1) for exact filters), find the record
- * (a hash lookup; a record is opened on the first value of a new name),
- * and hand a copy of the payload, stamped with the time it arrived, to the
- * relay (aimdb/relay.h), which produces it.  Serialising to JSON, persisting and
+ * cannot wait: aimdb_gateway_ingest (gateway.h, shared with aimdb-bridge)
+ * routes the topic (O(1) for exact filters), finds the record here (a hash
+ * lookup; a record is opened on the first value of a new name), and hands
+ * a copy of the payload, stamped with the time it arrived, to the relay
+ * (aimdb/relay.h), which produces it.  Serialising to JSON, persisting and
  * committing happen on aimdb's threads.  The message itself is never
  * altered or refused: the callback always returns success, so a device's
  * traffic flows exactly as it would without the plugin.
@@ -16,7 +17,6 @@
 
 #include "plugin.h"
 
-#define NAME_ON_STACK 256
 #define DROP_LOG_INTERVAL_MS 10000
 
 static void note_drop(plugin *pl, const char *topic, const char *why) {
@@ -53,52 +53,42 @@ static int record_for(plugin *pl, const aimdb_ruleset *rs, size_t rule, const ch
     return AIMDB_OK;
 }
 
-/* A routed message's payload, stamped with its arrival, to the relay. */
-static void record_value(plugin *pl, const aimdb_ruleset *rs, size_t rule, const char *name,
-                         const struct mosquitto_evt_message *ev) {
+/* aimdb_ingest.record_for: the catalog's record, and the value's source:
+ * the topic travels with the value, since who may see it is decided by it
+ * (acl.c), and history stores it. */
+static int record_with_source(void *ctx, size_t rule, const char *name, const char *topic,
+                              aimdb_record **rec, const char **source) {
+    plugin *pl = ctx;
     catalog_entry *e;
-    int rc = record_for(pl, rs, rule, name, ev->topic, &e);
-    if (rc != AIMDB_OK) {
-        note_drop(pl, ev->topic,
-                  rc == AIMDB_EFULL ? aimdb_strerror(rc) : "its record cannot be opened");
-        return;
-    }
-    const void *payload = ev->payloadlen ? ev->payload : ""; /* never NULL */
-    int64_t now = pl->runtime.now_ms(pl->runtime.self);
-    /* The topic travels with the value: who may see it is decided by it
-     * (acl.c), and history stores it. */
-    rc = aimdb_relay_push(pl->relay, e->record, payload, ev->payloadlen, now,
-                          records_source(e, ev->topic));
-    if (rc == AIMDB_OK) pl->counters.routed++;
-    else note_drop(pl, ev->topic, aimdb_strerror(rc));
+    int rc = record_for(pl, pl->rules, rule, name, topic, &e);
+    if (rc != AIMDB_OK) return rc;
+    *rec = e->record;
+    *source = records_source(e, topic);
+    return AIMDB_OK;
 }
 
 static void ingest(plugin *pl, const struct mosquitto_evt_message *ev) {
-    const aimdb_ruleset *rs = pl->rules;
-    size_t topic_len = strlen(ev->topic);
-    char stack_name[NAME_ON_STACK], *name = stack_name;
-    aimdb_route route;
-    int rc = aimdb_router_route(rs->router, ev->topic, topic_len, name, sizeof(stack_name), &route);
-    if (rc == AIMDB_ENOTFOUND) {
-        pl->counters.unrouted++;
-        return;
+    const aimdb_ingest in = {
+        .router = pl->rules->router,
+        .relay = pl->relay,
+        .max_payload = pl->gw.max_payload,
+        .record_for = record_with_source,
+        .ctx = pl,
+    };
+    const aimdb_ingest_message m = {
+        .topic = ev->topic,
+        .topic_len = strlen(ev->topic),
+        .payload = ev->payload,
+        .len = ev->payloadlen,
+        .ts_ms = pl->runtime.now_ms(pl->runtime.self),
+    };
+    const char *why;
+    switch (aimdb_gateway_ingest(&in, &m, &why)) {
+    case AIMDB_INGEST_QUEUED: pl->counters.routed++; break;
+    case AIMDB_INGEST_UNROUTED: pl->counters.unrouted++; break;
+    case AIMDB_INGEST_NOT_OURS: break; /* no owns(): the broker delivers each message once */
+    case AIMDB_INGEST_DROPPED: note_drop(pl, ev->topic, why); break;
     }
-    if (rc == AIMDB_ETOOBIG) {
-        if (!(name = malloc(route.name_len + 1))) {
-            note_drop(pl, ev->topic, "out of memory");
-            return;
-        }
-        rc = aimdb_router_route(rs->router, ev->topic, topic_len, name, route.name_len + 1,
-                                &route);
-    }
-    if (rc != AIMDB_OK) {
-        note_drop(pl, ev->topic, "its rule makes an empty record name");
-    } else if (ev->payloadlen > pl->gw.max_payload) {
-        note_drop(pl, ev->topic, "larger than max_payload"); /* not worth copying */
-    } else {
-        record_value(pl, rs, route.rule, name, ev);
-    }
-    if (name != stack_name) free(name);
 }
 
 int ingest_on_message(int event, void *event_data, void *userdata) {

@@ -47,6 +47,8 @@ void metrics_tick(plugin *pl) {
 
     aimdb_persist_stats ps;
     aimdb_persist_stats_get(pl->gw.persist, &ps);
+    aimdb_memory_stats ms;
+    aimdb_db_memory_stats(pl->gw.db, &ms);
     const plugin_counters *c = &pl->counters;
     const struct {
         const char *name;
@@ -71,6 +73,11 @@ void metrics_tick(plugin *pl) {
         {"database/recovered", ps.backend.recovered},
         {"database/reopened", ps.backend.reopened},
         {"records", aimdb_db_record_count(pl->gw.db)},
+        /* What record buffers hold for values, their share of max_memory,
+         * and the live values that gave way to it (history keeps them). */
+        {"memory/bytes", ms.held},
+        {"memory/limit", ms.limit},
+        {"memory/evicted", ms.evicted},
         {"requests", c->requests},
     };
     _Static_assert(sizeof(values) / sizeof(values[0]) <= sizeof(m->last) / sizeof(m->last[0]),

@@ -113,6 +113,7 @@ static int open_history(aimdb_gateway *gw, const aimdb_conf_settings *s, char *e
         .path = path,
         .synchronous = s->synchronous,
         .queue_rows = s->queue_rows,
+        .queue_bytes = gw->max_memory / 4, /* the write queue's share (aimdb.h) */
         .batch_rows = s->batch_rows,
         .flush_interval_ms = s->flush_interval_ms,
         .runtime = gw->runtime,
@@ -142,11 +143,13 @@ int aimdb_gateway_open(aimdb_gateway *gw, const aimdb_conf_settings *s,
     gw->runtime = runtime;
     gw->max_payload = s->max_payload ? s->max_payload : AIMDB_GATEWAY_DEFAULT_MAX_PAYLOAD;
     gw->max_records = s->max_records ? s->max_records : AIMDB_GATEWAY_DEFAULT_MAX_RECORDS;
+    gw->max_memory = s->max_memory ? s->max_memory : AIMDB_GATEWAY_DEFAULT_MAX_MEMORY;
     aimdb_db_options dbo = {
         .runtime = runtime,
         .workers = s->workers,
         .max_value_bytes = gw->max_payload,
         .max_records = gw->max_records,
+        .max_memory = gw->max_memory,
     };
     gw->database_path = strdup(aimdb_gateway_database(s, default_database));
     gw->db = gw->database_path ? aimdb_db_new(&dbo) : NULL;
@@ -200,6 +203,7 @@ void aimdb_gateway_warn_settings(const aimdb_gateway *gw, const aimdb_conf *was,
         {"sweep_interval", a->sweep_interval_ms != b->sweep_interval_ms},
         {"max_payload", a->max_payload != b->max_payload},
         {"max_records", a->max_records != b->max_records},
+        {"max_memory", a->max_memory != b->max_memory},
         {"workers", a->workers != b->workers},
         {"broker", !same_text(a->broker, b->broker)},
         {"request_topic", !same_text(a->request_topic, b->request_topic)},

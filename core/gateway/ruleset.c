@@ -1,7 +1,8 @@
 /*
  * ruleset.c -- the rules of one aimdb.conf, ready to route: the router
  * (first match wins, exact filters in O(1)) and, per rule, the options its
- * records are opened with (see gateway.h).
+ * records are opened with and how many it opened (see gateway.h).  calloc
+ * leaves the counts 0 and the flags false, as atomics may be initialised.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +15,10 @@ int aimdb_ruleset_build(aimdb_conf *conf, aimdb_ruleset **out, char *err, size_t
         rs->conf = conf;
         rs->router = aimdb_router_new();
         rs->options = calloc(conf->n_rules + 1, sizeof(*rs->options));
+        rs->opened = calloc(conf->n_rules + 1, sizeof(*rs->opened));
+        rs->cap_logged = calloc(conf->n_rules + 1, sizeof(*rs->cap_logged));
     }
-    if (!rs || !rs->router || !rs->options) {
+    if (!rs || !rs->router || !rs->options || !rs->opened || !rs->cap_logged) {
         if (!rs) aimdb_conf_free(conf);
         aimdb_ruleset_free(rs);
         snprintf(err, errlen, "out of memory building the rules");
@@ -37,6 +40,7 @@ int aimdb_ruleset_build(aimdb_conf *conf, aimdb_ruleset **out, char *err, size_t
             .persist = r->persist,
             /* aimdb.conf and the persistence layer agree: -1 the default, 0 forever */
             .retention_ms = r->retention_ms < 0 ? AIMDB_RETENTION_DEFAULT : r->retention_ms,
+            .max_records = r->max_records,
             .line = r->line,
         };
     }
@@ -49,5 +53,7 @@ void aimdb_ruleset_free(aimdb_ruleset *rs) {
     aimdb_router_free(rs->router);
     aimdb_conf_free(rs->conf);
     free(rs->options);
+    free((void *)rs->opened);
+    free((void *)rs->cap_logged);
     free(rs);
 }

@@ -68,7 +68,7 @@ static char *next_token(char **cursor, bool hash_is_token) {
 
 /* ------------------------------------------------------------ records */
 
-enum { OPT_PERSIST = 1, OPT_BUFFER = 2, OPT_RETENTION = 4, OPT_FORMAT = 8 };
+enum { OPT_PERSIST = 1, OPT_BUFFER = 2, OPT_RETENTION = 4, OPT_FORMAT = 8, OPT_MAX_RECORDS = 16 };
 
 static const struct {
     const char *name;
@@ -79,7 +79,11 @@ static const struct {
     {"buffer", OPT_BUFFER, true},
     {"retention", OPT_RETENTION, true},
     {"format", OPT_FORMAT, true},
+    {"max_records", OPT_MAX_RECORDS, true},
 };
+
+/* A rule's max_records= may not exceed the global setting's largest value. */
+#define RULE_MAX_RECORDS 10000000u
 
 /* Store the value of one option; its name and form are already checked. */
 static int option_value(parser *ps, unsigned bit, const char *value, aimdb_conf_rule *rule) {
@@ -95,6 +99,15 @@ static int option_value(parser *ps, unsigned bit, const char *value, aimdb_conf_
             return line_error(ps, "bad retention '%s' (a number with s, m, h or d, e.g. 30d; "
                                   "0 keeps forever)", value);
         return AIMDB_OK;
+    case OPT_MAX_RECORDS: {
+        char *end = NULL;
+        unsigned long n = value[0] >= '0' && value[0] <= '9' ? strtoul(value, &end, 10) : 0;
+        if (n == 0 || *end || n > RULE_MAX_RECORDS)
+            return line_error(ps, "bad max_records '%s' (an integer from 1 to %u)", value,
+                              RULE_MAX_RECORDS);
+        rule->max_records = (unsigned)n;
+        return AIMDB_OK;
+    }
     default:
         if (aimdb_payload_format_parse(value, &rule->format) != AIMDB_OK)
             return line_error(ps, "bad format '%s' (auto, json, text or binary)", value);
@@ -116,7 +129,9 @@ static int parse_option(parser *ps, const char *opt, aimdb_conf_rule *rule, unsi
         *seen |= options[i].bit;
         return option_value(ps, options[i].bit, eq ? eq + 1 : NULL, rule);
     }
-    return line_error(ps, "unknown record option '%s' (persist, buffer=, retention=, format=)",
+    return line_error(ps,
+                      "unknown record option '%s' (persist, buffer=, retention=, format=, "
+                      "max_records=)",
                       opt);
 }
 

@@ -65,7 +65,8 @@ struct setting {
     bool bridge_only;
     apply_fn apply;
     size_t field;   /* offsetof the value in aimdb_conf_settings */
-    uint64_t max;   /* largest value accepted (numbers and durations) */
+    uint64_t max;   /* largest value accepted (numbers, durations, sizes) */
+    uint64_t min;   /* smallest size accepted; 0: anything above 0 */
 };
 
 #define FIELD(name) offsetof(aimdb_conf_settings, name)
@@ -135,18 +136,41 @@ static int apply_count(const setting *s, aimdb_conf_settings *cfg, const char *v
     return AIMDB_OK;
 }
 
+/* n in the largest of G, M and k that divides it ("256M"), else bytes. */
+static const char *size_text(uint64_t n, char *out, size_t cap) {
+    static const struct {
+        const char *unit;
+        uint64_t scale;
+    } units[] = {{"G", 1ull << 30}, {"M", 1ull << 20}, {"k", 1ull << 10}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (n % units[i].scale == 0) {
+            snprintf(out, cap, "%llu%s", (unsigned long long)(n / units[i].scale), units[i].unit);
+            return out;
+        }
+    }
+    snprintf(out, cap, "%llu", (unsigned long long)n);
+    return out;
+}
+
+/* Bytes, or a number with k (KiB), M (MiB) or G (GiB), from s->min (at
+ * least 1) to s->max. */
 static int apply_size(const setting *s, aimdb_conf_settings *cfg, const char *value,
                       char *why, size_t whylen) {
     const char *unit;
     uint64_t n, scale = 1;
     bool ok = parse_digits(value, &unit, s->max, &n);
-    if (ok && (strcmp(unit, "k") == 0 || strcmp(unit, "K") == 0)) scale = 1024;
-    else if (ok && strcmp(unit, "M") == 0) scale = 1024 * 1024;
+    if (ok && (strcmp(unit, "k") == 0 || strcmp(unit, "K") == 0)) scale = 1ull << 10;
+    else if (ok && strcmp(unit, "M") == 0) scale = 1ull << 20;
+    else if (ok && strcmp(unit, "G") == 0) scale = 1ull << 30;
     else if (ok && *unit) ok = false; /* unit is unset when parse_digits failed */
-    if (!ok || n == 0 || n > s->max / scale)
+    if (!ok || n == 0 || n > s->max / scale || n * scale < s->min) {
+        char low[32] = "above 0", high[32];
+        if (s->min > 1)
+            snprintf(low, sizeof(low), "at least %s", size_text(s->min, high, sizeof(high)));
         return mqtt_invalid(why, whylen,
-                            "bad %s '%s' (bytes, or a number with k or M; above 0, at most %lluM)",
-                            s->key, value, (unsigned long long)(s->max >> 20));
+                            "bad %s '%s' (bytes, or a number with k, M or G; %s, at most %s)",
+                            s->key, value, low, size_text(s->max, high, sizeof(high)));
+    }
     *AT(cfg, s, size_t) = (size_t)(n * scale);
     return AIMDB_OK;
 }
@@ -190,19 +214,20 @@ static int apply_broker(const setting *s, aimdb_conf_settings *cfg, const char *
 #define YEARS_100_MS (36525ull * DAY_MS)
 
 static const setting settings[] = {
-    {"database", false, apply_string, FIELD(database), 0},
-    {"retention", false, apply_retention, FIELD(retention_ms), YEARS_100_MS},
-    {"synchronous", false, apply_synchronous, FIELD(synchronous), 0},
-    {"batch_rows", false, apply_count, FIELD(batch_rows), 1000000},
-    {"queue_rows", false, apply_count, FIELD(queue_rows), 10000000},
-    {"flush_interval", false, apply_interval_ms, FIELD(flush_interval_ms), 3600000},
-    {"sweep_interval", false, apply_interval_ms64, FIELD(sweep_interval_ms), 365 * DAY_MS},
-    {"max_payload", false, apply_size, FIELD(max_payload), 256ull << 20},
-    {"workers", false, apply_count, FIELD(workers), 256},
-    {"max_records", false, apply_count, FIELD(max_records), 10000000},
-    {"request_topic", true, apply_topic, FIELD(request_topic), 0},
-    {"broker", true, apply_broker, FIELD(broker), 0},
-    {"client_id", true, apply_string, FIELD(client_id), 0},
+    {"database", false, apply_string, FIELD(database), 0, 0},
+    {"retention", false, apply_retention, FIELD(retention_ms), YEARS_100_MS, 0},
+    {"synchronous", false, apply_synchronous, FIELD(synchronous), 0, 0},
+    {"batch_rows", false, apply_count, FIELD(batch_rows), 1000000, 0},
+    {"queue_rows", false, apply_count, FIELD(queue_rows), 10000000, 0},
+    {"flush_interval", false, apply_interval_ms, FIELD(flush_interval_ms), 3600000, 0},
+    {"sweep_interval", false, apply_interval_ms64, FIELD(sweep_interval_ms), 365 * DAY_MS, 0},
+    {"max_payload", false, apply_size, FIELD(max_payload), 256ull << 20, 0},
+    {"max_memory", false, apply_size, FIELD(max_memory), 1024ull << 30, 1ull << 20},
+    {"workers", false, apply_count, FIELD(workers), 256, 0},
+    {"max_records", false, apply_count, FIELD(max_records), 10000000, 0},
+    {"request_topic", true, apply_topic, FIELD(request_topic), 0, 0},
+    {"broker", true, apply_broker, FIELD(broker), 0, 0},
+    {"client_id", true, apply_string, FIELD(client_id), 0, 0},
 };
 
 size_t conf_setting_count(void) { return sizeof(settings) / sizeof(settings[0]); }

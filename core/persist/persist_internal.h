@@ -29,7 +29,7 @@ typedef struct persist_tap {
     const char *name;          /* the record's own name: lives as long as the db */
     int64_t retention_ms;      /* guarded by p->lock; AIMDB_RETENTION_DEFAULT or own (0 = forever) */
     /* Touched only by the tap's callbacks, which never run concurrently. */
-    char *scratch;             /* JSON of the current value; grows, never shrinks */
+    char *scratch;             /* JSON of the current value (persist_tap.c) */
     size_t scratch_cap;
     aimdb_log_limit reject_log, store_log, lag_log;
 } persist_tap;

@@ -7,7 +7,8 @@
  * the value's produce time, not the time this tap happens to run.
  *
  * Steady state allocates nothing: the JSON goes into a per-tap scratch
- * buffer that only grows, and the backend copies the row into its own
+ * buffer that grows to the largest value's up to 64 KiB (larger ones are
+ * freed after use), and the backend copies the row into its own
  * preallocated queue.
  */
 #include <inttypes.h>
@@ -16,6 +17,7 @@
 #include "persist_internal.h"
 
 #define LOG_INTERVAL_MS 10000
+#define SCRATCH_KEEP_BYTES (64 * 1024)
 
 /* The value's JSON in t->scratch; its length, or -1 if it has none. */
 static long encode(persist_tap *t, const aimdb_value *v) {
@@ -27,6 +29,15 @@ static long encode(persist_tap *t, const aimdb_value *v) {
     t->scratch = grown;
     t->scratch_cap = (size_t)n + 1;
     return codec->to_json(v->data, v->len, t->scratch, t->scratch_cap);
+}
+
+/* The JSON of a large value is not kept once the backend copied it: every
+ * persisted record would hold its largest value's JSON for good. */
+static void release_large_scratch(persist_tap *t) {
+    if (t->scratch_cap <= SCRATCH_KEEP_BYTES) return;
+    free(t->scratch);
+    t->scratch = NULL;
+    t->scratch_cap = 0;
 }
 
 static void on_value(const aimdb_value *v, void *ctx) {
@@ -55,6 +66,7 @@ static void on_value(const aimdb_value *v, void *ctx) {
         return;
     }
     atomic_fetch_add_explicit(&p->rows_enqueued, 1, memory_order_relaxed);
+    release_large_scratch(t);
 }
 
 static void on_lag(uint64_t missed, void *ctx) {

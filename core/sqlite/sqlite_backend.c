@@ -202,8 +202,8 @@ int aimdb_sqlite_open(const aimdb_sqlite_options *opts, aimdb_backend *out, char
     b->uri = b->memory ? memory_uri() : strdup(opts->path);
     atomic_init(&b->db_bytes, -1);
     sq_health_init(b);
-    rc = b->uri ? sq_queue_init(&b->queue, b->opts.queue_rows, b->opts.batch_rows,
-                                b->opts.flush_interval_ms)
+    rc = b->uri ? sq_queue_init(&b->queue, b->opts.queue_rows, b->opts.queue_bytes,
+                                b->opts.batch_rows, b->opts.flush_interval_ms)
                 : AIMDB_ENOMEM;
     if (rc == AIMDB_ENOMEM) aimdb_errorf(err, errlen, "out of memory");
     if (rc == AIMDB_OK) rc = sq_lock_take(b, err, errlen);

@@ -173,7 +173,11 @@ typedef struct sq_slot {
     size_t source_len;
     int64_t ts_ms;
     int64_t arrived_ms;        /* monotonic: when it was queued */
+    size_t row_bytes;          /* bytes of the row it holds; 0 when free */
 } sq_slot;
+
+/* A free slot keeps a buffer up to this size for its next row. */
+#define SQ_SLOT_KEEP_BYTES 1024
 
 /* A retention request handed to the writer; lives on the caller's stack
  * until done.  The writer runs it one chunk at a time between batches. */
@@ -212,6 +216,9 @@ typedef struct sq_queue {
     pthread_cond_t progress;    /* rows finished, a commit failed, a cleanup done */
     sq_slot *slots;
     uint32_t cap, head, count, taken;
+    size_t max_bytes;          /* rows queued hold at most this (SIZE_MAX: no bound) */
+    size_t queued_bytes;       /* bytes of the rows queued */
+    size_t slot_bytes;         /* bytes of every slot's buffer, free slots too */
     uint32_t batch_rows;       /* rows waiting that make a commit due */
     uint32_t max_batch;        /* rows one transaction takes: half the queue */
     int64_t flush_ms;
@@ -234,7 +241,8 @@ typedef enum sq_work {
     SQ_WORK_EXIT
 } sq_work;
 
-int sq_queue_init(sq_queue *q, uint32_t cap, uint32_t batch_rows, int64_t flush_ms);
+int sq_queue_init(sq_queue *q, uint32_t cap, size_t max_bytes, uint32_t batch_rows,
+                  int64_t flush_ms);
 void sq_queue_destroy(sq_queue *q);
 /* Copy a row in, waiting for space.  AIMDB_ESTOPPED once closing. */
 int sq_queue_put(sq_queue *q, const char *name, size_t name_len, const char *json,

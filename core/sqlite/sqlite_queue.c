@@ -4,7 +4,11 @@
  *
  * Why a ring of preallocated slots: every row is copied once, into a slot
  * whose buffer has grown to the largest row it held, so the steady state
- * allocates nothing.  Why the writer reads slots without the lock: it
+ * allocates nothing.  Bounded twice: in rows (the slots) and in bytes
+ * (max_bytes, the history's share of max_memory); a put waits for either,
+ * which is the persist tap's backpressure.  Slot buffers of large rows are
+ * freed when their row is done, so what the queue keeps allocated is
+ * within its bounds too.  Why the writer reads slots without the lock: it
  * "takes" a batch (marks it as its own), commits straight from the slots and
  * only then frees them, so a failed commit still has every row for the retry
  * and producers never wait for SQLite, only for free slots.
@@ -15,11 +19,13 @@
 
 #include "sqlite_internal.h"
 
-int sq_queue_init(sq_queue *q, uint32_t cap, uint32_t batch_rows, int64_t flush_ms) {
+int sq_queue_init(sq_queue *q, uint32_t cap, size_t max_bytes, uint32_t batch_rows,
+                  int64_t flush_ms) {
     memset(q, 0, sizeof(*q));
     q->slots = calloc(cap, sizeof(*q->slots));
     if (!q->slots) return AIMDB_ENOMEM;
     q->cap = cap;
+    q->max_bytes = max_bytes ? max_bytes : SIZE_MAX;
     q->batch_rows = batch_rows;
     q->max_batch = cap / 2 > batch_rows ? cap / 2 : batch_rows;
     q->flush_ms = flush_ms;
@@ -46,18 +52,24 @@ static sq_slot *slot_at(const sq_queue *q, uint32_t offset) {
     return &q->slots[(q->head + offset) % q->cap];
 }
 
-static int slot_fill(sq_slot *s, const char *name, size_t name_len, const char *json,
-                     size_t json_len, int64_t ts_ms, const char *source) {
+static size_t row_bytes(size_t name_len, size_t json_len, const char *source) {
+    return name_len + json_len + 2 + (source ? strlen(source) + 1 : 0);
+}
+
+static int slot_fill(sq_queue *q, sq_slot *s, const char *name, size_t name_len,
+                     const char *json, size_t json_len, int64_t ts_ms, const char *source,
+                     size_t need) {
     size_t source_len = source ? strlen(source) : 0;
-    size_t need = name_len + json_len + 2 + (source ? source_len + 1 : 0);
     if (s->cap < need) {
         size_t cap = s->cap ? s->cap : 64;
         while (cap < need) cap *= 2;
         char *grown = realloc(s->bytes, cap);
         if (!grown) return AIMDB_ENOMEM;
+        q->slot_bytes += cap - s->cap;
         s->bytes = grown;
         s->cap = cap;
     }
+    s->row_bytes = need;
     memcpy(s->bytes, name, name_len);
     s->bytes[name_len] = '\0';
     memcpy(s->bytes + name_len + 1, json, json_len);
@@ -72,10 +84,18 @@ static int slot_fill(sq_slot *s, const char *name, size_t name_len, const char *
     return AIMDB_OK;
 }
 
+/* No room for a row of `need` bytes: every slot is taken, or the rows
+ * queued already hold max_bytes (a row of any size gets into an empty
+ * queue, so the bound never refuses what max_payload allows). */
+static bool full_locked(const sq_queue *q, size_t need) {
+    return q->count == q->cap || (q->count > 0 && q->queued_bytes + need > q->max_bytes);
+}
+
 int sq_queue_put(sq_queue *q, const char *name, size_t name_len, const char *json,
                  size_t json_len, int64_t ts_ms, const char *source) {
+    size_t need = row_bytes(name_len, json_len, source);
     pthread_mutex_lock(&q->lock);
-    while (q->count == q->cap && !q->closing) {
+    while (full_locked(q, need) && !q->closing) {
         q->space_waiters++;
         pthread_cond_wait(&q->space, &q->lock);
         q->space_waiters--;
@@ -84,8 +104,10 @@ int sq_queue_put(sq_queue *q, const char *name, size_t name_len, const char *jso
         pthread_mutex_unlock(&q->lock);
         return AIMDB_ESTOPPED;
     }
-    int rc = slot_fill(slot_at(q, q->count), name, name_len, json, json_len, ts_ms, source);
+    int rc = slot_fill(q, slot_at(q, q->count), name, name_len, json, json_len, ts_ms, source,
+                       need);
     if (rc == AIMDB_OK) {
+        q->queued_bytes += need;
         q->count++;
         q->accepted++;
         /* The writer needs to hear of the first waiting row (to start the
@@ -231,7 +253,21 @@ void sq_queue_poke(sq_queue *q) {
 
 const sq_slot *sq_queue_taken(const sq_queue *q, uint32_t i) { return slot_at(q, i); }
 
+/* A finished row's slot keeps its buffer for the next row if the buffer is
+ * small and the free slots' buffers are within half of max_bytes; a row
+ * of a large value would otherwise stay allocated in its slot for good. */
+static void release_slot_locked(sq_queue *q, sq_slot *s) {
+    q->queued_bytes -= s->row_bytes;
+    s->row_bytes = 0;
+    if (s->cap <= SQ_SLOT_KEEP_BYTES && q->slot_bytes <= q->max_bytes / 2) return;
+    q->slot_bytes -= s->cap;
+    free(s->bytes);
+    s->bytes = NULL;
+    s->cap = 0;
+}
+
 static void release_locked(sq_queue *q, uint32_t n, bool committed) {
+    for (uint32_t i = 0; i < n; i++) release_slot_locked(q, slot_at(q, i));
     q->head = (q->head + n) % q->cap;
     q->count -= n;
     /* An empty ring starts over at slot 0, so a queue that never gets deep

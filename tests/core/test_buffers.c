@@ -392,11 +392,11 @@ static void test_buffer_init_out_of_memory(void **state) {
     for (int fail = 1; fail <= 2; fail++) {
         aimdb_buffer b;
         realloc_fail_in = fail;
-        assert_int_equal(aimdb_buffer_init(&b, &cfg, sizeof(int64_t)), AIMDB_ENOMEM);
+        assert_int_equal(aimdb_buffer_init(&b, &cfg, sizeof(int64_t), NULL), AIMDB_ENOMEM);
         assert_null(b.slots);
     }
     aimdb_buffer b;
-    assert_int_equal(aimdb_buffer_init(&b, &cfg, sizeof(int64_t)), AIMDB_OK);
+    assert_int_equal(aimdb_buffer_init(&b, &cfg, sizeof(int64_t), NULL), AIMDB_OK);
     assert_int_equal(b.nslots, AIMDB_RING_INITIAL_SLOTS);
     aimdb_buffer_free(&b);
 }

@@ -88,6 +88,7 @@ static void test_defaults(void **state) {
     assert_int_equal(s->flush_interval_ms, 0);
     assert_int_equal(s->sweep_interval_ms, 0);
     assert_int_equal(s->max_payload, 0);
+    assert_int_equal(s->max_memory, 0);
     assert_int_equal(s->workers, 0);
     assert_int_equal(s->max_records, 0);
     assert_null(s->request_topic);
@@ -105,6 +106,7 @@ static void test_all_settings(void **state) {
                                 "flush_interval 200ms\n"
                                 "sweep_interval 1h\n"
                                 "max_payload 256k\n"
+                                "max_memory 32M\n"
                                 "workers 4\n"
                                 "max_records 50000\n"
                                 "request_topic aimdb/v1/request\n"
@@ -120,6 +122,7 @@ static void test_all_settings(void **state) {
     assert_int_equal(s->flush_interval_ms, 200);
     assert_int_equal(s->sweep_interval_ms, 3600000);
     assert_int_equal(s->max_payload, 256 * 1024);
+    assert_int_equal(s->max_memory, 32u << 20);
     assert_int_equal(s->workers, 4);
     assert_int_equal(s->max_records, 50000);
     assert_string_equal(s->request_topic, "aimdb/v1/request");
@@ -151,6 +154,30 @@ static void test_durations_and_sizes(void **state) {
         assert_int_equal(conf->settings.max_payload, sizes[i].bytes);
         aimdb_conf_free(conf);
     }
+    static const struct {
+        const char *text;
+        size_t bytes;
+    } memory[] = {{"max_memory 1048576", 1u << 20}, {"max_memory 1024k", 1u << 20},
+                  {"max_memory 64M", 64u << 20},    {"max_memory 2G", (size_t)2 << 30},
+                  {"max_memory 1024G", (size_t)1024 << 30}};
+    for (size_t i = 0; i < sizeof(memory) / sizeof(memory[0]); i++) {
+        aimdb_conf *conf = parse_ok(memory[i].text, AIMDB_CONF_PLUGIN);
+        assert_int_equal(conf->settings.max_memory, memory[i].bytes);
+        aimdb_conf_free(conf);
+    }
+}
+
+/* A rule's own max_records=; without it the rule has none (0). */
+static void test_rule_max_records(void **state) {
+    (void)state;
+    aimdb_conf *conf = parse_ok("record noisy::{1} noisy/+ max_records=500 persist\n"
+                                "record quiet::{1} quiet/+\n",
+                                AIMDB_CONF_PLUGIN);
+    assert_int_equal(conf->n_rules, 2);
+    assert_int_equal(conf->rules[0].max_records, 500);
+    assert_true(conf->rules[0].persist);
+    assert_int_equal(conf->rules[1].max_records, 0);
+    aimdb_conf_free(conf);
 }
 
 static void test_record_options(void **state) {
@@ -228,14 +255,25 @@ static void test_errors(void **state) {
         {"workers 1000\n", "aimdb.conf:1: bad workers '1000' (an integer from 1 to 256)"},
         {"max_records 0\n", "aimdb.conf:1: bad max_records '0' (an integer from 1 to 10000000)"},
         {"max_payload 1G\n",
-         "aimdb.conf:1: bad max_payload '1G' (bytes, or a number with k or M; above 0, at most "
-         "256M)"},
+         "aimdb.conf:1: bad max_payload '1G' (bytes, or a number with k, M or G; above 0, "
+         "at most 256M)"},
         {"max_payload 300M\n",
-         "aimdb.conf:1: bad max_payload '300M' (bytes, or a number with k or M; above 0, at most "
-         "256M)"},
+         "aimdb.conf:1: bad max_payload '300M' (bytes, or a number with k, M or G; above 0, "
+         "at most 256M)"},
         {"max_payload 99999999999999999999k\n", /* overflows before the unit is read */
-         "aimdb.conf:1: bad max_payload '99999999999999999999k' (bytes, or a number with k or M; "
-         "above 0, at most 256M)"},
+         "aimdb.conf:1: bad max_payload '99999999999999999999k' (bytes, or a number with k, M "
+         "or G; above 0, at most 256M)"},
+        {"max_memory 512k\n",
+         "aimdb.conf:1: bad max_memory '512k' (bytes, or a number with k, M or G; at least 1M, "
+         "at most 1024G)"},
+        {"max_memory 2T\n",
+         "aimdb.conf:1: bad max_memory '2T' (bytes, or a number with k, M or G; at least 1M, "
+         "at most 1024G)"},
+        {"max_memory 1025G\n",
+         "aimdb.conf:1: bad max_memory '1025G' (bytes, or a number with k, M or G; at least 1M, "
+         "at most 1024G)"},
+        {"max_memory 64 M\n", "aimdb.conf:1: 'max_memory' takes one value, 'M' is one too many"},
+        {"max_memory\n", "aimdb.conf:1: 'max_memory' needs a value"},
         {"broker localhost\n",
          "aimdb.conf:1: 'broker' is an aimdb-bridge setting; the plugin does not use it"},
         {"request_topic x\n",
@@ -245,7 +283,7 @@ static void test_errors(void **state) {
         {"record\n", "aimdb.conf:1: record needs a name template and a topic filter"},
         {"record x\n", "aimdb.conf:1: record needs a name template and a topic filter"},
         {"record x # comment\n", "aimdb.conf:1: unknown record option 'comment' (persist, "
-                                 "buffer=, retention=, format=)"},
+                                 "buffer=, retention=, format=, max_records=)"},
         {"record x a/b+\n", "aimdb.conf:1: bad topic filter 'a/b+': '+' must be a whole level"},
         {"record x a/#/b\n",
          "aimdb.conf:1: bad topic filter 'a/#/b': '#' must be the last level, on its own"},
@@ -285,7 +323,20 @@ static void test_errors(void **state) {
         {"record t a/b format=xml\n",
          "aimdb.conf:1: bad format 'xml' (auto, json, text or binary)"},
         {"record t a/b Persist\n",
-         "aimdb.conf:1: unknown record option 'Persist' (persist, buffer=, retention=, format=)"},
+         "aimdb.conf:1: unknown record option 'Persist' (persist, buffer=, retention=, format=, "
+         "max_records=)"},
+        {"record t::{1} a/+ max_records=0\n",
+         "aimdb.conf:1: bad max_records '0' (an integer from 1 to 10000000)"},
+        {"record t::{1} a/+ max_records=-5\n",
+         "aimdb.conf:1: bad max_records '-5' (an integer from 1 to 10000000)"},
+        {"record t::{1} a/+ max_records=12k\n",
+         "aimdb.conf:1: bad max_records '12k' (an integer from 1 to 10000000)"},
+        {"record t::{1} a/+ max_records=10000001\n",
+         "aimdb.conf:1: bad max_records '10000001' (an integer from 1 to 10000000)"},
+        {"record t::{1} a/+ max_records\n",
+         "aimdb.conf:1: option 'max_records' needs a value (max_records=...)"},
+        {"record t::{1} a/+ max_records=5 max_records=6\n",
+         "aimdb.conf:1: duplicate option 'max_records'"},
         {"record t a/b\nrecord u c/\xff\n", "aimdb.conf:2: not valid UTF-8"},
         {"record t a/b buffer=latest\n\nrecord t c/d\n",
          "aimdb.conf:3: record 't' is also defined on line 1 with other options (persist, "
@@ -376,6 +427,14 @@ static void test_overrides(void **state) {
     assert_int_equal(aimdb_conf_override(conf, NULL, "record", "x a/b", err, sizeof(err)),
                      AIMDB_EINVAL);
     assert_string_equal(err, "record: unknown setting");
+    assert_int_equal(aimdb_conf_override(conf, "plugin_opt_", "max_memory", "8M", err, sizeof(err)),
+                     AIMDB_OK);
+    assert_int_equal(conf->settings.max_memory, 8u << 20);
+    assert_int_equal(aimdb_conf_override(conf, "plugin_opt_", "max_memory", "8X", err, sizeof(err)),
+                     AIMDB_EINVAL);
+    assert_string_equal(err, "plugin_opt_max_memory: bad max_memory '8X' (bytes, or a number with "
+                             "k, M or G; at least 1M, at most 1024G)");
+    assert_int_equal(conf->settings.max_memory, 8u << 20);
     aimdb_conf_free(conf);
 }
 
@@ -421,6 +480,7 @@ int main(void) {
         cmocka_unit_test(test_all_settings),
         cmocka_unit_test(test_durations_and_sizes),
         cmocka_unit_test(test_record_options),
+        cmocka_unit_test(test_rule_max_records),
         cmocka_unit_test(test_rules_sharing_a_record),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_bridge_errors),

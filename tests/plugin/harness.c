@@ -529,3 +529,9 @@ int run_tool(char *const argv[], char *out, size_t cap, int timeout_ms) {
     if (timed_out || !WIFEXITED(st)) return -1;
     return WEXITSTATUS(st);
 }
+
+long long sql_number(const char *path, const char *sql) {
+    char out[256];
+    char *argv[] = {"sqlite3", (char *)path, (char *)sql, NULL};
+    return run_tool(argv, out, sizeof(out), 10000) == 0 ? atoll(out) : -1;
+}

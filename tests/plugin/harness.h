@@ -122,6 +122,9 @@ bool file_find(const char *dir, const char *prefix, const char *suffix, char *ou
  * stdout into out (NUL-terminated, cut to cap), kill it after timeout_ms.
  * Returns its exit status, or -1 if it timed out or could not run. */
 int run_tool(char *const argv[], char *out, size_t cap, int timeout_ms);
+/* The number the stock sqlite3 tool prints for sql on the database at
+ * path (a count, say); -1 if the tool fails. */
+long long sql_number(const char *path, const char *sql);
 
 /* Monotonic milliseconds. */
 long long now_ms(void);

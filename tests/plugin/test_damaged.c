@@ -53,13 +53,6 @@ static void start(void) {
     }
 }
 
-static long long sql_number(const char *path, const char *sql) {
-    char out[256];
-    char *argv[] = {"sqlite3", (char *)path, (char *)sql, NULL};
-    assert_int_equal(run_tool(argv, out, sizeof(out), WAIT_MS), 0);
-    return atoll(out);
-}
-
 /* A subscriber to $SYS/broker/aimdb/# (metrics are retained). */
 static client *watch(void) {
     client *c = client_connect(b.port, "watch", MQTT_PROTOCOL_V311, NULL, NULL);

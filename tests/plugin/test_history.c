@@ -49,13 +49,6 @@ static void start(void) {
     }
 }
 
-static long long sql_number(const char *sql) {
-    char out[256];
-    char *argv[] = {"sqlite3", b.db_path, (char *)sql, NULL};
-    assert_int_equal(run_tool(argv, out, sizeof(out), 10000), 0);
-    return atoll(out);
-}
-
 static void sql_text(const char *sql, char *out, size_t cap) {
     char *argv[] = {"sqlite3", b.db_path, (char *)sql, NULL};
     assert_int_equal(run_tool(argv, out, cap, 10000), 0);
@@ -122,9 +115,10 @@ static void test_sigterm_loses_nothing(void **state) {
     client_publish(c, "weather/fence/accuracy", "{\"fence\":true}", 14, 1);
     assert_int_equal(broker_stop(&b), 0); /* SIGTERM at once */
     client_disconnect(c);
-    assert_int_equal(sql_number("SELECT count(*) FROM record_history WHERE record_name LIKE 'accuracy::%'"),
+    assert_int_equal(sql_number(b.db_path, "SELECT count(*) FROM record_history "
+                                           "WHERE record_name LIKE 'accuracy::%'"),
                      N + 1);
-    assert_int_equal(sql_number("SELECT count(DISTINCT record_name) FROM record_history "
+    assert_int_equal(sql_number(b.db_path, "SELECT count(DISTINCT record_name) FROM record_history "
                                 "WHERE record_name LIKE 'accuracy::city%'"), 100);
 }
 
@@ -148,7 +142,8 @@ static void test_kill9_leaves_a_clean_database(void **state) {
     char out[256];
     sql_text("PRAGMA integrity_check", out, sizeof(out));
     assert_string_equal(out, "ok");
-    long long rows = sql_number("SELECT count(*) FROM record_history WHERE record_name='accuracy::crash'");
+    long long rows = sql_number(b.db_path, "SELECT count(*) FROM record_history "
+                                           "WHERE record_name='accuracy::crash'");
     assert_true(rows > 0);
 
     start();
@@ -302,9 +297,13 @@ static void test_max_records_refuses_new_names(void **state) {
     assert_null(strstr(reply, "accuracy::c"));
     free(reply);
     assert_int_equal(
-        sql_number("SELECT count(*) FROM record_history WHERE record_name='accuracy::a'"), 2);
+        sql_number(b.db_path,
+                   "SELECT count(*) FROM record_history WHERE record_name='accuracy::a'"),
+        2);
     assert_int_equal(
-        sql_number("SELECT count(*) FROM record_history WHERE record_name='accuracy::c'"), 0);
+        sql_number(b.db_path,
+                   "SELECT count(*) FROM record_history WHERE record_name='accuracy::c'"),
+        0);
 }
 
 /* ------------------------------------------- QoS 2 retransmission */
@@ -413,7 +412,9 @@ static void test_qos2_retransmission_said_at_start(void **state) {
     assert_false(client_receive(sub, 200, &m));
     client_disconnect(sub);
     assert_int_equal(broker_stop(&b), 0);
-    assert_int_equal(sql_number("SELECT count(*) FROM record_history WHERE record_name='accuracy::q2'"), 3);
+    assert_int_equal(sql_number(b.db_path, "SELECT count(*) FROM record_history "
+                                           "WHERE record_name='accuracy::q2'"),
+                     3);
 }
 
 int main(void) {

@@ -114,6 +114,13 @@ typedef struct aimdb_db_options {
     unsigned workers;             /* tap worker threads; 0: 2 */
     size_t max_value_bytes;       /* largest variable value; 0: 1 MiB */
     size_t max_records;           /* registering a new name beyond it: AIMDB_EFULL; 0: no limit */
+    /* Bytes held for values; 0: no bound.  Record buffers and relay
+     * backlogs (relay.h) share three quarters of it: past that a produce
+     * makes the oldest live values give way (its own record's first, then
+     * other records' in turn), never a record's newest value nor one a tap
+     * has not read yet.  The last quarter is for a history write queue,
+     * which its backend is given (sqlite.h queue_bytes). */
+    size_t max_memory;
 } aimdb_db_options;
 
 /* Create an empty, unstarted database.  opts may be NULL.  NULL on ENOMEM. */
@@ -142,6 +149,15 @@ int aimdb_db_on_stop(aimdb_db *db, aimdb_hook_fn fn, void *ctx);
 
 const aimdb_runtime *aimdb_db_runtime(const aimdb_db *db);
 bool aimdb_db_running(const aimdb_db *db);
+/* The largest variable-length value produce accepts (max_value_bytes). */
+size_t aimdb_db_max_value_bytes(const aimdb_db *db);
+
+typedef struct aimdb_memory_stats {
+    size_t limit;      /* bytes buffers and relays may hold (3/4 of max_memory); 0: none */
+    size_t held;       /* bytes record buffers and relay backlogs hold now */
+    uint64_t evicted;  /* values that gave way to stay within limit */
+} aimdb_memory_stats;
+void aimdb_db_memory_stats(aimdb_db *db, aimdb_memory_stats *out);
 
 /*
  * Extensions: a keyed map where optional layers (persistence, protocols) keep

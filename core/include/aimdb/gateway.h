@@ -16,6 +16,7 @@
 #ifndef AIMDB_GATEWAY_H
 #define AIMDB_GATEWAY_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,6 +26,7 @@
 #include "aimdb/mqtt_conf.h"
 #include "aimdb/mqtt_route.h"
 #include "aimdb/persist.h"
+#include "aimdb/relay.h"
 #include "aimdb/runtime.h"
 
 #ifdef __cplusplus
@@ -41,6 +43,15 @@ extern "C" {
  * long as the gateway runs; past the limit such values are dropped, counted
  * and logged.  Far above what one gateway's devices produce. */
 #define AIMDB_GATEWAY_DEFAULT_MAX_RECORDS 10000
+/* Bytes held in memory for values (aimdb_db_options.max_memory: record
+ * buffers and the relay's backlog three quarters, the SQLite write queue a
+ * quarter).  Sized for a 512 MB gateway: after the kernel, the system's
+ * services and Mosquitto's own client queues, 64 MiB is an eighth of its
+ * memory, and it holds the steady state of thousands of telemetry records
+ * (10,000 records of ~100-byte values at a few dozen values each) or 48
+ * buffered 1 MiB payloads; larger values or deeper rings then keep fewer
+ * old values in memory, never fewer in history. */
+#define AIMDB_GATEWAY_DEFAULT_MAX_MEMORY ((size_t)64 << 20)
 
 /* ------------------------------------------------------------- rules */
 
@@ -50,16 +61,23 @@ typedef struct aimdb_rule_options {
     aimdb_buffer_cfg buffer;
     bool persist;
     int64_t retention_ms; /* for aimdb_persist_record: AIMDB_RETENTION_DEFAULT, 0 = forever */
+    size_t max_records;   /* records this rule may open (max_records=); 0: no cap of its own */
     unsigned line;        /* where aimdb.conf writes the rule */
 } aimdb_rule_options;
 
 /* A parsed aimdb.conf and the router built from it: rule i of the router is
- * conf->rules[i] and options[i].  Immutable once built; a reload builds a
- * new one, so a message never sees half of two configurations. */
+ * conf->rules[i] and options[i].  Immutable once built but for the counts
+ * below; a reload builds a new one, so a message never sees half of two
+ * configurations. */
 typedef struct aimdb_ruleset {
     aimdb_conf *conf;
     aimdb_router *router;
     aimdb_rule_options *options;
+    /* Per rule: the records it opened, for its max_records= (counted by
+     * aimdb_gateway_open_record, and again by aimdb_gateway_reapply_record
+     * for the records a reload finds open), and whether its cap was logged. */
+    _Atomic size_t *opened;
+    _Atomic bool *cap_logged;
 } aimdb_ruleset;
 
 /* Takes ownership of conf, also on failure (AIMDB_ENOMEM, err says so).
@@ -99,6 +117,7 @@ typedef struct aimdb_gateway {
     char *database_path;          /* as opened */
     size_t max_payload;           /* larger values are refused by the db */
     size_t max_records;           /* the db opens no more records than this */
+    size_t max_memory;            /* the db's max_memory */
 } aimdb_gateway;
 
 /*
@@ -130,22 +149,71 @@ const char *aimdb_gateway_database(const aimdb_conf_settings *settings,
  * if the rule says persist, its history.  *persisting tells whether history
  * is on (a failure there is logged, the record still works).  Errors are
  * logged and returned (e.g. AIMDB_EEXIST: the name is registered with
- * another codec), except AIMDB_EFULL (max_records reached), which may come
- * for every value of every new name: the caller counts and reports those
- * drops at its own rate.  Any thread; records register under the db's lock.
+ * another codec), except AIMDB_EFULL -- the global max_records, or the
+ * rule's own max_records= (logged once per rule and configuration) -- which
+ * may come for every value of every new name: the caller counts and
+ * reports those drops at its own rate.  Any thread; records register under
+ * the db's lock.  A name already registered is returned whatever the caps.
  */
 int aimdb_gateway_open_record(aimdb_gateway *gw, const aimdb_ruleset *rs, size_t rule,
                               const char *name, aimdb_record **out, bool *persisting);
 
 /*
- * Apply a reloaded rule to a record that is open: history is switched on
- * or gets the rule's retention.  What a running record cannot change (its
+ * Apply a reloaded rule to a record that is open: it counts toward the
+ * rule's max_records=, and history is switched on or gets the rule's
+ * retention.  What a running record cannot change (its
  * buffer, its format, history switched off) is logged as taking effect
  * when `who` restarts ("the broker", "aimdb-bridge").  Returns whether the
  * record is persisted now.
  */
 bool aimdb_gateway_reapply_record(aimdb_gateway *gw, aimdb_record *rec, const aimdb_ruleset *rs,
                                   size_t rule, bool persisting, const char *who);
+
+/* ------------------------------------------------------------ ingest */
+
+/*
+ * What the plugin and aimdb-bridge do with each message they receive, in
+ * one place (ingest.c): route the topic by `router` (rule i of the router
+ * is the caller's rule i), drop what cannot be recorded, find or open the
+ * record through record_for and push a copy of the payload to `relay`.
+ * The caller owns everything here; a reload builds a new one.
+ */
+typedef struct aimdb_ingest {
+    const aimdb_router *router;
+    aimdb_relay *relay;
+    size_t max_payload; /* larger payloads are dropped before any copy */
+    /* The record for name, which `rule` made from topic: found, or opened
+     * (e.g. by aimdb_gateway_open_record).  AIMDB_EFULL (a record cap) or
+     * any other error drops the message.  *source is the value's source
+     * for aimdb_produce_from (NULL allowed).  Runs on the caller's thread. */
+    int (*record_for)(void *ctx, size_t rule, const char *name, const char *topic,
+                      aimdb_record **rec, const char **source);
+    /* Optional: false if this copy of the message is not for `rule` (a
+     * broker delivering one message once per overlapping subscription). */
+    bool (*owns)(void *ctx, size_t rule);
+    void *ctx;
+} aimdb_ingest;
+
+typedef struct aimdb_ingest_message {
+    const char *topic;
+    size_t topic_len;
+    const void *payload; /* may be NULL when len is 0 */
+    size_t len;
+    int64_t ts_ms;       /* arrival, Unix ms: the value's time */
+} aimdb_ingest_message;
+
+typedef enum aimdb_ingest_result {
+    AIMDB_INGEST_QUEUED,   /* on its way to the record */
+    AIMDB_INGEST_UNROUTED, /* no rule's filter matches the topic */
+    AIMDB_INGEST_NOT_OURS, /* owns() refused this copy */
+    AIMDB_INGEST_DROPPED,  /* routed, not recorded: *why says why in words */
+} aimdb_ingest_result;
+
+/* Route and queue one message.  *why (a static string) is set only for
+ * AIMDB_INGEST_DROPPED; the caller counts and logs (rate-limited).  Never
+ * waits; the relay's one pushing thread only. */
+aimdb_ingest_result aimdb_gateway_ingest(const aimdb_ingest *in, const aimdb_ingest_message *m,
+                                         const char **why);
 
 /* Log each rule that can never receive a message (an earlier rule has its
  * filter) and each pair of rules whose names can coincide, with both line

@@ -9,7 +9,7 @@
  *
  *   KEY VALUE                 a global setting, at most once per file
  *   record NAME-TEMPLATE TOPIC-FILTER [persist] [buffer=ring:N|latest|mailbox]
- *          [retention=DURATION] [format=auto|json|text|binary]
+ *          [retention=DURATION] [format=auto|json|text|binary] [max_records=N]
  *
  * Settings (values are single tokens):
  *   database        path or :memory:
@@ -17,7 +17,8 @@
  *   synchronous     off | normal | full
  *   batch_rows, queue_rows, workers, max_records   positive integers
  *   flush_interval, sweep_interval             N ms|s|m|h|d, greater than 0
- *   max_payload     bytes, optionally with k (KiB) or M (MiB); greater than 0
+ *   max_payload     bytes, optionally with k (KiB), M (MiB) or G (GiB); above 0
+ *   max_memory      the same units, from 1M: the bytes held for values
  *   request_topic, broker, client_id           aimdb-bridge only
  * A record option may appear once; retention= needs persist.  Rules whose
  * templates have no placeholder and name the same record must agree on its
@@ -58,6 +59,7 @@ typedef struct aimdb_conf_settings {
     unsigned flush_interval_ms;
     int64_t sweep_interval_ms;
     size_t max_payload;            /* bytes; for aimdb_db_options.max_value_bytes */
+    size_t max_memory;             /* bytes; for aimdb_db_options.max_memory */
     unsigned workers;              /* for aimdb_db_options.workers */
     unsigned max_records;          /* for aimdb_db_options.max_records */
     char *request_topic;           /* bridge only */
@@ -73,6 +75,7 @@ typedef struct aimdb_conf_rule {
     aimdb_buffer_cfg buffer;      /* AIMDB_BUFFER_DEFAULT unless buffer= */
     int64_t retention_ms;         /* -1 = the global default; 0 = keep forever */
     aimdb_payload_format format;  /* AIMDB_FORMAT_AUTO unless format= */
+    unsigned max_records;         /* records this rule may open; 0 = only the global bound */
     unsigned line;                /* where the rule was written */
 } aimdb_conf_rule;
 

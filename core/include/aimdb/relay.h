@@ -7,7 +7,10 @@
  * single-producer ring; a relay thread of its own produces them in order,
  * in batches, with the timestamp the value was pushed with.  The pusher
  * never waits: when the relay thread gets no CPU the queue grows by
- * segments of 4,096 values, bounded in bytes (relay.c).
+ * segments of 4,096 values.  The payloads it holds count toward the
+ * record's database's max_memory (older live values give way to them),
+ * and it refuses values only once its backlog alone holds the whole share
+ * of buffers and relays (64 MiB without max_memory; relay.c).
  */
 #ifndef AIMDB_RELAY_H
 #define AIMDB_RELAY_H

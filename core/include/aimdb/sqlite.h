@@ -58,6 +58,10 @@ typedef struct aimdb_sqlite_options {
     const char *path;
     aimdb_sqlite_sync synchronous;
     unsigned queue_rows;          /* bounded queue; 0 = default */
+    /* ... and bounded in bytes of the rows it holds (the history's share
+     * of max_memory); 0 = rows only.  A row of any size enters an empty
+     * queue.  A full queue makes store() wait (the persist tap's lag). */
+    size_t queue_bytes;
     unsigned batch_rows;          /* commit when this many rows wait; 0 = default
                                      (a commit then takes up to queue_rows / 2) */
     unsigned flush_interval_ms;   /* ... or when the oldest waited this long; 0 = default */
