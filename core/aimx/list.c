@@ -201,7 +201,7 @@ static cJSON *describe_all(const aimx_call *call, const record_set *set) {
 }
 
 void aimx_list(const aimx_call *call, const aimx_request *req) {
-    const aimdb_aimx *x = call->x;
+    aimdb_aimx *x = call->x;
     aimx_error err;
     record_set set = {0};
     cJSON *array = NULL;
@@ -209,7 +209,7 @@ void aimx_list(const aimx_call *call, const aimx_request *req) {
     free(set.items);
     if (!array) {
         aimx_fail(&err, AIMX_INTERNAL_ERROR, "out of memory listing records");
-        aimx_answer_error(x->rt, call->reply, call->reply_ctx, req->id, &err);
+        aimx_answer_error(x, call->reply, call->reply_ctx, req->id, &err);
         return;
     }
     size_t len = 0, too_big;
@@ -219,7 +219,7 @@ void aimx_list(const aimx_call *call, const aimx_request *req) {
                   "the record list is %zu bytes, over the reply limit of %zu; narrow it "
                   "with params.name, a pattern such as \"temp::*\"",
                   too_big, x->limits.max_reply_bytes);
-        aimx_answer_error(x->rt, call->reply, call->reply_ctx, req->id, &err);
+        aimx_answer_error(x, call->reply, call->reply_ctx, req->id, &err);
         return;
     }
     aimx_answer(x->rt, call->reply, call->reply_ctx, text, len);
