@@ -12,20 +12,38 @@
  *
  * The check may run only on the broker thread, while history rows are
  * filtered on a query thread.  So each request gets a view, built on the
- * broker thread when the request arrives: one ACL check per topic each
- * catalogued record was fed from (and per topic its name could come from),
- * stored in a small read-only hash table the query thread then consults.  A name the catalog does not know (history written under an
- * older aimdb.conf, or a record created after the view) has no source to
- * check; it is shown only to clients the broker does not restrict at all,
- * tested by reading PROBE_TOPIC, a topic no ACL grants by accident ('#'
- * does not match topics that start with '$').
+ * broker thread when the request arrives, of the names the request reads
+ * (aimdb_aimx_scope_of): one name for record.get (a hash lookup), the
+ * catalog's range of names with a pattern's literal prefix for a pattern
+ * (a binary search, catalog.c), of which only the names the pattern
+ * matches are checked.  Per covered record, one ACL check per topic it was
+ * fed from (and per topic its name could come from), remembered per client
+ * (clients.c), stored in a small read-only hash table the query thread
+ * then consults.  A name outside the scope is SEE_NONE: the handler never
+ * asks about one, and an answer for it was never checked.  A name in the
+ * scope the catalog does not know (history written under an older
+ * aimdb.conf, or a record created after the view) has no source to check;
+ * it is shown only to clients the broker does not restrict at all, tested
+ * by reading PROBE_TOPIC, a topic no ACL grants by accident ('#' does not
+ * match topics that start with '$').
+ *
+ * The broker thread's work per request is thus proportional to what the
+ * request matches, with one exception a client can observe: the prefix
+ * range is walked in full, so a pattern's cost grows with the names that
+ * share its prefix, hidden ones included ("dev::*" over 3,000 hidden
+ * dev:: names).  Its time tells a client roughly how many such names
+ * exist, never which ones or what they hold; the history query that
+ * follows has the same property (its index seek is by the same prefix).
+ * Hiding the count would need a constant-time answer padded to the worst
+ * case, at the price of every request's latency: not worth it for a count.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "plugin.h"
 
-#define PROBE_TOPIC "$aimdb/unrestricted"
+/* One object, so its address is a key for remembered decisions (clients.c). */
+static const char PROBE_TOPIC[] = "$aimdb/unrestricted";
 
 /* One catalogued record as one client sees it.  Topic pointers are the
  * catalog entry's interned strings (never freed while the plugin lives),
@@ -42,14 +60,26 @@ typedef struct view_slot {
 
 struct acl_view {
     bool orphans_visible;
+    aimdb_aimx_reads reads;
+    char *scope;         /* the name or pattern read (NULL: nothing) */
     aimdb_access access; /* over this view, for the AimX handler */
     size_t n_slots;      /* power of two, at most half full */
     view_slot slots[];
 };
 
-static bool may_read_all(plugin *pl, struct mosquitto *client, const aimdb_sources *s) {
+typedef struct asker {
+    plugin *pl;
+    struct mosquitto *client;
+    client_state *cs;
+} asker;
+
+static bool may_read(const asker *a, const char *topic) {
+    return client_may_read(a->pl, a->cs, a->client, topic);
+}
+
+static bool may_read_all(const asker *a, const aimdb_sources *s) {
     for (size_t i = 0; i < s->n; i++)
-        if (!broker_may_read(pl, client, s->topics[i])) return false;
+        if (!may_read(a, s->topics[i])) return false;
     return true;
 }
 
@@ -63,25 +93,32 @@ static view_slot *slot_for(const acl_view *v, const char *name) {
  * topic; any other value (a topic beyond the entry's list, a history row
  * without one) by every topic a rule could have produced the name from --
  * if that set is unknown (ambiguous), only an unrestricted client sees it. */
-static void decide(plugin *pl, struct mosquitto *client, const catalog_entry *e,
-                   bool unrestricted, view_slot *s) {
-    s->others_ok = e->sources.n ? may_read_all(pl, client, &e->sources) : unrestricted;
+static void decide(const asker *a, const catalog_entry *e, bool unrestricted, view_slot *s) {
+    s->others_ok = e->sources.n ? may_read_all(a, &e->sources) : unrestricted;
     s->n_topics = (uint8_t)e->topics.n;
     bool all = s->others_ok, any = s->others_ok;
     for (size_t i = 0; i < e->topics.n; i++) {
         s->topics[i] = e->topics.topics[i];
-        s->topic_ok[i] = broker_may_read(pl, client, e->topics.topics[i]);
+        s->topic_ok[i] = may_read(a, e->topics.topics[i]);
         all &= s->topic_ok[i];
         any |= s->topic_ok[i];
     }
     s->seen = all ? AIMDB_SEE_ALL : any ? AIMDB_SEE_BY_SOURCE : AIMDB_SEE_NONE;
 }
 
+static bool in_scope(const acl_view *v, const char *record) {
+    switch (v->reads) {
+    case AIMDB_AIMX_READS_NAME: return strcmp(v->scope, record) == 0;
+    case AIMDB_AIMX_READS_PATTERN: return aimdb_pattern_match(v->scope, record);
+    default: return false;
+    }
+}
+
 static aimdb_visibility view_record(const char *record, void *ctx) {
     const acl_view *v = ctx;
     const view_slot *s = slot_for(v, record);
     if (s->name) return s->seen;
-    return v->orphans_visible ? AIMDB_SEE_ALL : AIMDB_SEE_NONE;
+    return v->orphans_visible && in_scope(v, record) ? AIMDB_SEE_ALL : AIMDB_SEE_NONE;
 }
 
 static bool view_value(const char *record, const char *source, void *ctx) {
@@ -92,24 +129,58 @@ static bool view_value(const char *record, const char *source, void *ctx) {
     return s->others_ok;
 }
 
-acl_view *acl_view_new(plugin *pl, struct mosquitto *client) {
-    size_t n = catalog_count(pl->catalog), n_slots = 8;
-    while (n_slots < 2 * n) n_slots *= 2;
+/* The catalog entries scope covers, in *first .. *first + *n of
+ * catalog_sorted_at, or the one entry *named (a name it does not know:
+ * none).  False on ENOMEM. */
+static bool covered(plugin *pl, aimdb_aimx_scope scope, catalog_entry **named, size_t *first,
+                    size_t *n) {
+    *named = NULL;
+    *first = *n = 0;
+    if (scope.reads == AIMDB_AIMX_READS_NAME) {
+        *named = catalog_find(pl->catalog, scope.name);
+        return true;
+    }
+    if (scope.reads != AIMDB_AIMX_READS_PATTERN) return true;
+    return catalog_prefix_range(pl->catalog, scope.name, aimdb_pattern_prefix_len(scope.name),
+                                first, n);
+}
+
+static void add_slot(acl_view *v, const asker *a, const catalog_entry *e) {
+    view_slot *s = slot_for(v, e->name);
+    s->name = e->name;
+    decide(a, e, v->orphans_visible, s);
+}
+
+acl_view *acl_view_new(plugin *pl, struct mosquitto *client, client_state *cs,
+                       aimdb_aimx_scope scope) {
+    catalog_entry *named;
+    size_t first, n, matched = 0;
+    if (!covered(pl, scope, &named, &first, &n)) return NULL;
+    for (size_t i = first; i < first + n; i++)
+        matched += aimdb_pattern_match(scope.name, catalog_sorted_at(pl->catalog, i)->name);
+    size_t n_slots = 8;
+    while (n_slots < 2 * (matched + 1)) n_slots *= 2;
     acl_view *v = calloc(1, sizeof(*v) + n_slots * sizeof(v->slots[0]));
     if (!v) return NULL;
     v->n_slots = n_slots;
+    v->reads = scope.reads;
+    if (scope.name && !(v->scope = strdup(scope.name))) {
+        free(v);
+        return NULL;
+    }
     v->access = (aimdb_access){view_record, view_value, v};
-    v->orphans_visible = broker_may_read(pl, client, PROBE_TOPIC);
-    for (size_t i = 0; i < n; i++) {
-        catalog_entry *e = catalog_at(pl->catalog, i);
-        view_slot *s = slot_for(v, e->name);
-        s->name = e->name;
-        decide(pl, client, e, v->orphans_visible, s);
+    asker a = {pl, client, cs};
+    v->orphans_visible = scope.reads != AIMDB_AIMX_READS_NOTHING && may_read(&a, PROBE_TOPIC);
+    if (named) add_slot(v, &a, named);
+    for (size_t i = first; i < first + n; i++) {
+        const catalog_entry *e = catalog_sorted_at(pl->catalog, i);
+        if (aimdb_pattern_match(scope.name, e->name)) add_slot(v, &a, e);
     }
     return v;
 }
 
 void acl_view_free(acl_view *v) {
+    if (v) free(v->scope);
     free(v);
 }
 

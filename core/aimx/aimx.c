@@ -134,10 +134,10 @@ void aimdb_aimx_run(aimdb_aimx_request *r, const aimdb_access *access,
     request_free(r);
 }
 
-void aimdb_aimx_refuse_busy(aimdb_aimx_request *r, const char *message,
-                            aimdb_aimx_reply_fn reply, void *reply_ctx) {
+void aimdb_aimx_refuse(aimdb_aimx_request *r, aimdb_aimx_refusal why, const char *message,
+                       aimdb_aimx_reply_fn reply, void *reply_ctx) {
     aimx_error err;
-    aimx_fail(&err, AIMX_BUSY, "%s", message);
+    aimx_fail(&err, why == AIMDB_AIMX_BUSY ? AIMX_BUSY : AIMX_INTERNAL_ERROR, "%s", message);
     aimx_answer_error(r->x, reply, reply_ctx, r->req.id, &err);
     request_free(r);
 }

@@ -19,7 +19,7 @@
  * Request errors are logged at DEBUG; failures on our side (query_error,
  * internal_error) at WARNING, at most once per log_interval_ms with the
  * count of those held back, so a flood of failing requests cannot flood
- * the log.  busy (overload, see aimdb_aimx_refuse_busy) is logged at DEBUG.
+ * the log.  busy (overload, see aimdb_aimx_refuse) is logged at DEBUG.
  */
 #ifndef AIMDB_AIMX_H
 #define AIMDB_AIMX_H
@@ -97,10 +97,16 @@ aimdb_aimx_scope aimdb_aimx_scope_of(const aimdb_aimx_request *r);
 /* Answer r as aimdb_aimx_handle does, and free it. */
 void aimdb_aimx_run(aimdb_aimx_request *r, const aimdb_access *access,
                     aimdb_aimx_reply_fn reply, void *reply_ctx);
-/* Answer r with the error busy (contract C.4: overloaded) and free it;
- * message (copied) must say when to retry.  reply runs before this returns. */
-void aimdb_aimx_refuse_busy(aimdb_aimx_request *r, const char *message,
-                            aimdb_aimx_reply_fn reply, void *reply_ctx);
+/* Why a transport answers a request itself instead of running it. */
+typedef enum aimdb_aimx_refusal {
+    AIMDB_AIMX_BUSY,          /* overloaded (contract C.4 busy) */
+    AIMDB_AIMX_INTERNAL_ERROR /* it could not prepare the request (out of memory) */
+} aimdb_aimx_refusal;
+
+/* Answer r with that error and free it; message (copied) says when to
+ * retry.  reply runs before this returns. */
+void aimdb_aimx_refuse(aimdb_aimx_request *r, aimdb_aimx_refusal why, const char *message,
+                       aimdb_aimx_reply_fn reply, void *reply_ctx);
 
 #ifdef __cplusplus
 }

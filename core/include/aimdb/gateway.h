@@ -39,6 +39,10 @@ extern "C" {
  * long as the gateway runs; past the limit such values are dropped, counted
  * and logged.  Far above what one gateway's devices produce. */
 #define AIMDB_GATEWAY_DEFAULT_MAX_RECORDS 10000
+/* History queries queued at once (the history service's queue); a
+ * transport keeps its pending requests within it and answers the rest
+ * busy (contract C.4). */
+#define AIMDB_GATEWAY_PENDING_QUERIES 64
 
 /* ------------------------------------------------------------- rules */
 
