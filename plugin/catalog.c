@@ -11,17 +11,15 @@
  *
  * A request for a pattern needs the names it can match, and every name a
  * pattern matches starts with its literal prefix (the part before the
- * first '*').  So the catalog also keeps its entries sorted by name, and
- * the names with a prefix are one range found by binary search.  Names are
- * never removed, so the sorted array only grows; names added since the
- * last range lookup wait in insertion order (order[n_sorted..count)) and
- * are sorted and merged in by the next lookup: ingest, which adds names,
- * never pays for the order, and a request pays O(names) only after new
- * names arrived.
+ * first '*').  So the catalog also keeps its entries in name order
+ * (aimdb/name_index.h), where the names with a prefix are one range found
+ * by binary search; ingest, which adds names, never pays for the order,
+ * and a request pays O(names) only after new names arrived.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "aimdb/name_index.h"
 #include "plugin.h"
 
 struct catalog {
@@ -29,8 +27,7 @@ struct catalog {
     size_t n_slots;        /* power of two */
     catalog_entry **order; /* insertion order, for iteration */
     size_t count, order_cap;
-    catalog_entry **sorted; /* order[0..n_sorted), by name (strcmp) */
-    size_t n_sorted;
+    aimdb_name_index by_name; /* over order */
 };
 
 uint64_t catalog_hash(const char *s) {
@@ -60,7 +57,7 @@ void catalog_free(catalog *c) {
         free(c->order[i]);
     }
     free(c->order);
-    free(c->sorted);
+    aimdb_name_index_free(&c->by_name);
     free(c->slots);
     free(c);
 }
@@ -117,57 +114,16 @@ catalog_entry *catalog_at(catalog *c, size_t i) {
     return i < c->count ? c->order[i] : NULL;
 }
 
-static int by_name(const void *a, const void *b) {
-    return strcmp((*(catalog_entry *const *)a)->name, (*(catalog_entry *const *)b)->name);
-}
-
-/* Sort the names added since the last lookup and merge them in. */
-static bool merge_new_names(catalog *c) {
-    size_t n_new = c->count - c->n_sorted;
-    if (n_new == 0) return true;
-    catalog_entry **merged = malloc(c->count * sizeof(*merged));
-    catalog_entry **fresh = malloc(n_new * sizeof(*fresh));
-    if (!merged || !fresh) {
-        free(merged);
-        free(fresh);
-        return false;
-    }
-    memcpy(fresh, c->order + c->n_sorted, n_new * sizeof(*fresh));
-    qsort(fresh, n_new, sizeof(*fresh), by_name);
-    size_t i = 0, j = 0, k = 0;
-    while (i < c->n_sorted && j < n_new)
-        merged[k++] = strcmp(c->sorted[i]->name, fresh[j]->name) < 0 ? c->sorted[i++] : fresh[j++];
-    while (i < c->n_sorted) merged[k++] = c->sorted[i++];
-    while (j < n_new) merged[k++] = fresh[j++];
-    free(fresh);
-    free(c->sorted);
-    c->sorted = merged;
-    c->n_sorted = c->count;
-    return true;
-}
-
-/* First position in sorted whose name, cut to len bytes, compares above
- * prefix (above_too) or at least equal to it (!above_too).  Cutting keeps
- * the order, so both are boundaries of one range. */
-static size_t bound(const catalog *c, const char *prefix, size_t len, bool above_too) {
-    size_t lo = 0, hi = c->n_sorted;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int cmp = strncmp(c->sorted[mid]->name, prefix, len);
-        if (cmp < 0 || (above_too && cmp == 0)) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
+static const char *entry_name(const void *e) {
+    return ((const catalog_entry *)e)->name;
 }
 
 bool catalog_prefix_range(catalog *c, const char *prefix, size_t len, size_t *first,
                           size_t *n) {
-    if (!merge_new_names(c)) return false;
-    *first = bound(c, prefix, len, false);
-    *n = bound(c, prefix, len, true) - *first;
-    return true;
+    return aimdb_name_index_range(&c->by_name, (void *const *)c->order, c->count, entry_name,
+                                  prefix, len, first, n) == AIMDB_OK;
 }
 
 catalog_entry *catalog_sorted_at(const catalog *c, size_t i) {
-    return i < c->n_sorted ? c->sorted[i] : NULL;
+    return i < c->by_name.n_sorted ? c->by_name.sorted[i] : NULL;
 }

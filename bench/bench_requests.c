@@ -1,0 +1,557 @@
+/*
+ * bench_requests.c -- bench_plugin --requests: what a request costs the
+ * broker, side by side in one run (this machine is shared and noisy, so
+ * only ratios against a baseline measured in the same round mean much).
+ *
+ * Every broker here filters by an acl_file (the costly case: each record a
+ * request covers is checked against the file), and requests come from raw
+ * MQTT 3.1.1 connections with TCP_NODELAY (packets encoded up front, so a
+ * figure is the broker's, not a client library's).
+ *
+ * Record count.  A broker with a handful of records (HANDFUL) against one
+ * with LARGE more plus HIDDEN records the client may not read, alternating,
+ * median of the rounds: record.get of one record, record.list and
+ * record.query of a narrow pattern (the same HANDFUL names in both), as
+ * rates with requests pipelined; record.list x 2,000 sent at once, time to
+ * the median reply.  Goal: record.get with LARGE records >= 0.7x its rate
+ * with a handful.  And what a pattern's time says about hidden records: a
+ * query whose prefix covers the HIDDEN names against one whose prefix
+ * covers none.
+ *
+ * Flood.  A client pings itself through the broker every PING_INTERVAL_MS,
+ * idle, then while one client (and then 20) sends FLOOD light queries at
+ * once, again and again; every reply is counted as a result, busy, or
+ * anything else.  Goal: nothing else; ping p99 within 2 ms of idle.
+ *
+ * QoS.  Sequential record.get round trips at QoS 0 and at QoS 1, on a
+ * broker with set_tcp_nodelay false (Mosquitto's default) and true.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <mqtt_protocol.h>
+
+#include "bench_requests.h"
+#include "bench_util.h"
+#include "client.h"
+#include "harness.h"
+
+#define HANDFUL 10
+#define LARGE 20000
+#define HIDDEN 3000
+#define FLOOD 2000
+#define FLOOD_CLIENTS 20
+#define PING_INTERVAL_MS 2
+#define PING_PHASE_MS 3000
+#define REQUEST_TOPIC "$CONTROL/aimdb/v1"
+
+static void die(const char *what, const char *why) {
+    fprintf(stderr, "bench_plugin --requests: %s: %s\n", what, why);
+    exit(1);
+}
+
+static double now_ms_f(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ------------------------------------------------------------ raw MQTT */
+
+typedef struct wire {
+    unsigned char *p;
+    size_t len, cap;
+} wire;
+
+static void wire_put(wire *w, const void *data, size_t n) {
+    if (w->len + n > w->cap) {
+        w->cap = (w->len + n) * 2 + 256;
+        if (!(w->p = realloc(w->p, w->cap))) die("wire", "out of memory");
+    }
+    memcpy(w->p + w->len, data, n);
+    w->len += n;
+}
+
+static void wire_byte(wire *w, unsigned char b) { wire_put(w, &b, 1); }
+
+static void wire_string(wire *w, const char *s) {
+    size_t n = strlen(s);
+    wire_byte(w, (unsigned char)(n >> 8));
+    wire_byte(w, (unsigned char)n);
+    wire_put(w, s, n);
+}
+
+static void wire_remaining(wire *w, size_t n) {
+    do {
+        unsigned char b = n % 128;
+        n /= 128;
+        wire_byte(w, (unsigned char)(b | (n ? 0x80 : 0)));
+    } while (n);
+}
+
+static void wire_publish(wire *w, int qos, uint16_t mid, const char *topic, const char *payload) {
+    size_t tl = strlen(topic), pl = strlen(payload);
+    wire_byte(w, (unsigned char)(0x30 | qos << 1));
+    wire_remaining(w, 2 + tl + (qos ? 2 : 0) + pl);
+    wire_string(w, topic);
+    if (qos) {
+        wire_byte(w, (unsigned char)(mid >> 8));
+        wire_byte(w, (unsigned char)mid);
+    }
+    wire_put(w, payload, pl);
+}
+
+static void write_all(int fd, const unsigned char *p, size_t len) {
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) die("write", strerror(errno));
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* A connection and what it has read and not consumed yet. */
+typedef struct conn {
+    int fd;
+    unsigned char *buf;
+    size_t have, used, cap;
+} conn;
+
+/* Next packet: its first byte and body.  False after timeout_ms. */
+static bool next_packet(conn *c, int timeout_ms, unsigned char *type, const unsigned char **body,
+                        size_t *len) {
+    double deadline = now_ms_f() + timeout_ms;
+    for (;;) {
+        size_t avail = c->have - c->used, n = 0, mult = 1, i = 1;
+        const unsigned char *p = c->buf + c->used;
+        bool complete = false;
+        while (avail > i) {
+            n += (size_t)(p[i] & 0x7f) * mult;
+            mult *= 128;
+            if (!(p[i++] & 0x80)) {
+                complete = avail >= i + n;
+                break;
+            }
+        }
+        if (complete) {
+            *type = p[0];
+            *body = p + i;
+            *len = n;
+            c->used += i + n;
+            return true;
+        }
+        if (c->used) {
+            memmove(c->buf, c->buf + c->used, c->have - c->used);
+            c->have -= c->used;
+            c->used = 0;
+        }
+        if (c->have == c->cap) {
+            c->cap = c->cap ? c->cap * 2 : 1 << 16;
+            if (!(c->buf = realloc(c->buf, c->cap))) die("read", "out of memory");
+        }
+        int left = (int)(deadline - now_ms_f());
+        struct pollfd pfd = {c->fd, POLLIN, 0};
+        if (left <= 0 || poll(&pfd, 1, left) <= 0) return false;
+        ssize_t r = read(c->fd, c->buf + c->have, c->cap - c->have);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) die("read", r == 0 ? "connection closed" : strerror(errno));
+        c->have += (size_t)r;
+    }
+}
+
+/* A connection under a client id never used before in this process (a
+ * reused id would take over a session the broker may still be closing). */
+static conn conn_open(int port, const char *name) {
+    static atomic_int serial;
+    char id[64];
+    snprintf(id, sizeof(id), "%s-%d", name, atomic_fetch_add(&serial, 1));
+    conn c = {.fd = socket(AF_INET, SOCK_STREAM, 0)};
+    int one = 1;
+    setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(c.fd, (struct sockaddr *)&a, sizeof(a)) != 0) die("connect", strerror(errno));
+    wire body = {0}, w = {0};
+    wire_string(&body, "MQTT");
+    wire_byte(&body, 4);    /* 3.1.1 */
+    wire_byte(&body, 0x02); /* clean session */
+    wire_byte(&body, 0);
+    wire_byte(&body, 60);
+    wire_string(&body, id);
+    wire_byte(&w, 0x10);
+    wire_remaining(&w, body.len);
+    wire_put(&w, body.p, body.len);
+    write_all(c.fd, w.p, w.len);
+    free(body.p);
+    free(w.p);
+    unsigned char type;
+    const unsigned char *b;
+    size_t n;
+    if (!next_packet(&c, 5000, &type, &b, &n) || type != 0x20 || n != 2 || b[1] != 0)
+        die("connect", "refused");
+    return c;
+}
+
+static void conn_close(conn *c) {
+    close(c->fd);
+    free(c->buf);
+}
+
+typedef enum { REPLY_RESULT, REPLY_BUSY, REPLY_OTHER } reply_kind;
+
+static reply_kind kind_of(const unsigned char *payload, size_t len) {
+    char head[160];
+    size_t n = len < sizeof(head) - 1 ? len : sizeof(head) - 1;
+    memcpy(head, payload, n);
+    head[n] = '\0';
+    if (strstr(head, "\"result\":")) return REPLY_RESULT;
+    if (strstr(head, "\"code\":\"busy\"")) return REPLY_BUSY;
+    return REPLY_OTHER;
+}
+
+/* The next reply (a PUBLISH; acknowledged if QoS 1), or false on timeout. */
+static bool next_reply(conn *c, int timeout_ms, reply_kind *kind) {
+    unsigned char type;
+    const unsigned char *b;
+    size_t n;
+    while (next_packet(c, timeout_ms, &type, &b, &n)) {
+        if ((type & 0xf0) != 0x30) continue; /* a PUBACK of ours */
+        int qos = (type >> 1) & 3;
+        size_t tl = (size_t)b[0] << 8 | b[1], at = 2 + tl + (qos ? 2 : 0);
+        if (qos) {
+            unsigned char ack[4] = {0x40, 2, b[2 + tl], b[3 + tl]};
+            write_all(c->fd, ack, 4);
+        }
+        *kind = kind_of(b + at, n - at);
+        return true;
+    }
+    return false;
+}
+
+/* count copies of one request, encoded back to back. */
+static wire requests(const char *payload, size_t count, int qos) {
+    wire w = {0};
+    for (size_t i = 0; i < count; i++) wire_publish(&w, qos, (uint16_t)(i % 65535 + 1), REQUEST_TOPIC, payload);
+    return w;
+}
+
+/* ------------------------------------------------------------- brokers */
+
+static const char acl_text[] =
+    "topic read bench/#\n"
+    "topic write bench/#\n"
+    "topic write secret/#\n"
+    "topic readwrite bench-ping/#\n"
+    "topic write $CONTROL/aimdb/v1\n"
+    "pattern read devices/%c/#\n"
+    "user admin\n"
+    "topic read #\n";
+
+static void start_broker(broker *b, const char *extra_conf) {
+    broker_init(b);
+    broker_write_aimdb(b, "database @DIR@/data/aimdb.db\n"
+                          "max_records 100000\n"
+                          "record bench::{1}  bench/+/v  persist\n"
+                          "record hidden::{1} secret/+/v persist\n");
+    char acl[1024], conf[2048];
+    snprintf(acl, sizeof(acl), "%s/acl", b->dir);
+    write_file(acl, acl_text);
+    snprintf(conf, sizeof(conf), "acl_file %s\n%s", acl, extra_conf ? extra_conf : "");
+    broker_write_conf(b, conf);
+    if (!broker_start(b, NULL)) {
+        broker_log_dump(b);
+        die("broker", "did not start");
+    }
+}
+
+static void stop_broker(broker *b) {
+    if (broker_stop(b) != 0) die("broker", "did not stop cleanly");
+    broker_cleanup(b);
+}
+
+/* One value to each of n topics FORMAT % i, QoS 0 with a QoS 1 fence
+ * (the broker handles a connection's packets in order). */
+static void feed(int port, const char *format, int n) {
+    conn c = conn_open(port, "bench-feed");
+    wire w = {0};
+    char topic[64];
+    for (int i = 0; i < n; i++) {
+        snprintf(topic, sizeof(topic), format, i);
+        wire_publish(&w, 0, 0, topic, "{\"v\":1.5}");
+    }
+    wire_publish(&w, 1, 1, "bench/fence", "{}");
+    write_all(c.fd, w.p, w.len);
+    unsigned char type;
+    const unsigned char *b;
+    size_t len;
+    if (!next_packet(&c, 60000, &type, &b, &len) || type != 0x40) die("feed", "no fence");
+    free(w.p);
+    conn_close(&c);
+}
+
+/* Wait until history holds want rows (the writer commits in batches). */
+static void wait_rows(broker *b, long long want) {
+    double deadline = now_ms_f() + 30000;
+    while (bench_count_rows(b->db_path) < want)
+        if (now_ms_f() > deadline) die("history", "rows not committed within 30 s");
+        else sleep_ms(20);
+}
+
+static void populate(broker *b, bool large) {
+    feed(b->port, "bench/t%05d/v", large ? LARGE : HANDFUL);
+    if (large) feed(b->port, "secret/h%05d/v", HIDDEN);
+    wait_rows(b, large ? LARGE + HIDDEN : HANDFUL);
+}
+
+/* -------------------------------------------------------- measurements */
+
+/* Requests per second: count requests sent at once, window at most in
+ * flight (0: all), every reply of the wanted kind. */
+static double rate(int port, const char *request, size_t count, size_t window) {
+    conn c = conn_open(port, "bench-rate");
+    if (!window) window = count;
+    size_t sent = 0, got = 0;
+    double t0 = now_ms_f();
+    while (got < count) {
+        while (sent < count && sent - got < window) {
+            size_t n = count - sent < window - (sent - got) ? count - sent : window - (sent - got);
+            wire batch = requests(request, n, 0);
+            write_all(c.fd, batch.p, batch.len);
+            free(batch.p);
+            sent += n;
+        }
+        reply_kind k;
+        if (!next_reply(&c, 30000, &k)) die("rate", "no reply within 30 s");
+        if (k != REPLY_RESULT) die("rate", "a reply that is not a result");
+        got++;
+    }
+    double s = (now_ms_f() - t0) / 1e3;
+    conn_close(&c);
+    return (double)count / s;
+}
+
+/* count requests at once; the time until the median reply, in ms. */
+static double burst_p50(int port, const char *request, size_t count) {
+    conn c = conn_open(port, "bench-burst");
+    wire w = requests(request, count, 0);
+    double t0 = now_ms_f(), *at = malloc(count * sizeof(*at));
+    write_all(c.fd, w.p, w.len);
+    for (size_t i = 0; i < count; i++) {
+        reply_kind k;
+        if (!next_reply(&c, 60000, &k)) die("burst", "no reply within 60 s");
+        at[i] = now_ms_f() - t0;
+    }
+    double p50 = bench_percentile(at, count, 0.5);
+    free(at);
+    free(w.p);
+    conn_close(&c);
+    return p50;
+}
+
+/* Sequential round trips at qos: p50 in ms. */
+static double round_trip_p50(int port, const char *request, int qos, int runs) {
+    conn c = conn_open(port, "bench-rtt");
+    double *v = malloc((size_t)runs * sizeof(*v));
+    for (int i = -20; i < runs; i++) { /* 20 to warm up */
+        wire w = {0};
+        wire_publish(&w, qos, (uint16_t)(i + 21), REQUEST_TOPIC, request);
+        double t0 = now_ms_f();
+        write_all(c.fd, w.p, w.len);
+        free(w.p);
+        reply_kind k;
+        if (!next_reply(&c, 5000, &k)) die("round trip", "no reply within 5 s");
+        if (i >= 0) v[i] = now_ms_f() - t0;
+    }
+    double p50 = bench_percentile(v, (size_t)runs, 0.5);
+    free(v);
+    conn_close(&c);
+    return p50;
+}
+
+static const char get_one[] =
+    "{\"id\":1,\"method\":\"record.get\",\"params\":{\"record\":\"bench::t00003\"}}";
+static const char list_narrow[] =
+    "{\"id\":2,\"method\":\"record.list\",\"params\":{\"name\":\"bench::t0000*\"}}";
+static const char query_narrow[] =
+    "{\"id\":3,\"method\":\"record.query\",\"params\":{\"name\":\"bench::t0000*\"}}";
+static const char query_hidden[] =
+    "{\"id\":4,\"method\":\"record.query\",\"params\":{\"name\":\"hidden::*\"}}";
+static const char query_nothing[] =
+    "{\"id\":5,\"method\":\"record.query\",\"params\":{\"name\":\"nothing::*\"}}";
+static const char query_light[] =
+    "{\"id\":6,\"method\":\"record.query\",\"params\":{\"name\":\"bench::t00003\"}}";
+
+typedef struct count_figures {
+    double get, list, query, list_burst_p50;
+} count_figures;
+
+static count_figures measure_counts(int port, bool quick) {
+    size_t n = quick ? 1000 : 4000;
+    count_figures f;
+    rate(port, get_one, 200, 0); /* warm up */
+    f.get = rate(port, get_one, n, 0);
+    f.list = rate(port, list_narrow, n / 2, 0);
+    f.query = rate(port, query_narrow, n / 4, 16);
+    f.list_burst_p50 = burst_p50(port, list_narrow, 2000);
+    return f;
+}
+
+static double median(double *v, int n) { return bench_percentile(v, (size_t)n, 0.5); }
+
+static bool bench_record_count(bool quick) {
+    int rounds = quick ? 1 : 3;
+    double get[2][3], list[2][3], query[2][3], burst[2][3], hidden[3], nothing[3];
+    for (int r = 0; r < rounds; r++) {
+        for (int large = 0; large < 2; large++) {
+            broker b;
+            start_broker(&b, NULL);
+            populate(&b, large);
+            count_figures f = measure_counts(b.port, quick);
+            get[large][r] = f.get;
+            list[large][r] = f.list;
+            query[large][r] = f.query;
+            burst[large][r] = f.list_burst_p50;
+            if (large) {
+                hidden[r] = round_trip_p50(b.port, query_hidden, 0, 100);
+                nothing[r] = round_trip_p50(b.port, query_nothing, 0, 100);
+            }
+            stop_broker(&b);
+        }
+    }
+    double g0 = median(get[0], rounds), g1 = median(get[1], rounds);
+    printf("requests by record count: %d records against %d + %d hidden (acl_file), "
+           "median of %d rounds\n", HANDFUL, LARGE, HIDDEN, rounds);
+    printf("  record.get of one record     %8.0f/s  %8.0f/s  %.2fx  goal >= 0.70x  %s\n", g0, g1,
+           g1 / g0, g1 / g0 >= 0.7 ? "ok" : "MISSED");
+    double l0 = median(list[0], rounds), l1 = median(list[1], rounds);
+    printf("  record.list of %d (pattern) %8.0f/s  %8.0f/s  %.2fx\n", HANDFUL, l0, l1, l1 / l0);
+    double q0 = median(query[0], rounds), q1 = median(query[1], rounds);
+    printf("  record.query of %d (pattern)%8.0f/s  %8.0f/s  %.2fx\n", HANDFUL, q0, q1, q1 / q0);
+    printf("  record.list x 2,000 at once, median reply after %.0f ms  %.0f ms\n",
+           median(burst[0], rounds), median(burst[1], rounds));
+    printf("  a pattern's time and the hidden names under its prefix: \"hidden::*\" (%d "
+           "hidden) p50 %.2f ms, \"nothing::*\" p50 %.2f ms\n",
+           HIDDEN, median(hidden, rounds), median(nothing, rounds));
+    return g1 / g0 >= 0.7;
+}
+
+/* --------------------------------------------------------------- flood */
+
+typedef struct flood_load {
+    int port, clients;
+    atomic_bool stop;
+    atomic_long results, busy, other;
+} flood_load;
+
+static void *run_flood(void *arg) {
+    flood_load *f = arg;
+    conn c = conn_open(f->port, "bench-flood");
+    wire w = requests(query_light, FLOOD, 0);
+    while (!atomic_load(&f->stop)) {
+        write_all(c.fd, w.p, w.len);
+        for (int i = 0; i < FLOOD; i++) {
+            reply_kind k;
+            if (!next_reply(&c, 30000, &k)) die("flood", "a request was not answered within 30 s");
+            atomic_fetch_add(k == REPLY_RESULT ? &f->results : k == REPLY_BUSY ? &f->busy : &f->other, 1);
+        }
+    }
+    free(w.p);
+    conn_close(&c);
+    return NULL;
+}
+
+/* Ping latencies for PING_PHASE_MS, one every PING_INTERVAL_MS. */
+static size_t ping_phase(client *c, double *v, size_t cap) {
+    size_t n = 0;
+    double end = now_ms_f() + PING_PHASE_MS;
+    while (n < cap && now_ms_f() < end) {
+        double t0 = now_ms_f();
+        client_publish(c, "bench-ping/self", "ping", 4, 0);
+        received m;
+        if (!client_receive(c, 1000, &m)) die("ping", "lost");
+        received_free(&m);
+        v[n++] = now_ms_f() - t0;
+        double next = t0 + PING_INTERVAL_MS;
+        while (now_ms_f() < next) sleep_ms(0);
+    }
+    return n;
+}
+
+enum { PING_CAP = PING_PHASE_MS / PING_INTERVAL_MS + 1 };
+
+static bool flood_phase(int port, client *ping, int clients, double idle_p99) {
+    static double v[PING_CAP];
+    flood_load f = {.port = port, .clients = clients};
+    pthread_t t[FLOOD_CLIENTS];
+    for (int i = 0; i < clients; i++) pthread_create(&t[i], NULL, run_flood, &f);
+    sleep_ms(300);
+    size_t n = ping_phase(ping, v, PING_CAP);
+    atomic_store(&f.stop, true);
+    for (int i = 0; i < clients; i++) pthread_join(t[i], NULL);
+    double p50 = bench_percentile(v, n, 0.5), p99 = bench_percentile(v, n, 0.99);
+    long results = atomic_load(&f.results), busy = atomic_load(&f.busy), other = atomic_load(&f.other);
+    bool ok = other == 0 && p99 - idle_p99 <= 2;
+    printf("  %2d client(s) x %d queries at once: ping p50 %6.3f ms  p99 %6.3f ms (+%.3f)  "
+           "replies: %ld results, %ld busy, %ld other   goal: 0 other, p99 +2 ms  %s\n",
+           clients, FLOOD, p50, p99, p99 - idle_p99, results, busy, other, ok ? "ok" : "MISSED");
+    return ok;
+}
+
+static bool bench_flood(void) {
+    broker b;
+    start_broker(&b, NULL);
+    populate(&b, false);
+    client *ping = client_connect(b.port, "bench-ping", MQTT_PROTOCOL_V311, NULL, NULL);
+    if (!ping) die("ping", "cannot connect");
+    client_subscribe(ping, "bench-ping/self", 0);
+    static double idle[PING_CAP];
+    size_t n = ping_phase(ping, idle, PING_CAP);
+    double p50 = bench_percentile(idle, n, 0.5), p99 = bench_percentile(idle, n, 0.99);
+    printf("flood: light record.query (latest-1 of one record), ping through the broker "
+           "every %d ms\n", PING_INTERVAL_MS);
+    printf("  idle                                    ping p50 %6.3f ms  p99 %6.3f ms\n", p50, p99);
+    bool ok = flood_phase(b.port, ping, 1, p99);
+    ok &= flood_phase(b.port, ping, FLOOD_CLIENTS, p99);
+    client_disconnect(ping);
+    stop_broker(&b);
+    return ok;
+}
+
+/* ----------------------------------------------------------------- QoS */
+
+static void bench_qos(void) {
+    printf("request round trip (record.get, sequential), p50:\n");
+    for (int nodelay = 0; nodelay < 2; nodelay++) {
+        broker b;
+        start_broker(&b, nodelay ? "set_tcp_nodelay true\n" : "set_tcp_nodelay false\n");
+        populate(&b, false);
+        double q0 = round_trip_p50(b.port, get_one, 0, 200);
+        double q1 = round_trip_p50(b.port, get_one, 1, nodelay ? 200 : 20);
+        printf("  set_tcp_nodelay %-5s  QoS 0 %7.3f ms (%5.0f/s)   QoS 1 %7.3f ms (%5.0f/s)\n",
+               nodelay ? "true" : "false", q0, 1e3 / q0, q1, 1e3 / q1);
+        stop_broker(&b);
+    }
+}
+
+bool bench_requests(bool quick) {
+    bool ok = bench_record_count(quick);
+    ok &= bench_flood();
+    bench_qos();
+    return ok;
+}
