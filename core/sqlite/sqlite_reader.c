@@ -311,6 +311,16 @@ static int emit_matching(query_run *run, const char *pattern, size_t prefix_len)
     return rc;
 }
 
+/* The names the access predicate lists as all it may show (access.h):
+ * only those are visited, in the order given (ascending, as the index). */
+static int emit_listed(query_run *run, const char *pattern) {
+    const aimdb_access *a = run->q->access;
+    int rc = 0;
+    for (size_t i = 0; i < a->n_names && rc == 0; i++)
+        if (aimdb_pattern_match(pattern, a->names[i])) rc = emit_record(run, a->names[i]);
+    return rc;
+}
+
 int sq_readers_query(sq_backend *b, const aimdb_query_params *q, aimdb_row_fn fn, void *ctx,
                      char *err, size_t errlen) {
     query_run run = {.q = q, .fn = fn, .ctx = ctx};
@@ -325,6 +335,8 @@ int sq_readers_query(sq_backend *b, const aimdb_query_params *q, aimdb_row_fn fn
         rc = AIMDB_EIO;
     } else if (pattern[prefix_len] == '\0') {
         rc = emit_record(&run, pattern); /* no '*': exactly one record */
+    } else if (q->access && q->access->names) {
+        rc = emit_listed(&run, pattern);
     } else {
         rc = emit_matching(&run, pattern, prefix_len);
     }

@@ -106,7 +106,7 @@ static bool no_value(const char *record, const char *source, void *ctx) {
 
 const aimdb_access *test_access_of(test_access *t, test_allow_fn allow, void *allow_ctx) {
     if (!allow) return NULL;
-    *t = (test_access){allow, allow_ctx, {whole_record, no_value, t}};
+    *t = (test_access){allow, allow_ctx, {whole_record, no_value, t, NULL, 0}};
     return &t->access;
 }
 
