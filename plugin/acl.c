@@ -151,45 +151,79 @@ static bool covered(plugin *pl, aimdb_aimx_scope scope, catalog_entry **named, s
                                 first, n);
 }
 
-static void add_slot(acl_view *v, const asker *a, const catalog_entry *e) {
-    view_slot *s = slot_for(v, e->name);
-    s->name = e->name;
-    decide(a, e, v->orphans_visible, s);
-    if (v->visible && s->seen != AIMDB_SEE_NONE) v->visible[v->access.n_names++] = e->name;
+/* The decisions for the entries a scope covers, in name order.  Those a
+ * restricted client sees nothing of are not kept: for it a name the view
+ * does not hold is SEE_NONE anyway, so the view's size follows what the
+ * client may see. */
+typedef struct decided {
+    view_slot *slots;
+    size_t n, cap;
+} decided;
+
+static bool decide_into(decided *d, const asker *a, const catalog_entry *e, bool unrestricted) {
+    view_slot s = {.name = e->name};
+    decide(a, e, unrestricted, &s);
+    if (s.seen == AIMDB_SEE_NONE && !unrestricted) return true;
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 8;
+        view_slot *grown = realloc(d->slots, cap * sizeof(*grown));
+        if (!grown) return false;
+        d->slots = grown;
+        d->cap = cap;
+    }
+    d->slots[d->n++] = s;
+    return true;
 }
 
-acl_view *acl_view_new(plugin *pl, struct mosquitto *client, client_state *cs,
-                       aimdb_aimx_scope scope) {
+static bool decide_scope(plugin *pl, const asker *a, aimdb_aimx_scope scope, bool unrestricted,
+                         decided *d) {
     catalog_entry *named;
-    size_t first, n, matched = 0;
-    if (!covered(pl, scope, &named, &first, &n)) return NULL;
-    for (size_t i = first; i < first + n; i++)
-        matched += aimdb_pattern_match(scope.name, catalog_sorted_at(pl->catalog, i)->name);
+    size_t first, n;
+    if (!covered(pl, scope, &named, &first, &n)) return false;
+    if (named && !decide_into(d, a, named, unrestricted)) return false;
+    for (size_t i = first; i < first + n; i++) {
+        const catalog_entry *e = catalog_sorted_at(pl->catalog, i);
+        if (aimdb_pattern_match(scope.name, e->name) && !decide_into(d, a, e, unrestricted))
+            return false;
+    }
+    return true;
+}
+
+/* The view over the decisions; for a restricted client also the list of
+ * the names it may see (all those kept), for readers to visit alone. */
+static acl_view *view_of(const decided *d, aimdb_aimx_scope scope, bool unrestricted) {
     size_t n_slots = 8;
-    while (n_slots < 2 * (matched + 1)) n_slots *= 2;
+    while (n_slots < 2 * d->n) n_slots *= 2;
     acl_view *v = calloc(1, sizeof(*v) + n_slots * sizeof(v->slots[0]));
     if (!v) return NULL;
     v->n_slots = n_slots;
     v->reads = scope.reads;
-    if (scope.name && !(v->scope = strdup(scope.name))) {
-        free(v);
-        return NULL;
-    }
+    v->orphans_visible = unrestricted;
     v->access = (aimdb_access){view_record, view_value, v, NULL, 0};
-    asker a = {pl, client, cs};
-    v->orphans_visible = scope.reads != AIMDB_AIMX_READS_NOTHING && may_read(&a, PROBE_TOPIC);
-    /* Names outside the catalog are hidden from this client, so the names
-     * it may see are all listed here and readers need look at no other. */
-    if (!v->orphans_visible && !(v->visible = malloc((matched + 1) * sizeof(*v->visible)))) {
+    if ((scope.name && !(v->scope = strdup(scope.name))) ||
+        (!unrestricted && !(v->visible = malloc((d->n + 1) * sizeof(*v->visible))))) {
         acl_view_free(v);
         return NULL;
     }
-    v->access.names = v->visible;
-    if (named) add_slot(v, &a, named);
-    for (size_t i = first; i < first + n; i++) {
-        const catalog_entry *e = catalog_sorted_at(pl->catalog, i);
-        if (aimdb_pattern_match(scope.name, e->name)) add_slot(v, &a, e);
+    for (size_t i = 0; i < d->n; i++) {
+        *slot_for(v, d->slots[i].name) = d->slots[i];
+        if (v->visible) v->visible[i] = d->slots[i].name;
     }
+    if (v->visible) {
+        v->access.names = v->visible;
+        v->access.n_names = d->n;
+    }
+    return v;
+}
+
+acl_view *acl_view_new(plugin *pl, struct mosquitto *client, client_state *cs,
+                       aimdb_aimx_scope scope) {
+    asker a = {pl, client, cs};
+    bool unrestricted = scope.reads != AIMDB_AIMX_READS_NOTHING && may_read(&a, PROBE_TOPIC);
+    decided d = {0};
+    acl_view *v = decide_scope(pl, &a, scope, unrestricted, &d) ? view_of(&d, scope, unrestricted)
+                                                                 : NULL;
+    free(d.slots);
     return v;
 }
 
