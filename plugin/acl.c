@@ -40,7 +40,8 @@
  * 3,000 of them).  That tells a client roughly how many such names exist,
  * never which ones or what they hold.  Hiding even that would need every
  * answer padded to the worst case's time, a price on every request: not
- * worth it for a count, at a few microseconds per thousand names.
+ * worth it for a count, at about half a microsecond of broker CPU per name
+ * (bench_plugin --requests: 1.7 ms for 3,000).
  */
 #include <stdlib.h>
 #include <string.h>
