@@ -193,8 +193,8 @@ bool client_admit(plugin *pl, client_state *cs, char *why, size_t cap) {
     if (cs->pending >= share) {
         snprintf(why, cap,
                  "%u of your requests are pending, your share of the %u the server takes at "
-                 "once while %u clients have requests pending; retry when one of them is "
-                 "answered (or in %d ms)",
+                 "once with %u client(s) waiting; retry when one of them is answered (or in "
+                 "%d ms)",
                  cs->pending, PENDING_BUDGET, with_pending, BUSY_RETRY_MS);
         return false;
     }
