@@ -31,8 +31,11 @@
  * then while another client runs latest-1 "*" queries back to back.
  * Goal: ping p99 within 2 ms of its baseline.
  *
- *   bench_plugin [--quick] [--ingest | --queries]   (--quick: fewer messages and rounds;
- *                                        --ingest: the ingest figures only)
+ * Requests (bench_requests.c): record.get, record.list and record.query by
+ * record count, floods, and QoS 0 against QoS 1 round trips.
+ *
+ *   bench_plugin [--quick] [--ingest | --queries | --requests]
+ *   (--quick: fewer messages and rounds; each other option: those figures only)
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -56,6 +59,7 @@
 #include <sqlite3.h>
 
 #include "aimdb/sqlite.h"
+#include "bench_requests.h"
 #include "bench_util.h"
 #include "client.h"
 #include "harness.h"
@@ -566,25 +570,29 @@ static void bench_queries(const char *history_path) {
 }
 
 static const char usage[] =
-    "usage: bench_plugin [--quick] [--ingest | --queries]\n"
-    "  --quick    fewer messages and one round instead of three\n"
-    "  --ingest   the ingest figures only (no history, queries or stall)\n"
-    "  --queries  the query round trips and the stall only (no ingest)\n";
+    "usage: bench_plugin [--quick] [--ingest | --queries | --requests]\n"
+    "  --quick     fewer messages and one round instead of three\n"
+    "  --ingest    the ingest figures only (no history, queries or stall)\n"
+    "  --queries   the query round trips and the stall only (no ingest)\n"
+    "  --requests  requests by record count, floods, QoS 0 and 1 only\n";
 
 int main(int argc, char **argv) {
-    bool quick = false, ingest_only = false, queries_only = false;
+    bool quick = false, ingest_only = false, queries_only = false, requests_only = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             quick = true;
-        } else if (strcmp(argv[i], "--ingest") == 0 && !queries_only) {
+        } else if (strcmp(argv[i], "--requests") == 0 && !ingest_only && !queries_only) {
+            requests_only = true;
+        } else if (strcmp(argv[i], "--ingest") == 0 && !queries_only && !requests_only) {
             ingest_only = true;
-        } else if (strcmp(argv[i], "--queries") == 0 && !ingest_only) {
+        } else if (strcmp(argv[i], "--queries") == 0 && !ingest_only && !requests_only) {
             queries_only = true;
         } else {
             fprintf(strcmp(argv[i], "--help") == 0 ? stdout : stderr, "%s", usage);
             return strcmp(argv[i], "--help") == 0 ? 0 : 2;
         }
     }
+    if (requests_only) return bench_requests(quick) ? 0 : 1;
     size_t messages = quick ? 50000 : 400000;
     int rounds = quick ? 1 : 3;
     bool ok = true;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aimdb/name_index.h"
 #include "core_internal.h"
 
 typedef struct aimdb_hook {
@@ -37,6 +38,7 @@ struct aimdb_db {
     size_t nbuckets;          /* power of two */
     aimdb_record **ordered;   /* registration order */
     size_t nrecords, ordered_cap;
+    aimdb_name_index by_name; /* over ordered, caught up by foreach_matching */
     aimdb_ext *exts;
     size_t nexts;
 
@@ -130,6 +132,7 @@ void aimdb_db_free(aimdb_db *db) {
     for (size_t i = 0; i < db->nrecords; i++) aimdb_record_free(db->ordered[i]);
     free(db->exts);
     free(db->ordered);
+    aimdb_name_index_free(&db->by_name);
     free(db->buckets);
     free(db->start_hooks);
     free(db->stop_hooks);
@@ -347,6 +350,39 @@ int aimdb_db_foreach_record(aimdb_db *db, int (*fn)(aimdb_record *rec, void *ctx
     int rc = 0;
     pthread_rwlock_rdlock(&db->registry_lock);
     for (size_t i = 0; i < db->nrecords && rc == 0; i++) rc = fn(db->ordered[i], ctx);
+    pthread_rwlock_unlock(&db->registry_lock);
+    return rc;
+}
+
+static const char *record_name(const void *rec) {
+    return aimdb_record_name(rec);
+}
+
+/* Catching the index up changes it, so that takes the write lock, once
+ * after records were added; the walk itself needs only the read lock and
+ * sees the records indexed by then. */
+int aimdb_db_foreach_matching(aimdb_db *db, const char *pattern,
+                              int (*fn)(aimdb_record *rec, void *ctx), void *ctx) {
+    const char *p = pattern ? pattern : "*";
+    size_t len = aimdb_pattern_prefix_len(p), first, n;
+    pthread_rwlock_rdlock(&db->registry_lock);
+    bool behind = db->by_name.n_sorted < db->nrecords;
+    pthread_rwlock_unlock(&db->registry_lock);
+    int rc = AIMDB_OK;
+    if (behind) {
+        pthread_rwlock_wrlock(&db->registry_lock);
+        rc = aimdb_name_index_range(&db->by_name, (void *const *)db->ordered, db->nrecords,
+                                    record_name, p, len, &first, &n);
+        pthread_rwlock_unlock(&db->registry_lock);
+        if (rc != AIMDB_OK) return rc;
+    }
+    pthread_rwlock_rdlock(&db->registry_lock);
+    aimdb_name_index_range(&db->by_name, (void *const *)db->ordered, db->by_name.n_sorted,
+                           record_name, p, len, &first, &n); /* up to date: cannot fail */
+    for (size_t i = first; i < first + n && rc == 0; i++) {
+        aimdb_record *rec = db->by_name.sorted[i];
+        if (aimdb_pattern_match(p, aimdb_record_name(rec))) rc = fn(rec, ctx);
+    }
     pthread_rwlock_unlock(&db->registry_lock);
     return rc;
 }

@@ -77,7 +77,7 @@ static bool sourced_values_only(const char *record, const char *source, void *ct
     return source != NULL;
 }
 
-static const aimdb_access secrets_hidden = {refuse_secrets, sourced_values_only, NULL};
+static const aimdb_access secrets_hidden = {refuse_secrets, sourced_values_only, NULL, NULL, 0};
 
 typedef struct catch {
     unsigned calls;

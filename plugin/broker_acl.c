@@ -309,6 +309,7 @@ bool acl_init(plugin *pl) {
     }
     acl_free(pl->acl);
     pl->acl = a;
+    pl->acl_generation++; /* every remembered decision is stale (clients.c) */
     return a && a->mode != ACL_CLOSED;
 }
 

@@ -8,10 +8,18 @@
  * history.  Broker thread only.  Entries are allocated one by one and
  * never freed before catalog_free, so a pointer to an entry or its name
  * stays valid for the plugin's whole life (acl.c relies on it).
+ *
+ * A request for a pattern needs the names it can match, and every name a
+ * pattern matches starts with its literal prefix (the part before the
+ * first '*').  So the catalog also keeps its entries in name order
+ * (aimdb/name_index.h), where the names with a prefix are one range found
+ * by binary search; ingest, which adds names, never pays for the order,
+ * and a request pays O(names) only after new names arrived.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "aimdb/name_index.h"
 #include "plugin.h"
 
 struct catalog {
@@ -19,6 +27,7 @@ struct catalog {
     size_t n_slots;        /* power of two */
     catalog_entry **order; /* insertion order, for iteration */
     size_t count, order_cap;
+    aimdb_name_index by_name; /* over order */
 };
 
 uint64_t catalog_hash(const char *s) {
@@ -48,6 +57,7 @@ void catalog_free(catalog *c) {
         free(c->order[i]);
     }
     free(c->order);
+    aimdb_name_index_free(&c->by_name);
     free(c->slots);
     free(c);
 }
@@ -102,4 +112,18 @@ size_t catalog_count(const catalog *c) {
 
 catalog_entry *catalog_at(catalog *c, size_t i) {
     return i < c->count ? c->order[i] : NULL;
+}
+
+static const char *entry_name(const void *e) {
+    return ((const catalog_entry *)e)->name;
+}
+
+bool catalog_prefix_range(catalog *c, const char *prefix, size_t len, size_t *first,
+                          size_t *n) {
+    return aimdb_name_index_range(&c->by_name, (void *const *)c->order, c->count, entry_name,
+                                  prefix, len, first, n) == AIMDB_OK;
+}
+
+catalog_entry *catalog_sorted_at(const catalog *c, size_t i) {
+    return i < c->by_name.n_sorted ? c->by_name.sorted[i] : NULL;
 }

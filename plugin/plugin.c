@@ -34,6 +34,7 @@ static int on_disconnect(int event, void *event_data, void *userdata) {
     (void)event;
     const struct mosquitto_evt_disconnect *ev = event_data;
     requests_client_gone(userdata, ev->client);
+    clients_gone(userdata, ev->client);
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -98,7 +99,7 @@ static int start(plugin *pl, struct mosquitto_opt *opts, int n, char *err, size_
     if (rc != AIMDB_OK) return rc;
     if (!pl->options.config_path)
         plugin_log(pl, AIMDB_LOG_WARNING, "no plugin_opt_config: no records are configured");
-    if (!(pl->catalog = catalog_new())) {
+    if (!(pl->catalog = catalog_new()) || !clients_init(pl)) {
         snprintf(err, errlen, "out of memory");
         return AIMDB_ENOMEM;
     }
@@ -127,6 +128,7 @@ static void teardown(plugin *pl) {
     setup_close(pl);
     wake_uninstall(&pl->wake);
     outbox_drain(pl, false);
+    clients_free(pl);
     acl_cleanup(pl);
     catalog_free(pl->catalog);
     aimdb_ruleset_free(pl->rules);

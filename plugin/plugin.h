@@ -151,6 +151,13 @@ catalog_entry *catalog_find(catalog *c, const char *name);
 catalog_entry *catalog_add(catalog *c, const char *name, aimdb_sources *sources);
 size_t catalog_count(const catalog *c);
 catalog_entry *catalog_at(catalog *c, size_t i);
+/* The entries whose name starts with prefix[0..len): positions *first ..
+ * *first + *n - 1 of catalog_sorted_at, in name order.  False on ENOMEM.
+ * O(log names), plus O(names) once after names were added. */
+bool catalog_prefix_range(catalog *c, const char *prefix, size_t len, size_t *first,
+                          size_t *n);
+/* Valid until the next catalog_prefix_range. */
+catalog_entry *catalog_sorted_at(const catalog *c, size_t i);
 
 /* ------------------------------------------------------------ records.c */
 
@@ -179,13 +186,37 @@ int records_open_fixed(plugin *pl, const aimdb_ruleset *rs);
  * names to catalog). */
 void records_scan_history(plugin *pl, const aimdb_ruleset *rs);
 
+/* ------------------------------------------------------------ clients.c */
+
+/* Per client that sends requests: its share of the pending requests and
+ * the broker's read decisions for it (see clients.c for what invalidates
+ * them).  Broker thread only. */
+typedef struct client_state client_state;
+
+bool clients_init(plugin *pl);
+void clients_free(plugin *pl);
+/* The client's state, made on its first request.  NULL on ENOMEM. */
+client_state *clients_get(plugin *pl, struct mosquitto *client);
+/* MOSQ_EVT_DISCONNECT: the state goes with the last pending request. */
+void clients_gone(plugin *pl, const struct mosquitto *client);
+/* Count one more pending request of cs, if its share and the budget allow;
+ * else false with the busy message (when to retry) in why. */
+bool client_admit(plugin *pl, client_state *cs, char *why, size_t cap);
+void client_release(plugin *pl, client_state *cs);
+/* broker_may_read, remembered per client.  topic must keep its address
+ * and text until the next acl_init (the catalog's strings, constants). */
+bool client_may_read(plugin *pl, client_state *cs, struct mosquitto *client, const char *topic);
+
 /* ---------------------------------------------------------------- acl.c */
 
-/* Which catalog names one client may see, computed on the broker thread
- * (where broker_may_read runs) and then read-only on any thread. */
+/* Which catalog names one client may see among those a request reads,
+ * computed on the broker thread (where broker_may_read runs) and then
+ * read-only on any thread. */
 typedef struct acl_view acl_view;
 
-acl_view *acl_view_new(plugin *pl, struct mosquitto *client);
+/* NULL on ENOMEM.  The view copies what it needs of scope. */
+acl_view *acl_view_new(plugin *pl, struct mosquitto *client, client_state *cs,
+                       aimdb_aimx_scope scope);
 void acl_view_free(acl_view *v);
 /* The access predicate over a view (valid as long as the view). */
 const aimdb_access *acl_view_access(const acl_view *v);
@@ -193,7 +224,8 @@ const aimdb_access *acl_view_access(const acl_view *v);
 /* ---------------------------------------------------------- broker_acl.c */
 
 /* What decides on this broker whether a client may read a topic, found
- * from its configuration at start (and again on reload) and logged.  False
+ * from its configuration at start (and again on reload) and logged; bumps
+ * pl->acl_generation, which invalidates every remembered decision.  False
  * if nothing can be shown to anyone (every check fails closed). */
 bool acl_init(plugin *pl);
 /* May client read topic, as the broker decides for a delivery?  Broker
@@ -215,13 +247,21 @@ void broker_free_read(const plugin *pl, void *p);
 
 typedef struct request request;
 
-/* Broker thread: a request from client, replied to per docs/protocol.md. */
+/* Broker thread: a request from client, replied to per docs/protocol.md.
+ * NULL on ENOMEM (nothing can be sent). */
 request *request_new(plugin *pl, const struct mosquitto_evt_control *ev);
+/* Count r as pending for its client (clients.c); false: busy, why says
+ * when to retry. */
+bool request_admit(request *r, char *why, size_t cap);
+client_state *request_client(request *r);
+/* The view r is answered with; r owns it from here. */
+void request_set_view(request *r, acl_view *v);
 /* The aimdb_aimx_reply_fn for a request (any thread). */
 void request_reply(char *reply, size_t len, void *req);
 /* Broker thread: the client left; its pending replies are dropped. */
 void requests_client_gone(plugin *pl, const struct mosquitto *client);
-acl_view *request_view(request *r);
+/* Free r without a reply (its payload could not even be read). */
+void request_drop(request *r);
 
 /* ---------------------------------------------------------- callbacks */
 
@@ -295,6 +335,8 @@ struct plugin {
     plugin_counters counters;
     metrics metrics;
     broker_acl *acl;            /* broker_acl.c */
+    uint64_t acl_generation;    /* bumped by acl_init */
+    struct clients *clients;    /* clients.c */
     struct {                    /* broker_api.c */
         bool api_2_1;           /* Mosquitto 2.1's plugin API is there */
         broker_pattern_match_fn matches_with_pattern; /* 2.1's, or NULL */

@@ -138,7 +138,7 @@ static int no_rows(const aimdb_history_row *row, void *ctx) {
 
 void records_scan_history(plugin *pl, const aimdb_ruleset *rs) {
     name_list l = {0};
-    aimdb_access collect = {collect_name, NULL, &l};
+    aimdb_access collect = {collect_name, NULL, &l, NULL, 0};
     aimdb_query_params q = {.limit = 1, .access = &collect};
     char err[256] = "";
     int rc = aimdb_persist_query(pl->gw.persist, &q, no_rows, NULL, err, sizeof(err));

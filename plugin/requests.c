@@ -17,7 +17,7 @@
  * itself (harmless).
  *
  * In-flight requests are kept in a list (broker thread only) for that
- * disconnect check; the list is short, as requests are answered quickly.
+ * disconnect check; it is short, at most the pending budget (clients.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -37,12 +37,15 @@ struct request {
     void *correlation;
     uint16_t correlation_len;
     int qos;
+    client_state *cs;               /* its client's share and decisions */
+    bool admitted;                  /* counted in cs's pending requests */
     acl_view *view;
     char *reply;                    /* set by request_reply, then queued */
     size_t reply_len;
 };
 
 static void request_free(request *r) {
+    if (r->admitted) client_release(r->pl, r->cs);
     free(r->client_id);
     free(r->topic);
     free(r->correlation);
@@ -124,8 +127,8 @@ request *request_new(plugin *pl, const struct mosquitto_evt_control *ev) {
     r->qos = ev->qos;
     r->client_id = strdup(id ? id : "");
     r->topic = reply_topic(pl, ev->properties);
-    r->view = acl_view_new(pl, ev->client);
-    if (!r->client_id || !r->topic || !r->view || !copy_correlation(pl, r, ev->properties)) {
+    r->cs = clients_get(pl, ev->client);
+    if (!r->client_id || !r->topic || !r->cs || !copy_correlation(pl, r, ev->properties)) {
         request_free(r);
         return NULL;
     }
@@ -135,8 +138,23 @@ request *request_new(plugin *pl, const struct mosquitto_evt_control *ev) {
     return r;
 }
 
-acl_view *request_view(request *r) {
-    return r->view;
+bool request_admit(request *r, char *why, size_t cap) {
+    r->admitted = client_admit(r->pl, r->cs, why, cap);
+    return r->admitted;
+}
+
+client_state *request_client(request *r) {
+    return r->cs;
+}
+
+void request_set_view(request *r, acl_view *v) {
+    acl_view_free(r->view);
+    r->view = v;
+}
+
+void request_drop(request *r) {
+    unlink_request(r->pl, r);
+    request_free(r);
 }
 
 void request_reply(char *reply, size_t len, void *ctx) {

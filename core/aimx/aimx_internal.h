@@ -12,6 +12,8 @@
 #ifndef AIMDB_AIMX_INTERNAL_H
 #define AIMDB_AIMX_INTERNAL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +23,7 @@
 #include "aimdb/aimx.h"
 #include "aimdb/history.h"
 #include "aimdb/json.h"
+#include "aimdb/runtime.h"
 
 /* Values and attributes are user data and may nest as deep as cJSON allows. */
 #define AIMX_VALUE_DEPTH 1000
@@ -42,8 +45,13 @@ typedef enum aimx_code {
     AIMX_NOT_CONFIGURED,
     AIMX_PERMISSION_DENIED,
     AIMX_QUERY_ERROR,
-    AIMX_INTERNAL_ERROR
+    AIMX_INTERNAL_ERROR,
+    AIMX_BUSY
 } aimx_code;
+
+/* What a busy reply from the handler itself suggests waiting (the
+ * transport's own busy replies say when to retry in their own terms). */
+#define AIMX_BUSY_RETRY_MS 100
 
 /* The protocol's spelling of a code ("invalid_params"). */
 const char *aimx_code_name(aimx_code code);
@@ -130,11 +138,20 @@ char *aimx_reply_concat(const aimx_piece *pieces, size_t n, size_t *len);
 
 /* ----------------------------------------------------------- the handler */
 
+/* Held by its creator and by every record.query until it is answered, so
+ * a reply never depends on the transport keeping the handler. */
 struct aimdb_aimx {
     aimdb_db *db;
     const aimdb_runtime *rt;
     aimx_limits limits;
+    atomic_uint refs;
+    int64_t log_interval_ms;
+    pthread_mutex_t log_lock;   /* guards our_failures: errors come from any thread */
+    aimdb_log_limit our_failures;
 };
+
+void aimx_hold(aimdb_aimx *x);
+void aimx_release(aimdb_aimx *x);
 
 /* One request in flight: who may see what, and where the reply goes. */
 typedef struct aimx_call {
@@ -147,8 +164,8 @@ typedef struct aimx_call {
 /* Deliver a finished reply (NULL = out of memory, see aimx.h). */
 void aimx_answer(const aimdb_runtime *rt, aimdb_aimx_reply_fn reply, void *reply_ctx,
                  char *text, size_t len);
-/* Build and deliver an error reply, logging it. */
-void aimx_answer_error(const aimdb_runtime *rt, aimdb_aimx_reply_fn reply, void *reply_ctx,
+/* Build and deliver an error reply, logging it (see aimx.h for how). */
+void aimx_answer_error(aimdb_aimx *x, aimdb_aimx_reply_fn reply, void *reply_ctx,
                        const char *id, const aimx_error *err);
 
 /* The methods.  Each answers exactly once (query: later, on a query thread). */

@@ -146,5 +146,5 @@ static bool get_value(const aimx_call *call, const aimx_request *req, aimx_error
 void aimx_get(const aimx_call *call, const aimx_request *req) {
     aimx_error err;
     if (!get_value(call, req, &err))
-        aimx_answer_error(call->x->rt, call->reply, call->reply_ctx, req->id, &err);
+        aimx_answer_error(call->x, call->reply, call->reply_ctx, req->id, &err);
 }

@@ -12,7 +12,8 @@
  *
  * params.name (optional) is a record.query-style
  * pattern (aimdb_pattern_match), so a list too big for one reply can be
- * fetched in parts.
+ * fetched in parts; only the records sharing its literal prefix are
+ * looked at (aimdb_db_foreach_matching).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -39,26 +40,18 @@ static int collect_record(aimdb_record *rec, void *ctx) {
     return 0;
 }
 
-static int by_name(const void *a, const void *b) {
-    return strcmp(aimdb_record_name(*(aimdb_record *const *)a),
-                  aimdb_record_name(*(aimdb_record *const *)b));
-}
-
-/* Pointers are collected under the registry lock and filtered outside it:
- * the access predicate is the transport's code and must not run under our
- * locks.  Records live until aimdb_db_free, so the pointers stay valid. */
+/* The matching records come in name order, their pointers collected
+ * under the registry lock and filtered outside it: the access predicate is
+ * the transport's code and must not run under our locks.  Records live
+ * until aimdb_db_free, so the pointers stay valid. */
 static int visible_records(const aimx_call *call, const char *pattern, record_set *set) {
-    int rc = aimdb_db_foreach_record(call->x->db, collect_record, set);
+    int rc = aimdb_db_foreach_matching(call->x->db, pattern, collect_record, set);
     if (rc != 0) return rc;
     size_t kept = 0;
-    for (size_t i = 0; i < set->n; i++) {
-        const char *name = aimdb_record_name(set->items[i]);
-        if (aimdb_pattern_match(pattern, name) &&
-            aimdb_access_record(call->access, name) != AIMDB_SEE_NONE)
+    for (size_t i = 0; i < set->n; i++)
+        if (aimdb_access_record(call->access, aimdb_record_name(set->items[i])) != AIMDB_SEE_NONE)
             set->items[kept++] = set->items[i];
-    }
     set->n = kept;
-    if (set->n > 1) qsort(set->items, set->n, sizeof(*set->items), by_name); /* items may be NULL */
     return 0;
 }
 
@@ -201,7 +194,7 @@ static cJSON *describe_all(const aimx_call *call, const record_set *set) {
 }
 
 void aimx_list(const aimx_call *call, const aimx_request *req) {
-    const aimdb_aimx *x = call->x;
+    aimdb_aimx *x = call->x;
     aimx_error err;
     record_set set = {0};
     cJSON *array = NULL;
@@ -209,7 +202,7 @@ void aimx_list(const aimx_call *call, const aimx_request *req) {
     free(set.items);
     if (!array) {
         aimx_fail(&err, AIMX_INTERNAL_ERROR, "out of memory listing records");
-        aimx_answer_error(x->rt, call->reply, call->reply_ctx, req->id, &err);
+        aimx_answer_error(x, call->reply, call->reply_ctx, req->id, &err);
         return;
     }
     size_t len = 0, too_big;
@@ -219,7 +212,7 @@ void aimx_list(const aimx_call *call, const aimx_request *req) {
                   "the record list is %zu bytes, over the reply limit of %zu; narrow it "
                   "with params.name, a pattern such as \"temp::*\"",
                   too_big, x->limits.max_reply_bytes);
-        aimx_answer_error(x->rt, call->reply, call->reply_ctx, req->id, &err);
+        aimx_answer_error(x, call->reply, call->reply_ctx, req->id, &err);
         return;
     }
     aimx_answer(x->rt, call->reply, call->reply_ctx, text, len);

@@ -9,9 +9,10 @@
  * saying how to narrow the query -- never a truncated array.  Its result
  * object is spliced into the reply as the JSON text it already is.
  *
- * Status mapping: ETOOBIG and EIO are query_error; ESTOPPED or a query that
- * could not be queued (EAGAIN: too many pending) is internal_error; no
- * service is not_configured.  Rows the service skipped as undecodable are
+ * Status mapping: ETOOBIG and EIO are query_error; a query the service
+ * cannot queue (EAGAIN: its queue is full) is busy with a retry hint;
+ * ESTOPPED or any other failure to queue is internal_error; no service is
+ * not_configured.  Rows the service skipped as undecodable are
  * counted and logged there, not here.
  */
 #include <stdio.h>
@@ -24,6 +25,7 @@
 /* Everything the completion needs, in one allocation owned by it, so the
  * reply does not depend on the handler still existing. */
 typedef struct query_call {
+    aimdb_aimx *x;       /* held until answered */
     const aimdb_runtime *rt;
     size_t max_reply;
     aimdb_aimx_reply_fn reply;
@@ -57,12 +59,17 @@ static void answer_rows(const query_call *q, const aimdb_history_result *res) {
     if (aimx_pieces_len(pieces, n) > q->max_reply) {
         aimx_error err;
         too_big(q, &err);
-        aimx_answer_error(q->rt, q->reply, q->reply_ctx, q->id, &err);
+        aimx_answer_error(q->x, q->reply, q->reply_ctx, q->id, &err);
         return;
     }
     size_t len = 0;
     char *text = aimx_reply_concat(pieces, n, &len);
     aimx_answer(q->rt, q->reply, q->reply_ctx, text, len);
+}
+
+static void free_query_call(query_call *q) {
+    aimx_release(q->x);
+    free(q);
 }
 
 /* The service's completion, on a query thread. */
@@ -73,7 +80,7 @@ static void query_done(const aimdb_history_result *res, void *ctx) {
     switch (res->status) {
     case AIMDB_OK:
         answer_rows(q, res);
-        free(q);
+        free_query_call(q);
         return;
     case AIMDB_ETOOBIG:
         aimdb_log(q->rt, AIMDB_LOG_DEBUG, "aimx: history service: %s", why);
@@ -86,8 +93,8 @@ static void query_done(const aimdb_history_result *res, void *ctx) {
         aimx_fail(&err, AIMX_INTERNAL_ERROR, "the history query did not run: %s", why);
         break;
     }
-    aimx_answer_error(q->rt, q->reply, q->reply_ctx, q->id, &err);
-    free(q);
+    aimx_answer_error(q->x, q->reply, q->reply_ctx, q->id, &err);
+    free_query_call(q);
 }
 
 static query_call *new_query_call(const aimx_call *call, const aimx_request *req) {
@@ -96,6 +103,8 @@ static query_call *new_query_call(const aimx_call *call, const aimx_request *req
     size_t id_size = strlen(id) + 1, pattern_size = strlen(pattern) + 1;
     query_call *q = malloc(sizeof(*q) + id_size + pattern_size);
     if (!q) return NULL;
+    aimx_hold(call->x);
+    q->x = call->x;
     q->rt = call->x->rt;
     q->max_reply = call->x->limits.max_reply_bytes;
     q->reply = call->reply;
@@ -131,10 +140,10 @@ static bool start_query(const aimx_call *call, const aimx_request *req, aimx_err
     memcpy(h.agg, req->agg, sizeof(h.agg));
     int rc = svc->query_json(svc->self, &h, query_done, q);
     if (rc == AIMDB_OK) return true; /* q belongs to query_done now */
-    free(q);
+    free_query_call(q);
     if (rc == AIMDB_EAGAIN)
-        return aimx_fail(err, AIMX_INTERNAL_ERROR,
-                         "too many history queries are pending; try again shortly");
+        return aimx_fail(err, AIMX_BUSY,
+                         "the history queue is full (too many queries pending); retry in %d ms", AIMX_BUSY_RETRY_MS);
     return aimx_fail(err, AIMX_INTERNAL_ERROR, "the history query could not be queued: %s",
                      aimdb_strerror(rc));
 }
@@ -142,5 +151,5 @@ static bool start_query(const aimx_call *call, const aimx_request *req, aimx_err
 void aimx_query(const aimx_call *call, const aimx_request *req) {
     aimx_error err;
     if (!start_query(call, req, &err))
-        aimx_answer_error(call->x->rt, call->reply, call->reply_ctx, req->id, &err);
+        aimx_answer_error(call->x, call->reply, call->reply_ctx, req->id, &err);
 }

@@ -27,6 +27,7 @@ const char *aimx_code_name(aimx_code code) {
         [AIMX_PERMISSION_DENIED] = "permission_denied",
         [AIMX_QUERY_ERROR] = "query_error",
         [AIMX_INTERNAL_ERROR] = "internal_error",
+        [AIMX_BUSY] = "busy",
     };
     return names[code];
 }

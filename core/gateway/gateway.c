@@ -130,6 +130,7 @@ static int open_history(aimdb_gateway *gw, const aimdb_conf_settings *s, char *e
     aimdb_persist_options po = {
         .default_retention_ms = s->retention_ms,
         .sweep_interval_ms = s->sweep_interval_ms,
+        .query_queue = AIMDB_GATEWAY_PENDING_QUERIES,
     };
     rc = aimdb_persist_attach(gw->db, backend, &po, &gw->persist);
     if (rc != AIMDB_OK) snprintf(err, errlen, "database %s: %s", path, aimdb_strerror(rc));

@@ -378,6 +378,16 @@ static int emit_matching(query_run *run, const char *pattern, size_t prefix_len)
     return rc;
 }
 
+/* The names the access predicate lists as all it may show (access.h):
+ * only those are visited, in the order given (ascending, as the index). */
+static int emit_listed(query_run *run, const char *pattern) {
+    const aimdb_access *a = run->q->access;
+    int rc = 0;
+    for (size_t i = 0; i < a->n_names && rc == 0; i++)
+        if (aimdb_pattern_match(pattern, a->names[i])) rc = visit(run, a->names[i]);
+    return rc;
+}
+
 /* Every record q's pattern matches, in one read transaction. */
 static int walk(sq_backend *b, query_run *run, char *err, size_t errlen) {
     int rc = acquire(b, &run->r, err, errlen);
@@ -391,6 +401,8 @@ static int walk(sq_backend *b, query_run *run, char *err, size_t errlen) {
         rc = AIMDB_EIO;
     } else if (pattern[prefix_len] == '\0') {
         rc = visit(run, pattern); /* no '*': exactly one record */
+    } else if (run->q->access && run->q->access->names) {
+        rc = emit_listed(run, pattern);
     } else {
         rc = emit_matching(run, pattern, prefix_len);
     }

@@ -18,9 +18,9 @@ test_log aimx_test_log = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void keep_log(void *self, aimdb_log_level level, const char *fmt, va_list ap) {
     (void)self;
-    (void)level;
     pthread_mutex_lock(&aimx_test_log.lock);
     aimx_test_log.lines++;
+    if (level == AIMDB_LOG_WARNING) aimx_test_log.warnings++;
     vsnprintf(aimx_test_log.last, sizeof(aimx_test_log.last), fmt, ap);
     pthread_mutex_unlock(&aimx_test_log.lock);
 }
@@ -41,6 +41,21 @@ unsigned test_log_lines(void) {
     unsigned n = aimx_test_log.lines;
     pthread_mutex_unlock(&aimx_test_log.lock);
     return n;
+}
+
+unsigned test_log_warnings(void) {
+    pthread_mutex_lock(&aimx_test_log.lock);
+    unsigned n = aimx_test_log.warnings;
+    pthread_mutex_unlock(&aimx_test_log.lock);
+    return n;
+}
+
+char *test_log_last(void) {
+    pthread_mutex_lock(&aimx_test_log.lock);
+    char *last = strdup(aimx_test_log.last);
+    pthread_mutex_unlock(&aimx_test_log.lock);
+    assert_non_null(last);
+    return last;
 }
 
 void reply_catch_init(reply_catch *c) {
@@ -91,7 +106,7 @@ static bool no_value(const char *record, const char *source, void *ctx) {
 
 const aimdb_access *test_access_of(test_access *t, test_allow_fn allow, void *allow_ctx) {
     if (!allow) return NULL;
-    *t = (test_access){allow, allow_ctx, {whole_record, no_value, t}};
+    *t = (test_access){allow, allow_ctx, {whole_record, no_value, t, NULL, 0}};
     return &t->access;
 }
 

@@ -14,10 +14,11 @@
 
 #include "aimdb/aimx.h"
 
-/* The log of the test runtime: lines counted, the last one kept. */
+/* The log of the test runtime: lines counted (WARNING lines also apart),
+ * the last one kept. */
 typedef struct test_log {
     pthread_mutex_t lock;
-    unsigned lines;
+    unsigned lines, warnings;
     char last[1024];
 } test_log;
 
@@ -26,6 +27,9 @@ extern test_log aimx_test_log;
 /* A database on the pthread runtime, logging into aimx_test_log. */
 aimdb_db *test_db_new(void);
 unsigned test_log_lines(void);
+unsigned test_log_warnings(void);
+/* The last line logged (caller frees). */
+char *test_log_last(void);
 
 /* One reply, delivered exactly once (a second delivery fails the test). */
 typedef struct reply_catch {

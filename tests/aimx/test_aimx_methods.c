@@ -334,6 +334,42 @@ static void test_get_value_without_json_form(void **state) {
     aimdb_db_free(db);
 }
 
+/* A flood of failures on our side logs one WARNING line per interval,
+ * the next carrying the count held back; the replies are all sent. */
+static void test_our_failures_log_at_most_once_per_interval(void **state) {
+    (void)state;
+    aimdb_db *db = test_db_new();
+    produce_double(add(db, "nan", NULL, &aimdb_codec_double), NAN);
+    enum { FLOOD = 200, INTERVAL = 1000 };
+    aimdb_aimx_options opts = {.log_interval_ms = INTERVAL};
+    aimdb_aimx *x = aimdb_aimx_new(db, &opts);
+    const char *get = "{\"id\":1,\"method\":\"record.get\",\"params\":{\"record\":\"nan\"}}";
+    unsigned warned = test_log_warnings();
+    int64_t t0 = aimdb_monotonic_ms();
+    for (int i = 0; i < FLOOD; i++) {
+        cJSON *reply = ask_json(x, get, NULL, NULL);
+        assert_string_equal(error_code(reply), "query_error");
+        cJSON_Delete(reply);
+    }
+    int64_t spent = aimdb_monotonic_ms() - t0;
+    unsigned during = test_log_warnings() - warned;
+    assert_true(during >= 1 && during <= 2 + spent / INTERVAL);
+    if (spent < INTERVAL) assert_int_equal(during, 1);
+    /* the next line after the interval says how many were held back */
+    int64_t deadline = aimdb_monotonic_ms() + 5 * INTERVAL;
+    while (test_log_warnings() == warned + during && aimdb_monotonic_ms() < deadline)
+        cJSON_Delete(ask_json(x, get, NULL, NULL));
+    assert_int_equal(test_log_warnings(), warned + during + 1);
+    char *last = test_log_last();
+    assert_non_null(strstr(last, "more query_error/internal_error replies not logged"));
+    unsigned long long held = strtoull(strrchr(last, '(') + 1, NULL, 10);
+    assert_true(held >= 1);
+    if (spent < INTERVAL) assert_true(held >= FLOOD - 1);
+    free(last);
+    aimdb_aimx_free(x);
+    aimdb_db_free(db);
+}
+
 /* -------------------------------------------------------------- threads */
 
 typedef struct asker {
@@ -398,6 +434,7 @@ int main(void) {
         cmocka_unit_test(test_get_latest_and_mailbox),
         cmocka_unit_test(test_get_large_value),
         cmocka_unit_test(test_get_value_without_json_form),
+        cmocka_unit_test(test_our_failures_log_at_most_once_per_interval),
         cmocka_unit_test(test_concurrent_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -253,7 +253,7 @@ static void test_query_replies_on_query_thread(void **state) {
 }
 
 /* Far more queries than the service queues: each gets exactly one reply,
- * a result or "try again" (internal_error), nothing else. */
+ * a result or busy with a retry hint, nothing else. */
 static void test_query_flood(void **state) {
     fixture *f = *state;
     enum { N = 300 };
@@ -270,9 +270,10 @@ static void test_query_flood(void **state) {
         if (cJSON_GetObjectItemCaseSensitive(reply, "result")) {
             results++;
         } else {
-            assert_string_equal(error_code(reply), "internal_error");
+            assert_string_equal(error_code(reply), "busy");
             assert_string_equal(error_message(reply),
-                                "too many history queries are pending; try again shortly");
+                                "the history queue is full (too many queries pending); retry "
+                                "in 100 ms");
             refused++;
         }
         cJSON_Delete(reply);

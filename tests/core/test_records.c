@@ -82,6 +82,52 @@ static void test_many_records_lookup(void **state) {
     aimdb_db_free(db);
 }
 
+typedef struct matched {
+    char names[64][16];
+    size_t n;
+} matched;
+
+static int keep_name(aimdb_record *rec, void *ctx) {
+    matched *m = ctx;
+    snprintf(m->names[m->n++], sizeof(m->names[0]), "%s", aimdb_record_name(rec));
+    return 0;
+}
+
+static int by_strcmp(const void *a, const void *b) { return strcmp(a, b); }
+
+/* foreach_matching visits exactly the names the pattern matches, in name
+ * order, whatever was added since the last walk. */
+static void test_foreach_matching(void **state) {
+    (void)state;
+    static const char *const names[] = {"b", "ab", "a", "a*b", "abc", "a\xc3\xa9", "aa",
+                                        "z::1", "a:", "ab::x", "b", "A", "ab\x7f", "ac"};
+    static const char *const patterns[] = {"*",  "a*",  "ab*", "a*b", "a\\*b", "a\xc3*",
+                                           "ab", "abd*", "",   "*b",  "z::*",  "ab\x7f*"};
+    aimdb_db *db = aimdb_db_new(NULL);
+    size_t n_names = sizeof(names) / sizeof(names[0]);
+    for (size_t added = 0; added <= n_names; added += 5) {
+        for (size_t i = added; i < added + 5 && i < n_names; i++) {
+            aimdb_record *r;
+            int rc = aimdb_record_register(db, names[i], NULL, &aimdb_codec_int64, &r);
+            assert_int_equal(rc, AIMDB_OK); /* "b" twice: the same record */
+        }
+        for (size_t p = 0; p < sizeof(patterns) / sizeof(patterns[0]); p++) {
+            matched got = {0}, want = {0};
+            assert_int_equal(aimdb_db_foreach_matching(db, patterns[p], keep_name, &got), 0);
+            aimdb_db_foreach_record(db, keep_name, &want);
+            size_t kept = 0;
+            for (size_t i = 0; i < want.n; i++)
+                if (aimdb_pattern_match(patterns[p], want.names[i]))
+                    memmove(want.names[kept++], want.names[i], sizeof(want.names[0]));
+            want.n = kept;
+            qsort(want.names, want.n, sizeof(want.names[0]), by_strcmp);
+            assert_int_equal(got.n, want.n);
+            for (size_t i = 0; i < got.n; i++) assert_string_equal(got.names[i], want.names[i]);
+        }
+    }
+    aimdb_db_free(db);
+}
+
 static void test_produce_rules(void **state) {
     (void)state;
     aimdb_db_options opts = {.max_value_bytes = 16};
@@ -304,6 +350,7 @@ int main(void) {
         cmocka_unit_test(test_register_same_name),
         cmocka_unit_test(test_max_records),
         cmocka_unit_test(test_many_records_lookup),
+        cmocka_unit_test(test_foreach_matching),
         cmocka_unit_test(test_produce_rules),
         cmocka_unit_test(test_codec_refuses_bytes),
         cmocka_unit_test(test_peek_latest_keeps_the_value),

@@ -203,7 +203,7 @@ int aggregate_cases_check(const aggregate_cases *c, cases_db *d, bool own, const
         aimdb_history_request req;
         request_of(cJSON_GetObjectItem(kase, "request"), &req);
         hidden h = {cJSON_GetObjectItem(kase, "hidden_topics")};
-        aimdb_access access = {by_source, topic_visible, &h};
+        aimdb_access access = {.record = by_source, .value = topic_visible, .ctx = &h};
         if (cJSON_GetArraySize(h.topics) > 0) req.access = &access;
         char *got = answer(d, &req);
         cJSON *parsed = cJSON_Parse(got);

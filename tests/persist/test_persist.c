@@ -368,7 +368,19 @@ static aimdb_visibility not_a2(const char *record, void *ctx) {
     return strcmp(record, "a::2") != 0 ? AIMDB_SEE_ALL : AIMDB_SEE_NONE;
 }
 
-static const aimdb_access without_a2 = {not_a2, NULL, NULL};
+static const aimdb_access without_a2 = {not_a2, NULL, NULL, NULL, 0};
+
+/* An access that lists all it may show (access.h): only those are read. */
+static const char *const listed_names[] = {"a::0", "a::1", "b::1"};
+
+static aimdb_visibility only_listed(const char *record, void *ctx) {
+    (void)ctx;
+    for (size_t i = 0; i < 3; i++)
+        if (strcmp(record, listed_names[i]) == 0) return AIMDB_SEE_ALL;
+    return AIMDB_SEE_NONE;
+}
+
+static const aimdb_access listed = {only_listed, NULL, NULL, listed_names, 3};
 
 static void ask(aimdb_history_service *svc, const aimdb_history_request *req, answer *a) {
     answer_init(a);
@@ -410,6 +422,23 @@ static void test_history_service_answers_json(void **state) {
     ask(svc, &req, &a);
     assert_int_equal(a.count, 5);
     assert_null(strstr(a.values, "a::2"));
+    answer_free(&a);
+
+    req = (aimdb_history_request){.pattern = "*", .limit = 1, .access = &listed};
+    ask(svc, &req, &a);
+    assert_int_equal(a.count, 2); /* a::0 has no rows */
+    assert_non_null(strstr(a.values, "\"a::1\""));
+    assert_true(strstr(a.values, "\"a::1\"") < strstr(a.values, "\"b::1\""));
+    answer_free(&a);
+    req = (aimdb_history_request){.pattern = "*::1", .access = &listed};
+    ask(svc, &req, &a);
+    assert_int_equal(a.count, 10);
+    assert_null(strstr(a.values, "a::2"));
+    answer_free(&a);
+    req = (aimdb_history_request){.pattern = "b*", .access = &listed};
+    ask(svc, &req, &a);
+    assert_int_equal(a.count, 5);
+    assert_null(strstr(a.values, "a::"));
     answer_free(&a);
 
     req = (aimdb_history_request){.pattern = "*", .max_bytes = 100};

@@ -4,8 +4,13 @@
  * files: record.query, record.list and record.get filter per user; history
  * no rule produces any more is shown only to unrestricted clients; a user
  * without write access to $CONTROL/aimdb/v1 gets no answer at all.
+ * Patterns see what they match and no more, whatever their literal prefix
+ * (each request checks only the names it reads), and a reload that
+ * changes the acl_file applies to clients already connected (their
+ * remembered decisions are dropped).
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -170,12 +175,102 @@ static void test_request_needs_write_access(void **state) {
     client_disconnect(c);
 }
 
+static char *ask(client *c, const char *request) {
+    char *reply = client_request(c, request, NULL, 5000);
+    assert_non_null(reply);
+    return reply;
+}
+
+static void expect_names(client *c, const char *method, const char *pattern, const char *want) {
+    char request[256], names[512];
+    snprintf(request, sizeof(request),
+             "{\"id\":1,\"method\":\"%s\",\"params\":{\"name\":\"%s\"}}", method, pattern);
+    char *reply = ask(c, request);
+    names_of(reply, names, sizeof(names));
+    if (strcmp(names, want) != 0) fail_msg("%s %s: got \"%s\", want \"%s\"", method, pattern, names, want);
+    free(reply);
+}
+
+static void expect_get(client *c, const char *name, const char *want) {
+    char request[256];
+    snprintf(request, sizeof(request),
+             "{\"id\":1,\"method\":\"record.get\",\"params\":{\"record\":\"%s\"}}", name);
+    char *reply = ask(c, request);
+    if (!strstr(reply, want)) fail_msg("record.get %s: got %s, want %s", name, reply, want);
+    free(reply);
+}
+
+static void test_patterns_see_what_they_match(void **state) {
+    (void)state;
+    client *alice = client_connect(b.port, "alice", MQTT_PROTOCOL_V311, "alice", "secret");
+    client *carol = client_connect(b.port, "carol", MQTT_PROTOCOL_V311, "carol", "secret");
+    assert_non_null(alice);
+    assert_non_null(carol);
+    const char *methods[] = {"record.query", "record.list"};
+    for (int m = 0; m < 2; m++) {
+        expect_names(alice, methods[m], "accuracy::*", "accuracy::vienna");
+        expect_names(alice, methods[m], "accuracy::v*", "accuracy::vienna");
+        expect_names(alice, methods[m], "accuracy::g*", "");
+        expect_names(alice, methods[m], "*::vienna", "accuracy::vienna");
+        expect_names(alice, methods[m], "a*a", "accuracy::vienna");
+        expect_names(alice, methods[m], "accuracy::vienna", "accuracy::vienna");
+        expect_names(alice, methods[m], "accuracy::vienn", "");
+        expect_names(alice, methods[m], "*", "accuracy::vienna");
+    }
+    /* gateway::gw1 is in history only (record.list shows live records) */
+    expect_names(carol, "record.query", "*ay::*", "gateway::gw1");
+    expect_names(carol, "record.query", "gateway::*", "gateway::gw1");
+    expect_names(carol, "record.list", "gateway::*", "");
+    /* history only (no rule): in a pattern's scope for an unrestricted
+     * client, never for a restricted one */
+    expect_names(carol, "record.query", "legacy::*", "legacy::x");
+    expect_names(carol, "record.query", "*x", "legacy::x");
+    expect_names(alice, "record.query", "legacy::*", "");
+    /* record.get names one record exactly: '*' is an ordinary character */
+    expect_get(alice, "accuracy::*", "\"permission_denied\"");
+    expect_get(carol, "accuracy::*", "\"not_found\"");
+    expect_get(carol, "accuracy::vienn", "\"not_found\"");
+    expect_get(alice, "accuracy::vienna", "\"result\":{\"pct\":91}");
+    client_disconnect(alice);
+    client_disconnect(carol);
+}
+
+/* Last: it changes the acl_file.  A connected client asks the same thing
+ * before and after a reload and gets the new file's answer. */
+static void test_reload_applies_to_connected_clients(void **state) {
+    (void)state;
+    client *alice = client_connect(b.port, "alice-reload", MQTT_PROTOCOL_V311, "alice", "secret");
+    assert_non_null(alice);
+    for (int i = 0; i < 3; i++) { /* asked again: remembered */
+        expect_get(alice, "accuracy::vienna", "\"result\":{\"pct\":91}");
+        expect_get(alice, "accuracy::graz", "\"permission_denied\"");
+        expect_names(alice, "record.list", "accuracy::*", "accuracy::vienna");
+    }
+    char acl[600];
+    snprintf(acl, sizeof(acl), "%s/acl", b.dir);
+    write_file(acl, "user alice\n"
+                    "topic read weather/graz/#\n"
+                    "topic write $CONTROL/aimdb/v1\n");
+    broker_signal(&b, SIGHUP);
+    if (!broker_log_wait(&b, "reloaded", 5000)) {
+        broker_log_dump(&b);
+        fail_msg("no reload in the log");
+    }
+    expect_get(alice, "accuracy::vienna", "\"permission_denied\"");
+    expect_get(alice, "accuracy::graz", "\"result\":{\"pct\":87}");
+    expect_names(alice, "record.list", "accuracy::*", "accuracy::graz");
+    expect_names(alice, "record.query", "*", "accuracy::graz");
+    client_disconnect(alice);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_query_sees_readable_records_only),
         cmocka_unit_test(test_orphans_said_at_start),
         cmocka_unit_test(test_list_and_get_are_filtered),
         cmocka_unit_test(test_request_needs_write_access),
+        cmocka_unit_test(test_patterns_see_what_they_match),
+        cmocka_unit_test(test_reload_applies_to_connected_clients),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -2,8 +2,9 @@
  * test_requests.c -- docs/protocol.md over a real broker: the three request
  * paths (MQTT v5 Response Topic + Correlation Data, v3.1.1 default reply
  * topic, the stock mosquitto_rr), privacy of replies, errors, record.get
- * and record.list, record.get on format=json, and a client that leaves
- * before its reply.
+ * and record.list, record.get on format=json, a client that leaves
+ * before its reply, and a flood from one client (every request answered,
+ * a result or busy; other clients keep their share).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -244,6 +245,67 @@ static void test_requester_leaves_early(void **state) {
     client_disconnect(again);
 }
 
+static bool is_result(cJSON *reply) {
+    return cJSON_GetObjectItem(reply, "result") != NULL;
+}
+
+/* FLOOD queries sent as fast as one client can: each is answered exactly
+ * once, with a result or busy saying when to retry; meanwhile another
+ * client's requests all get results, as its share is never taken. */
+static void test_flood_from_one_client(void **state) {
+    (void)state;
+    enum { FLOOD = 2000, OTHER = 20 };
+    client *flood = client_connect(b.port, "flooder", MQTT_PROTOCOL_V311, NULL, NULL);
+    client *other = client_connect(b.port, "bystander", MQTT_PROTOCOL_V311, NULL, NULL);
+    assert_non_null(flood);
+    assert_non_null(other);
+    char request[160];
+    for (int i = 0; i < FLOOD; i++) {
+        int n = snprintf(request, sizeof(request),
+                         "{\"id\":%d,\"method\":\"record.query\",\"params\":"
+                         "{\"name\":\"accuracy::vienna\"}}",
+                         i);
+        client_publish(flood, "$CONTROL/aimdb/v1", request, (size_t)n, 0);
+    }
+    for (int i = 0; i < OTHER; i++) {
+        char *reply = client_request(other, "{\"id\":\"o\",\"method\":\"record.query\","
+                                            "\"params\":{\"name\":\"accuracy::*\"}}",
+                                     NULL, 10000);
+        cJSON *j = parse(reply);
+        if (!is_result(j)) fail_msg("the bystander got %s", reply);
+        cJSON_Delete(j);
+        free(reply);
+    }
+    static bool answered[FLOOD];
+    int results = 0, busy = 0;
+    long long deadline = now_ms() + 60000;
+    for (int got = 0; got < FLOOD; got++) {
+        received m;
+        int left = (int)(deadline - now_ms());
+        if (left <= 0 || !client_receive(flood, left, &m))
+            fail_msg("%d of %d requests answered", got, FLOOD);
+        cJSON *j = parse(m.payload);
+        cJSON *id = cJSON_GetObjectItem(j, "id");
+        assert_true(cJSON_IsNumber(id) && id->valueint >= 0 && id->valueint < FLOOD);
+        assert_false(answered[id->valueint]);
+        answered[id->valueint] = true;
+        if (is_result(j)) {
+            results++;
+        } else {
+            if (strcmp(error_code(j), "busy") != 0) fail_msg("reply %s", m.payload);
+            const char *message = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "message")->valuestring;
+            assert_non_null(strstr(message, "retry"));
+            busy++;
+        }
+        cJSON_Delete(j);
+        received_free(&m);
+    }
+    assert_int_equal(results + busy, FLOOD);
+    assert_true(results >= 1);
+    client_disconnect(flood);
+    client_disconnect(other);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_v5_response_topic),
@@ -253,6 +315,7 @@ int main(void) {
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_get_format_json),
         cmocka_unit_test(test_requester_leaves_early),
+        cmocka_unit_test(test_flood_from_one_client),
     };
     return cmocka_run_group_tests(tests, start_broker, stop_broker);
 }

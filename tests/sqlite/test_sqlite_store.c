@@ -467,7 +467,7 @@ static void test_latest_is_the_newest_visible_value(void **state) {
                                       rows_in[i].source),
                          AIMDB_OK);
     assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
-    aimdb_access access = {by_source, not_hidden, NULL};
+    aimdb_access access = {.record = by_source, .value = not_hidden};
     fixture_rows rows = {0};
     aimdb_query_params q = {.pattern = "mixed", .limit = 1, .access = &access};
     assert_int_equal(fixture_query(b, &q, &rows), AIMDB_OK);

@@ -38,6 +38,13 @@ typedef struct aimdb_access {
      * history row written by another tool or before sources were kept). */
     bool (*value)(const char *record, const char *source, void *ctx);
     void *ctx;
+    /* Optional: when names is not NULL, record() answers SEE_NONE for every
+     * name but these n_names, listed in ascending strcmp order.  A reader
+     * may then visit only them instead of enumerating the names it holds,
+     * so what it costs does not grow with the names the client may not
+     * see (nor tell the client how many there are). */
+    const char *const *names;
+    size_t n_names;
 } aimdb_access;
 
 /* NULL access means every value is visible. */

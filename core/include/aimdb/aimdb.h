@@ -185,6 +185,12 @@ aimdb_record *aimdb_db_find(aimdb_db *db, const char *name);
 /* Call fn for every record, in registration order, until fn returns non-zero
  * (which is returned).  fn must not register records. */
 int aimdb_db_foreach_record(aimdb_db *db, int (*fn)(aimdb_record *rec, void *ctx), void *ctx);
+/* The same for the records whose name matches pattern (aimdb_pattern_match;
+ * NULL = "*"), in name order: O(log records + records sharing the
+ * pattern's literal prefix).  AIMDB_ENOMEM if the name order could not be
+ * brought up to date.  fn must not register records. */
+int aimdb_db_foreach_matching(aimdb_db *db, const char *pattern,
+                              int (*fn)(aimdb_record *rec, void *ctx), void *ctx);
 size_t aimdb_db_record_count(aimdb_db *db);
 
 /*

@@ -16,7 +16,10 @@
  *   record.get    record (or name) -> the record's latest live value
  *   record.query  [name] [limit] [start] [end] -> {"count": N, "values": [...]}
  * Patterns: '*' matches any run of characters, all else is literal.
- * Request errors are logged at DEBUG, failures on our side at WARNING.
+ * Request errors are logged at DEBUG; failures on our side (query_error,
+ * internal_error) at WARNING, at most once per log_interval_ms with the
+ * count of those held back, so a flood of failing requests cannot flood
+ * the log.  busy (overload, see aimdb_aimx_refuse) is logged at DEBUG.
  */
 #ifndef AIMDB_AIMX_H
 #define AIMDB_AIMX_H
@@ -39,6 +42,7 @@ typedef struct aimdb_aimx_options {
     uint32_t max_limit;       /* largest accepted "limit"; 0 = 100000 */
     size_t max_reply_bytes;   /* 0 = 4 MiB; a larger result is a query_error that says
                                * how to narrow the request, never a truncated reply */
+    int64_t log_interval_ms;  /* 0 = 10 s: at most one WARNING line per interval */
 } aimdb_aimx_options;
 
 /* Receives the reply and owns it: free() it.  reply is NULL (len 0) only if
@@ -49,8 +53,8 @@ typedef void (*aimdb_aimx_reply_fn)(char *reply, size_t len, void *ctx);
  * reply still pending. */
 aimdb_aimx *aimdb_aimx_new(aimdb_db *db, const aimdb_aimx_options *opts);
 
-/* Free the handler.  Pending record.query replies do not need it: they
- * still arrive (the history service owns them until then). */
+/* Release the handler.  Pending record.query replies do not need it: they
+ * still arrive (each holds the handler until it has been answered). */
 void aimdb_aimx_free(aimdb_aimx *x);
 
 /*
@@ -65,6 +69,44 @@ void aimdb_aimx_free(aimdb_aimx *x);
  */
 void aimdb_aimx_handle(aimdb_aimx *x, const void *payload, size_t len,
                        const aimdb_access *access, aimdb_aimx_reply_fn reply, void *reply_ctx);
+
+/*
+ * The same in steps, for a transport whose access predicate costs work per
+ * name it covers (the broker plugin checks the broker's ACLs on the broker
+ * thread): parse, ask which names the request reads, build the access for
+ * exactly those, run.  access is then asked only about names in the scope.
+ */
+typedef struct aimdb_aimx_request aimdb_aimx_request;
+
+typedef enum aimdb_aimx_reads {
+    AIMDB_AIMX_READS_NOTHING, /* the reply is an error; access is never asked */
+    AIMDB_AIMX_READS_NAME,    /* one record name, exactly (record.get) */
+    AIMDB_AIMX_READS_PATTERN  /* names matching a pattern (record.list, record.query) */
+} aimdb_aimx_reads;
+
+typedef struct aimdb_aimx_scope {
+    aimdb_aimx_reads reads;
+    const char *name; /* the name or pattern ("*" if the request gave none); owned by
+                       * the request, valid until it is run or refused */
+} aimdb_aimx_scope;
+
+/* Parse and validate a request (payload is not kept).  NULL only when
+ * memory ran out (logged; no reply can be built).  Any thread. */
+aimdb_aimx_request *aimdb_aimx_parse(aimdb_aimx *x, const void *payload, size_t len);
+aimdb_aimx_scope aimdb_aimx_scope_of(const aimdb_aimx_request *r);
+/* Answer r as aimdb_aimx_handle does, and free it. */
+void aimdb_aimx_run(aimdb_aimx_request *r, const aimdb_access *access,
+                    aimdb_aimx_reply_fn reply, void *reply_ctx);
+/* Why a transport answers a request itself instead of running it. */
+typedef enum aimdb_aimx_refusal {
+    AIMDB_AIMX_BUSY,          /* overloaded (contract C.4 busy) */
+    AIMDB_AIMX_INTERNAL_ERROR /* it could not prepare the request (out of memory) */
+} aimdb_aimx_refusal;
+
+/* Answer r with that error and free it; message (copied) says when to
+ * retry.  reply runs before this returns. */
+void aimdb_aimx_refuse(aimdb_aimx_request *r, aimdb_aimx_refusal why, const char *message,
+                       aimdb_aimx_reply_fn reply, void *reply_ctx);
 
 #ifdef __cplusplus
 }

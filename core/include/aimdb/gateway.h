@@ -53,6 +53,11 @@ extern "C" {
  * old values in memory, never fewer in history. */
 #define AIMDB_GATEWAY_DEFAULT_MAX_MEMORY ((size_t)64 << 20)
 
+/* History queries queued at once (the history service's queue); a
+ * transport keeps its pending requests within it and answers the rest
+ * busy (docs/protocol.md). */
+#define AIMDB_GATEWAY_PENDING_QUERIES 64
+
 /* ------------------------------------------------------------- rules */
 
 /* One aimdb.conf rule, as records are opened with it. */
