@@ -9,9 +9,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aimdb/duration.h"
 #include "cli_util.h"
 
-#define MAX_DURATION_MS (36525LL * 86400000LL) /* 100 years */
 #define MAX_TIMEOUT_MS 3600000                  /* an hour: it must fit an int */
 
 bool cli_parse_uint(const char *text, uint64_t min, uint64_t max, uint64_t *out) {
@@ -29,26 +29,10 @@ bool cli_parse_uint(const char *text, uint64_t min, uint64_t max, uint64_t *out)
 }
 
 bool cli_parse_duration_ms(const char *text, int64_t *out) {
-    static const struct {
-        const char *unit;
-        int64_t ms;
-    } units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000},
-                 {"d", 86400000}};
-    if (!text) return false;
-    size_t digits = strspn(text, "0123456789");
-    if (digits == 0 || digits > 15) return false;
-    char number[16];
-    memcpy(number, text, digits);
-    number[digits] = '\0';
-    uint64_t n;
-    if (!cli_parse_uint(number, 1, UINT64_MAX, &n)) return false;
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (strcmp(text + digits, units[i].unit) != 0) continue;
-        if (n > (uint64_t)(MAX_DURATION_MS / units[i].ms)) return false;
-        *out = (int64_t)n * units[i].ms;
-        return true;
-    }
-    return false;
+    int64_t ms;
+    if (!aimdb_duration_parse(text, true, 1000, AIMDB_DURATION_MAX_MS, &ms) || ms == 0) return false;
+    *out = ms;
+    return true;
 }
 
 void cli_unique_token(char *out, size_t cap) {

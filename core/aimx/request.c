@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aimdb/duration.h"
 #include "aimdb/history.h"
 #include "aimx_internal.h"
 
@@ -60,7 +61,6 @@ typedef struct param_spec {
 } param_spec;
 
 #define MAX_PARAMS 7
-#define MAX_EVERY_MS (36525LL * 86400000LL) /* 100 years */
 #define MAX_FIELD_BYTES 256
 
 typedef struct method_spec {
@@ -154,31 +154,12 @@ static bool limit_in(const cJSON *item, uint32_t max, int64_t *out) {
     return true;
 }
 
-/* "15m": digits then one of the units; false if anything else or > max. */
-static bool duration_ms(const char *text, int64_t *out) {
-    static const struct {
-        char unit;
-        int64_t ms;
-    } units[] = {{'s', 1000}, {'m', 60000}, {'h', 3600000}, {'d', 86400000}};
-    int64_t n = 0;
-    const char *p = text;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        if (n > MAX_EVERY_MS) return false;
-        n = n * 10 + (*p - '0');
-    }
-    if (p == text || *p == '\0' || p[1] != '\0') return false;
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-        if (*p == units[i].unit && n > 0 && n <= MAX_EVERY_MS / units[i].ms) {
-            *out = n * units[i].ms;
-            return true;
-        }
-    return false;
-}
-
 static bool every_of(const cJSON *item, int64_t *out) {
-    if (cJSON_IsString(item)) return duration_ms(item->valuestring, out);
+    if (cJSON_IsString(item)) /* "15m": a unit is required, ms is not one */
+        return aimdb_duration_parse(item->valuestring, false, 0, AIMDB_DURATION_MAX_MS, out) &&
+               *out > 0;
     return cJSON_IsNumber(item) && aimdb_history_ts_from_double(item->valuedouble, out) &&
-           *out > 0 && *out <= MAX_EVERY_MS;
+           *out > 0 && *out <= AIMDB_DURATION_MAX_MS;
 }
 
 static bool field_ok(const cJSON *item) {

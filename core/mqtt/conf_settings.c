@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aimdb/duration.h"
 #include "aimdb/json.h"
 #include "aimdb/mqtt_conf.h"
 #include "aimdb/mqtt_route.h"
@@ -34,24 +35,11 @@ static bool parse_digits(const char *text, const char **end, uint64_t max, uint6
 }
 
 bool conf_duration_parse(const char *text, bool allow_ms, int64_t max_ms, int64_t *out) {
-    static const struct {
-        const char *unit;
-        int64_t ms;
-    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
-    const char *unit;
-    uint64_t n;
-    if (!parse_digits(text, &unit, INT64_MAX, &n)) return false;
-    if (*unit == '\0' && n == 0) {
+    if (strcmp(text, "0") == 0) { /* a bare 0: "keep forever", "never" */
         *out = 0;
         return true;
     }
-    for (size_t i = allow_ms ? 0 : 1; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (strcmp(unit, units[i].unit) != 0) continue;
-        if (n > (uint64_t)(max_ms / units[i].ms)) return false;
-        *out = (int64_t)n * units[i].ms;
-        return true;
-    }
-    return false;
+    return aimdb_duration_parse(text, allow_ms, 0, max_ms, out);
 }
 
 /* ----------------------------------------------------------- settings */
