@@ -82,12 +82,6 @@ static void die(const char *what, const char *why) {
     exit(1);
 }
 
-static double now_ms_f(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* ------------------------------------------------------- raw publisher */
 
 typedef struct publisher {
@@ -194,7 +188,7 @@ static void *read_acks(void *arg) {
         memmove(buf, buf + used, have - used);
         have -= used;
     }
-    pub->done_ms = now_ms_f();
+    pub->done_ms = bench_now_ms();
     return NULL;
 }
 
@@ -325,7 +319,7 @@ static ingest_result ingest_run(broker_kind kind, int qos, size_t messages) {
     thread_use use0[T_GROUPS], use1[T_GROUPS];
     thread_group_use(b.pid, use0);
     pthread_barrier_wait(&start);
-    double t0 = now_ms_f(), t1 = t0;
+    double t0 = bench_now_ms(), t1 = t0;
     for (int i = 0; i < PUBLISHERS; i++) {
         pthread_join(threads[i], NULL);
         if (pubs[i].done_ms > t1) t1 = pubs[i].done_ms;
@@ -338,9 +332,9 @@ static ingest_result ingest_run(broker_kind kind, int qos, size_t messages) {
         r.sleeps[g] = (double)(use1[g].sleeps - use0[g].sleeps) * 1e3 / (double)sent;
     }
     r.loop_wait_us = (double)(use1[T_LOOP].wait_ns - use0[T_LOOP].wait_ns) / 1e3 / (double)sent;
-    double s0 = now_ms_f();
+    double s0 = bench_now_ms();
     int status = broker_stop(&b);
-    r.stop_ms = now_ms_f() - s0;
+    r.stop_ms = bench_now_ms() - s0;
     if (status != 0) die("ingest", "the broker did not stop cleanly");
     if (kind == BROKER_PROCESS_FLOOR && !broker_log_wait(&b, " 0 dropped", 0))
         die("ingest", "the process floor dropped messages (its ring was full): not a floor");
@@ -430,7 +424,7 @@ static void build_history(const char *path) {
     remove(tmp);
     printf("building %s (1,000 x 10,000 rows through the SQLite backend, once) ...\n", path);
     fflush(stdout);
-    double t0 = now_ms_f();
+    double t0 = bench_now_ms();
     aimdb_sqlite_options so = {.path = tmp, .synchronous = AIMDB_SQLITE_SYNC_OFF};
     aimdb_backend be;
     char err[256];
@@ -448,7 +442,7 @@ static void build_history(const char *path) {
     }
     be.ops->close(be.self); /* drains and commits everything */
     if (rename(tmp, path) != 0) die("rename", strerror(errno));
-    printf("built in %.0f s\n", (now_ms_f() - t0) / 1e3);
+    printf("built in %.0f s\n", (bench_now_ms() - t0) / 1e3);
 }
 
 static bool history_ready(const char *path) {
@@ -460,9 +454,9 @@ static bool history_ready(const char *path) {
 /* ------------------------------------------------------------ query, stall */
 
 static double time_request(client *c, const char *request, int want_count) {
-    double t0 = now_ms_f();
+    double t0 = bench_now_ms();
     char *reply = client_request_qos(c, request, "bench/reply", 0, 10000);
-    double ms = now_ms_f() - t0;
+    double ms = bench_now_ms() - t0;
     if (!reply) die("query", "no reply within 10 s");
     if (want_count >= 0 && reply_count(reply) != want_count) {
         fprintf(stderr, "reply: %.300s\n", reply);
@@ -505,22 +499,6 @@ static void *run_queries(void *arg) {
     return NULL;
 }
 
-/* Ping latencies for PING_PHASE_MS, one every PING_INTERVAL_MS. */
-static size_t ping_phase(client *c, double *v, size_t cap) {
-    size_t n = 0;
-    double end = now_ms_f() + PING_PHASE_MS;
-    while (n < cap && now_ms_f() < end) {
-        double t0 = now_ms_f();
-        client_publish(c, "bench-ping/self", "ping", 4, 0);
-        received m;
-        if (!client_receive(c, 1000, &m)) die("stall", "ping lost");
-        received_free(&m);
-        v[n++] = now_ms_f() - t0;
-        double next = t0 + PING_INTERVAL_MS;
-        while (now_ms_f() < next) sleep_ms(0);
-    }
-    return n;
-}
 
 static bool bench_stall(int port) {
     client *c = client_connect(port, "bench-ping", MQTT_PROTOCOL_V311, NULL, NULL);
@@ -528,12 +506,12 @@ static bool bench_stall(int port) {
     client_subscribe(c, "bench-ping/self", 0);
     enum { CAP = PING_PHASE_MS / PING_INTERVAL_MS + 1 };
     static double base[CAP], busy[CAP];
-    size_t nb = ping_phase(c, base, CAP);
+    size_t nb = bench_ping_phase(c, PING_PHASE_MS, PING_INTERVAL_MS, base, CAP);
     query_load q = {.port = port};
     pthread_t t;
     pthread_create(&t, NULL, run_queries, &q);
     sleep_ms(200);
-    size_t nq = ping_phase(c, busy, CAP);
+    size_t nq = bench_ping_phase(c, PING_PHASE_MS, PING_INTERVAL_MS, busy, CAP);
     atomic_store(&q.stop, true);
     pthread_join(t, NULL);
     client_disconnect(c);

@@ -71,12 +71,6 @@ static void die(const char *what, const char *why) {
     exit(1);
 }
 
-static double now_ms_f(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* ------------------------------------------------------------ raw MQTT */
 
 typedef struct wire {
@@ -142,7 +136,7 @@ typedef struct conn {
 /* Next packet: its first byte and body.  False after timeout_ms. */
 static bool next_packet(conn *c, int timeout_ms, unsigned char *type, const unsigned char **body,
                         size_t *len) {
-    double deadline = now_ms_f() + timeout_ms;
+    double deadline = bench_now_ms() + timeout_ms;
     for (;;) {
         size_t avail = c->have - c->used, n = 0, mult = 1, i = 1;
         const unsigned char *p = c->buf + c->used;
@@ -171,7 +165,7 @@ static bool next_packet(conn *c, int timeout_ms, unsigned char *type, const unsi
             c->cap = c->cap ? c->cap * 2 : 1 << 16;
             if (!(c->buf = realloc(c->buf, c->cap))) die("read", "out of memory");
         }
-        int left = (int)(deadline - now_ms_f());
+        int left = (int)(deadline - bench_now_ms());
         struct pollfd pfd = {c->fd, POLLIN, 0};
         if (left <= 0 || poll(&pfd, 1, left) <= 0) return false;
         ssize_t r = read(c->fd, c->buf + c->have, c->cap - c->have);
@@ -313,9 +307,9 @@ static void feed(int port, const char *format, int n) {
 
 /* Wait until history holds want rows (the writer commits in batches). */
 static void wait_rows(broker *b, long long want) {
-    double deadline = now_ms_f() + 30000;
+    double deadline = bench_now_ms() + 30000;
     while (bench_count_rows(b->db_path) < want)
-        if (now_ms_f() > deadline) die("history", "rows not committed within 30 s");
+        if (bench_now_ms() > deadline) die("history", "rows not committed within 30 s");
         else sleep_ms(20);
 }
 
@@ -351,7 +345,7 @@ static double rate(int port, const char *request, size_t count, size_t window) {
     conn c = conn_open(port, "bench-rate");
     if (!window) window = count;
     size_t sent = 0, got = 0;
-    double t0 = now_ms_f();
+    double t0 = bench_now_ms();
     while (got < count) {
         while (sent < count && sent - got < window) {
             size_t n = count - sent < window - (sent - got) ? count - sent : window - (sent - got);
@@ -365,7 +359,7 @@ static double rate(int port, const char *request, size_t count, size_t window) {
         if (k != REPLY_RESULT) die("rate", "a reply that is not a result");
         got++;
     }
-    double s = (now_ms_f() - t0) / 1e3;
+    double s = (bench_now_ms() - t0) / 1e3;
     conn_close(&c);
     return (double)count / s;
 }
@@ -374,12 +368,12 @@ static double rate(int port, const char *request, size_t count, size_t window) {
 static double burst_p50(int port, const char *request, size_t count) {
     conn c = conn_open(port, "bench-burst");
     wire w = requests(request, count, 0);
-    double t0 = now_ms_f(), *at = malloc(count * sizeof(*at));
+    double t0 = bench_now_ms(), *at = malloc(count * sizeof(*at));
     write_all(c.fd, w.p, w.len);
     for (size_t i = 0; i < count; i++) {
         reply_kind k;
         if (!next_reply(&c, 60000, &k)) die("burst", "no reply within 60 s");
-        at[i] = now_ms_f() - t0;
+        at[i] = bench_now_ms() - t0;
     }
     double p50 = bench_percentile(at, count, 0.5);
     free(at);
@@ -395,12 +389,12 @@ static double round_trip_p50(int port, const char *request, int qos, int runs) {
     for (int i = -20; i < runs; i++) { /* 20 to warm up */
         wire w = {0};
         wire_publish(&w, qos, (uint16_t)(i + 21), REQUEST_TOPIC, request);
-        double t0 = now_ms_f();
+        double t0 = bench_now_ms();
         write_all(c.fd, w.p, w.len);
         free(w.p);
         reply_kind k;
         if (!next_reply(&c, 5000, &k)) die("round trip", "no reply within 5 s");
-        if (i >= 0) v[i] = now_ms_f() - t0;
+        if (i >= 0) v[i] = bench_now_ms() - t0;
     }
     double p50 = bench_percentile(v, (size_t)runs, 0.5);
     free(v);
@@ -554,22 +548,6 @@ static void *run_flood(void *arg) {
     return NULL;
 }
 
-/* Ping latencies for PING_PHASE_MS, one every PING_INTERVAL_MS. */
-static size_t ping_phase(client *c, double *v, size_t cap) {
-    size_t n = 0;
-    double end = now_ms_f() + PING_PHASE_MS;
-    while (n < cap && now_ms_f() < end) {
-        double t0 = now_ms_f();
-        client_publish(c, "bench-ping/self", "ping", 4, 0);
-        received m;
-        if (!client_receive(c, 1000, &m)) die("ping", "lost");
-        received_free(&m);
-        v[n++] = now_ms_f() - t0;
-        double next = t0 + PING_INTERVAL_MS;
-        while (now_ms_f() < next) sleep_ms(0);
-    }
-    return n;
-}
 
 enum { PING_CAP = PING_PHASE_MS / PING_INTERVAL_MS + 1, FLOOD_ROUNDS = 3 };
 
@@ -581,7 +559,7 @@ static double ping_p99(int port, client *ping, int clients, flood_load *f) {
     f->port = port;
     for (int i = 0; i < clients; i++) pthread_create(&t[i], NULL, run_flood, f);
     if (clients) sleep_ms(300);
-    size_t n = ping_phase(ping, v, PING_CAP);
+    size_t n = bench_ping_phase(ping, PING_PHASE_MS, PING_INTERVAL_MS, v, PING_CAP);
     atomic_store(&f->stop, true);
     for (int i = 0; i < clients; i++) pthread_join(t[i], NULL);
     return bench_percentile(v, n, 0.99);

@@ -68,6 +68,19 @@ static bool skip_value(cursor *c) {
     return false;
 }
 
+/* At a member's '"': its name (raw bytes between the quotes; escaped if it
+ * holds a backslash), leaving *c at the member's value. */
+static bool read_key(cursor *c, const char **key, size_t *len, bool *escaped) {
+    *key = c->p + 1;
+    if (!skip_string(c, escaped)) return false;
+    *len = (size_t)(c->p - 1 - *key);
+    skip_ws(c);
+    if (c->p >= c->end || *c->p != ':') return false;
+    c->p++;
+    skip_ws(c);
+    return true;
+}
+
 /* At '{': the value of the last member named seg[0..seg_len), left in *c. */
 static bool find_member(cursor *c, const char *seg, size_t seg_len) {
     const char *found = NULL;
@@ -75,14 +88,10 @@ static bool find_member(cursor *c, const char *seg, size_t seg_len) {
     skip_ws(c);
     if (c->p < c->end && *c->p == '}') return false;
     while (c->p < c->end && *c->p == '"') {
-        const char *key = c->p + 1;
+        const char *key;
+        size_t key_len;
         bool escaped;
-        if (!skip_string(c, &escaped)) return false;
-        size_t key_len = (size_t)(c->p - 1 - key);
-        skip_ws(c);
-        if (c->p >= c->end || *c->p != ':') return false;
-        c->p++;
-        skip_ws(c);
+        if (!read_key(c, &key, &key_len, &escaped)) return false;
         if (!escaped && key_len == seg_len && memcmp(key, seg, seg_len) == 0) found = c->p;
         if (!skip_value(c)) return false;
         skip_ws(c);
@@ -149,14 +158,10 @@ static bool walk_object(cursor *c, numbers_walk *w, size_t path_len) {
     c->p++;
     skip_ws(c);
     while (c->p < c->end && *c->p == '"') {
-        const char *key = c->p + 1;
+        const char *key;
+        size_t key_len;
         bool escaped;
-        if (!skip_string(c, &escaped)) return false;
-        size_t key_len = (size_t)(c->p - 1 - key);
-        skip_ws(c);
-        if (c->p >= c->end || *c->p != ':') return false;
-        c->p++;
-        skip_ws(c);
+        if (!read_key(c, &key, &key_len, &escaped)) return false;
         size_t sub = path_len + (path_len ? 1 : 0) + key_len;
         if (addressable(key, key_len, escaped) && sub <= AIMDB_FIELD_MAX) {
             if (n == WALK_MAX_MEMBERS) return false;
