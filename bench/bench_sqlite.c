@@ -427,6 +427,18 @@ static void wait_rolled_up(const char *path) {
         printf("(rows written by another tool rolled up in %.0f s)\n", now_s() - t0);
 }
 
+/* The persistence layer over path's history once its rollups caught up,
+ * so what is timed is the queries, not the catch-up. */
+static aimdb_backend open_history(const char *path, aimdb_db **db, aimdb_persist **p) {
+    aimdb_sqlite_options o = {.path = path};
+    aimdb_backend b = open_backend(&o);
+    wait_rolled_up(path);
+    *db = aimdb_db_new(NULL);
+    *p = NULL;
+    if (aimdb_persist_attach(*db, b, NULL, p) != AIMDB_OK) die("attach", "failed");
+    return b;
+}
+
 /* Which 5,760-row window run i asks for: spread over records and time. */
 static void range_of(int i, char *name, size_t cap, int64_t *start, int64_t *end) {
     int rec = (i * 7919) % RECORDS;
@@ -490,12 +502,9 @@ static void bench_queries(const char *dir) {
     if (!big_db_ready(path)) build_big_db(path);
     printf("\n== queries: %d records x %d rows = 10M rows (%s)\n", RECORDS, BIG_ROWS_PER_RECORD,
            path);
-    aimdb_sqlite_options o = {.path = path};
-    aimdb_backend b = open_backend(&o);
-    wait_rolled_up(path);
-    aimdb_db *db = aimdb_db_new(NULL);
-    aimdb_persist *p = NULL;
-    if (aimdb_persist_attach(db, b, NULL, &p) != AIMDB_OK) die("attach", "failed");
+    aimdb_db *db;
+    aimdb_persist *p;
+    aimdb_backend b = open_history(path, &db, &p);
 
     timing t;
     size_t rows = 0;
@@ -677,12 +686,9 @@ static void bench_aggregates(const char *dir) {
     double index = best_of_scan(path, index_sql, month_start, month_end, false, &rows);
     printf("%-44s best %7.2f ms   (%zu rows)\n", "scan: the index alone, 30 d", index * 1e3, rows);
 
-    aimdb_sqlite_options o = {.path = path};
-    aimdb_backend b = open_backend(&o);
-    wait_rolled_up(path);
-    aimdb_db *db = aimdb_db_new(NULL);
-    aimdb_persist *p = NULL;
-    if (aimdb_persist_attach(db, b, NULL, &p) != AIMDB_OK) die("attach", "failed");
+    aimdb_db *db;
+    aimdb_persist *p;
+    open_history(path, &db, &p);
     size_t bytes;
     aimdb_history_request month = {.pattern = "agg::month", .has_start = true,
                                    .start_ms = month_start, .has_end = true,
