@@ -1,6 +1,7 @@
 /*
  * history_json.c -- a history query as the protocol's JSON array:
  *   [{"record":"...","value":<stored JSON>,"stored_at":<ms>}, ...]
+ * with "gateway":"..." after "record" in rows of a fleet's history.
  *
  * Values are copied verbatim (they were checked against the JSON grammar
  * in persist_query.c), so numbers keep every digit they were stored with.
@@ -61,6 +62,8 @@ static int append_row(const aimdb_history_row *row, void *ctx) {
     int rc = json_buf_append(c->out, c->count ? ",{\"record\":" : "{\"record\":",
                              c->count ? 11 : 10);
     if (rc == AIMDB_OK) rc = append_string(c->out, row->record);
+    if (rc == AIMDB_OK && row->gateway) rc = json_buf_append(c->out, ",\"gateway\":", 11);
+    if (rc == AIMDB_OK && row->gateway) rc = append_string(c->out, row->gateway);
     if (rc == AIMDB_OK) rc = json_buf_append(c->out, ",\"value\":", 9);
     if (rc == AIMDB_OK) rc = json_buf_append(c->out, row->value_json, row->value_len);
     int n = snprintf(tail, sizeof(tail), ",\"stored_at\":%" PRId64 "}", row->stored_at);

@@ -4,9 +4,10 @@
  * A protocol layer holds a record.query params object (contract C.4) and
  * wants the result object back; this file is the whole translation, so the
  * rules for those parameters live in one place: "name" a pattern (default
- * "*"), "limit" a positive integer per record, "start"/"end" integral Unix
- * ms within signed 64 bits (both inclusive), and without "limit" one row
- * per record unless a time bound is given.  JSON numbers arrive as doubles:
+ * "*"), "gateway" the same on a fleet's history (and only there), "limit"
+ * a positive integer per record, "start"/"end" integral Unix ms within
+ * signed 64 bits (both inclusive), and without "limit" one row per record
+ * unless a time bound is given.  JSON numbers arrive as doubles:
  * 1.5, 1e19 or -1e300 are refused with the parameter's name, never rounded.
  */
 #include <cjson/cJSON.h>
@@ -20,6 +21,8 @@ typedef struct raw_params {
     aimdb_query_params q;
     bool has_limit;
     char *pattern; /* owned */
+    char *gateway; /* owned */
+    bool fleet;    /* the backend knows gateways: "gateway" is a parameter */
 } raw_params;
 
 static int bad(char *err, size_t errlen, const char *key, const char *what) {
@@ -30,11 +33,13 @@ static int bad(char *err, size_t errlen, const char *key, const char *what) {
 static int parse_member(const cJSON *item, raw_params *r, char *err, size_t errlen) {
     const char *key = item->string;
     int64_t v;
-    if (strcmp(key, "name") == 0) {
+    bool is_name = strcmp(key, "name") == 0;
+    if (is_name || (r->fleet && strcmp(key, "gateway") == 0)) {
         if (!cJSON_IsString(item)) return bad(err, errlen, key, "must be a string");
-        free(r->pattern);
-        r->pattern = strdup(item->valuestring);
-        return r->pattern ? AIMDB_OK : AIMDB_ENOMEM;
+        char **slot = is_name ? &r->pattern : &r->gateway;
+        free(*slot);
+        *slot = strdup(item->valuestring);
+        return *slot ? AIMDB_OK : AIMDB_ENOMEM;
     }
     if (strcmp(key, "limit") == 0) {
         if (!cJSON_IsNumber(item) || !aimdb_history_ts_from_double(item->valuedouble, &v) ||
@@ -85,6 +90,7 @@ static int parse_params(const char *params, size_t len, raw_params *r, char *err
     /* C.4: no limit and no time bound means the latest value per record. */
     if (!r->has_limit && !r->q.has_start && !r->q.has_end) r->q.limit = 1;
     r->q.pattern = r->pattern;
+    r->q.gateway = r->gateway;
     return rc;
 }
 
@@ -108,7 +114,7 @@ int aimdb_persist_query_raw(aimdb_persist *p, const char *params, size_t params_
                             size_t errlen) {
     if (!p || !out) return AIMDB_EINVAL;
     *out = NULL;
-    raw_params r = {0};
+    raw_params r = {.fleet = p->backend.ops->fleet};
     int rc = parse_params(params, params_len, &r, err, errlen);
     r.q.access = access;
     json_buf values = {0};
@@ -118,5 +124,6 @@ int aimdb_persist_query_raw(aimdb_persist *p, const char *params, size_t params_
     if (rc == AIMDB_OK) rc = wrap_result(&values, count, out, out_len);
     free(values.data);
     free(r.pattern);
+    free(r.gateway);
     return rc;
 }

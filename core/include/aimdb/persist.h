@@ -32,6 +32,7 @@ typedef struct aimdb_history_row {
     size_t value_len;
     int64_t stored_at;      /* Unix ms: the value's produce time */
     const char *source;     /* the value's source, NULL if the row has none */
+    const char *gateway;    /* the gateway that stored it (fleet backends); NULL: local */
     /* NULL, or why the backend could not read this row (e.g. "stored_at is
      * not an integer").  The layer skips and counts such rows; a backend
      * reports them instead of failing the whole query. */
@@ -45,7 +46,11 @@ typedef struct aimdb_query_params {
     const char *pattern;      /* '*' = any run, all else literal; NULL = "*" */
     bool has_start, has_end;
     int64_t start_ms, end_ms; /* inclusive */
-    uint32_t limit;           /* newest N visible rows per record; 0 = no cap */
+    uint32_t limit;           /* newest N visible rows per record (and gateway); 0 = no cap */
+    /* Fleet backends (ops->fleet): which gateways, a pattern like `pattern`;
+     * NULL = "*".  Rows come record ascending, then gateway ascending, newest
+     * first within; limit counts per record and gateway.  Others ignore it. */
+    const char *gateway;
     /* Optional (NULL: every row).  record() runs once per matching record
      * before any of its rows are read; for SEE_BY_SOURCE, value() runs per
      * row and a hidden row neither reaches fn nor counts against limit. */
@@ -70,6 +75,9 @@ typedef struct aimdb_backend_stats {
 
 typedef struct aimdb_backend_ops {
     const char *name;
+    /* Rows carry the gateway that stored them and queries take a gateway
+     * pattern (PostgreSQL, a fleet's history); false for local history. */
+    bool fleet;
     /* Accept one row (copied; source may be NULL, see aimdb_value).  May wait while the backend's queue is full:
      * the caller is a tap, so waiting is lag, never a blocked producer.
      * AIMDB_ESTOPPED once close has begun. */
@@ -158,7 +166,9 @@ int aimdb_persist_query_values(aimdb_persist *p, const aimdb_query_params *q,
 
 /*
  * Raw form for protocol layers: params is a record.query params object
- * (contract C.4: "name", "limit", "start", "end", with its defaults); *out
+ * (contract C.4: "name", "limit", "start", "end", with its defaults, and
+ * "gateway" where the backend is a fleet's, each value then naming its
+ * "gateway"); *out
  * receives the result object {"count":N,"values":[...]} as a malloc'd,
  * NUL-terminated string the caller frees.  access may be NULL; max_bytes 0 =
  * no cap.  AIMDB_EINVAL (bad params; err names the parameter),
