@@ -86,6 +86,7 @@ typedef struct aimx_request {
     char *id;          /* JSON text to echo (malloc'd); NULL = null */
     aimx_method method;
     const char *name;  /* list/query: pattern or NULL; get: the record */
+    const char *gateway; /* query: gateway pattern or NULL (fleet history only) */
     bool has_limit, has_start, has_end;
     uint32_t limit;
     int64_t start_ms, end_ms;

@@ -3,7 +3,8 @@
  * published an aimdb_history_service (history.h), answered on its query
  * thread, never on the caller's.
  *
- * Defaults (C.4): name "*"; without limit, 1 row per record when no time
+ * Defaults (C.4): name "*" (and gateway "*" on fleet history, the only
+ * place it is a parameter); without limit, 1 row per record when no time
  * bound is given, else every row in the range.  The service gets a byte cap
  * derived from max_reply_bytes so it stops building an answer that could
  * not be sent; over it the client gets query_error saying how to narrow the
@@ -30,7 +31,8 @@ typedef struct query_call {
     aimdb_aimx_reply_fn reply;
     void *reply_ctx;
     const char *pattern; /* points into id[], after the id */
-    char id[];           /* JSON text of the id, then the pattern */
+    const char *gateway; /* after the pattern, or NULL */
+    char id[];           /* JSON text of the id, then the pattern, then the gateway */
 } query_call;
 
 static const char reply_head[] = "{\"id\":";
@@ -102,7 +104,8 @@ static query_call *new_query_call(const aimx_call *call, const aimx_request *req
     const char *id = req->id ? req->id : "null";
     const char *pattern = req->name ? req->name : "*";
     size_t id_size = strlen(id) + 1, pattern_size = strlen(pattern) + 1;
-    query_call *q = malloc(sizeof(*q) + id_size + pattern_size);
+    size_t gateway_size = req->gateway ? strlen(req->gateway) + 1 : 0;
+    query_call *q = malloc(sizeof(*q) + id_size + pattern_size + gateway_size);
     if (!q) return NULL;
     q->rt = call->x->rt;
     q->max_reply = call->x->limits.max_reply_bytes;
@@ -111,6 +114,11 @@ static query_call *new_query_call(const aimx_call *call, const aimx_request *req
     memcpy(q->id, id, id_size);
     memcpy(q->id + id_size, pattern, pattern_size);
     q->pattern = q->id + id_size;
+    q->gateway = NULL;
+    if (req->gateway) {
+        memcpy(q->id + id_size + pattern_size, req->gateway, gateway_size);
+        q->gateway = q->id + id_size + pattern_size;
+    }
     return q;
 }
 
@@ -119,6 +127,10 @@ static bool start_query(const aimx_call *call, const aimx_request *req, aimx_err
     if (!svc)
         return aimx_fail(err, AIMX_NOT_CONFIGURED,
                          "history is not configured: no persistence layer is attached");
+    if (req->gateway && !svc->fleet)
+        return aimx_fail(err, AIMX_INVALID_PARAMS,
+                         "params.gateway is for fleet history (database postgresql://...); "
+                         "this node's history is its own");
     query_call *q = new_query_call(call, req);
     if (!q) return aimx_fail(err, AIMX_INTERNAL_ERROR, "out of memory starting a query");
     bool bounded = req->has_start || req->has_end;
@@ -133,6 +145,7 @@ static bool start_query(const aimx_call *call, const aimx_request *req, aimx_err
         /* 0 would mean "no cap": a limit smaller than any envelope still caps */
         .max_bytes = q->max_reply > envelope ? q->max_reply - envelope : 1,
         .access = call->access,
+        .gateway = q->gateway,
     };
     int rc = svc->query_json(svc->self, &h, query_done, q);
     if (rc == AIMDB_OK) return true; /* q belongs to query_done now */

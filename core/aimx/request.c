@@ -47,7 +47,7 @@ typedef struct param_spec {
     param_kind kind;
 } param_spec;
 
-#define MAX_PARAMS 4
+#define MAX_PARAMS 5
 
 typedef struct method_spec {
     const char *name;
@@ -63,8 +63,8 @@ static const method_spec methods[] = {
     {"record.get", AIMX_RECORD_GET, {{"record", PARAM_STRING}, {"name", PARAM_STRING}}, 2},
     {"record.query", AIMX_RECORD_QUERY,
      {{"name", PARAM_STRING}, {"limit", PARAM_LIMIT}, {"start", PARAM_TIME},
-      {"end", PARAM_TIME}},
-     4},
+      {"end", PARAM_TIME}, {"gateway", PARAM_STRING}},
+     5},
 };
 
 static const char *const envelope_names[] = {"id", "method", "params"};
@@ -208,6 +208,7 @@ static bool assemble(const method_spec *m, const cJSON *const *found, const int6
         req->start_ms = number[2];
         req->has_end = found[3] != NULL;
         req->end_ms = number[3];
+        req->gateway = found[4] ? found[4]->valuestring : NULL;
         if (req->has_start && req->has_end && req->start_ms > req->end_ms)
             return aimx_fail(err, AIMX_INVALID_PARAMS,
                              "params.start (%lld) is after params.end (%lld)",

@@ -18,7 +18,7 @@
 #define BUSY_LOG_INTERVAL_MS 10000
 
 struct query_job {
-    aimdb_history_request req; /* pattern points at the job's own copy */
+    aimdb_history_request req; /* pattern and gateway point at the job's own copies */
     aimdb_history_done_fn done;
     void *ctx;
     query_job *next;
@@ -40,6 +40,7 @@ void query_service_destroy(aimdb_persist *p) {
 
 static void job_free(query_job *job) {
     free((char *)job->req.pattern);
+    free((char *)job->req.gateway);
     free(job);
 }
 
@@ -53,7 +54,8 @@ static void run_job(aimdb_persist *p, query_job *job) {
     const aimdb_history_request *r = &job->req;
     aimdb_query_params q = {.pattern = r->pattern, .has_start = r->has_start,
                             .has_end = r->has_end, .start_ms = r->start_ms,
-                            .end_ms = r->end_ms, .limit = r->limit, .access = r->access};
+                            .end_ms = r->end_ms, .limit = r->limit, .access = r->access,
+                            .gateway = r->gateway};
     json_buf out = {0};
     size_t count = 0;
     char err[256] = "";
@@ -135,13 +137,16 @@ static query_job *job_new(const aimdb_history_request *req, aimdb_history_done_f
                           void *ctx) {
     query_job *job = calloc(1, sizeof(*job));
     char *pattern = strdup(req->pattern ? req->pattern : "*");
-    if (!job || !pattern) {
+    char *gateway = req->gateway ? strdup(req->gateway) : NULL;
+    if (!job || !pattern || (req->gateway && !gateway)) {
         free(job);
         free(pattern);
+        free(gateway);
         return NULL;
     }
     job->req = *req;
     job->req.pattern = pattern;
+    job->req.gateway = gateway;
     job->done = done;
     job->ctx = ctx;
     return job;

@@ -40,6 +40,7 @@
     "SELECT id, record_name, value_json, stored_at, topic FROM record_history "    \
     "WHERE id > ?1 ORDER BY id LIMIT ?2"
 #define LOCAL_MAX_SQL "SELECT max(id) FROM record_history"
+#define LOCAL_OLDEST_SQL "SELECT stored_at FROM record_history WHERE id > ?1 ORDER BY id LIMIT 1"
 
 struct aimdb_uplink {
     const aimdb_runtime *rt;
@@ -51,7 +52,7 @@ struct aimdb_uplink {
     /* Thread only. */
     PGconn *conn;
     sqlite3 *local;
-    sqlite3_stmt *rows, *max_id;
+    sqlite3_stmt *rows, *max_id, *oldest;
     pg_copy_buf copy;
     int64_t backoff_ms;
     bool first_batch_unchecked; /* PostgreSQL had no row of ours: no gap to count */
@@ -127,9 +128,12 @@ static void disconnect(aimdb_uplink *u) {
     u->conn = NULL;
 }
 
+static void note_lag(aimdb_uplink *u);
+
 /* A failure: counted, logged (rate-limited), connection dropped, backoff. */
 static void failed(aimdb_uplink *u, const char *what, const char *why) {
     atomic_fetch_add(&u->errors, 1);
+    note_lag(u); /* the lag grows while nothing ships */
     char line[512];
     snprintf(line, sizeof(line), "%s: %s", what, why);
     set_state(u, AIMDB_UPLINK_RETRYING, line);
@@ -147,6 +151,15 @@ static void failed(aimdb_uplink *u, const char *what, const char *why) {
 
 /* --------------------------------------------------------------- local */
 
+static void close_local(aimdb_uplink *u) {
+    sqlite3_finalize(u->rows);
+    sqlite3_finalize(u->max_id);
+    sqlite3_finalize(u->oldest);
+    sqlite3_close(u->local);
+    u->rows = u->max_id = u->oldest = NULL;
+    u->local = NULL;
+}
+
 static int open_local(aimdb_uplink *u, char *why, size_t whylen) {
     if (u->local) return AIMDB_OK;
     int rc = sqlite3_open_v2(u->sqlite_path, &u->local,
@@ -154,23 +167,12 @@ static int open_local(aimdb_uplink *u, char *why, size_t whylen) {
     if (rc == SQLITE_OK) sqlite3_busy_timeout(u->local, 1000);
     if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(u->local, LOCAL_ROWS_SQL, -1, &u->rows, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(u->local, LOCAL_MAX_SQL, -1, &u->max_id, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(u->local, LOCAL_OLDEST_SQL, -1, &u->oldest, NULL);
     if (rc == SQLITE_OK) return AIMDB_OK;
     pg_errorf(why, whylen, "reading %s: %s", u->sqlite_path,
               u->local ? sqlite3_errmsg(u->local) : sqlite3_errstr(rc));
-    sqlite3_finalize(u->rows);
-    sqlite3_finalize(u->max_id);
-    sqlite3_close(u->local);
-    u->rows = u->max_id = NULL;
-    u->local = NULL;
+    close_local(u);
     return AIMDB_EIO;
-}
-
-static void close_local(aimdb_uplink *u) {
-    sqlite3_finalize(u->rows);
-    sqlite3_finalize(u->max_id);
-    sqlite3_close(u->local);
-    u->rows = u->max_id = NULL;
-    u->local = NULL;
 }
 
 static int64_t local_max_id(aimdb_uplink *u) {
@@ -184,7 +186,7 @@ static int64_t local_max_id(aimdb_uplink *u) {
  * first and last id and the oldest stored_at.  SQLite errors: AIMDB_EIO. */
 typedef struct local_batch {
     uint32_t n;
-    int64_t first_id, last_id, first_stored_at;
+    int64_t first_id, last_id;
 } local_batch;
 
 static int read_batch(aimdb_uplink *u, int64_t after, uint32_t max, local_batch *out,
@@ -211,7 +213,7 @@ static int read_batch(aimdb_uplink *u, int64_t after, uint32_t max, local_batch 
             rc = SQLITE_NOMEM;
             break;
         }
-        if (out->n++ == 0) out->first_id = row.source_id, out->first_stored_at = row.stored_at;
+        if (out->n++ == 0) out->first_id = row.source_id;
         out->last_id = row.source_id;
     }
     if (rc != SQLITE_DONE) pg_errorf(why, whylen, "reading %s: %s", u->sqlite_path,
@@ -262,12 +264,18 @@ static int connect_server(aimdb_uplink *u, char *why, size_t whylen) {
 
 /* --------------------------------------------------------------- ship */
 
-static void note_lag(aimdb_uplink *u, int64_t oldest_unshipped_ms) {
+/* Rows above the shipped id, and how old the first of them is.  Before
+ * the first connect every local row counts: nothing is known shipped. */
+static void note_lag(aimdb_uplink *u) {
+    if (!u->local) return;
     int64_t max_id = local_max_id(u), shipped = atomic_load(&u->shipped_id);
+    int64_t oldest = 0;
+    sqlite3_bind_int64(u->oldest, 1, shipped);
+    if (sqlite3_step(u->oldest) == SQLITE_ROW) oldest = sqlite3_column_int64(u->oldest, 0);
+    sqlite3_reset(u->oldest);
     atomic_store(&u->lag_rows, (uint64_t)(max_id > shipped ? max_id - shipped : 0));
     int64_t now = u->rt->now_ms(u->rt->self);
-    atomic_store(&u->lag_ms, oldest_unshipped_ms && now > oldest_unshipped_ms
-                                 ? now - oldest_unshipped_ms : 0);
+    atomic_store(&u->lag_ms, oldest && now > oldest ? now - oldest : 0);
 }
 
 /* Rows that vanished locally between the resume point and the next row. */
@@ -285,20 +293,21 @@ static void count_gap(aimdb_uplink *u, const local_batch *b) {
               u->where, gap, shipped + 1, b->first_id - 1);
 }
 
-/* One batch; AIMDB_OK also when there was nothing to ship (*idle). */
-static int ship_batch(aimdb_uplink *u, uint32_t max, bool *idle, bool *data_error, char *why,
-                      size_t whylen) {
+/* One batch; AIMDB_OK also when there was nothing to ship (*idle).  On
+ * failure *local says the local file failed, *data_error that the server
+ * refused the rows themselves. */
+static int ship_batch(aimdb_uplink *u, uint32_t max, bool *idle, bool *local, bool *data_error,
+                      char *why, size_t whylen) {
     local_batch lb;
-    *idle = false;
-    *data_error = false;
+    *idle = *data_error = false;
     int rc = read_batch(u, atomic_load(&u->shipped_id), max, &lb, why, whylen);
+    *local = rc != AIMDB_OK;
     if (rc != AIMDB_OK) return rc;
     if (lb.n == 0) {
         *idle = true;
-        note_lag(u, 0);
+        note_lag(u);
         return AIMDB_OK;
     }
-    note_lag(u, lb.first_stored_at);
     rc = pg_exec_sql(u->conn, "BEGIN", why, whylen);
     if (rc == AIMDB_OK) rc = pg_copy_run(u->conn, &u->copy, data_error, why, whylen);
     if (rc == AIMDB_OK) rc = pg_exec_sql(u->conn, "COMMIT", why, whylen);
@@ -320,7 +329,7 @@ static int ship_batch(aimdb_uplink *u, uint32_t max, bool *idle, bool *data_erro
     count_gap(u, &lb);
     atomic_store(&u->shipped_id, lb.last_id);
     atomic_fetch_add(&u->shipped, lb.n);
-    note_lag(u, 0);
+    note_lag(u);
     return AIMDB_OK;
 }
 
@@ -337,14 +346,14 @@ static void *uplink_main(void *arg) {
             failed(u, "connecting", why);
             continue;
         }
-        bool idle, data_error;
-        if (ship_batch(u, max, &idle, &data_error, why, sizeof(why)) != AIMDB_OK) {
+        bool idle, local, data_error;
+        if (ship_batch(u, max, &idle, &local, &data_error, why, sizeof(why)) != AIMDB_OK) {
             if (data_error) { /* halve until the refused row stands alone */
                 max = max > 1 ? max / 2 : 1;
                 continue;
             }
-            close_local(u); /* reopened next: the file may have been replaced */
-            failed(u, "shipping", why);
+            if (local) close_local(u); /* reopened next: the file may have been replaced */
+            failed(u, local ? "local history" : "shipping", why);
             continue;
         }
         u->backoff_ms = 0;

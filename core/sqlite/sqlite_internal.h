@@ -85,10 +85,13 @@
     "WHERE record_name = ?1 AND stored_at >= ?2 AND stored_at <= ?3 "              \
     "ORDER BY stored_at DESC"
 
-/* Retention deletes a bounded chunk per transaction (see SQ_CLEANUP_CHUNK). */
+/* Retention deletes a bounded chunk per transaction (see SQ_CLEANUP_CHUNK).
+ * Rows above id ?4 are held until older than ?5 (the retention hold of
+ * aimdb_sqlite_options; without one ?4 is the largest id). */
 #define SQ_DELETE_CHUNK_SQL                                                        \
     "DELETE FROM record_history WHERE id IN (SELECT id FROM record_history "       \
-    "INDEXED BY idx_record_time WHERE record_name = ?1 AND stored_at < ?2 LIMIT ?3)"
+    "INDEXED BY idx_record_time WHERE record_name = ?1 AND stored_at < ?2 "        \
+    "AND (id <= ?4 OR stored_at < ?5) LIMIT ?3)"
 
 /* Rows per retention transaction: big enough to be efficient, small enough
  * (a few ms) that the writer's row batches are never held up noticeably. */

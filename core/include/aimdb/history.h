@@ -26,7 +26,10 @@ typedef struct aimdb_history_request {
     const char *pattern;      /* '*' = any run of characters, all else literal; NULL = "*" */
     bool has_start, has_end;
     int64_t start_ms, end_ms; /* Unix ms, both inclusive */
-    uint32_t limit;           /* newest N per record; 0 = no cap */
+    uint32_t limit;           /* newest N per record (and gateway); 0 = no cap */
+    /* Fleet history only (aimdb_history_service.fleet): which gateways, a
+     * pattern like `pattern`; NULL = "*". */
+    const char *gateway;
     size_t max_bytes;         /* cap on values_json; 0 = none.  Over it: AIMDB_ETOOBIG */
     /* Who sees which rows (aimdb/access.h), NULL = every row.  Called on a
      * query thread; *access must stay valid until done() has run. */
@@ -35,7 +38,8 @@ typedef struct aimdb_history_request {
 
 typedef struct aimdb_history_result {
     int status;              /* AIMDB_OK, AIMDB_ETOOBIG, AIMDB_EIO, AIMDB_ESTOPPED */
-    const char *values_json; /* OK: JSON array of {"record","value","stored_at"} */
+    const char *values_json; /* OK: JSON array of {"record","value","stored_at"}, with
+                                "gateway" after "record" in fleet history */
     size_t values_len;
     size_t count;            /* elements in values_json */
     uint64_t skipped;        /* rows that could not be decoded and were left out */
@@ -55,6 +59,9 @@ typedef struct aimdb_history_service {
     int (*query_json)(void *self, const aimdb_history_request *req,
                       aimdb_history_done_fn done, void *ctx);
     void *self;
+    /* The history is a fleet's (PostgreSQL): rows name their gateway and
+     * requests may give a gateway pattern. */
+    bool fleet;
 } aimdb_history_service;
 
 /*
