@@ -45,6 +45,30 @@
     "COPY record_history(gateway, record_name, value_json, stored_at, source_id, topic) " \
     "FROM STDIN"
 
+/* The queries (pg_reader.c says how they are used; bench_postgres runs
+ * them bare as its baseline).  NAMES_SQL: the record names with prefix
+ * $1, one index seek each (a loose index scan as a recursive CTE). */
+#define PG_NAMES_SQL                                                                  \
+    "WITH RECURSIVE names(n) AS ("                                                 \
+    "SELECT min(record_name) FROM record_history WHERE record_name >= $1 "         \
+    "UNION ALL SELECT (SELECT min(record_name) FROM record_history "               \
+    "WHERE record_name > names.n) FROM names "                                     \
+    "WHERE names.n IS NOT NULL AND starts_with(names.n, $1)) "                     \
+    "SELECT n FROM names WHERE n IS NOT NULL AND starts_with(n, $1)"
+
+/* $1 record, $2 $3 range, $4 limit (NULL: all), $5 gateway LIKE pattern. */
+#define PG_ROWS_SQL                                                                   \
+    "WITH RECURSIVE gw(g) AS ("                                                    \
+    "SELECT min(gateway) FROM record_history WHERE record_name = $1 "              \
+    "UNION ALL SELECT (SELECT min(gateway) FROM record_history "                   \
+    "WHERE record_name = $1 AND gateway > gw.g) FROM gw WHERE gw.g IS NOT NULL) "  \
+    "SELECT gw.g, r.value_json::text, r.stored_at, r.topic FROM gw "               \
+    "CROSS JOIN LATERAL (SELECT value_json, stored_at, topic, id FROM record_history " \
+    "WHERE record_name = $1 AND gateway = gw.g AND stored_at >= $2 AND stored_at <= $3 " \
+    "ORDER BY stored_at DESC, id DESC LIMIT $4) r "                                \
+    "WHERE gw.g IS NOT NULL AND gw.g LIKE $5 "                                     \
+    "ORDER BY gw.g, r.stored_at DESC, r.id DESC"
+
 /* Rows per retention transaction, as in SQLite: a few ms each, so row
  * batches are never held up noticeably. */
 #define PG_CLEANUP_CHUNK 5000
