@@ -101,15 +101,25 @@ static int apply_string(const setting *s, aimdb_conf_settings *cfg, const char *
     return store_string(AT(cfg, s, char *), value);
 }
 
-static int apply_retention(const setting *s, aimdb_conf_settings *cfg, const char *value,
-                           char *why, size_t whylen) {
+/* A span of s, m, h or d; zero_means says what 0 does, for the error. */
+static int apply_span(const setting *s, aimdb_conf_settings *cfg, const char *value, char *why,
+                      size_t whylen, const char *zero_means) {
     int64_t ms;
     if (!conf_duration_parse(value, false, (int64_t)s->max, &ms))
-        return fail(why, whylen,
-                    "bad %s '%s' (a number with s, m, h or d, e.g. 7d; 0 keeps forever)",
-                    s->key, value);
+        return fail(why, whylen, "bad %s '%s' (a number with s, m, h or d, e.g. 7d; 0 %s)",
+                    s->key, value, zero_means);
     *AT(cfg, s, int64_t) = ms;
     return AIMDB_OK;
+}
+
+static int apply_retention(const setting *s, aimdb_conf_settings *cfg, const char *value,
+                           char *why, size_t whylen) {
+    return apply_span(s, cfg, value, why, whylen, "keeps forever");
+}
+
+static int apply_hold(const setting *s, aimdb_conf_settings *cfg, const char *value, char *why,
+                      size_t whylen) {
+    return apply_span(s, cfg, value, why, whylen, "holds nothing");
 }
 
 /* An interval: ms allowed, and 0 would mean "never", which is not offered. */
@@ -205,7 +215,8 @@ static int apply_broker(const setting *s, aimdb_conf_settings *cfg, const char *
 static int check_pg_uri(const setting *s, const char *value, char *why, size_t whylen) {
     char reason[256], where[256];
     if (aimdb_postgres_uri_check(value, reason, sizeof(reason)) == AIMDB_OK) return AIMDB_OK;
-    aimdb_postgres_describe(value, where, sizeof(where));
+    if (!aimdb_postgres_describe(value, where, sizeof(where)))
+        return fail(why, whylen, "bad %s PostgreSQL URI: %s", s->key, reason);
     return fail(why, whylen, "bad %s PostgreSQL URI (%s): %s", s->key, where, reason);
 }
 
@@ -254,7 +265,7 @@ static const setting settings[] = {
     {"max_records", false, apply_count, FIELD(max_records), 10000000},
     {"uplink", false, apply_uplink, FIELD(uplink), 0},
     {"gateway", false, apply_gateway_name, FIELD(gateway), 0},
-    {"uplink_hold", false, apply_retention, FIELD(uplink_hold_ms), YEARS_100_MS},
+    {"uplink_hold", false, apply_hold, FIELD(uplink_hold_ms), YEARS_100_MS},
     {"request_topic", true, apply_topic, FIELD(request_topic), 0},
     {"broker", true, apply_broker, FIELD(broker), 0},
     {"client_id", true, apply_string, FIELD(client_id), 0},

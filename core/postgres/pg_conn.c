@@ -66,8 +66,12 @@ int aimdb_postgres_uri_check(const char *uri, char *why, size_t whylen) {
     return rc;
 }
 
-void aimdb_postgres_describe(const char *uri, char *out, size_t cap) {
+bool aimdb_postgres_describe(const char *uri, char *out, size_t cap) {
     PQconninfoOption *opts = PQconninfoParse(uri, NULL);
+    if (!opts) {
+        snprintf(out, cap, "?");
+        return false;
+    }
     const char *user = "", *host = "", *port = "", *db = "";
     for (PQconninfoOption *o = opts; o && o->keyword; o++) {
         if (!o->val) continue;
@@ -79,6 +83,7 @@ void aimdb_postgres_describe(const char *uri, char *out, size_t cap) {
     snprintf(out, cap, "%s%s%s%s%s/%s", user, *user ? "@" : "", *host ? host : "localhost",
              *port ? ":" : "", port, db);
     PQconninfoFree(opts);
+    return true;
 }
 
 void pg_why(PGconn *c, PGresult *r, char *why, size_t whylen) {

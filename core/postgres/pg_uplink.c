@@ -288,8 +288,8 @@ static void count_gap(aimdb_uplink *u, const local_batch *b) {
     atomic_fetch_add(&u->lost, (uint64_t)gap);
     aimdb_log(u->rt, AIMDB_LOG_ERROR,
               "uplink to %s: %" PRId64 " local rows (ids %" PRId64 "-%" PRId64
-              ") were deleted before they were shipped (local retention held them as long as "
-              "it may); counted in uplink/lost",
+              ") were deleted before they were shipped (held past their retention for uplink_hold, "
+              "or deleted by something else); counted in uplink/lost",
               u->where, gap, shipped + 1, b->first_id - 1);
 }
 

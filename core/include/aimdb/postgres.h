@@ -42,8 +42,8 @@ bool aimdb_postgres_is_uri(const char *text);
  * reason in why otherwise.  Pure parsing, no connection; any thread. */
 int aimdb_postgres_uri_check(const char *uri, char *why, size_t whylen);
 /* The server as logs may name it: "user@host:port/dbname", never a
- * password; any thread. */
-void aimdb_postgres_describe(const char *uri, char *out, size_t cap);
+ * password; false (out "?") if libpq cannot parse uri.  Any thread. */
+bool aimdb_postgres_describe(const char *uri, char *out, size_t cap);
 
 /* ------------------------------------------------------------ backend */
 
