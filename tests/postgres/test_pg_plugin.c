@@ -9,7 +9,9 @@
  *   - the gateway killed with SIGKILL while a batch is in flight (held on
  *     a table lock), then restarted: no duplicates, no gaps;
  *   - a bad URI stops start-up with aimdb.conf:LINE; a refused login is
- *     logged and retried.
+ *     logged and retried;
+ *   - aimdb-bridge as a central node (database postgresql://) on a broker
+ *     without the plugin.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -352,12 +354,56 @@ static void test_bad_uri_and_refused_login(void **state) {
     broker_cleanup(&b);
 }
 
+/* aimdb-bridge on a plain broker, history in PostgreSQL under its
+ * gateway name, answering a fleet query. */
+static void test_bridge_central(void **state) {
+    (void)state;
+    broker b;
+    broker_start_plain(&b);
+    char conf[HARNESS_PATH_MAX + 16], text[1024];
+    snprintf(conf, sizeof(conf), "%s/bridge.conf", b.dir);
+    snprintf(text, sizeof(text),
+             "broker mqtt://127.0.0.1:%d\nclient_id pg-bridge\ndatabase %s\ngateway cloud\n"
+             "record temp::{1} sensors/+/temperature persist\n",
+             b.port, server.uri);
+    write_file(conf, text);
+    daemon_proc d;
+    char *argv[] = {AIMDB_BRIDGE, "-c", conf, NULL};
+    daemon_start(&d, b.dir, argv);
+    if (!file_wait_for(d.log_path, "subscription(s) active", WAIT_MS)) {
+        file_dump(d.log_path);
+        fail_msg("aimdb-bridge did not start");
+    }
+    assert_true(file_contains(d.log_path, "history in postgresql://postgres@127.0.0.1:"));
+    publish_n(b.port, "sensors/roof/temperature", 0, 20);
+    assert_int_equal(pg_wait_int(&server, "SELECT count(*) FROM record_history WHERE gateway = "
+                                          "'cloud'",
+                                 21, WAIT_MS),
+                     21);
+    client *c = client_connect(b.port, "dash", MQTT_PROTOCOL_V5, NULL, NULL);
+    assert_non_null(c);
+    client_set_request_topic(c, "aimdb/pg-bridge/rpc");
+    client_subscribe(c, "test/reply", 1);
+    char *reply = client_query_until(c, "{\"name\":\"temp::roof\",\"gateway\":\"cl*\","
+                                        "\"limit\":2}",
+                                     2, WAIT_MS);
+    if (reply_count(reply) != 2) fail_msg("reply: %s", reply);
+    assert_non_null(strstr(reply, "{\"record\":\"temp::roof\",\"gateway\":\"cloud\",\"value\":"
+                                  "{\"last\": true}"));
+    free(reply);
+    client_disconnect(c);
+    assert_int_equal(daemon_stop(&d, SIGTERM), 0);
+    assert_int_equal(broker_stop(&b), 0);
+    broker_cleanup(&b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_fleet, fresh_table),
         cmocka_unit_test_setup(test_outage_under_load, fresh_table),
         cmocka_unit_test_setup(test_sigkill_mid_shipping, fresh_table),
         cmocka_unit_test_setup(test_bad_uri_and_refused_login, fresh_table),
+        cmocka_unit_test_setup(test_bridge_central, fresh_table),
     };
     return cmocka_run_group_tests(tests, setup_server, teardown_server);
 }
