@@ -354,6 +354,65 @@ static void test_bad_uri_and_refused_login(void **state) {
     broker_cleanup(&b);
 }
 
+static void add_user(const char *file, const char *user, bool create) {
+    char out[256];
+    char *argv[] = {"mosquitto_passwd", "-c", "-b", (char *)file, (char *)user, "secret", NULL};
+    char *argv_add[] = {"mosquitto_passwd", "-b", (char *)file, (char *)user, "secret", NULL};
+    assert_int_equal(run_tool(create ? argv : argv_add, out, sizeof(out), 10000), 0);
+}
+
+/* The per-value ACL on a central node: each row keeps the topic it was
+ * published on at its gateway, and the central broker's read ACL decides
+ * by that topic. */
+static void test_central_acl(void **state) {
+    (void)state;
+    broker a, central;
+    start_gateway(&a, "site-a");
+    publish_n(a.port, "sensors/kitchen/temperature", 0, 3);
+    publish_n(a.port, "sensors/hall/temperature", 0, 3);
+    assert_shipped_exactly(&a, "site-a", 8);
+    broker_init(&central);
+    char text[1024], passwd[HARNESS_PATH_MAX + 16], acl[HARNESS_PATH_MAX + 16], extra[2048];
+    snprintf(text, sizeof(text),
+             "database %s\ngateway central\nrecord temp::{1} sensors/+/temperature persist\n",
+             server.uri);
+    broker_write_aimdb(&central, text);
+    snprintf(passwd, sizeof(passwd), "%s/passwd", central.dir);
+    snprintf(acl, sizeof(acl), "%s/acl", central.dir);
+    add_user(passwd, "alice", true);
+    add_user(passwd, "carol", false);
+    write_file(acl, "user alice\ntopic read sensors/kitchen/#\ntopic write $CONTROL/aimdb/v1\n"
+                    "user carol\ntopic read #\ntopic write $CONTROL/aimdb/v1\n");
+    snprintf(extra, sizeof(extra), "password_file %s\nacl_file %s\n", passwd, acl);
+    broker_write_conf(&central, extra);
+    if (!broker_start(&central, NULL)) {
+        broker_log_dump(&central);
+        fail_msg("central broker did not start");
+    }
+    const struct {
+        const char *user;
+        int count;
+        bool hall;
+    } who[] = {{"alice", 4, false}, {"carol", 8, true}};
+    for (size_t i = 0; i < 2; i++) {
+        client *c = client_connect(central.port, who[i].user, MQTT_PROTOCOL_V5, who[i].user,
+                                   "secret");
+        assert_non_null(c);
+        client_subscribe(c, "test/reply", 1);
+        char *reply = client_query_until(c, "{\"name\":\"temp::*\",\"limit\":10}",
+                                         who[i].count, WAIT_MS);
+        if (reply_count(reply) != who[i].count) fail_msg("%s: %s", who[i].user, reply);
+        assert_int_equal(strstr(reply, "temp::hall") != NULL, who[i].hall);
+        assert_non_null(strstr(reply, "\"gateway\":\"site-a\""));
+        free(reply);
+        client_disconnect(c);
+    }
+    assert_int_equal(broker_stop(&a), 0);
+    assert_int_equal(broker_stop(&central), 0);
+    broker_cleanup(&a);
+    broker_cleanup(&central);
+}
+
 /* aimdb-bridge on a plain broker, history in PostgreSQL under its
  * gateway name, answering a fleet query. */
 static void test_bridge_central(void **state) {
@@ -404,6 +463,7 @@ int main(void) {
         cmocka_unit_test_setup(test_sigkill_mid_shipping, fresh_table),
         cmocka_unit_test_setup(test_bad_uri_and_refused_login, fresh_table),
         cmocka_unit_test_setup(test_bridge_central, fresh_table),
+        cmocka_unit_test_setup(test_central_acl, fresh_table),
     };
     return cmocka_run_group_tests(tests, setup_server, teardown_server);
 }
