@@ -34,6 +34,10 @@
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 30000
 #define ERROR_LOG_INTERVAL_MS 10000
+/* An idle uplink reopens the local file this often: the SQLite backend
+ * may have moved a damaged file aside or reopened a replaced one, and a
+ * connection keeps reading the file it opened. */
+#define REOPEN_IDLE_MS 1000
 
 #define RESUME_SQL "SELECT max(source_id) FROM record_history WHERE gateway = $1"
 #define LOCAL_ROWS_SQL                                                             \
@@ -53,6 +57,8 @@ struct aimdb_uplink {
     PGconn *conn;
     sqlite3 *local;
     sqlite3_stmt *rows, *max_id, *oldest;
+    int64_t local_opened_ms; /* monotonic */
+    aimdb_log_limit behind_log;
     pg_copy_buf copy;
     int64_t backoff_ms;
     bool first_batch_unchecked; /* PostgreSQL had no row of ours: no gap to count */
@@ -168,6 +174,7 @@ static int open_local(aimdb_uplink *u, char *why, size_t whylen) {
     if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(u->local, LOCAL_ROWS_SQL, -1, &u->rows, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(u->local, LOCAL_MAX_SQL, -1, &u->max_id, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(u->local, LOCAL_OLDEST_SQL, -1, &u->oldest, NULL);
+    u->local_opened_ms = aimdb_monotonic_ms();
     if (rc == SQLITE_OK) return AIMDB_OK;
     pg_errorf(why, whylen, "reading %s: %s", u->sqlite_path,
               u->local ? sqlite3_errmsg(u->local) : sqlite3_errstr(rc));
@@ -274,6 +281,14 @@ static void note_lag(aimdb_uplink *u) {
     if (sqlite3_step(u->oldest) == SQLITE_ROW) oldest = sqlite3_column_int64(u->oldest, 0);
     sqlite3_reset(u->oldest);
     atomic_store(&u->lag_rows, (uint64_t)(max_id > shipped ? max_id - shipped : 0));
+    uint64_t held;
+    if (max_id > 0 && max_id < shipped &&
+        aimdb_log_limit_pass(&u->behind_log, aimdb_monotonic_ms(), 600000, &held))
+        aimdb_log(u->rt, AIMDB_LOG_ERROR,
+                  "uplink to %s: local history %s ends at row %" PRId64 ", below the %" PRId64
+                  " already shipped (a new file: moved aside, deleted or replaced); its rows "
+                  "up to %" PRId64 " are not shipped",
+                  u->where, u->sqlite_path, max_id, shipped, shipped);
     int64_t now = u->rt->now_ms(u->rt->self);
     atomic_store(&u->lag_ms, oldest && now > oldest ? now - oldest : 0);
 }
@@ -358,7 +373,9 @@ static void *uplink_main(void *arg) {
         }
         u->backoff_ms = 0;
         max = u->batch_rows;
-        if (idle) pause_ms(u, u->poll_ms);
+        if (!idle) continue;
+        if (aimdb_monotonic_ms() - u->local_opened_ms >= REOPEN_IDLE_MS) close_local(u);
+        pause_ms(u, u->poll_ms);
     }
     disconnect(u);
     close_local(u);
