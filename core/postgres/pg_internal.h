@@ -113,7 +113,8 @@ int pg_copy_add(pg_copy_buf *b, const char *gateway, const pg_row *row);
 /* Run COPY of the buffer's rows inside the caller's transaction.
  * AIMDB_OK, or AIMDB_EIO with why; *data_error is true when the server
  * refused the data itself (SQLSTATE class 22 or 23: a value jsonb does not
- * take, a duplicate), false for everything else (a broken connection). */
+ * take), false for everything else (a broken connection, or a unique
+ * violation: the rows are there already). */
 int pg_copy_run(PGconn *c, const pg_copy_buf *b, bool *data_error, char *why, size_t whylen);
 /* Run SQL returning no rows; AIMDB_EIO with why. */
 int pg_exec_sql(PGconn *c, const char *sql, char *why, size_t whylen);
