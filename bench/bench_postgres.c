@@ -7,8 +7,7 @@
  *               transactions: what the server takes at best;
  *   multi-row   the same rows as INSERT ... VALUES of 1,000 rows each
  *               (4,000 parameters), 10,000 rows per transaction: the other
- *               way a batch can be written (the backend uses COPY because
- *               this measures slower);
+ *               way a batch can be written (pg_conn.c says why COPY);
  *   backend     aimdb_postgres_open, store() every row, flush;
  *   uplink      a local SQLite history of the same rows shipped by
  *               aimdb_uplink from the first row to the last.
