@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "sqlite_internal.h"
+#include "sqlite_queue.h"
 
 int sq_queue_init(sq_queue *q, uint32_t cap, uint32_t batch_rows, int64_t flush_ms) {
     memset(q, 0, sizeof(*q));
