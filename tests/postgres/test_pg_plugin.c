@@ -3,7 +3,8 @@
  * with the plugin and a real PostgreSQL server.
  *   - gateways with `uplink` ship every local row; a central node with
  *     `database postgresql://` stores its own and answers record.query for
- *     the whole fleet with `gateway` patterns, each value naming its gateway;
+ *     the whole fleet with `gateway` patterns, each value naming its gateway
+ *     (aggregates too: a bucket per record and gateway);
  *   - PostgreSQL stopped while messages keep coming, then started: every
  *     local row exactly once, $SYS uplink/state says retrying and why;
  *   - the gateway killed with SIGKILL while a batch is in flight (held on
@@ -229,6 +230,18 @@ static void test_fleet(void **state) {
     free(reply);
     reply = client_query_until(c, "{\"name\":\"temp::kitchen\",\"gateway\":\"site?a\"}", 0, WAIT_MS);
     assert_int_equal(reply_count(reply), 0);
+    free(reply);
+    /* Aggregates group as rows do: one bucket per record and gateway, never
+     * two sites' values in one (every bucket 10 years wide: all of today). */
+    reply = client_query_until(c, "{\"name\":\"temp::kitchen\",\"every\":\"3650d\","
+                                  "\"field\":\"n\",\"agg\":[\"count\",\"min\",\"max\"]}",
+                               2, WAIT_MS);
+    if (reply_count(reply) != 2 || !strstr(reply, "\"skipped\":2,") ||
+        !strstr(reply, "{\"record\":\"temp::kitchen\",\"gateway\":\"site-a\",\"value\":"
+                       "{\"count\":300,\"min\":0,\"max\":299}") ||
+        !strstr(reply, "{\"record\":\"temp::kitchen\",\"gateway\":\"site_b\",\"value\":"
+                       "{\"count\":200,\"min\":1000,\"max\":1199}"))
+        fail_msg("aggregate reply: %s", reply);
     free(reply);
     client_disconnect(c);
     /* A SQLite node has no gateways: the parameter is refused. */
