@@ -158,7 +158,8 @@ static int open_postgres(aimdb_gateway *gw, const aimdb_conf_settings *s, const 
     };
     char why[768];
     int rc = aimdb_postgres_open(&po, backend, why, sizeof(why));
-    if (rc != AIMDB_OK) snprintf(err, errlen, "database %s: %s", gw->database_path, why);
+    /* why names the server already (user@host:port/db, no password). */
+    if (rc != AIMDB_OK) snprintf(err, errlen, "database %s", why);
     return rc;
 }
 
