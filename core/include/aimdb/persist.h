@@ -70,10 +70,11 @@ typedef struct aimdb_aggregate_params {
     const char *field;    /* dotted path into an object value; NULL = the value itself */
 } aimdb_aggregate_params;
 
-/* One bucket of one record (and, on a fleet backend, one gateway).  first/last: the number of the earliest /
- * latest value, by stored_at and among equal stored_at in store order (a
- * burst in one millisecond ends with the value stored last, the highest
- * row id), as "newest first" orders rows (C.3). */
+/* One bucket of one record (and, on a fleet backend, one gateway).
+ * first/last: the number of the earliest / latest value, by stored_at and
+ * among equal stored_at in store order (a burst in one millisecond ends
+ * with the value stored last, the highest row id), as "newest first"
+ * orders rows (C.3). */
 typedef struct aimdb_bucket {
     const char *record;
     const char *gateway; /* whose rows (fleet backends); NULL: local history */
@@ -123,9 +124,10 @@ typedef struct aimdb_backend_ops {
      * buckets of a->q's rows, record ascending then newest first, each with
      * count + skipped > 0; after a->q.limit buckets with count > 0 a record
      * ends.  A fleet backend buckets per record and gateway, as its rows
-     * come (gateway ascending within a record, the limit per pair).  Rows a->q.access hides are in no bucket and not skipped.  Must
-     * give what the layer's own aggregation of query gives (the shared
-     * cases in tests/persist/aggregate_cases.json). */
+     * come (gateway ascending within a record, the limit per pair).  Rows
+     * a->q.access hides are in no bucket and not skipped.  Must give what
+     * the layer's own aggregation of query gives (the shared cases in
+     * tests/persist/aggregate_cases.json). */
     int (*aggregate)(void *self, const aimdb_aggregate_params *a, aimdb_bucket_fn fn,
                      void *ctx, char *err, size_t errlen);
     /* Delete rows older than cutoff_ms (stored_at < cutoff_ms): of `record`,
