@@ -39,6 +39,45 @@ static void publish_value(const char *name, uint64_t value) {
     mosquitto_broker_publish_copy(NULL, topic, len, text, 0, true, NULL);
 }
 
+static void publish_text(const char *name, const char *text) {
+    char topic[128];
+    snprintf(topic, sizeof(topic), "$SYS/broker/aimdb/%s", name);
+    mosquitto_broker_publish_copy(NULL, topic, (int)strlen(text), text, 0, true, NULL);
+}
+
+/* uplink/...: only with an uplink configured. */
+static void publish_uplink(plugin *pl) {
+    metrics *m = &pl->metrics;
+    aimdb_uplink_stats us;
+    aimdb_uplink_stats_get(pl->gw.uplink, &us);
+    char state[sizeof(m->uplink_state)];
+    snprintf(state, sizeof(state), "%s%s%s", aimdb_uplink_state_name(us.state),
+             us.state == AIMDB_UPLINK_RETRYING ? ": " : "",
+             us.state == AIMDB_UPLINK_RETRYING ? us.why : "");
+    if (!m->published_once || strcmp(state, m->uplink_state) != 0) {
+        memcpy(m->uplink_state, state, sizeof(state));
+        publish_text("uplink/state", state);
+    }
+    const struct {
+        const char *name;
+        uint64_t value;
+    } values[] = {
+        {"uplink/shipped", us.shipped},
+        {"uplink/lag/rows", us.lag_rows},
+        {"uplink/lag/ms", (uint64_t)(us.lag_ms > 0 ? us.lag_ms : 0)},
+        {"uplink/errors", us.errors},
+        {"uplink/lost", us.lost},
+    };
+    _Static_assert(sizeof(values) / sizeof(values[0]) ==
+                       sizeof(m->uplink_last) / sizeof(m->uplink_last[0]),
+                   "metrics.uplink_last has one slot per value");
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        if (m->published_once && m->uplink_last[i] == values[i].value) continue;
+        m->uplink_last[i] = values[i].value;
+        publish_value(values[i].name, values[i].value);
+    }
+}
+
 void metrics_tick(plugin *pl) {
     metrics *m = &pl->metrics;
     int64_t now = aimdb_monotonic_ms();
@@ -87,5 +126,6 @@ void metrics_tick(plugin *pl) {
         m->last[i] = values[i].value;
         publish_value(values[i].name, values[i].value);
     }
+    if (pl->gw.uplink) publish_uplink(pl);
     m->published_once = true;
 }

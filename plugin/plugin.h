@@ -289,6 +289,8 @@ typedef struct metrics {
     int64_t interval_ms;   /* the broker's sys_interval; 0 = off */
     int64_t next_ms;
     uint64_t last[24];     /* last published values, to publish changes only */
+    uint64_t uplink_last[5];
+    char uplink_state[300]; /* last published uplink/state */
     bool published_once;
 } metrics;
 

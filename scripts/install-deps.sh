@@ -8,15 +8,17 @@
 #   install-deps.sh all     all of it, and what the test suite, `make run`,
 #                           the benchmarks and the fuzzer run: the stock
 #                           clients, sqlite3, valgrind, a browser, clang with
-#                           libFuzzer
+#                           libFuzzer, a PostgreSQL server (started per test
+#                           in a temporary directory, never as a service)
 # Idempotent: apt-get runs only when a package is missing, so a second
 # `make test` on a prepared machine touches nothing.
 set -eu
 
 # mosquitto-dev brings the broker itself; libssl-dev because Paho's CMake
-# package names OpenSSL without pulling it in.
+# package names OpenSSL without pulling it in; libpq-dev for the PostgreSQL
+# history backend and uplink.
 PACKAGES="build-essential cmake pkg-config mosquitto-dev libmosquitto-dev
-libsqlite3-dev libpaho-mqtt-dev libssl-dev libcjson-dev libcmocka-dev"
+libsqlite3-dev libpaho-mqtt-dev libssl-dev libcjson-dev libcmocka-dev libpq-dev"
 # Mosquitto's own build: the key that verifies Debian's source index, and
 # the libraries the official image's flags link (2.0: libwebsockets; 2.1:
 # argon2, editline, libmicrohttpd; both: uuid).
@@ -26,7 +28,7 @@ case "${1:-all}" in
 build) ;;
 broker) PACKAGES="$PACKAGES $BROKER" ;;
 all) PACKAGES="$PACKAGES $BROKER mosquitto mosquitto-clients sqlite3 openssl valgrind chromium
-clang libclang-rt-14-dev" ;;
+clang libclang-rt-14-dev postgresql" ;;
 *) echo "usage: install-deps.sh [build|broker|all]" >&2; exit 2 ;;
 esac
 

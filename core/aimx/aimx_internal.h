@@ -96,6 +96,7 @@ typedef struct aimx_request {
     aimx_method method;
     const char *name;  /* list/query: pattern or NULL; get: the record */
     /* record.query, defaults applied (request.c) */
+    const char *gateway; /* fleet history only: gateway pattern or NULL */
     bool has_start, has_end;
     uint32_t limit;    /* rows or buckets per record; 0 = no cap */
     int64_t start_ms, end_ms;

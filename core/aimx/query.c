@@ -3,10 +3,12 @@
  * published an aimdb_history_service (history.h), answered on its query
  * thread, never on the caller's.
  *
- * The parameters arrive translated, defaults applied (request.c).  The
- * service gets a byte cap derived from max_reply_bytes so it stops building
- * an answer that could not be sent; over it the client gets query_error
- * saying how to narrow the query -- never a truncated array.  Its result
+ * The parameters arrive translated, defaults applied (request.c); only
+ * "gateway" is judged here, refused unless the history is a fleet's, which
+ * request.c cannot know.  The service gets a byte cap derived from
+ * max_reply_bytes so it stops building an answer that could not be sent;
+ * over it the client gets query_error saying how to narrow the query --
+ * never a truncated array.  Its result
  * object is spliced into the reply as the JSON text it already is.
  *
  * Status mapping: ETOOBIG and EIO are query_error; a query the service
@@ -120,6 +122,10 @@ static bool start_query(const aimx_call *call, const aimx_request *req, aimx_err
     if (!svc)
         return aimx_fail(err, AIMX_NOT_CONFIGURED,
                          "history is not configured: no persistence layer is attached");
+    if (req->gateway && !svc->fleet)
+        return aimx_fail(err, AIMX_INVALID_PARAMS,
+                         "params.gateway is for fleet history (database postgresql://...); "
+                         "this node's history is its own");
     query_call *q = new_query_call(call, req);
     if (!q) return aimx_fail(err, AIMX_INTERNAL_ERROR, "out of memory starting a query");
     size_t envelope = envelope_bytes(q->id);
@@ -136,6 +142,7 @@ static bool start_query(const aimx_call *call, const aimx_request *req, aimx_err
         /* 0 would mean "no cap": a limit smaller than any envelope still caps */
         .max_bytes = q->max_reply > envelope ? q->max_reply - envelope : 1,
         .access = call->access,
+        .gateway = req->gateway, /* copied by query_json */
     };
     memcpy(h.agg, req->agg, sizeof(h.agg));
     int rc = svc->query_json(svc->self, &h, query_done, q);

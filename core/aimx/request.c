@@ -35,6 +35,9 @@
  *    last); field a dotted path of non-empty member names, at most 256
  *    bytes.  agg and field without every are refused: they would be
  *    silently ignored otherwise.
+ *  - gateway is a pattern like name, read here on every node; whether the
+ *    history knows gateways (a fleet's, PostgreSQL) is the history
+ *    service's to say, so query.c refuses it on any other node.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +63,7 @@ typedef struct param_spec {
     param_kind kind;
 } param_spec;
 
-#define MAX_PARAMS 7
+#define MAX_PARAMS 8
 #define MAX_FIELD_BYTES 256
 
 typedef struct method_spec {
@@ -77,8 +80,9 @@ static const method_spec methods[] = {
     {"record.get", AIMX_RECORD_GET, {{"record", PARAM_STRING}, {"name", PARAM_STRING}}, 2},
     {"record.query", AIMX_RECORD_QUERY,
      {{"name", PARAM_STRING}, {"limit", PARAM_LIMIT}, {"start", PARAM_TIME},
-      {"end", PARAM_TIME}, {"every", PARAM_EVERY}, {"agg", PARAM_AGG}, {"field", PARAM_FIELD}},
-     7},
+      {"end", PARAM_TIME}, {"every", PARAM_EVERY}, {"agg", PARAM_AGG}, {"field", PARAM_FIELD},
+      {"gateway", PARAM_STRING}},
+     8},
 };
 
 static const char *const envelope_names[] = {"id", "method", "params"};
@@ -278,6 +282,7 @@ static bool assemble_query(const cJSON *const *found, const int64_t *number, aim
                          "params.%s needs params.every (the bucket width of an aggregate)",
                          found[5] ? "agg" : "field");
     req->field = found[6] ? found[6]->valuestring : NULL;
+    req->gateway = found[7] ? found[7]->valuestring : NULL;
     return !found[5] || read_aggs(found[5], req, err);
 }
 

@@ -1,8 +1,9 @@
 /*
  * gateway.c -- the libaimdb stack an aimdb.conf describes: the record
- * database, SQLite history behind the persistence layer and the AimX
- * handler, opened together and closed so that every value produced before
- * the close is committed (see gateway.h).
+ * database, history behind the persistence layer (SQLite, or PostgreSQL
+ * for a central node), the uplink that copies local history to
+ * PostgreSQL, and the AimX handler, opened together and closed so that
+ * every value produced before the close is committed (see gateway.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "aimdb/gateway.h"
+#include "aimdb/postgres.h"
 #include "aimdb/sqlite.h"
 
 const char *aimdb_gateway_database(const aimdb_conf_settings *s, const char *default_database) {
@@ -104,9 +106,20 @@ static int ensure_directory(aimdb_gateway *gw, const char *path, char *err, size
     return rc;
 }
 
-static int open_history(aimdb_gateway *gw, const aimdb_conf_settings *s, char *err,
-                        size_t errlen) {
-    const char *path = gw->database_path;
+/* The node's name in fleet history: `gateway`, else the host name. */
+static int gateway_name(const aimdb_conf_settings *s, char **out, char *err, size_t errlen) {
+    char host[256] = "";
+    if (!s->gateway && (gethostname(host, sizeof(host) - 1) != 0 || !*host)) {
+        snprintf(err, errlen, "gateway: no name given and the host name is unknown; set "
+                              "'gateway NAME' in aimdb.conf");
+        return AIMDB_EINVAL;
+    }
+    *out = strdup(s->gateway ? s->gateway : host);
+    return *out ? AIMDB_OK : AIMDB_ENOMEM;
+}
+
+static int open_sqlite(aimdb_gateway *gw, const aimdb_conf_settings *s, const char *path,
+                       aimdb_backend *backend, char *err, size_t errlen) {
     int rc = ensure_directory(gw, path, err, errlen);
     if (rc != AIMDB_OK) return rc;
     aimdb_sqlite_options so = {
@@ -118,23 +131,79 @@ static int open_history(aimdb_gateway *gw, const aimdb_conf_settings *s, char *e
         .flush_interval_ms = s->flush_interval_ms,
         .runtime = gw->runtime,
     };
-    aimdb_backend backend;
+    if (gw->uplink) {
+        so.hold_after = aimdb_uplink_shipped_id;
+        so.hold_ctx = gw->uplink;
+        so.hold_ms = s->uplink_hold_ms >= 0 ? s->uplink_hold_ms
+                                            : AIMDB_GATEWAY_DEFAULT_UPLINK_HOLD_MS;
+    }
     char why[512];
-    rc = aimdb_sqlite_open(&so, &backend, why, sizeof(why));
+    rc = aimdb_sqlite_open(&so, backend, why, sizeof(why));
     if (rc != AIMDB_OK) {
         char access[1024];
         explain_access(path, access, sizeof(access));
         snprintf(err, errlen, "database %s: %s%s", path, why, access);
-        return rc;
     }
+    return rc;
+}
+
+static int open_postgres(aimdb_gateway *gw, const aimdb_conf_settings *s, const char *uri,
+                         aimdb_backend *backend, char *err, size_t errlen) {
+    aimdb_postgres_options po = {
+        .uri = uri,
+        .gateway = gw->gateway,
+        .queue_rows = s->queue_rows,
+        .queue_bytes = gw->max_memory / 4, /* the write queue's share (aimdb.h) */
+        .batch_rows = s->batch_rows,
+        .flush_interval_ms = s->flush_interval_ms,
+        .runtime = gw->runtime,
+    };
+    char why[768];
+    int rc = aimdb_postgres_open(&po, backend, why, sizeof(why));
+    /* why names the server already (user@host:port/db, no password). */
+    if (rc != AIMDB_OK) snprintf(err, errlen, "database %s", why);
+    return rc;
+}
+
+/* The uplink is created before SQLite opens (retention asks it what is
+ * shipped) and started once the database runs. */
+static int new_uplink(aimdb_gateway *gw, const aimdb_conf_settings *s, const char *path,
+                      char *err, size_t errlen) {
+    if (!s->uplink) return AIMDB_OK;
+    aimdb_uplink_options uo = {.uri = s->uplink, .gateway = gw->gateway, .sqlite_path = path,
+                               .runtime = gw->runtime};
+    char why[512];
+    int rc = aimdb_uplink_new(&uo, &gw->uplink, why, sizeof(why));
+    if (rc != AIMDB_OK) snprintf(err, errlen, "%s", why);
+    return rc;
+}
+
+static int open_history(aimdb_gateway *gw, const aimdb_conf_settings *s, const char *database,
+                        char *err, size_t errlen) {
+    aimdb_backend backend;
+    bool fleet = aimdb_postgres_is_uri(database);
+    int rc = fleet ? open_postgres(gw, s, database, &backend, err, errlen)
+                   : new_uplink(gw, s, database, err, errlen);
+    if (rc == AIMDB_OK && !fleet) rc = open_sqlite(gw, s, database, &backend, err, errlen);
+    if (rc != AIMDB_OK) return rc;
     aimdb_persist_options po = {
         .default_retention_ms = s->retention_ms,
         .sweep_interval_ms = s->sweep_interval_ms,
         .query_queue = AIMDB_GATEWAY_PENDING_QUERIES,
     };
     rc = aimdb_persist_attach(gw->db, backend, &po, &gw->persist);
-    if (rc != AIMDB_OK) snprintf(err, errlen, "database %s: %s", path, aimdb_strerror(rc));
+    if (rc != AIMDB_OK)
+        snprintf(err, errlen, "database %s: %s", gw->database_path, aimdb_strerror(rc));
     return rc;
+}
+
+/* What logs call the database: a path as is, a URI without its password. */
+static char *display_name(const char *database) {
+    if (!aimdb_postgres_is_uri(database)) return strdup(database);
+    char where[256], text[300];
+    aimdb_postgres_describe(database, where, sizeof(where));
+    snprintf(text, sizeof(text), "postgresql://%s", where);
+    return strdup(text);
 }
 
 int aimdb_gateway_open(aimdb_gateway *gw, const aimdb_conf_settings *s,
@@ -152,14 +221,17 @@ int aimdb_gateway_open(aimdb_gateway *gw, const aimdb_conf_settings *s,
         .max_records = gw->max_records,
         .max_memory = gw->max_memory,
     };
-    gw->database_path = strdup(aimdb_gateway_database(s, default_database));
+    const char *database = aimdb_gateway_database(s, default_database);
+    gw->database_path = display_name(database);
     gw->db = gw->database_path ? aimdb_db_new(&dbo) : NULL;
     if (!gw->db) {
         snprintf(err, errlen, "out of memory creating the database");
         aimdb_gateway_close(gw);
         return AIMDB_ENOMEM;
     }
-    int rc = open_history(gw, s, err, errlen);
+    int rc = AIMDB_OK;
+    if (s->uplink || aimdb_postgres_is_uri(database)) rc = gateway_name(s, &gw->gateway, err, errlen);
+    if (rc == AIMDB_OK) rc = open_history(gw, s, database, err, errlen);
     if (rc == AIMDB_OK && !(gw->aimx = aimdb_aimx_new(gw->db, NULL))) {
         snprintf(err, errlen, "out of memory creating the request handler");
         rc = AIMDB_ENOMEM;
@@ -167,6 +239,8 @@ int aimdb_gateway_open(aimdb_gateway *gw, const aimdb_conf_settings *s,
     if (rc == AIMDB_OK && (rc = aimdb_db_start(gw->db)) != AIMDB_OK)
         snprintf(err, errlen, "database %s: cannot start: %s", gw->database_path,
                  aimdb_strerror(rc));
+    if (rc == AIMDB_OK && gw->uplink && (rc = aimdb_uplink_start(gw->uplink)) != AIMDB_OK)
+        snprintf(err, errlen, "uplink: cannot start its thread: %s", aimdb_strerror(rc));
     if (rc != AIMDB_OK) aimdb_gateway_close(gw);
     return rc;
 }
@@ -175,7 +249,13 @@ void aimdb_gateway_close(aimdb_gateway *gw) {
     if (gw->db) aimdb_db_stop(gw->db); /* taps drained, history committed */
     aimdb_aimx_free(gw->aimx);
     aimdb_db_free(gw->db);
+    /* After the history (whose retention asks it what is shipped): rows
+     * committed last ship at the next start. */
+    aimdb_uplink_free(gw->uplink);
     free(gw->database_path);
+    free(gw->gateway);
+    gw->uplink = NULL;
+    gw->gateway = NULL;
     gw->db = NULL;
     gw->persist = NULL;
     gw->aimx = NULL;
@@ -202,6 +282,9 @@ void aimdb_gateway_warn_settings(const aimdb_gateway *gw, const aimdb_conf *was,
         {"queue_rows", a->queue_rows != b->queue_rows},
         {"flush_interval", a->flush_interval_ms != b->flush_interval_ms},
         {"sweep_interval", a->sweep_interval_ms != b->sweep_interval_ms},
+        {"uplink", !same_text(a->uplink, b->uplink)},
+        {"gateway", !same_text(a->gateway, b->gateway)},
+        {"uplink_hold", a->uplink_hold_ms != b->uplink_hold_ms},
         {"max_payload", a->max_payload != b->max_payload},
         {"max_records", a->max_records != b->max_records},
         {"max_memory", a->max_memory != b->max_memory},

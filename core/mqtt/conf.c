@@ -16,6 +16,7 @@
 #include "aimdb/json.h"
 #include "aimdb/mqtt_conf.h"
 #include "aimdb/mqtt_route.h"
+#include "aimdb/postgres.h"
 #include "mqtt_internal.h"
 
 #define CONF_MAX_BYTES (16u << 20) /* no real aimdb.conf comes near this */
@@ -253,6 +254,7 @@ static aimdb_conf *conf_new(aimdb_conf_app app) {
     if (!conf) return NULL;
     conf->app = app;
     conf->settings.synchronous = AIMDB_SQLITE_SYNC_NORMAL;
+    conf->settings.uplink_hold_ms = -1;
     return conf;
 }
 
@@ -260,6 +262,8 @@ void aimdb_conf_free(aimdb_conf *conf) {
     if (!conf) return;
     aimdb_conf_settings *s = &conf->settings;
     free(s->database);
+    free(s->uplink);
+    free(s->gateway);
     free(s->request_topic);
     free(s->broker);
     free(s->client_id);
@@ -269,6 +273,21 @@ void aimdb_conf_free(aimdb_conf *conf) {
     }
     free(conf->rules);
     free(conf);
+}
+
+/* The uplink copies local SQLite history: there must be a file of it. */
+static int check_uplink(parser *ps) {
+    const aimdb_conf_settings *s = &ps->conf->settings;
+    if (!s->uplink || !s->database) return AIMDB_OK;
+    ps->line = ps->set_on[conf_setting_find("uplink")];
+    if (aimdb_postgres_is_uri(s->database))
+        return line_error(ps, "uplink copies local SQLite history, but database (line %u) is "
+                              "PostgreSQL already",
+                          ps->set_on[conf_setting_find("database")]);
+    if (strcmp(s->database, ":memory:") == 0)
+        return line_error(ps, "uplink needs a history file, but database (line %u) is :memory:",
+                          ps->set_on[conf_setting_find("database")]);
+    return AIMDB_OK;
 }
 
 static int out_of_memory(char *err, size_t errlen) {
@@ -306,6 +325,7 @@ int aimdb_conf_parse(const char *text, size_t len, const char *display_name,
         rc = parse_line(&ps, line, (size_t)(stop - line));
         line = stop + 1;
     }
+    if (rc == AIMDB_OK) rc = check_uplink(&ps);
     free(copy);
     free(set_on);
     table_free(&ps.fixed_names);

@@ -16,6 +16,7 @@
 #include "aimdb/json.h"
 #include "aimdb/mqtt_conf.h"
 #include "aimdb/mqtt_route.h"
+#include "aimdb/postgres.h"
 #include "mqtt_internal.h"
 
 /* ------------------------------------------------------------ numbers */
@@ -76,15 +77,25 @@ static int apply_string(const setting *s, aimdb_conf_settings *cfg, const char *
     return store_string(AT(cfg, s, char *), value);
 }
 
-static int apply_retention(const setting *s, aimdb_conf_settings *cfg, const char *value,
-                           char *why, size_t whylen) {
+/* A span of s, m, h or d; zero_means says what 0 does, for the error. */
+static int apply_span(const setting *s, aimdb_conf_settings *cfg, const char *value, char *why,
+                      size_t whylen, const char *zero_means) {
     int64_t ms;
     if (!conf_duration_parse(value, false, (int64_t)s->max, &ms))
-        return mqtt_invalid(why, whylen,
-                            "bad %s '%s' (a number with s, m, h or d, e.g. 7d; 0 keeps forever)",
-                            s->key, value);
+        return mqtt_invalid(why, whylen, "bad %s '%s' (a number with s, m, h or d, e.g. 7d; 0 %s)",
+                            s->key, value, zero_means);
     *AT(cfg, s, int64_t) = ms;
     return AIMDB_OK;
+}
+
+static int apply_retention(const setting *s, aimdb_conf_settings *cfg, const char *value,
+                           char *why, size_t whylen) {
+    return apply_span(s, cfg, value, why, whylen, "keeps forever");
+}
+
+static int apply_hold(const setting *s, aimdb_conf_settings *cfg, const char *value, char *why,
+                      size_t whylen) {
+    return apply_span(s, cfg, value, why, whylen, "holds nothing");
 }
 
 /* An interval: ms allowed, and 0 would mean "never", which is not offered. */
@@ -198,11 +209,50 @@ static int apply_broker(const setting *s, aimdb_conf_settings *cfg, const char *
     return store_string(AT(cfg, s, char *), value);
 }
 
+/* A PostgreSQL URI as libpq reads it; the error names the server as logs
+ * do, never the URI itself, which may hold a password. */
+static int check_pg_uri(const setting *s, const char *value, char *why, size_t whylen) {
+    char reason[256], where[256];
+    if (aimdb_postgres_uri_check(value, reason, sizeof(reason)) == AIMDB_OK) return AIMDB_OK;
+    if (!aimdb_postgres_describe(value, where, sizeof(where)))
+        return mqtt_invalid(why, whylen, "bad %s PostgreSQL URI: %s", s->key, reason);
+    return mqtt_invalid(why, whylen, "bad %s PostgreSQL URI (%s): %s", s->key, where, reason);
+}
+
+/* A SQLite path, or a PostgreSQL URI (history kept there, C.6). */
+static int apply_database(const setting *s, aimdb_conf_settings *cfg, const char *value,
+                          char *why, size_t whylen) {
+    if (aimdb_postgres_is_uri(value) && check_pg_uri(s, value, why, whylen) != AIMDB_OK)
+        return AIMDB_EINVAL;
+    return apply_string(s, cfg, value, why, whylen);
+}
+
+static int apply_uplink(const setting *s, aimdb_conf_settings *cfg, const char *value,
+                        char *why, size_t whylen) {
+    if (!aimdb_postgres_is_uri(value))
+        return mqtt_invalid(why, whylen, "bad %s '%s' (a PostgreSQL URI: postgresql://user@host/db)",
+                    s->key, value);
+    if (check_pg_uri(s, value, why, whylen) != AIMDB_OK) return AIMDB_EINVAL;
+    return store_string(AT(cfg, s, char *), value);
+}
+
+/* A gateway's name: what the fleet table's gateway column says, so
+ * printable and without blanks (it is also a query pattern's target). */
+static int apply_gateway_name(const setting *s, aimdb_conf_settings *cfg, const char *value,
+                              char *why, size_t whylen) {
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+        if (*p < 0x21 || *p == 0x7f || *p == '*')
+            return mqtt_invalid(why, whylen, "bad %s '%s' (no blanks, control characters or '*')",
+                        s->key, value);
+    if (strlen(value) > 255) return mqtt_invalid(why, whylen, "bad %s: longer than 255 bytes", s->key);
+    return apply_string(s, cfg, value, why, whylen);
+}
+
 #define DAY_MS 86400000ull
 #define YEARS_100_MS (36525ull * DAY_MS)
 
 static const setting settings[] = {
-    {"database", false, apply_string, FIELD(database), 0, 0},
+    {"database", false, apply_database, FIELD(database), 0, 0},
     {"retention", false, apply_retention, FIELD(retention_ms), YEARS_100_MS, 0},
     {"synchronous", false, apply_synchronous, FIELD(synchronous), 0, 0},
     {"batch_rows", false, apply_count, FIELD(batch_rows), 1000000, 0},
@@ -213,6 +263,9 @@ static const setting settings[] = {
     {"max_memory", false, apply_size, FIELD(max_memory), 1024ull << 30, 1ull << 20},
     {"workers", false, apply_count, FIELD(workers), 256, 0},
     {"max_records", false, apply_count, FIELD(max_records), 10000000, 0},
+    {"uplink", false, apply_uplink, FIELD(uplink), 0, 0},
+    {"gateway", false, apply_gateway_name, FIELD(gateway), 0, 0},
+    {"uplink_hold", false, apply_hold, FIELD(uplink_hold_ms), YEARS_100_MS, 0},
     {"request_topic", true, apply_topic, FIELD(request_topic), 0, 0},
     {"broker", true, apply_broker, FIELD(broker), 0, 0},
     {"client_id", true, apply_string, FIELD(client_id), 0, 0},

@@ -7,7 +7,10 @@
  * the epoch, also before it), what first and last mean (store order), and
  * which buckets a limit keeps.  A backend without its own aggregate gets
  * the layer's: its query rows, newest first in reverse store order, fed
- * into a bucket set per record.  SQLite has its own (rollups, see
+ * into a bucket set per record -- per record and gateway on a fleet
+ * backend, the grouping its rows and their limit already have, so a bucket
+ * never mixes two sites' values and "limit" means the same with and without
+ * "every".  SQLite has its own (rollups, see
  * sqlite_rollup.c) built on the same set, and tests/persist runs one table
  * of cases against both.
  */
@@ -344,14 +347,15 @@ static int newest_first(const void *a, const void *b) {
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-int aimdb_bucket_set_emit(aimdb_bucket_set *s, const char *record, uint32_t limit,
-                          aimdb_bucket_fn fn, void *ctx) {
+int aimdb_bucket_set_emit(aimdb_bucket_set *s, const char *record, const char *gateway,
+                          uint32_t limit, aimdb_bucket_fn fn, void *ctx) {
     if (s->n > 1) qsort(s->entries, s->n, sizeof(*s->entries), newest_first);
     uint32_t with_numbers = 0;
     int rc = 0;
     for (size_t i = 0; i < s->n && rc == 0 && (!limit || with_numbers < limit); i++) {
         const bucket_entry *e = &s->entries[i];
-        aimdb_bucket b = {.record = record, .start_ms = e->start, .count = e->count,
+        aimdb_bucket b = {.record = record, .gateway = gateway, .start_ms = e->start,
+                          .count = e->count,
                           .skipped = e->values > e->count ? e->values - e->count : 0,
                           .sum = e->sum, .min = e->min, .max = e->max,
                           .first = e->first, .last = e->last};
@@ -365,32 +369,43 @@ int aimdb_bucket_set_emit(aimdb_bucket_set *s, const char *record, uint32_t limi
 
 /* ----------------------------------------------- the layer's aggregation */
 
-/* Rows of one query, newest first within a record, into a set per record
- * (the rows of a record are contiguous: record ascending). */
+/* Rows of one query, newest first within a record (and gateway), into a
+ * set per record and gateway: the rows of one pair are contiguous (record
+ * ascending, then gateway ascending on a fleet backend; gateway NULL
+ * elsewhere). */
 typedef struct rows_to_buckets {
     const aimdb_aggregate_params *a;
     aimdb_bucket_set *set;
-    char *record; /* whose rows the set holds; NULL before the first row */
+    char *record;  /* whose rows the set holds; NULL before the first row */
+    char *gateway; /* and from which gateway; NULL for local history */
     int64_t order; /* falls with every row: rows come in reverse store order */
     aimdb_bucket_fn fn;
     void *ctx;
 } rows_to_buckets;
 
-static int flush_record(rows_to_buckets *r) {
+static int flush_group(rows_to_buckets *r) {
     if (!r->record) return 0;
-    int rc = aimdb_bucket_set_emit(r->set, r->record, r->a->q.limit, r->fn, r->ctx);
+    int rc = aimdb_bucket_set_emit(r->set, r->record, r->gateway, r->a->q.limit, r->fn,
+                                   r->ctx);
     free(r->record);
-    r->record = NULL;
+    free(r->gateway);
+    r->record = r->gateway = NULL;
     return rc;
+}
+
+static bool same_text(const char *a, const char *b) {
+    return a == b || (a && b && strcmp(a, b) == 0);
 }
 
 static int bucket_row(const aimdb_history_row *row, void *ctx) {
     rows_to_buckets *r = ctx;
-    if (!r->record || strcmp(r->record, row->record) != 0) {
-        int rc = flush_record(r);
+    if (!r->record || strcmp(r->record, row->record) != 0 ||
+        !same_text(r->gateway, row->gateway)) {
+        int rc = flush_group(r);
         if (rc) return rc;
         r->record = strdup(row->record);
-        if (!r->record) return AIMDB_ENOMEM;
+        r->gateway = row->gateway ? strdup(row->gateway) : NULL;
+        if (!r->record || (row->gateway && !r->gateway)) return AIMDB_ENOMEM;
     }
     double v;
     bool has = aimdb_value_number(row->value_json, row->value_len, r->a->field, &v);
@@ -405,8 +420,9 @@ static int aggregate_rows(aimdb_persist *p, const aimdb_aggregate_params *a,
     aimdb_query_params q = a->q;
     q.limit = 0; /* the limit counts buckets: bucket_row's sets apply it */
     int rc = persist_query_checked(p, &q, bucket_row, &r, NULL, err, errlen);
-    if (rc == AIMDB_OK) rc = flush_record(&r);
+    if (rc == AIMDB_OK) rc = flush_group(&r);
     free(r.record);
+    free(r.gateway);
     aimdb_bucket_set_free(r.set);
     return rc;
 }

@@ -3,7 +3,8 @@
  *   {"count":N,"values":[{"record":"...","value":<stored JSON>,"stored_at":<ms>}, ...]}
  * and with every (aggregates) {"count":N,"skipped":S,"values":[...]} whose
  * values are {"avg":..,"min":..,...} in the order asked for, stored_at the
- * bucket's start.
+ * bucket's start.  In a fleet's history each element has "gateway":"..."
+ * after "record", rows and buckets alike.
  *
  * Stored values are copied verbatim (they were checked against the JSON
  * grammar in persist_query.c), so numbers keep every digit they were
@@ -61,11 +62,14 @@ typedef struct collect_ctx {
     const aimdb_history_request *req;
 } collect_ctx;
 
-/* The element's opening up to its value: {"record":"<name>","value": */
-static int append_element_head(collect_ctx *c, const char *record) {
+/* The element's opening up to its value: {"record":"<name>","value":, with
+ * "gateway":"<name>" between them when the row or bucket names one. */
+static int append_element_head(collect_ctx *c, const char *record, const char *gateway) {
     int rc = json_buf_append(c->out, c->count ? ",{\"record\":" : "{\"record\":",
                              c->count ? 11 : 10);
     if (rc == AIMDB_OK) rc = append_string(c->out, record);
+    if (rc == AIMDB_OK && gateway) rc = json_buf_append(c->out, ",\"gateway\":", 11);
+    if (rc == AIMDB_OK && gateway) rc = append_string(c->out, gateway);
     if (rc == AIMDB_OK) rc = json_buf_append(c->out, ",\"value\":", 9);
     return rc;
 }
@@ -83,7 +87,7 @@ static int append_element_tail(collect_ctx *c, int64_t stored_at) {
 
 static int append_row(const aimdb_history_row *row, void *ctx) {
     collect_ctx *c = ctx;
-    int rc = append_element_head(c, row->record);
+    int rc = append_element_head(c, row->record, row->gateway);
     if (rc == AIMDB_OK) rc = json_buf_append(c->out, row->value_json, row->value_len);
     return rc == AIMDB_OK ? append_element_tail(c, row->stored_at) : rc;
 }
@@ -122,7 +126,7 @@ static int append_bucket(const aimdb_bucket *bucket, void *ctx) {
     collect_ctx *c = ctx;
     const aimdb_agg *aggs = c->req->n_agg ? c->req->agg : default_aggs;
     unsigned n = c->req->n_agg ? c->req->n_agg : 4;
-    int rc = append_element_head(c, bucket->record);
+    int rc = append_element_head(c, bucket->record, bucket->gateway);
     for (unsigned i = 0; rc == AIMDB_OK && i < n; i++) {
         rc = json_buf_append(c->out, i ? ",\"" : "{\"", 2);
         const char *name = aimdb_agg_name(aggs[i]);
@@ -147,7 +151,8 @@ static int collect(aimdb_persist *p, const aimdb_history_request *req, collect_c
                    uint64_t *skipped, char *err, size_t errlen) {
     aimdb_query_params q = {.pattern = req->pattern, .has_start = req->has_start,
                             .has_end = req->has_end, .start_ms = req->start_ms,
-                            .end_ms = req->end_ms, .limit = req->limit, .access = req->access};
+                            .end_ms = req->end_ms, .limit = req->limit, .access = req->access,
+                            .gateway = req->gateway};
     int rc = json_buf_append(c->out, "[", 1);
     if (rc != AIMDB_OK) return rc;
     if (!req->every_ms) return persist_query_checked(p, &q, append_row, c, skipped, err, errlen);

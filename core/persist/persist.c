@@ -102,7 +102,7 @@ static aimdb_persist *persist_new(aimdb_db *db, aimdb_backend backend,
     p->rt = aimdb_db_runtime(db);
     p->opts = options_with_defaults(opts);
     p->backend = backend;
-    p->service = (aimdb_history_service){query_service_submit, p};
+    p->service = (aimdb_history_service){query_service_submit, p, backend.ops->fleet};
     pthread_rwlock_init(&p->backend_lock, NULL);
     pthread_mutex_init(&p->lock, NULL);
     query_service_init(p);

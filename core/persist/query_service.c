@@ -18,7 +18,7 @@
 #define BUSY_LOG_INTERVAL_MS 10000
 
 struct query_job {
-    aimdb_history_request req; /* pattern and field point at the job's own copies */
+    aimdb_history_request req; /* pattern, field and gateway point at the job's own copies */
     aimdb_history_done_fn done;
     void *ctx;
     query_job *next;
@@ -41,6 +41,7 @@ void query_service_destroy(aimdb_persist *p) {
 static void job_free(query_job *job) {
     free((char *)job->req.pattern);
     free((char *)job->req.field);
+    free((char *)job->req.gateway);
     free(job);
 }
 
@@ -127,15 +128,18 @@ static query_job *job_new(const aimdb_history_request *req, aimdb_history_done_f
     query_job *job = calloc(1, sizeof(*job));
     char *pattern = strdup(req->pattern ? req->pattern : "*");
     char *field = req->field ? strdup(req->field) : NULL;
-    if (!job || !pattern || (req->field && !field)) {
+    char *gateway = req->gateway ? strdup(req->gateway) : NULL;
+    if (!job || !pattern || (req->field && !field) || (req->gateway && !gateway)) {
         free(job);
         free(pattern);
         free(field);
+        free(gateway);
         return NULL;
     }
     job->req = *req;
     job->req.pattern = pattern;
     job->req.field = field;
+    job->req.gateway = gateway;
     job->done = done;
     job->ctx = ctx;
     return job;

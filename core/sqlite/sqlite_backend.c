@@ -159,6 +159,10 @@ static int check_options(const aimdb_sqlite_options *o, char *err, size_t errlen
         aimdb_errorf(err, errlen, "sqlite: synchronous must be off, normal or full");
         return AIMDB_EINVAL;
     }
+    if (o->hold_ms < 0) {
+        aimdb_errorf(err, errlen, "sqlite: hold_ms must not be negative");
+        return AIMDB_EINVAL;
+    }
     if (o->max_db_bytes < 0) {
         aimdb_errorf(err, errlen, "sqlite: max_db_bytes must not be negative");
         return AIMDB_EINVAL;

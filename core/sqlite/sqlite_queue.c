@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sqlite_internal.h"
+#include "sqlite_queue.h"
 
 int sq_queue_init(sq_queue *q, uint32_t cap, size_t max_bytes, uint32_t batch_rows,
                   int64_t flush_ms) {

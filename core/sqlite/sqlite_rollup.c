@@ -554,7 +554,8 @@ static int64_t hour_ceil(int64_t t) {
 }
 
 static int emit(agg_run *run, const char *record) {
-    run->stop = aimdb_bucket_set_emit(run->set, record, run->a->q.limit, run->fn, run->ctx);
+    run->stop = aimdb_bucket_set_emit(run->set, record, NULL, run->a->q.limit, run->fn,
+                                      run->ctx);
     return SQLITE_OK;
 }
 

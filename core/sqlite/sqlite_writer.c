@@ -286,9 +286,14 @@ static int seek_name(sq_backend *b, const char *after, char **name) {
 }
 
 static int delete_chunk(sq_backend *b, const char *record, int64_t cutoff, int64_t *deleted) {
+    const aimdb_sqlite_options *o = &b->opts;
+    int64_t held_above = o->hold_after ? o->hold_after(o->hold_ctx) : INT64_MAX;
+    int64_t held_until = cutoff >= INT64_MIN + o->hold_ms ? cutoff - o->hold_ms : INT64_MIN;
     sqlite3_bind_text(b->delete_chunk, 1, record, -1, SQLITE_STATIC);
     sqlite3_bind_int64(b->delete_chunk, 2, cutoff);
     sqlite3_bind_int(b->delete_chunk, 3, SQ_CLEANUP_CHUNK);
+    sqlite3_bind_int64(b->delete_chunk, 4, held_above);
+    sqlite3_bind_int64(b->delete_chunk, 5, held_until);
     int rc = sqlite3_step(b->delete_chunk);
     sqlite3_reset(b->delete_chunk);
     *deleted = rc == SQLITE_DONE ? sqlite3_changes64(b->wdb) : 0;

@@ -116,7 +116,11 @@ static const bad_request table[] = {
         "invalid_params", "params must be an object"),
     ROW("unknown query parameter", "{\"id\":1,\"method\":\"record.query\",\"params\":{\"from\":1}}",
         "1", "invalid_params",
-        "unknown parameter \"from\" for record.query (it takes name, limit, start, end, every, agg, field)"),
+        "unknown parameter \"from\" for record.query (it takes name, limit, start, end, every, "
+        "agg, field, gateway)"),
+    ROW("gateway not a string",
+        "{\"id\":1,\"method\":\"record.query\",\"params\":{\"gateway\":1}}", "1",
+        "invalid_params", "params.gateway must be a string"),
     ROW("unknown list parameter", "{\"id\":1,\"method\":\"record.list\",\"params\":{\"record\":\"a\"}}",
         "1", "invalid_params", "unknown parameter \"record\" for record.list (it takes name)"),
     ROW("duplicate parameter",

@@ -13,6 +13,15 @@
  *                       continues it) is run by sh in the directory, with
  *                       stderr joined to stdout; the lines after it, up to
  *                       the next "$ ", are its expected output
+ *   ```console test postgres
+ *                       the same, against a real PostgreSQL server
+ *                       (tests/postgres/pg_server.h) started for a
+ *                       document that has one, "localhost:5432" being its address in
+ *                       files, commands and output; not
+ *                       run where there is none, nor in the sanitizer
+ *                       build, whose Mosquitto cannot run libpq (see
+ *                       tests/postgres/CMakeLists.txt) -- the count of
+ *                       such blocks left out is printed
  *
  * Every other block is text for the reader.  A document that runs a
  * command before it starts a broker (the README, whose reader has `make
@@ -62,6 +71,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "pg_server.h"
 
 #define RETRY_MS 10000
 #define COMMAND_TIMEOUT_MS 10000
@@ -230,22 +240,43 @@ typedef struct doc_run {
     char port[16];
     char *mosquitto_extra; /* the last mosquitto.conf block, filtered */
     unsigned tested;       /* commands run */
+    pg_server pg;          /* started by the first postgres block */
+    unsigned pg_left_out;  /* postgres blocks not run */
 } doc_run;
 
 static char *substitute(const doc_run *d, const char *s) {
-    char local[64];
+    char local[64], pg[64];
     snprintf(local, sizeof(local), "127.0.0.1:%s", d->port);
-    return replace_all(s, "localhost:1883", local);
+    snprintf(pg, sizeof(pg), "127.0.0.1:%d", d->pg.port);
+    char *mqtt = replace_all(s, "localhost:1883", local);
+    if (!d->pg.running) return mqtt;
+    char *both = replace_all(mqtt, "localhost:5432", pg);
+    free(mqtt);
+    return both;
 }
 
-/* The broker's directory reads as "." in its output. */
+/* A postgres block runs only with a server, started before the document's
+ * first block so that its files name it too. */
+static bool postgres_ready(doc_run *d) {
+    if (d->pg.running) return true;
+    if (!AIMDB_DOCS_POSTGRES || !pg_server_available()) return false;
+    pg_server_start(&d->pg);
+    return true;
+}
+
+/* The broker's directory reads as "." in its output, the PostgreSQL
+ * server as localhost:5432. */
 static char *relative(const doc_run *d, const char *s) {
-    char dir[sizeof(d->b.dir) + 1];
+    char dir[sizeof(d->b.dir) + 1], pg[64];
     snprintf(dir, sizeof(dir), "%s/", d->b.dir);
+    snprintf(pg, sizeof(pg), "127.0.0.1:%d", d->pg.port);
     char *a = replace_all(s, dir, "");
     char *b = replace_all(a, d->b.dir, ".");
     free(a);
-    return b;
+    if (!d->pg.running) return b;
+    char *c = replace_all(b, pg, "localhost:5432");
+    free(b);
+    return c;
 }
 
 static void report(const doc_run *d, const char *command, const char *want, const char *got) {
@@ -426,15 +457,17 @@ static void run_console(doc_run *d, const char *block, unsigned first_line) {
 static void run_block(doc_run *d, const char *info, const char *block, unsigned first_line) {
     char words[256];
     snprintf(words, sizeof(words), "%s", info);
-    bool console = false, test = false;
+    bool console = false, test = false, postgres = false;
     const char *file = NULL;
     int i = 0;
     for (char *save, *w = strtok_r(words, " \t", &save); w; w = strtok_r(NULL, " \t", &save), i++) {
         if (i == 0) console = strcmp(w, "console") == 0;
         else if (strcmp(w, "test") == 0) test = true;
+        else if (strcmp(w, "postgres") == 0) postgres = true;
         else if (strncmp(w, "file=", 5) == 0) file = w + 5;
     }
     if (file) write_block_file(d, file, block);
+    else if (console && test && postgres && !postgres_ready(d)) d->pg_left_out++;
     else if (console && test) run_console(d, block, first_line);
 }
 
@@ -459,6 +492,7 @@ static void run_document(const char *path) {
     snprintf(d.port, sizeof(d.port), "%d", d.b.port);
     write_client_config(&d);
     char *doc = read_whole(path, 0);
+    if (strstr(doc, "```console test postgres")) postgres_ready(&d);
     text block = {0}, info = {0};
     bool inside = false;
     unsigned line = 1, block_line = 0;
@@ -485,7 +519,11 @@ static void run_document(const char *path) {
         fail();
     }
     fprintf(stderr, "%s: %u example command(s) ran as shown\n", path, d.tested);
+    if (d.pg_left_out)
+        fprintf(stderr, "%s: %u PostgreSQL block(s) left out (no server here, or the "
+                        "sanitizer build)\n", path, d.pg_left_out);
     stop_broker(&d);
+    pg_server_cleanup(&d.pg);
     broker_cleanup(&d.b);
     free(doc);
     free(block.data);

@@ -131,6 +131,28 @@ static void test_all_settings(void **state) {
     aimdb_conf_free(conf);
 }
 
+/* Fleet history: a PostgreSQL database, or an uplink beside SQLite. */
+static void test_postgres_settings(void **state) {
+    (void)state;
+    aimdb_conf *conf = parse_ok("database postgresql://aimdb@db.example:5433/fleet?sslmode=verify-full\n"
+                                "gateway central-1\n",
+                                AIMDB_CONF_PLUGIN);
+    assert_string_equal(conf->settings.database,
+                        "postgresql://aimdb@db.example:5433/fleet?sslmode=verify-full");
+    assert_string_equal(conf->settings.gateway, "central-1");
+    assert_null(conf->settings.uplink);
+    assert_int_equal(conf->settings.uplink_hold_ms, -1);
+    aimdb_conf_free(conf);
+    conf = parse_ok("database ./data/aimdb.db\n"
+                    "uplink postgres://site@cloud/fleet\n"
+                    "gateway site-7\n"
+                    "uplink_hold 30d\n",
+                    AIMDB_CONF_PLUGIN);
+    assert_string_equal(conf->settings.uplink, "postgres://site@cloud/fleet");
+    assert_int_equal(conf->settings.uplink_hold_ms, 30 * 86400000LL);
+    aimdb_conf_free(conf);
+}
+
 static void test_durations_and_sizes(void **state) {
     (void)state;
     static const struct {
@@ -280,6 +302,24 @@ static void test_errors(void **state) {
          "aimdb.conf:1: 'request_topic' is an aimdb-bridge setting; the plugin does not use it"},
         {"client_id x\n",
          "aimdb.conf:1: 'client_id' is an aimdb-bridge setting; the plugin does not use it"},
+        {"database postgresql://u:pw@h:port/db\n",
+         "aimdb.conf:1: bad database PostgreSQL URI (u@h:port/db): invalid port \"port\""},
+        {"uplink postgresql://h/db?sslmode=always\n",
+         "aimdb.conf:1: bad uplink PostgreSQL URI (h/db): invalid sslmode \"always\""},
+        {"uplink postgresql://h/db?nosuchoption=1\n",
+         "aimdb.conf:1: bad uplink PostgreSQL URI: invalid URI query parameter: "
+         "\"nosuchoption\""},
+        {"uplink ./other.db\n",
+         "aimdb.conf:1: bad uplink './other.db' (a PostgreSQL URI: postgresql://user@host/db)"},
+        {"database :memory:\nuplink postgresql://h/db\n",
+         "aimdb.conf:2: uplink needs a history file, but database (line 1) is :memory:"},
+        {"uplink postgresql://h/db\n# c\ndatabase postgresql://h/db\n",
+         "aimdb.conf:1: uplink copies local SQLite history, but database (line 3) is "
+         "PostgreSQL already"},
+        {"gateway a*b\n", "aimdb.conf:1: bad gateway 'a*b' (no blanks, control characters or '*')"},
+        {"uplink_hold 1w\n",
+         "aimdb.conf:1: bad uplink_hold '1w' (a number with s, m, h or d, e.g. 7d; 0 holds "
+         "nothing)"},
         {"record\n", "aimdb.conf:1: record needs a name template and a topic filter"},
         {"record x\n", "aimdb.conf:1: record needs a name template and a topic filter"},
         {"record x # comment\n", "aimdb.conf:1: unknown record option 'comment' (persist, "
@@ -478,6 +518,7 @@ int main(void) {
         cmocka_unit_test(test_contract_example),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_all_settings),
+        cmocka_unit_test(test_postgres_settings),
         cmocka_unit_test(test_durations_and_sizes),
         cmocka_unit_test(test_record_options),
         cmocka_unit_test(test_rule_max_records),

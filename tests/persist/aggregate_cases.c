@@ -195,31 +195,81 @@ static char *answer(cases_db *d, const aimdb_history_request *req) {
     return out;
 }
 
-int aggregate_cases_check(const aggregate_cases *c, cases_db *d, bool own, const char *label) {
+/* What a fleet backend holding the table once per gateway in gateways[]
+ * (ascending) answers for want: per record, each gateway's values in turn,
+ * each naming its gateway; count and skipped summed over the gateways. */
+static cJSON *fleet_result(const cJSON *want, const char *const *gateways, size_t n) {
+    cJSON *out = cJSON_Duplicate(want, true), *values = cJSON_CreateArray();
+    const cJSON *from = cJSON_GetObjectItem(want, "values");
+    for (const cJSON *run = from->child; run;) {
+        const char *record = cJSON_GetObjectItem(run, "record")->valuestring;
+        const cJSON *end = run;
+        while (end && strcmp(cJSON_GetObjectItem(end, "record")->valuestring, record) == 0)
+            end = end->next;
+        for (size_t g = 0; g < n; g++)
+            for (const cJSON *v = run; v != end; v = v->next) {
+                cJSON *copy = cJSON_Duplicate(v, true);
+                cJSON_AddStringToObject(copy, "gateway", gateways[g]);
+                cJSON_AddItemToArray(values, copy);
+            }
+        run = end;
+    }
+    cJSON_ReplaceItemInObject(out, "values", values);
+    const char *sums[] = {"count", "skipped"};
+    for (size_t i = 0; i < 2; i++) {
+        cJSON *it = cJSON_GetObjectItem(out, sums[i]);
+        if (it) cJSON_SetNumberValue(it, it->valuedouble * (double)n);
+    }
+    return out;
+}
+
+/* One case: its request (gateway set) against want; false after printing. */
+static bool case_holds(cases_db *d, const cJSON *kase, const char *gateway, const cJSON *want,
+                       const char *label) {
+    aimdb_history_request req;
+    request_of(cJSON_GetObjectItem(kase, "request"), &req);
+    req.gateway = gateway;
+    hidden h = {cJSON_GetObjectItem(kase, "hidden_topics")};
+    aimdb_access access = {.record = by_source, .value = topic_visible, .ctx = &h};
+    if (cJSON_GetArraySize(h.topics) > 0) req.access = &access;
+    char *got = answer(d, &req);
+    cJSON *parsed = cJSON_Parse(got);
+    bool same = parsed && cJSON_Compare(parsed, want, true);
+    if (!same) {
+        char *w = cJSON_PrintUnformatted(want);
+        fprintf(stderr, "%s: case \"%s\"%s%s\n  got  %s\n  want %s\n", label,
+                cJSON_GetObjectItem(kase, "name")->valuestring, gateway ? ", gateway " : "",
+                gateway ? gateway : "", got, w);
+        free(w);
+    }
+    cJSON_Delete(parsed);
+    free(got);
+    return same;
+}
+
+int aggregate_cases_check_fleet(const aggregate_cases *c, cases_db *d, bool own,
+                                const char *const *gateways, size_t n, const char *label) {
     int failed = 0;
     use_own(d, own);
     const cJSON *kase;
     cJSON_ArrayForEach(kase, cJSON_GetObjectItem(c->doc, "cases")) {
-        aimdb_history_request req;
-        request_of(cJSON_GetObjectItem(kase, "request"), &req);
-        hidden h = {cJSON_GetObjectItem(kase, "hidden_topics")};
-        aimdb_access access = {.record = by_source, .value = topic_visible, .ctx = &h};
-        if (cJSON_GetArraySize(h.topics) > 0) req.access = &access;
-        char *got = answer(d, &req);
-        cJSON *parsed = cJSON_Parse(got);
         const cJSON *want = cJSON_GetObjectItem(kase, "result");
-        if (!parsed || !cJSON_Compare(parsed, want, true)) {
-            char *w = cJSON_PrintUnformatted(want);
-            fprintf(stderr, "%s: case \"%s\"\n  got  %s\n  want %s\n", label,
-                    cJSON_GetObjectItem(kase, "name")->valuestring, got, w);
-            free(w);
-            failed++;
+        if (!n) {
+            failed += !case_holds(d, kase, NULL, want, label);
+            continue;
         }
-        cJSON_Delete(parsed);
-        free(got);
+        cJSON *all = fleet_result(want, gateways, n), *one = fleet_result(want, gateways, 1);
+        failed += !case_holds(d, kase, NULL, all, label);
+        failed += !case_holds(d, kase, gateways[0], one, label);
+        cJSON_Delete(all);
+        cJSON_Delete(one);
     }
     use_own(d, true);
     return failed;
+}
+
+int aggregate_cases_check(const aggregate_cases *c, cases_db *d, bool own, const char *label) {
+    return aggregate_cases_check_fleet(c, d, own, NULL, 0, label);
 }
 
 bool aggregate_layers_agree(cases_db *d, const aimdb_history_request *req) {

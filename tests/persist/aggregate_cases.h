@@ -37,6 +37,14 @@ void cases_db_close(cases_db *d);
 /* Run every case; print each mismatch under label and return how many
  * failed (0 = all passed).  own: the backend's aggregate, else the layer's. */
 int aggregate_cases_check(const aggregate_cases *c, cases_db *d, bool own, const char *label);
+/* The same on a fleet backend to which the table was stored once by each
+ * gateway in gateways[] (n >= 1, ascending): every case without a gateway
+ * pattern must give each gateway's buckets apart (per record, gateway
+ * ascending, the limit per record and gateway), each naming its gateway,
+ * count and skipped summed; and with gateway = gateways[0] that gateway's
+ * alone.  n = 0 is aggregate_cases_check. */
+int aggregate_cases_check_fleet(const aggregate_cases *c, cases_db *d, bool own,
+                                const char *const *gateways, size_t n, const char *label);
 
 /* The result objects of req through the backend's aggregate and the
  * layer's are equal (printing both if not). */

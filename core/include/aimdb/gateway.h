@@ -26,6 +26,7 @@
 #include "aimdb/mqtt_conf.h"
 #include "aimdb/mqtt_route.h"
 #include "aimdb/persist.h"
+#include "aimdb/postgres.h"
 #include "aimdb/relay.h"
 #include "aimdb/runtime.h"
 
@@ -57,6 +58,10 @@ extern "C" {
  * transport keeps its pending requests within it and answers the rest
  * busy (docs/protocol.md). */
 #define AIMDB_GATEWAY_PENDING_QUERIES 64
+
+/* How long past their retention local rows the uplink has not shipped yet
+ * are kept (uplink_hold): a week of outage on top of the retention. */
+#define AIMDB_GATEWAY_DEFAULT_UPLINK_HOLD_MS (7 * 86400000LL)
 
 /* ------------------------------------------------------------- rules */
 
@@ -119,16 +124,19 @@ typedef struct aimdb_gateway {
     aimdb_db *db;
     aimdb_persist *persist;
     aimdb_aimx *aimx;             /* answers AimX requests; no ACL filter of its own */
-    char *database_path;          /* as opened */
+    aimdb_uplink *uplink;         /* NULL without `uplink` */
+    char *gateway;                /* the name in fleet history; NULL if none is used */
+    char *database_path;          /* as opened; a PostgreSQL URI without its password */
     size_t max_payload;           /* larger values are refused by the db */
     size_t max_records;           /* the db opens no more records than this */
     size_t max_memory;            /* the db's max_memory */
 } aimdb_gateway;
 
 /*
- * Open the database, SQLite history (creating a missing last directory of
- * the path, logged) and the AimX handler as settings say, and start the
- * database.  default_database is used when settings name none.  On failure
+ * Open the database, its history (SQLite, creating a missing last
+ * directory of the path, logged; or PostgreSQL for a postgresql:// URI),
+ * the uplink if settings name one, and the AimX handler as settings say,
+ * and start the database and the uplink.  default_database is used when settings name none.  On failure
  * everything opened is closed again, *gw is zeroed and err reads e.g.
  * "database ./data/aimdb.db: unable to open database file".  Call from
  * the thread that will close it.

@@ -45,7 +45,11 @@ typedef struct aimdb_history_request {
     const char *pattern;      /* '*' = any run of characters, all else literal; NULL = "*" */
     bool has_start, has_end;
     int64_t start_ms, end_ms; /* Unix ms, both inclusive */
-    uint32_t limit;           /* newest N per record (buckets with every_ms); 0 = no cap */
+    uint32_t limit;           /* newest N per record (and gateway on fleet history;
+                                 buckets with every_ms); 0 = no cap */
+    /* Fleet history only (aimdb_history_service.fleet): which gateways, a
+     * pattern like `pattern`; NULL = "*". */
+    const char *gateway;
     /* 0: rows.  > 0: one bucket of this width per record and non-empty
      * bucket instead (persist.h, aimdb_persist_aggregate), reporting
      * agg[0..n_agg) in that order (n_agg 0: avg, min, max, count) of the
@@ -63,8 +67,9 @@ typedef struct aimdb_history_request {
 typedef struct aimdb_history_result {
     int status;              /* AIMDB_OK, AIMDB_ETOOBIG, AIMDB_EIO, AIMDB_ESTOPPED */
     /* OK: the result object of C.4, {"count":N,"values":[{"record","value",
-     * "stored_at"},...]}; with every_ms also "skipped" (values without a
-     * number), each value an object of the aggregates asked for. */
+     * "stored_at"},...]}, "gateway" after "record" in fleet history; with
+     * every_ms also "skipped" (values without a number), each value an
+     * object of the aggregates asked for. */
     const char *result_json;
     size_t result_len;
     uint64_t skipped;        /* rows that could not be decoded and were left out */
@@ -84,6 +89,9 @@ typedef struct aimdb_history_service {
     int (*query_json)(void *self, const aimdb_history_request *req,
                       aimdb_history_done_fn done, void *ctx);
     void *self;
+    /* The history is a fleet's (PostgreSQL): rows name their gateway and
+     * requests may give a gateway pattern. */
+    bool fleet;
 } aimdb_history_service;
 
 /*

@@ -12,7 +12,11 @@
  *          [retention=DURATION] [format=auto|json|text|binary] [max_records=N]
  *
  * Settings (values are single tokens):
- *   database        path or :memory:
+ *   database        path, :memory:, or a PostgreSQL URI (postgresql://...)
+ *   uplink          a PostgreSQL URI every local row is copied to
+ *   gateway         this node's name in PostgreSQL (default: the host name)
+ *   uplink_hold     how long past their retention unshipped rows are kept
+ *                   (N s|m|h|d; default 7d; 0 = not at all)
  *   retention       default history retention: N s|m|h|d, or 0 = forever
  *   synchronous     off | normal | full
  *   batch_rows, queue_rows, workers, max_records   positive integers
@@ -51,7 +55,10 @@ typedef enum aimdb_conf_app {
 
 /* Global settings.  0 / NULL mean "not given": the layer's own default. */
 typedef struct aimdb_conf_settings {
-    char *database;                /* path or ":memory:"; NULL = not given */
+    char *database;                /* path, ":memory:" or a PostgreSQL URI; NULL = not given */
+    char *uplink;                  /* PostgreSQL URI; NULL = no uplink */
+    char *gateway;                 /* NULL = the host name */
+    int64_t uplink_hold_ms;        /* -1 = not given (AIMDB_GATEWAY_DEFAULT_UPLINK_HOLD_MS) */
     int64_t retention_ms;          /* default retention; 0 = keep forever */
     aimdb_sqlite_sync synchronous; /* AIMDB_SQLITE_SYNC_NORMAL unless given */
     unsigned batch_rows;

@@ -33,6 +33,7 @@ typedef struct aimdb_history_row {
     size_t value_len;
     int64_t stored_at;      /* Unix ms: the value's produce time */
     const char *source;     /* the value's source, NULL if the row has none */
+    const char *gateway;    /* the gateway that stored it (fleet backends); NULL: local */
     /* NULL, or why the backend could not read this row (e.g. "stored_at is
      * not an integer").  The layer skips and counts such rows; a backend
      * reports them instead of failing the whole query. */
@@ -46,7 +47,11 @@ typedef struct aimdb_query_params {
     const char *pattern;      /* '*' = any run, all else literal; NULL = "*" */
     bool has_start, has_end;
     int64_t start_ms, end_ms; /* inclusive */
-    uint32_t limit;           /* newest N visible rows per record; 0 = no cap */
+    uint32_t limit;           /* newest N visible rows per record (and gateway); 0 = no cap */
+    /* Fleet backends (ops->fleet): which gateways, a pattern like `pattern`;
+     * NULL = "*".  Rows come record ascending, then gateway ascending, newest
+     * first within; limit counts per record and gateway.  Others ignore it. */
+    const char *gateway;
     /* Optional (NULL: every row).  record() runs once per matching record
      * before any of its rows are read; for SEE_BY_SOURCE, value() runs per
      * row and a hidden row neither reaches fn nor counts against limit. */
@@ -65,12 +70,14 @@ typedef struct aimdb_aggregate_params {
     const char *field;    /* dotted path into an object value; NULL = the value itself */
 } aimdb_aggregate_params;
 
-/* One bucket of one record.  first/last: the number of the earliest /
- * latest value, by stored_at and among equal stored_at in store order (a
- * burst in one millisecond ends with the value stored last, the highest
- * row id), as "newest first" orders rows (C.3). */
+/* One bucket of one record (and, on a fleet backend, one gateway).
+ * first/last: the number of the earliest / latest value, by stored_at and
+ * among equal stored_at in store order (a burst in one millisecond ends
+ * with the value stored last, the highest row id), as "newest first"
+ * orders rows (C.3). */
 typedef struct aimdb_bucket {
     const char *record;
+    const char *gateway; /* whose rows (fleet backends); NULL: local history */
     int64_t start_ms;
     uint64_t count;     /* values with a number */
     uint64_t skipped;   /* visible values without one */
@@ -98,6 +105,9 @@ typedef struct aimdb_backend_stats {
 
 typedef struct aimdb_backend_ops {
     const char *name;
+    /* Rows carry the gateway that stored them and queries take a gateway
+     * pattern (PostgreSQL, a fleet's history); false for local history. */
+    bool fleet;
     /* Accept one row (copied; source may be NULL, see aimdb_value).  May wait while the backend's queue is full:
      * the caller is a tap, so waiting is lag, never a blocked producer.
      * AIMDB_ESTOPPED once close has begun. */
@@ -113,9 +123,11 @@ typedef struct aimdb_backend_ops {
     /* Optional (NULL: the layer aggregates the rows of query itself).  The
      * buckets of a->q's rows, record ascending then newest first, each with
      * count + skipped > 0; after a->q.limit buckets with count > 0 a record
-     * ends.  Rows a->q.access hides are in no bucket and not skipped.  Must
-     * give what the layer's own aggregation of query gives (the shared
-     * cases in tests/persist/aggregate_cases.json). */
+     * ends.  A fleet backend buckets per record and gateway, as its rows
+     * come (gateway ascending within a record, the limit per pair).  Rows
+     * a->q.access hides are in no bucket and not skipped.  Must give what
+     * the layer's own aggregation of query gives (the shared cases in
+     * tests/persist/aggregate_cases.json). */
     int (*aggregate)(void *self, const aimdb_aggregate_params *a, aimdb_bucket_fn fn,
                      void *ctx, char *err, size_t errlen);
     /* Delete rows older than cutoff_ms (stored_at < cutoff_ms): of `record`,
@@ -266,10 +278,11 @@ int aimdb_bucket_set_merge(aimdb_bucket_set *s, const aimdb_bucket_part *part);
 int aimdb_bucket_set_add(aimdb_bucket_set *s, int64_t ts_ms, int64_t order, bool has_number,
                          double number);
 /* Hand the buckets to fn as aimdb_backend_ops.aggregate says (newest first,
- * ending after limit buckets with a number; 0 = all), then empty the set.
- * Returns fn's first non-zero return, else 0. */
-int aimdb_bucket_set_emit(aimdb_bucket_set *s, const char *record, uint32_t limit,
-                          aimdb_bucket_fn fn, void *ctx);
+ * ending after limit buckets with a number; 0 = all), each naming record and
+ * gateway (NULL but on a fleet backend), then empty the set.  Returns fn's
+ * first non-zero return, else 0. */
+int aimdb_bucket_set_emit(aimdb_bucket_set *s, const char *record, const char *gateway,
+                          uint32_t limit, aimdb_bucket_fn fn, void *ctx);
 void aimdb_bucket_set_free(aimdb_bucket_set *s);
 
 /* Wait until every value already handed to the backend is committed. */

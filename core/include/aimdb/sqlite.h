@@ -70,6 +70,13 @@ typedef struct aimdb_sqlite_options {
      * it is a disk-full error: writing resumes once retention frees pages. */
     int64_t max_db_bytes;
     const aimdb_runtime *runtime; /* NULL = aimdb_runtime_pthread() */
+    /* Retention hold, for an uplink that copies rows elsewhere: rows whose
+     * id is above hold_after(hold_ctx) (not copied yet) are kept past their
+     * retention for up to hold_ms more.  hold_after runs on the writer
+     * thread.  NULL: no hold. */
+    int64_t (*hold_after)(void *hold_ctx);
+    void *hold_ctx;
+    int64_t hold_ms;
 } aimdb_sqlite_options;
 
 /* Open (creating the file, parent directory excluded, and schema if needed)

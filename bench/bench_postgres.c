@@ -1,0 +1,327 @@
+/*
+ * bench_postgres.c -- fleet history: rows/s into PostgreSQL and the fleet
+ * query's latency, against raw libpq loops on the same server, table
+ * (contract C.6) and rows, in the same run.
+ *
+ *   ceiling     a C loop doing COPY (text format) of 10,000-row
+ *               transactions: what the server takes at best;
+ *   multi-row   the same rows as INSERT ... VALUES of 1,000 rows each
+ *               (4,000 parameters), 10,000 rows per transaction: the other
+ *               way a batch can be written (pg_conn.c says why COPY);
+ *   backend     aimdb_postgres_open, store() every row, flush;
+ *   uplink      a local SQLite history of the same rows shipped by
+ *               aimdb_uplink from the first row to the last.
+ * Goals: backend and uplink >= 0.8x the ceiling.  Then latest-1 over 100
+ * gateways x 100 records (10 rows each) through the backend, p50/p99
+ * (goal p50 < 20 ms).
+ *
+ * The server is a throw-away cluster started like the tests' (fsync off:
+ * the figures are about our code, not the disk).  bench_postgres [rows]
+ */
+#include <libpq-fe.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "aimdb/postgres.h"
+#include "aimdb/sqlite.h"
+#include "harness.h"
+#include "pg_internal.h"
+#include "pg_server.h"
+
+#define TXN_ROWS 10000
+#define INSERT_ROWS 1000
+#define RECORDS 100
+#define GATEWAYS 100
+#define QUERY_RUNS 40
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what, const char *why) {
+    fprintf(stderr, "bench_postgres: %s: %s\n", what, why);
+    exit(1);
+}
+
+static PGconn *connect_or_die(const pg_server *s) {
+    PGconn *c = PQconnectdb(s->uri);
+    if (PQstatus(c) != CONNECTION_OK) die("connect", PQerrorMessage(c));
+    return c;
+}
+
+static void exec_or_die(PGconn *c, const char *sql) {
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        die(sql, PQerrorMessage(c));
+    PQclear(r);
+}
+
+/* Row i: one of RECORDS records, a small JSON object, a time. */
+static void row_text(long i, char *record, size_t rcap, char *json, size_t jcap, long long *ts) {
+    snprintf(record, rcap, "temp::%03ld", i % RECORDS);
+    snprintf(json, jcap, "{\"value\":%ld.5,\"unit\":\"C\",\"seq\":%ld}", i % 400, i);
+    *ts = 1700000000000LL + i;
+}
+
+static void reset_table(const pg_server *s) {
+    PGconn *c = connect_or_die(s);
+    exec_or_die(c, "TRUNCATE record_history");
+    exec_or_die(c, "VACUUM ANALYZE record_history");
+    PQfinish(c);
+}
+
+/* with_source: rows as the uplink writes them (source_id and topic set). */
+static double raw_copy(const pg_server *s, long rows, bool with_source) {
+    PGconn *c = connect_or_die(s);
+    char *buf = malloc((size_t)TXN_ROWS * 160);
+    double t0 = now_s();
+    for (long done = 0; done < rows;) {
+        size_t len = 0;
+        long n = rows - done < TXN_ROWS ? rows - done : TXN_ROWS;
+        for (long k = 0; k < n; k++) {
+            char record[32], json[96];
+            long long ts;
+            row_text(done + k, record, sizeof(record), json, sizeof(json), &ts);
+            if (with_source)
+                len += (size_t)sprintf(buf + len, "bench\t%s\t%s\t%lld\t%ld\tsensors/x/temperature\n",
+                                       record, json, ts, done + k + 1);
+            else
+                len += (size_t)sprintf(buf + len, "bench\t%s\t%s\t%lld\t\\N\t\\N\n", record,
+                                       json, ts);
+        }
+        exec_or_die(c, "BEGIN");
+        PGresult *r = PQexec(c, "COPY record_history(gateway, record_name, value_json, "
+                                "stored_at, source_id, topic) FROM STDIN");
+        PQclear(r);
+        if (PQputCopyData(c, buf, (int)len) != 1 || PQputCopyEnd(c, NULL) != 1)
+            die("copy", PQerrorMessage(c));
+        while ((r = PQgetResult(c))) {
+            if (PQresultStatus(r) != PGRES_COMMAND_OK) die("copy", PQerrorMessage(c));
+            PQclear(r);
+        }
+        exec_or_die(c, "COMMIT");
+        done += n;
+    }
+    double secs = now_s() - t0;
+    free(buf);
+    PQfinish(c);
+    return rows / secs;
+}
+
+static double raw_insert(const pg_server *s, long rows) {
+    PGconn *c = connect_or_die(s);
+    /* INSERT ... VALUES ($1,$2,$3::jsonb,$4), ... for INSERT_ROWS rows. */
+    size_t cap = (size_t)INSERT_ROWS * 64 + 256;
+    char *sql = malloc(cap);
+    size_t len = (size_t)sprintf(sql, "INSERT INTO record_history(gateway, record_name, "
+                                      "value_json, stored_at) VALUES ");
+    for (int k = 0; k < INSERT_ROWS; k++)
+        len += (size_t)sprintf(sql + len, "%s($%d,$%d,$%d::jsonb,$%d::bigint)", k ? "," : "",
+                               4 * k + 1, 4 * k + 2, 4 * k + 3, 4 * k + 4);
+    PGresult *prep = PQprepare(c, "ins", sql, 0, NULL);
+    if (PQresultStatus(prep) != PGRES_COMMAND_OK) die("prepare", PQerrorMessage(c));
+    PQclear(prep);
+    static char text[INSERT_ROWS][3][96];
+    const char *values[4 * INSERT_ROWS];
+    double t0 = now_s();
+    for (long done = 0; done < rows;) {
+        if (done % TXN_ROWS == 0) exec_or_die(c, "BEGIN");
+        for (int k = 0; k < INSERT_ROWS; k++) {
+            long long ts;
+            row_text(done + k, text[k][0], sizeof(text[k][0]), text[k][1], sizeof(text[k][1]),
+                     &ts);
+            snprintf(text[k][2], sizeof(text[k][2]), "%lld", ts);
+            values[4 * k] = "bench";
+            values[4 * k + 1] = text[k][0];
+            values[4 * k + 2] = text[k][1];
+            values[4 * k + 3] = text[k][2];
+        }
+        PGresult *r = PQexecPrepared(c, "ins", 4 * INSERT_ROWS, values, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) die("insert", PQerrorMessage(c));
+        PQclear(r);
+        done += INSERT_ROWS;
+        if (done % TXN_ROWS == 0 || done >= rows) exec_or_die(c, "COMMIT");
+    }
+    double secs = now_s() - t0;
+    free(sql);
+    PQfinish(c);
+    return rows / secs;
+}
+
+static double backend_rows(const pg_server *s, long rows) {
+    aimdb_postgres_options o = {.uri = s->uri, .gateway = "bench"};
+    aimdb_backend b;
+    char err[512];
+    if (aimdb_postgres_open(&o, &b, err, sizeof(err)) != AIMDB_OK) die("open", err);
+    double t0 = now_s();
+    for (long i = 0; i < rows; i++) {
+        char record[32], json[96];
+        long long ts;
+        row_text(i, record, sizeof(record), json, sizeof(json), &ts);
+        if (b.ops->store(b.self, record, json, strlen(json), ts, NULL) != AIMDB_OK)
+            die("store", "refused");
+    }
+    if (b.ops->flush(b.self) != AIMDB_OK) die("flush", "failed");
+    double secs = now_s() - t0;
+    b.ops->close(b.self);
+    return rows / secs;
+}
+
+/* A local SQLite history of the rows, written before the clock starts. */
+static void build_local(const char *path, long rows) {
+    aimdb_sqlite_options so = {.path = path};
+    aimdb_backend b;
+    char err[512];
+    if (aimdb_sqlite_open(&so, &b, err, sizeof(err)) != AIMDB_OK) die("sqlite", err);
+    for (long i = 0; i < rows; i++) {
+        char record[32], json[96];
+        long long ts;
+        row_text(i, record, sizeof(record), json, sizeof(json), &ts);
+        b.ops->store(b.self, record, json, strlen(json), ts, "sensors/x/temperature");
+    }
+    if (b.ops->flush(b.self) != AIMDB_OK) die("sqlite flush", "failed");
+    b.ops->close(b.self);
+}
+
+static double uplink_rows(const pg_server *s, const char *path, long rows) {
+    aimdb_uplink_options uo = {.uri = s->uri, .gateway = "bench", .sqlite_path = path,
+                               .poll_ms = 1};
+    aimdb_uplink *u;
+    char err[512];
+    if (aimdb_uplink_new(&uo, &u, err, sizeof(err)) != AIMDB_OK) die("uplink", err);
+    double t0 = now_s();
+    aimdb_uplink_start(u);
+    aimdb_uplink_stats st;
+    do {
+        usleep(1000);
+        aimdb_uplink_stats_get(u, &st);
+    } while ((long)st.shipped < rows && now_s() - t0 < 600);
+    double secs = now_s() - t0;
+    aimdb_uplink_free(u);
+    if ((long)st.shipped != rows) die("uplink", "did not ship every row in 10 minutes");
+    return rows / secs;
+}
+
+static int count_row(const aimdb_history_row *row, void *ctx) {
+    (void)row;
+    (*(long *)ctx)++;
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The baseline: the backend's own two statements, prepared, run bare
+ * from a C loop (rows fetched whole, values not looked at). */
+static double raw_latest(PGconn *c) {
+    const char *prefix[1] = {""};
+    double t0 = now_s();
+    PGresult *names = PQexecPrepared(c, "names", 1, prefix, NULL, NULL, 0);
+    for (int i = 0; i < PQntuples(names); i++) {
+        const char *p[5] = {PQgetvalue(names, i, 0), "-9223372036854775808",
+                            "9223372036854775807", "1", "%"};
+        PQclear(PQexecPrepared(c, "rows", 5, p, NULL, NULL, 0));
+    }
+    PQclear(names);
+    return (now_s() - t0) * 1000;
+}
+
+static void fleet_query(const pg_server *s) {
+    PGconn *c = connect_or_die(s);
+    exec_or_die(c, "TRUNCATE record_history");
+    exec_or_die(c, "INSERT INTO record_history(gateway, record_name, value_json, stored_at) "
+                   "SELECT 'gw' || lpad(g::text, 3, '0'), 'temp::' || lpad(r::text, 3, '0'), "
+                   "jsonb_build_object('value', k), 1700000000000 + k "
+                   "FROM generate_series(1, 100) g, generate_series(1, 100) r, "
+                   "generate_series(1, 10) k");
+    exec_or_die(c, "VACUUM ANALYZE record_history");
+    exec_or_die(c, "SET plan_cache_mode = force_generic_plan");
+    PQclear(PQprepare(c, "names", PG_NAMES_SQL, 1, NULL));
+    PQclear(PQprepare(c, "rows", PG_ROWS_SQL, 5, NULL));
+    aimdb_postgres_options o = {.uri = s->uri, .gateway = "bench"};
+    aimdb_backend b;
+    char err[512];
+    if (aimdb_postgres_open(&o, &b, err, sizeof(err)) != AIMDB_OK) die("open", err);
+    double ms[QUERY_RUNS], raw[QUERY_RUNS];
+    long got = 0;
+    for (int i = 0; i < QUERY_RUNS; i++) { /* interleaved: both see the same load */
+        aimdb_query_params q = {.pattern = "*", .limit = 1};
+        got = 0;
+        double t0 = now_s();
+        if (b.ops->query(b.self, &q, count_row, &got, err, sizeof(err)) != AIMDB_OK)
+            die("query", err);
+        ms[i] = (now_s() - t0) * 1000;
+        raw[i] = raw_latest(c);
+    }
+    b.ops->close(b.self);
+    PQfinish(c);
+    qsort(ms, QUERY_RUNS, sizeof(ms[0]), cmp_double);
+    qsort(raw, QUERY_RUNS, sizeof(raw[0]), cmp_double);
+    printf("fleet latest-1, %d gateways x %d records (%ld rows back): p50 %.1f ms, p99 %.1f ms "
+           "(goal p50 < 20 ms); the same SQL bare: p50 %.1f ms (%.2fx)\n",
+           GATEWAYS, RECORDS, got, ms[QUERY_RUNS / 2], ms[QUERY_RUNS - 1], raw[QUERY_RUNS / 2],
+           ms[QUERY_RUNS / 2] / raw[QUERY_RUNS / 2]);
+}
+
+int main(int argc, char **argv) {
+    long rows = argc > 1 ? atol(argv[1]) : 200000;
+    rows = rows < TXN_ROWS ? TXN_ROWS : rows / TXN_ROWS * TXN_ROWS; /* whole transactions */
+    if (!pg_server_available()) die("server", "Debian's postgresql package is not installed");
+    pg_server s;
+    pg_server_start(&s);
+    /* The schema, created as the backend creates it. */
+    aimdb_postgres_options o = {.uri = s.uri, .gateway = "bench"};
+    aimdb_backend b;
+    char err[512];
+    if (aimdb_postgres_open(&o, &b, err, sizeof(err)) != AIMDB_OK) die("open", err);
+    b.ops->close(b.self);
+    char dir[] = "/tmp/aimdb-bench-pg-XXXXXX";
+    if (!mkdtemp(dir)) die("mkdtemp", "failed");
+    char path[128];
+    snprintf(path, sizeof(path), "%s/local.db", dir);
+    build_local(path, rows);
+
+    printf("%ld rows of %d records, 4 indexes (primary key, unique, idx_record_time, "
+           "idx_record_gateway_time)\n", rows, RECORDS);
+    /* Each measured next to its ceiling, so both see the same load. */
+    reset_table(&s);
+    double ceiling = raw_copy(&s, rows, false);
+    reset_table(&s);
+    double insert = raw_insert(&s, rows);
+    reset_table(&s);
+    double backend = backend_rows(&s, rows);
+    reset_table(&s);
+    double ceiling_source = raw_copy(&s, rows, true);
+    reset_table(&s);
+    double uplink = uplink_rows(&s, path, rows);
+    printf("ceiling (raw COPY)            %9.0f rows/s\n", ceiling);
+    printf("multi-row INSERT              %9.0f rows/s  %.2fx the ceiling\n", insert,
+           insert / ceiling);
+    printf("backend (store + flush)       %9.0f rows/s  %.2fx (goal >= 0.8x)\n", backend,
+           backend / ceiling);
+    printf("ceiling with source_id, topic %9.0f rows/s\n", ceiling_source);
+    printf("uplink (SQLite -> PG)         %9.0f rows/s  %.2fx that ceiling (goal >= 0.8x)\n",
+           uplink, uplink / ceiling_source);
+    fleet_query(&s);
+    unlink(path);
+    char side[160];
+    snprintf(side, sizeof(side), "%s-wal", path);
+    unlink(side);
+    snprintf(side, sizeof(side), "%s-shm", path);
+    unlink(side);
+    rmdir(dir);
+    pg_server_cleanup(&s);
+    return 0;
+}

@@ -1,0 +1,153 @@
+/*
+ * pg_internal.h -- the parts of the PostgreSQL backend and uplink, and the
+ * SQL they share.
+ *
+ *   pg_conn.c     connecting (libpq's URI as is, our defaults under it),
+ *                 the schema (created or checked), COPY of a batch of rows
+ *   pg_backend.c  the aimdb_backend vtable and open
+ *   pg_writer.c   the writer thread: batches from the row queue, retries,
+ *                 reconnects, retention chunks
+ *   pg_reader.c   history queries on their own connection
+ *   pg_uplink.c   the store-and-forward thread (local SQLite -> PostgreSQL)
+ */
+#ifndef AIMDB_PG_INTERNAL_H
+#define AIMDB_PG_INTERNAL_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "aimdb/postgres.h"
+#include "sqlite_queue.h"
+
+/* ------------------------------------------------------------------ SQL */
+
+/* Contract C.6 plus `topic` (per-value access control, as in SQLite) and
+ * idx_record_gateway_time, which answers "newest N of one record on one
+ * gateway" and walks a record's gateways by index seeks.  COLLATE "C":
+ * byte order, so a literal name prefix is an index range, as in SQLite.
+ * The advisory lock makes concurrent first connects (two gateways, or
+ * the writer and the reader) create the table once. */
+#define PG_SCHEMA_SQL                                                              \
+    "SELECT pg_advisory_xact_lock(7240513);"                                        \
+    "CREATE TABLE IF NOT EXISTS record_history("                                   \
+    "id BIGSERIAL PRIMARY KEY, gateway TEXT COLLATE \"C\" NOT NULL, "              \
+    "record_name TEXT COLLATE \"C\" NOT NULL, value_json JSONB NOT NULL, "         \
+    "stored_at BIGINT NOT NULL, source_id BIGINT, topic TEXT, "                    \
+    "UNIQUE (gateway, source_id));"                                                \
+    "ALTER TABLE record_history ADD COLUMN IF NOT EXISTS topic TEXT;"              \
+    "CREATE INDEX IF NOT EXISTS idx_record_time "                                  \
+    "ON record_history(record_name, stored_at DESC);"                              \
+    "CREATE INDEX IF NOT EXISTS idx_record_gateway_time "                          \
+    "ON record_history(record_name, gateway, stored_at DESC, id DESC);"
+
+#define PG_COPY_SQL                                                                \
+    "COPY record_history(gateway, record_name, value_json, stored_at, source_id, topic) " \
+    "FROM STDIN"
+
+/* The queries (pg_reader.c says how they are used; bench_postgres runs
+ * them bare as its baseline).  NAMES_SQL: the record names with prefix
+ * $1, one index seek each (a loose index scan as a recursive CTE). */
+#define PG_NAMES_SQL                                                                  \
+    "WITH RECURSIVE names(n) AS ("                                                 \
+    "SELECT min(record_name) FROM record_history WHERE record_name >= $1 "         \
+    "UNION ALL SELECT (SELECT min(record_name) FROM record_history "               \
+    "WHERE record_name > names.n) FROM names "                                     \
+    "WHERE names.n IS NOT NULL AND starts_with(names.n, $1)) "                     \
+    "SELECT n FROM names WHERE n IS NOT NULL AND starts_with(n, $1)"
+
+/* $1 record, $2 $3 range, $4 limit (NULL: all), $5 gateway LIKE pattern. */
+#define PG_ROWS_SQL                                                                   \
+    "WITH RECURSIVE gw(g) AS ("                                                    \
+    "SELECT min(gateway) FROM record_history WHERE record_name = $1 "              \
+    "UNION ALL SELECT (SELECT min(gateway) FROM record_history "                   \
+    "WHERE record_name = $1 AND gateway > gw.g) FROM gw WHERE gw.g IS NOT NULL) "  \
+    "SELECT gw.g, r.value_json::text, r.stored_at, r.topic FROM gw "               \
+    "CROSS JOIN LATERAL (SELECT value_json, stored_at, topic, id FROM record_history " \
+    "WHERE record_name = $1 AND gateway = gw.g AND stored_at >= $2 AND stored_at <= $3 " \
+    "ORDER BY stored_at DESC, id DESC LIMIT $4) r "                                \
+    "WHERE gw.g IS NOT NULL AND gw.g LIKE $5 "                                     \
+    "ORDER BY gw.g, r.stored_at DESC, r.id DESC"
+
+/* Rows per retention transaction, as in SQLite: a few ms each, so row
+ * batches are never held up noticeably. */
+#define PG_CLEANUP_CHUNK 5000
+
+/* ------------------------------------------------------------ pg_conn.c */
+
+/* Connect with uri (libpq's own parsing, environment and password file)
+ * under our defaults: connect_timeout 10 s, TCP keepalives, application
+ * name aimdb, UTF-8.  NULL with the reason in why on failure. */
+PGconn *pg_connect(const char *uri, char *why, size_t whylen);
+/* Create the table and indexes if missing, then check that the columns
+ * mean what C.6 says.  AIMDB_EINVAL (the table is someone else's: why
+ * names the column) or AIMDB_EIO (the server failed: why says why). */
+int pg_schema_ensure(PGconn *c, char *why, size_t whylen);
+/* Does a failed connect's reason say the server is down or out of reach
+ * (retry), rather than that the URI, the login or the database is wrong? */
+bool pg_unreachable(const char *why);
+/* Did the connection break (as opposed to the server refusing a statement)? */
+bool pg_connection_lost(PGconn *c);
+/* libpq's message, without its trailing newline, into why. */
+void pg_why(PGconn *c, PGresult *r, char *why, size_t whylen);
+
+/* One row to COPY.  source_id < 0: NULL (rows stored directly). */
+typedef struct pg_row {
+    const char *record;
+    size_t record_len;
+    const char *json;
+    size_t json_len;
+    int64_t stored_at;
+    int64_t source_id;
+    const char *topic; /* NULL: none */
+    size_t topic_len;
+} pg_row;
+
+typedef struct pg_copy_buf {
+    char *data;
+    size_t len, cap;
+} pg_copy_buf;
+
+/* Append one row in COPY text format (escaped). */
+int pg_copy_add(pg_copy_buf *b, const char *gateway, const pg_row *row);
+/* Run COPY of the buffer's rows inside the caller's transaction.
+ * AIMDB_OK, or AIMDB_EIO with why; *data_error is true when the server
+ * refused the data itself (SQLSTATE class 22 or 23: a value jsonb does not
+ * take), false for everything else (a broken connection, or a unique
+ * violation: the rows are there already). */
+int pg_copy_run(PGconn *c, const pg_copy_buf *b, bool *data_error, char *why, size_t whylen);
+/* Run SQL returning no rows; AIMDB_EIO with why. */
+int pg_exec_sql(PGconn *c, const char *sql, char *why, size_t whylen);
+
+/* --------------------------------------------------------------- backend */
+
+typedef struct pg_backend {
+    const aimdb_runtime *rt;
+    char *uri, *gateway;
+    char where[256]; /* the server as logs name it */
+    aimdb_postgres_options opts;
+    sq_queue queue;
+
+    /* Writer thread only. */
+    PGconn *wconn;
+    pg_copy_buf copy;
+    aimdb_thread *writer;
+    aimdb_log_limit error_log, resume_log;
+
+    /* The query connection (pg_reader.c), one query at a time. */
+    pthread_mutex_t read_lock;
+    PGconn *rconn;
+
+    _Atomic uint64_t rows_stored, rows_failed, write_errors, batches;
+    _Atomic uint32_t last_batch_rows;
+    _Atomic int64_t last_commit_us;
+} pg_backend;
+
+int pg_writer_start(pg_backend *b, char *err, size_t errlen);
+void pg_writer_stop(pg_backend *b);
+int pg_reader_query(pg_backend *b, const aimdb_query_params *q, aimdb_row_fn fn, void *ctx,
+                    char *err, size_t errlen);
+void pg_reader_close(pg_backend *b);
+
+
+#endif

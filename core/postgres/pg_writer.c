@@ -1,0 +1,275 @@
+/*
+ * pg_writer.c -- the one thread that writes a central node's history.
+ *
+ * It runs on the SQLite backend's row queue (sqlite_queue.h), so batching
+ * follows the same rules: a commit when a batch fills or the oldest row
+ * waited the flush interval, every waiting row up to half the queue under
+ * load, retention chunks between batches.  A batch is BEGIN, one COPY,
+ * COMMIT.
+ *
+ * Failures never lose rows while running: a broken connection or a server
+ * that is down is logged (rate-limited), the connection dropped and made
+ * again with backoff (50 ms doubling to 5 s) while the rows wait in the
+ * queue.  A batch the server refuses for its data (a value jsonb does not
+ * take, e.g. "\u0000") is halved until the offending row stands alone;
+ * that row alone is dropped, counted in rows_failed and logged.  At
+ * shutdown, after SHUTDOWN_GRACE_MS of failures, the remaining rows are
+ * given up (counted and logged).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pg_internal.h"
+
+#define RETRY_MIN_MS 50
+#define RETRY_MAX_MS 5000
+#define SHUTDOWN_GRACE_MS 5000
+#define ERROR_LOG_INTERVAL_MS 10000
+
+static int64_t monotonic_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* A connection with the schema in place, made if there is none. */
+static int ensure_connection(pg_backend *b, char *why, size_t whylen) {
+    if (b->wconn && !pg_connection_lost(b->wconn)) return AIMDB_OK;
+    PQfinish(b->wconn);
+    b->wconn = pg_connect(b->uri, why, whylen);
+    if (!b->wconn) return AIMDB_EIO;
+    int rc = pg_schema_ensure(b->wconn, why, whylen);
+    if (rc != AIMDB_OK) {
+        PQfinish(b->wconn);
+        b->wconn = NULL;
+    }
+    return rc;
+}
+
+static pg_row row_of(const sq_slot *s) {
+    return (pg_row){.record = s->bytes, .record_len = s->name_len,
+                    .json = s->bytes + s->name_len + 1, .json_len = s->json_len,
+                    .stored_at = s->ts_ms, .source_id = -1,
+                    .topic = s->has_source ? s->bytes + s->name_len + s->json_len + 2 : NULL,
+                    .topic_len = s->source_len};
+}
+
+/* Commit the first n taken rows in one transaction.  *data_error: the
+ * server refused the rows themselves (see pg_copy_run). */
+static int commit_batch(pg_backend *b, uint32_t n, bool *data_error, char *why, size_t whylen) {
+    *data_error = false;
+    int rc = ensure_connection(b, why, whylen);
+    if (rc != AIMDB_OK) return rc;
+    int64_t started = monotonic_us();
+    b->copy.len = 0;
+    for (uint32_t i = 0; rc == AIMDB_OK && i < n; i++) {
+        pg_row row = row_of(sq_queue_taken(&b->queue, i));
+        rc = pg_copy_add(&b->copy, b->gateway, &row);
+    }
+    if (rc != AIMDB_OK) {
+        aimdb_errorf(why, whylen, "out of memory");
+        return rc;
+    }
+    rc = pg_exec_sql(b->wconn, "BEGIN", why, whylen);
+    if (rc == AIMDB_OK) rc = pg_copy_run(b->wconn, &b->copy, data_error, why, whylen);
+    if (rc == AIMDB_OK) rc = pg_exec_sql(b->wconn, "COMMIT", why, whylen);
+    if (rc != AIMDB_OK) {
+        if (!pg_connection_lost(b->wconn)) PQclear(PQexec(b->wconn, "ROLLBACK"));
+        return rc;
+    }
+    atomic_fetch_add_explicit(&b->rows_stored, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->batches, 1, memory_order_relaxed);
+    atomic_store_explicit(&b->last_batch_rows, n, memory_order_relaxed);
+    atomic_store_explicit(&b->last_commit_us, monotonic_us() - started, memory_order_relaxed);
+    return AIMDB_OK;
+}
+
+typedef struct retry_state {
+    int64_t retry_at; /* monotonic ms; 0 = not backing off */
+    int64_t backoff;
+    int64_t give_up_at;
+    uint64_t failures;
+    uint32_t max_rows; /* 0 = no cap; halved on refused data */
+} retry_state;
+
+static void batch_failed(pg_backend *b, retry_state *r, uint32_t n, bool data_error,
+                         const char *why) {
+    int64_t now = aimdb_monotonic_ms();
+    atomic_fetch_add_explicit(&b->write_errors, 1, memory_order_relaxed);
+    sq_queue_commit_failed(&b->queue);
+    if (data_error && n == 1) {
+        /* This row alone is refused: it can never be written. */
+        sq_queue_finish(&b->queue, 1, false);
+        atomic_fetch_add_explicit(&b->rows_failed, 1, memory_order_relaxed);
+        aimdb_log(b->rt, AIMDB_LOG_ERROR, "history: %s refused a row, dropped: %s", b->where,
+                  why);
+        r->max_rows = 0;
+        return;
+    }
+    if (data_error) {
+        r->max_rows = n / 2; /* no backoff: the server is fine, one row is not */
+        return;
+    }
+    r->failures++;
+    r->backoff = r->backoff ? r->backoff * 2 : RETRY_MIN_MS;
+    if (r->backoff > RETRY_MAX_MS) r->backoff = RETRY_MAX_MS;
+    r->retry_at = now + r->backoff;
+    uint64_t held;
+    if (aimdb_log_limit_pass(&b->error_log, now, ERROR_LOG_INTERVAL_MS, &held))
+        aimdb_log(b->rt, AIMDB_LOG_ERROR,
+                  "history: writing %u rows to %s failed: %s; rows kept, retrying "
+                  "(%llu failures so far, %llu not logged)",
+                  n, b->where, why, (unsigned long long)r->failures, (unsigned long long)held);
+    if (!sq_queue_closing(&b->queue)) return;
+    if (r->give_up_at == 0) r->give_up_at = now + SHUTDOWN_GRACE_MS;
+    if (now < r->give_up_at) return;
+    uint32_t lost = sq_queue_drop_all(&b->queue);
+    atomic_fetch_add_explicit(&b->rows_failed, lost, memory_order_relaxed);
+    aimdb_log(b->rt, AIMDB_LOG_ERROR, "history: shutting down with %s unreachable (%s): %u rows lost",
+              b->where, why, lost);
+}
+
+static void batch_committed(pg_backend *b, retry_state *r, uint32_t n) {
+    sq_queue_finish(&b->queue, n, true);
+    uint64_t held;
+    if (r->failures && aimdb_log_limit_pass(&b->resume_log, aimdb_monotonic_ms(),
+                                            ERROR_LOG_INTERVAL_MS, &held))
+        aimdb_log(b->rt, AIMDB_LOG_INFO,
+                  "history: writing to %s resumed after %llu failures (%llu resumptions not "
+                  "logged)",
+                  b->where, (unsigned long long)r->failures, (unsigned long long)held);
+    *r = (retry_state){0};
+}
+
+/* ------------------------------------------------------------ retention */
+
+/* The record name after $1 in byte order: one index seek. */
+#define NEXT_NAME_SQL \
+    "SELECT min(record_name) FROM record_history WHERE record_name > $1"
+
+#define DELETE_CHUNK_SQL                                                           \
+    "DELETE FROM record_history WHERE id IN (SELECT id FROM record_history "       \
+    "WHERE record_name = $1 AND stored_at < $2 LIMIT $3)"
+
+static int next_name(pg_backend *b, const char *after, char **name, char *why, size_t whylen) {
+    const char *params[1] = {after ? after : ""};
+    PGresult *r = PQexecParams(b->wconn, after ? NEXT_NAME_SQL
+                                               : "SELECT min(record_name) FROM record_history",
+                               after ? 1 : 0, NULL, params, NULL, NULL, 0);
+    int rc = AIMDB_OK;
+    char *next = NULL;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        pg_why(b->wconn, r, why, whylen);
+        rc = AIMDB_EIO;
+    } else if (!PQgetisnull(r, 0, 0) && !(next = strdup(PQgetvalue(r, 0, 0)))) {
+        rc = AIMDB_ENOMEM;
+    }
+    PQclear(r);
+    free(*name);
+    *name = next;
+    return rc;
+}
+
+static int delete_chunk(pg_backend *b, const char *record, int64_t cutoff, int64_t *deleted,
+                        char *why, size_t whylen) {
+    char cut[24], chunk[16];
+    snprintf(cut, sizeof(cut), "%lld", (long long)cutoff);
+    snprintf(chunk, sizeof(chunk), "%d", PG_CLEANUP_CHUNK);
+    const char *params[3] = {record, cut, chunk};
+    PGresult *r = PQexecParams(b->wconn, DELETE_CHUNK_SQL, 3, NULL, params, NULL, NULL, 0);
+    int rc = AIMDB_OK;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        pg_why(b->wconn, r, why, whylen);
+        rc = AIMDB_EIO;
+        *deleted = 0;
+    } else {
+        *deleted = strtoll(PQcmdTuples(r), NULL, 10);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static bool excepted(const sq_cleanup *c, const char *name) {
+    for (size_t i = 0; i < c->n_except; i++)
+        if (strcmp(c->except[i], name) == 0) return true;
+    return false;
+}
+
+/* One chunk of c (its own transaction), then back to the queue. */
+static void cleanup_step(pg_backend *b, sq_cleanup *c) {
+    char why[512];
+    int rc = ensure_connection(b, why, sizeof(why));
+    if (rc == AIMDB_OK && !c->record && !c->started) rc = next_name(b, NULL, &c->current, why, sizeof(why));
+    c->started = true;
+    while (rc == AIMDB_OK && !c->record && c->current && excepted(c, c->current))
+        rc = next_name(b, c->current, &c->current, why, sizeof(why));
+    const char *target = c->record ? c->record : c->current;
+    bool finished = rc != AIMDB_OK || !target;
+    if (!finished) {
+        int64_t n = 0;
+        rc = delete_chunk(b, target, c->cutoff_ms, &n, why, sizeof(why));
+        c->deleted += (uint64_t)n;
+        if (rc != AIMDB_OK || (n < PG_CLEANUP_CHUNK && c->record)) {
+            finished = true;
+        } else if (n < PG_CLEANUP_CHUNK) {
+            rc = next_name(b, c->current, &c->current, why, sizeof(why));
+            finished = rc != AIMDB_OK || !c->current;
+        }
+    }
+    if (rc != AIMDB_OK) {
+        aimdb_log(b->rt, AIMDB_LOG_ERROR, "history: retention delete in %s failed: %s",
+                  b->where, why);
+        c->rc = AIMDB_EIO;
+    }
+    if (finished) {
+        free(c->current);
+        c->current = NULL;
+        sq_queue_cleanup_done(&b->queue, c);
+    }
+}
+
+/* --------------------------------------------------------------- thread */
+
+static void *writer_main(void *arg) {
+    pg_backend *b = arg;
+    retry_state retry = {0};
+    char why[512];
+    for (;;) {
+        uint32_t n = 0;
+        sq_cleanup *c = NULL;
+        sq_work w = sq_queue_next_work(&b->queue, retry.retry_at, retry.max_rows, 0, false, &n,
+                                       &c);
+        if (w == SQ_WORK_EXIT) break;
+        if (w == SQ_WORK_CLEANUP) {
+            cleanup_step(b, c);
+            continue;
+        }
+        if (w != SQ_WORK_ROWS) continue;
+        bool data_error;
+        if (commit_batch(b, n, &data_error, why, sizeof(why)) == AIMDB_OK)
+            batch_committed(b, &retry, n);
+        else
+            batch_failed(b, &retry, n, data_error, why);
+    }
+    PQfinish(b->wconn);
+    b->wconn = NULL;
+    return NULL;
+}
+
+int pg_writer_start(pg_backend *b, char *err, size_t errlen) {
+    if (b->rt->spawn(b->rt->self, "aimdb-pg-writer", AIMDB_THREAD_PIPELINE, writer_main, b,
+                     &b->writer) != 0) {
+        aimdb_errorf(err, errlen, "cannot start the history writer thread");
+        return AIMDB_EIO;
+    }
+    return AIMDB_OK;
+}
+
+void pg_writer_stop(pg_backend *b) {
+    if (!b->writer) return;
+    sq_queue_close(&b->queue);
+    b->rt->join(b->rt->self, b->writer);
+    b->writer = NULL;
+}

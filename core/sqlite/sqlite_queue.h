@@ -1,0 +1,138 @@
+/*
+ * sqlite_queue.h -- the bounded row queue between the persist taps and a
+ * history writer thread: slots reused without allocation, group commit
+ * that adapts to load, flush waits, retention requests interleaved with row
+ * batches.  Nothing in it is SQLite's: the PostgreSQL backend's writer
+ * (core/postgres) runs on the same queue, so both backends batch, flush,
+ * retry and drain by one set of rules.  Library aimdb_row_queue.
+ */
+#ifndef AIMDB_SQLITE_QUEUE_H
+#define AIMDB_SQLITE_QUEUE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aimdb/aimdb.h"
+#include "aimdb/runtime.h"
+
+/* One queued row: name and JSON, each NUL-terminated, in one buffer that
+ * grows to the largest row the slot has held and is then reused. */
+typedef struct sq_slot {
+    char *bytes;
+    size_t cap;
+    size_t name_len, json_len; /* json starts at bytes + name_len + 1 */
+    bool has_source;           /* then the source, after json's NUL */
+    size_t source_len;
+    int64_t ts_ms;
+    int64_t arrived_ms;        /* monotonic: when it was queued */
+    size_t row_bytes;          /* bytes of the row it holds; 0 when free */
+} sq_slot;
+
+/* A free slot keeps a buffer up to this size for its next row. */
+#define SQ_SLOT_KEEP_BYTES 1024
+
+/* A retention request handed to the writer; lives on the caller's stack
+ * until done.  The writer runs it one chunk at a time between batches. */
+typedef struct sq_cleanup {
+    const char *record;         /* NULL: every record not in except[] */
+    const char *const *except;
+    size_t n_except;
+    int64_t cutoff_ms;
+    uint64_t deleted;
+    int rc;
+    bool done;
+    char *current;              /* writer only: record being swept (NULL form) */
+    bool started;               /* writer only */
+    struct sq_cleanup *next;
+} sq_cleanup;
+
+/*
+ * The queue between callers (taps) and the writer.  One mutex guards it all.
+ *
+ * Group commit adapts to the load: a commit becomes due when batch_rows
+ * rows wait (or the oldest waited flush_ms), and then takes every waiting
+ * row up to half the queue.  A commit costs about one page write per
+ * record it touches, whatever its row count, so under overload batches
+ * grow until that cost is amortised, while the other half of the queue
+ * keeps accepting rows.
+ * Slots form a ring: [head, head + taken) belong to the writer, which reads
+ * them without the lock while it commits; [head + taken, head + count) wait.
+ * Invariants: taken <= count <= cap; row number k (1-based, in store order)
+ * is finished (committed or dropped) iff k <= finished; accepted - finished
+ * == count.
+ */
+typedef struct sq_queue {
+    pthread_mutex_t lock;
+    pthread_cond_t writer_wake; /* rows to commit, a cleanup, or closing */
+    pthread_cond_t space;       /* a slot was freed */
+    pthread_cond_t progress;    /* rows finished, a commit failed, a cleanup done */
+    sq_slot *slots;
+    uint32_t cap, head, count, taken;
+    size_t max_bytes;          /* rows queued hold at most this (SIZE_MAX: no bound) */
+    size_t queued_bytes;       /* bytes of the rows queued */
+    size_t slot_bytes;         /* bytes of every slot's buffer, free slots too */
+    uint32_t batch_rows;       /* rows waiting that make a commit due */
+    uint32_t max_batch;        /* rows one transaction takes: half the queue */
+    int64_t flush_ms;
+    uint64_t accepted, finished, dropped;
+    uint64_t flush_target;     /* rows up to here are due now (a flush waits) */
+    uint64_t failed_commits;   /* bumped on every failed commit */
+    uint32_t space_waiters;
+    bool closing;
+    bool poked;                /* sq_queue_poke: the writer should check the file */
+    bool rows_went_last;       /* alternation of row batches and cleanup chunks */
+    bool background_went_last; /* alternation of row batches and background work */
+    sq_cleanup *cleanups, *cleanups_tail;
+} sq_queue;
+
+typedef enum sq_work {
+    SQ_WORK_ROWS,
+    SQ_WORK_CLEANUP,
+    SQ_WORK_CHECK,
+    SQ_WORK_BACKGROUND, /* the writer's own work (SQLite: rollups to catch up) */
+    SQ_WORK_EXIT
+} sq_work;
+
+int sq_queue_init(sq_queue *q, uint32_t cap, size_t max_bytes, uint32_t batch_rows,
+                  int64_t flush_ms);
+void sq_queue_destroy(sq_queue *q);
+/* Copy a row in, waiting for space.  AIMDB_ESTOPPED once closing. */
+int sq_queue_put(sq_queue *q, const char *name, size_t name_len, const char *json,
+                 size_t json_len, int64_t ts_ms, const char *source);
+/* Wait until every row accepted before the call is finished.  AIMDB_EIO if a
+ * commit failed meanwhile or any of them was dropped. */
+int sq_queue_flush(sq_queue *q);
+/* Hand a cleanup to the writer and wait for it; returns its rc. */
+int sq_queue_run_cleanup(sq_queue *q, sq_cleanup *c);
+/* Refuse new rows and cleanups; the writer drains what is queued. */
+void sq_queue_close(sq_queue *q);
+uint32_t sq_queue_depth(sq_queue *q);
+
+/* Writer side.  Waits for work: a check of the file (poked, or check_at_ms
+ * passed: monotonic, 0 = none), a cleanup (always eligible), or rows that
+ * are due (batch full, oldest older than flush_ms, flush wanted, closing)
+ * and not held back by retry_at_ms (monotonic; 0 = no backoff).  For rows,
+ * *n = how many to commit: every waiting row up to max_batch (a retried
+ * batch included), so under load transactions grow to half the queue; a
+ * non-zero max_rows caps that further (retries after a failure).
+ * background: the writer has work of its own (SQ_WORK_BACKGROUND), taken
+ * when nothing else is waiting and otherwise every other turn with rows,
+ * so neither starves. */
+sq_work sq_queue_next_work(sq_queue *q, int64_t retry_at_ms, uint32_t max_rows,
+                           int64_t check_at_ms, bool background, uint32_t *n,
+                           sq_cleanup **cleanup);
+/* Any thread: have the writer return SQ_WORK_CHECK soon. */
+void sq_queue_poke(sq_queue *q);
+const sq_slot *sq_queue_taken(const sq_queue *q, uint32_t i);
+/* The first n taken rows are finished: committed, or dropped if !committed.
+ * Rows taken beyond n stay taken: they go first in the next transaction. */
+void sq_queue_finish(sq_queue *q, uint32_t n, bool committed);
+/* Drop everything still queued (shutdown gave up); returns how many. */
+uint32_t sq_queue_drop_all(sq_queue *q);
+void sq_queue_commit_failed(sq_queue *q);
+void sq_queue_cleanup_done(sq_queue *q, sq_cleanup *c);
+bool sq_queue_closing(sq_queue *q);
+
+#endif

@@ -1,0 +1,409 @@
+/*
+ * test_pg_backend.c -- the PostgreSQL history backend against a real
+ * server (pg_server.h): schema created and checked, rows batched and
+ * committed, the same query answers as the SQLite backend for the same
+ * rows (ordering, limits, ranges, patterns with % and _ literal), gateway
+ * patterns, retention in chunks, an outage of the server under load, and
+ * the errors a bad URI, a refused login or a foreign table give.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "aimdb/postgres.h"
+#include "aimdb/sqlite.h"
+#include "harness.h"
+#include "pg_server.h"
+
+static pg_server server;
+
+static int setup_server(void **state) {
+    (void)state;
+    if (!pg_server_available()) {
+        fprintf(stderr, "no PostgreSQL server package (postgresql): skipped\n");
+        return 0;
+    }
+    pg_server_start(&server);
+    return 0;
+}
+
+static int teardown_server(void **state) {
+    (void)state;
+    pg_server_cleanup(&server);
+    return 0;
+}
+
+/* Each test starts on an empty database. */
+static int fresh_table(void **state) {
+    (void)state;
+    if (!server.running) skip();
+    pg_exec(&server, "DROP TABLE IF EXISTS record_history");
+    return 0;
+}
+
+static aimdb_backend open_pg(const char *gateway) {
+    aimdb_postgres_options o = {.uri = server.uri, .gateway = gateway, .flush_interval_ms = 10};
+    aimdb_backend b;
+    char err[512] = "";
+    int rc = aimdb_postgres_open(&o, &b, err, sizeof(err));
+    if (rc != AIMDB_OK) fail_msg("aimdb_postgres_open: %s", err);
+    return b;
+}
+
+static void store(aimdb_backend b, const char *record, const char *json, int64_t ts,
+                  const char *topic) {
+    assert_int_equal(b.ops->store(b.self, record, json, strlen(json), ts, topic), AIMDB_OK);
+}
+
+/* ------------------------------------------------------------ results */
+
+typedef struct rows {
+    char text[64][160]; /* "record|gateway|stored_at|topic|normalised value" */
+    size_t n;
+    size_t extra; /* rows past the array */
+} rows;
+
+/* Object members in key order, at every depth (insertion sort of the
+ * child list: the objects here are small). */
+static void sort_keys(cJSON *v) {
+    if (!v) return;
+    for (cJSON *c = v->child; c; c = c->next) sort_keys(c);
+    if (!cJSON_IsObject(v)) return;
+    cJSON *sorted = NULL;
+    while (v->child) {
+        cJSON *c = v->child;
+        v->child = c->next;
+        cJSON **at = &sorted;
+        while (*at && strcmp((*at)->string, c->string) < 0) at = &(*at)->next;
+        c->next = *at;
+        *at = c;
+    }
+    v->child = sorted;
+    cJSON *prev = NULL;
+    for (cJSON *c = sorted; c; prev = c, c = c->next) c->prev = prev;
+    if (sorted) sorted->prev = prev; /* cJSON keeps the last in child->prev */
+}
+
+/* The value as cJSON prints it unformatted with keys sorted: jsonb
+ * normalises spacing and key order, so compare values printed one way. */
+static void normalise(const char *json, size_t len, char *out, size_t cap) {
+    cJSON *v = cJSON_ParseWithLength(json, len);
+    assert_non_null(v);
+    sort_keys(v);
+    char *text = cJSON_PrintUnformatted(v);
+    snprintf(out, cap, "%s", text);
+    free(text);
+    cJSON_Delete(v);
+}
+
+static int collect(const aimdb_history_row *row, void *ctx) {
+    rows *r = ctx;
+    if (r->n == sizeof(r->text) / sizeof(r->text[0])) {
+        r->extra++;
+        return 0;
+    }
+    char value[96];
+    normalise(row->value_json, row->value_len, value, sizeof(value));
+    snprintf(r->text[r->n++], sizeof(r->text[0]), "%s|%s|%lld|%s|%s", row->record,
+             row->gateway ? row->gateway : "-", (long long)row->stored_at,
+             row->source ? row->source : "-", value);
+    return 0;
+}
+
+static void query(aimdb_backend b, const aimdb_query_params *q, rows *out) {
+    memset(out, 0, sizeof(*out));
+    char err[256] = "";
+    int rc = b.ops->query(b.self, q, collect, out, err, sizeof(err));
+    if (rc != AIMDB_OK) fail_msg("query: %s", err);
+}
+
+/* Strip the gateway field so SQLite's rows and PostgreSQL's compare. */
+static void without_gateway(rows *r) {
+    for (size_t i = 0; i < r->n; i++) {
+        char *a = strchr(r->text[i], '|'), *b = a ? strchr(a + 1, '|') : NULL;
+        if (b) memmove(a, b, strlen(b) + 1);
+    }
+}
+
+/* -------------------------------------------------------------- tests */
+
+static void test_schema_created_and_rows_committed(void **state) {
+    (void)state;
+    aimdb_backend b = open_pg("central");
+    for (int i = 0; i < 1000; i++) {
+        char json[64];
+        snprintf(json, sizeof(json), "{\"n\":%d}", i);
+        store(b, "temp::vienna", json, 1000 + i, "weather/vienna/temperature");
+    }
+    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+    assert_int_equal(pg_query_int(&server, "SELECT count(*) FROM record_history"), 1000);
+    assert_int_equal(pg_query_int(&server, "SELECT count(DISTINCT value_json->>'n') FROM "
+                                           "record_history WHERE gateway = 'central' AND "
+                                           "source_id IS NULL"),
+                     1000);
+    assert_int_equal(pg_query_int(&server, "SELECT count(*) FROM pg_indexes WHERE tablename = "
+                                           "'record_history' AND indexname IN "
+                                           "('idx_record_time', 'idx_record_gateway_time')"),
+                     2);
+    aimdb_backend_stats st;
+    b.ops->stats(b.self, &st);
+    assert_int_equal(st.rows_stored, 1000);
+    b.ops->close(b.self);
+}
+
+/* The rows every parity query runs on: names with % and _ (literal in
+ * patterns), equal stored_at (store order decides), three topics. */
+static void store_parity_rows(aimdb_backend b) {
+    static const char *const names[] = {"a%b", "axb", "a_b", "temp::graz", "temp::linz",
+                                        "temp::wien", "t"};
+    for (int round = 0; round < 6; round++) {
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+            char json[96];
+            snprintf(json, sizeof(json), "{\"round\": %d, \"name\": \"%s\", \"x\": [1, 2.5]}",
+                     round, names[i]);
+            /* Rounds 2 and 3 share a millisecond. */
+            int64_t ts = 10000 + (round == 3 ? 2 : round) * 100 + (int64_t)i;
+            store(b, names[i], json, ts, round % 2 ? "topic/odd" : "topic/even");
+        }
+    }
+    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+}
+
+static void test_queries_match_sqlite(void **state) {
+    (void)state;
+    aimdb_backend pg = open_pg("gw1");
+    aimdb_sqlite_options so = {.path = ":memory:"};
+    aimdb_backend sq;
+    char err[256];
+    assert_int_equal(aimdb_sqlite_open(&so, &sq, err, sizeof(err)), AIMDB_OK);
+    store_parity_rows(pg);
+    store_parity_rows(sq);
+    const aimdb_query_params qs[] = {
+        {.pattern = "*", .limit = 1},
+        {.pattern = "*", .limit = 3},
+        {.pattern = "*"},
+        {.pattern = "a%b"},
+        {.pattern = "a_b", .limit = 10},
+        {.pattern = "a*b", .limit = 2},
+        {.pattern = "temp::*", .has_start = true, .start_ms = 10101, .has_end = true,
+         .end_ms = 10302},
+        {.pattern = "temp::*", .has_start = true, .start_ms = 10200, .has_end = true,
+         .end_ms = 10200},
+        {.pattern = "temp::*", .has_start = true, .start_ms = 10201, .limit = 2},
+        {.pattern = "t*", .has_end = true, .end_ms = 10306, .limit = 4},
+        {.pattern = "temp::wien", .limit = 100},
+        {.pattern = "nothing*"},
+        {.pattern = "*::*n*", .limit = 2},
+    };
+    for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
+        rows a, b;
+        query(pg, &qs[i], &a);
+        query(sq, &qs[i], &b);
+        for (size_t k = 0; k < a.n; k++)
+            assert_non_null(strstr(a.text[k], "|gw1|")); /* each value names its gateway */
+        without_gateway(&a);
+        without_gateway(&b);
+        if (a.n != b.n) fail_msg("query %zu: %zu rows from PostgreSQL, %zu from SQLite", i, a.n, b.n);
+        for (size_t k = 0; k < a.n; k++)
+            if (strcmp(a.text[k], b.text[k]) != 0)
+                fail_msg("query %zu row %zu: PostgreSQL %s, SQLite %s", i, k, a.text[k], b.text[k]);
+    }
+    /* The same millisecond: the last stored first (store order). */
+    rows r;
+    aimdb_query_params same = {.pattern = "t", .has_start = true, .start_ms = 10206,
+                               .has_end = true, .end_ms = 10206};
+    query(pg, &same, &r);
+    assert_int_equal(r.n, 2);
+    assert_non_null(strstr(r.text[0], "\"round\":3"));
+    assert_non_null(strstr(r.text[1], "\"round\":2"));
+    pg.ops->close(pg.self);
+    sq.ops->close(sq.self);
+}
+
+static aimdb_visibility odd_only_record(const char *record, void *ctx) {
+    (void)ctx;
+    return strcmp(record, "t") == 0 ? AIMDB_SEE_BY_SOURCE : AIMDB_SEE_NONE;
+}
+
+static bool odd_only_value(const char *record, const char *source, void *ctx) {
+    (void)record, (void)ctx;
+    return source && strcmp(source, "topic/odd") == 0;
+}
+
+/* Per-value access by topic: hidden rows neither appear nor count. */
+static void test_access_by_topic(void **state) {
+    (void)state;
+    aimdb_backend pg = open_pg("gw1");
+    store_parity_rows(pg);
+    aimdb_access acl = {.record = odd_only_record, .value = odd_only_value};
+    aimdb_query_params q = {.pattern = "*", .limit = 2, .access = &acl};
+    rows r;
+    query(pg, &q, &r);
+    assert_int_equal(r.n, 2);
+    assert_non_null(strstr(r.text[0], "|topic/odd|"));
+    assert_non_null(strstr(r.text[0], "\"round\":5"));
+    assert_non_null(strstr(r.text[1], "\"round\":3"));
+    pg.ops->close(pg.self);
+}
+
+static void test_gateway_patterns(void **state) {
+    (void)state;
+    aimdb_backend g[3] = {open_pg("site_1"), open_pg("site%2"), open_pg("sitex1")};
+    for (int i = 0; i < 3; i++) {
+        for (int k = 0; k < 3; k++) {
+            char json[32];
+            snprintf(json, sizeof(json), "%d", i * 10 + k);
+            store(g[i], "temp::x", json, 500 + k, NULL);
+        }
+        assert_int_equal(g[i].ops->flush(g[i].self), AIMDB_OK);
+    }
+    rows r;
+    aimdb_query_params q = {.pattern = "temp::x", .limit = 1};
+    query(g[0], &q, &r); /* every gateway: one row each, gateway ascending */
+    assert_int_equal(r.n, 3);
+    assert_string_equal(r.text[0], "temp::x|site%2|502|-|12");
+    assert_string_equal(r.text[1], "temp::x|site_1|502|-|2");
+    assert_string_equal(r.text[2], "temp::x|sitex1|502|-|22");
+    q.gateway = "site_1"; /* _ is literal */
+    query(g[0], &q, &r);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.text[0], "temp::x|site_1|502|-|2");
+    q.gateway = "site%*"; /* % is literal */
+    q.limit = 0;
+    query(g[0], &q, &r);
+    assert_int_equal(r.n, 3);
+    assert_string_equal(r.text[2], "temp::x|site%2|500|-|10");
+    q.gateway = "*1";
+    q.limit = 2;
+    query(g[0], &q, &r);
+    assert_int_equal(r.n, 4);
+    for (int i = 0; i < 3; i++) g[i].ops->close(g[i].self);
+}
+
+static void test_retention_in_chunks(void **state) {
+    (void)state;
+    aimdb_backend b = open_pg("central");
+    for (int i = 0; i < 12000; i++) store(b, i % 2 ? "old::a" : "old::b", "1", 1000 + i, NULL);
+    store(b, "keep", "2", 1000, NULL);
+    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+    uint64_t deleted = 0;
+    const char *except[] = {"keep"};
+    assert_int_equal(b.ops->cleanup(b.self, NULL, except, 1, 1000 + 11000, &deleted), AIMDB_OK);
+    assert_int_equal(deleted, 11000);
+    assert_int_equal(pg_query_int(&server, "SELECT count(*) FROM record_history"), 1001);
+    assert_int_equal(b.ops->cleanup(b.self, "keep", NULL, 0, 2000, &deleted), AIMDB_OK);
+    assert_int_equal(pg_query_int(&server, "SELECT count(*) FROM record_history WHERE "
+                                           "record_name = 'keep'"),
+                     0);
+    b.ops->close(b.self);
+}
+
+/* The server stopped while rows keep coming, then started: every row
+ * exactly once. */
+static void test_outage_under_load(void **state) {
+    (void)state;
+    aimdb_backend b = open_pg("central");
+    int n = 0;
+    for (; n < 2000; n++) {
+        char json[32];
+        snprintf(json, sizeof(json), "%d", n);
+        store(b, "load", json, n, NULL);
+    }
+    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+    pg_server_stop(&server);
+    for (; n < 6000; n++) {
+        char json[32];
+        snprintf(json, sizeof(json), "%d", n);
+        store(b, "load", json, n, NULL);
+    }
+    assert_int_equal(b.ops->flush(b.self), AIMDB_EIO); /* commits fail meanwhile */
+    pg_server_restart(&server);
+    /* flush returns EIO on each failed attempt; the rows stay queued. */
+    long long deadline = now_ms() + 30000;
+    while (b.ops->flush(b.self) != AIMDB_OK && now_ms() < deadline) sleep_ms(50);
+    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+    assert_int_equal(pg_query_int(&server, "SELECT count(*) FROM record_history"), 6000);
+    assert_int_equal(pg_query_int(&server, "SELECT count(DISTINCT value_json) FROM record_history"),
+                     6000);
+    /* The query connection broke too: it reconnects. */
+    rows r;
+    aimdb_query_params q = {.pattern = "load", .limit = 1};
+    query(b, &q, &r);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.text[0], "load|central|5999|-|5999");
+    b.ops->close(b.self);
+}
+
+static void test_value_jsonb_refuses_is_dropped_alone(void **state) {
+    (void)state;
+    aimdb_backend b = open_pg("central");
+    for (int i = 0; i < 100; i++) store(b, "s", i == 40 ? "\"\\u0000\"" : "\"ok\"", i, NULL);
+    b.ops->flush(b.self);
+    assert_int_equal(pg_wait_int(&server, "SELECT count(*) FROM record_history", 99, 10000), 99);
+    aimdb_backend_stats st;
+    b.ops->stats(b.self, &st);
+    assert_int_equal(st.rows_failed, 1);
+    assert_int_equal(st.rows_stored, 99);
+    b.ops->close(b.self);
+}
+
+static void expect_open_error(const char *uri, const char *text) {
+    aimdb_postgres_options o = {.uri = uri, .gateway = "g"};
+    aimdb_backend b;
+    char err[512] = "";
+    assert_int_equal(aimdb_postgres_open(&o, &b, err, sizeof(err)), AIMDB_EINVAL);
+    if (!strstr(err, text)) fail_msg("error '%s' does not say '%s'", err, text);
+}
+
+static void test_errors(void **state) {
+    (void)state;
+    char uri[256];
+    expect_open_error("postgresql://127.0.0.1:notaport/x", "bad PostgreSQL URI");
+    expect_open_error("postgresql://a@b@c?sslmode=sometimes", "bad PostgreSQL URI");
+    snprintf(uri, sizeof(uri), "postgresql://nobody_here@127.0.0.1:%d/postgres", server.port);
+    expect_open_error(uri, "nobody_here");
+    /* The message names the server, never a password. */
+    snprintf(uri, sizeof(uri), "postgresql://nobody_here:s3cret@127.0.0.1:%d/postgres",
+             server.port);
+    aimdb_postgres_options o = {.uri = uri, .gateway = "g"};
+    aimdb_backend b;
+    char err[512] = "";
+    assert_int_equal(aimdb_postgres_open(&o, &b, err, sizeof(err)), AIMDB_EINVAL);
+    assert_null(strstr(err, "s3cret"));
+    assert_non_null(strstr(err, "nobody_here@127.0.0.1:"));
+    pg_exec(&server, "CREATE TABLE record_history(id BIGSERIAL PRIMARY KEY, gateway TEXT NOT "
+                     "NULL, record_name TEXT NOT NULL, value_json TEXT NOT NULL, stored_at "
+                     "BIGINT NOT NULL, source_id BIGINT)");
+    expect_open_error(server.uri, "column value_json is text, expected jsonb");
+    pg_exec(&server, "DROP TABLE record_history");
+    pg_exec(&server, "CREATE TABLE record_history(id BIGSERIAL PRIMARY KEY, gateway TEXT "
+                     "COLLATE \"C\" NOT NULL, record_name TEXT COLLATE \"C\" NOT NULL, "
+                     "value_json JSONB NOT NULL, stored_at BIGINT NOT NULL, source_id BIGINT)");
+    expect_open_error(server.uri, "no UNIQUE (gateway, source_id)");
+    pg_exec(&server, "DROP TABLE record_history");
+    pg_exec(&server, "CREATE TABLE record_history(id BIGSERIAL PRIMARY KEY, gateway TEXT "
+                     "COLLATE \"und-x-icu\" NOT NULL, record_name TEXT NOT NULL, "
+                     "value_json JSONB NOT NULL, stored_at BIGINT NOT NULL, source_id BIGINT, "
+                     "UNIQUE (gateway, source_id))");
+    expect_open_error(server.uri, "column gateway has collation \"und-x-icu\"; aimdb needs \"C\"");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_schema_created_and_rows_committed, fresh_table),
+        cmocka_unit_test_setup(test_queries_match_sqlite, fresh_table),
+        cmocka_unit_test_setup(test_access_by_topic, fresh_table),
+        cmocka_unit_test_setup(test_gateway_patterns, fresh_table),
+        cmocka_unit_test_setup(test_retention_in_chunks, fresh_table),
+        cmocka_unit_test_setup(test_value_jsonb_refuses_is_dropped_alone, fresh_table),
+        cmocka_unit_test_setup(test_errors, fresh_table),
+        cmocka_unit_test_setup(test_outage_under_load, fresh_table),
+    };
+    return cmocka_run_group_tests(tests, setup_server, teardown_server);
+}
