@@ -1,7 +1,7 @@
 /*
  * bench_postgres.c -- fleet history: rows/s into PostgreSQL and the fleet
  * query's latency, against raw libpq loops on the same server, table
- * (contract C.6) and rows, in the same run.
+ * (docs/schema.md) and rows, in the same run.
  *
  *   ceiling     a C loop doing COPY (text format) of 10,000-row
  *               transactions: what the server takes at best;

@@ -11,7 +11,7 @@
  * together at most PENDING_BUDGET.  A lone flood holds at most half the
  * budget; k floods converge to k/(k+1) of it, always leaving room for one
  * more client.  A request beyond its share or the budget is answered
- * `busy` at once, with when to retry (contract C.4); nothing else is
+ * `busy` at once, with when to retry (docs/protocol.md); nothing else is
  * affected.
  *
  * Read decisions.  A request's ACL view (acl.c) asks broker_may_read about

@@ -22,8 +22,8 @@
 
 /* ------------------------------------------------------------------ SQL */
 
-/* Contract C.6 plus `topic` (per-value access control, as in SQLite) and
- * idx_record_gateway_time, which answers "newest N of one record on one
+/* docs/schema.md's table, with two additions of ours: `topic` (per-value
+ * access control, as in SQLite) and idx_record_gateway_time, which answers "newest N of one record on one
  * gateway" and walks a record's gateways by index seeks.  COLLATE "C":
  * byte order, so a literal name prefix is an index range, as in SQLite.
  * The advisory lock makes concurrent first connects (two gateways, or

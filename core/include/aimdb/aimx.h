@@ -99,7 +99,7 @@ void aimdb_aimx_run(aimdb_aimx_request *r, const aimdb_access *access,
                     aimdb_aimx_reply_fn reply, void *reply_ctx);
 /* Why a transport answers a request itself instead of running it. */
 typedef enum aimdb_aimx_refusal {
-    AIMDB_AIMX_BUSY,          /* overloaded (contract C.4 busy) */
+    AIMDB_AIMX_BUSY,          /* overloaded (docs/protocol.md, busy) */
     AIMDB_AIMX_INTERNAL_ERROR /* it could not prepare the request (out of memory) */
 } aimdb_aimx_refusal;
 
