@@ -1,11 +1,14 @@
 /*
- * bench_util.h -- what the broker benchmarks (bench_plugin, bench_bridge)
- * both need: a percentile of samples and the rows a history database holds.
+ * bench_util.h -- what the broker benchmarks (bench_plugin, bench_bridge,
+ * bench_efficiency) share: a percentile of samples, the rows a history
+ * database holds, the CPU a process has used, and the stream of small JSON
+ * values a libmosquitto client publishes.
  */
 #ifndef AIMDB_BENCH_UTIL_H
 #define AIMDB_BENCH_UTIL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /* The p-th percentile (0..1) of n > 0 samples; sorts v. */
 double bench_percentile(double *v, size_t n, double p);
@@ -13,5 +16,20 @@ double bench_percentile(double *v, size_t n, double p);
 /* Rows in record_history of the SQLite file at path (read-only, so a
  * running writer is not disturbed); -1 if it cannot be read. */
 long long bench_count_rows(const char *path);
+
+/* The largest id in record_history (the rows one writer has committed,
+ * found without a scan, so it can be polled); -1 if it cannot be read. */
+long long bench_last_row_id(const char *path);
+
+/* User + system CPU seconds process pid has used, its finished threads
+ * included (/proc/PID/stat, clock-tick resolution); -1 if it is gone. */
+double bench_process_cpu_s(pid_t pid);
+
+/* Publish n values {"seq":I,"v":F} round-robin to bench/0/v ..
+ * bench/(topics-1)/v from one libmosquitto client at QoS 0, the last one at
+ * QoS 1 and awaited (the broker handles a connection's packets in order:
+ * once it is acknowledged, all are in).  Exits the program if the client
+ * cannot connect. */
+void bench_publish_stream(int port, size_t n, size_t topics);
 
 #endif

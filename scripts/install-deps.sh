@@ -8,7 +8,8 @@
 #   install-deps.sh all     all of it, and what the test suite, `make run`,
 #                           the benchmarks and the fuzzer run: the stock
 #                           clients, sqlite3, valgrind, a browser, clang with
-#                           libFuzzer
+#                           libFuzzer, Python's paho-mqtt (bench_efficiency's
+#                           logger)
 # Idempotent: apt-get runs only when a package is missing, so a second
 # `make test` on a prepared machine touches nothing.
 set -eu
@@ -26,7 +27,7 @@ case "${1:-all}" in
 build) ;;
 broker) PACKAGES="$PACKAGES $BROKER" ;;
 all) PACKAGES="$PACKAGES $BROKER mosquitto mosquitto-clients sqlite3 openssl valgrind chromium
-clang libclang-rt-14-dev" ;;
+clang libclang-rt-14-dev python3-paho-mqtt" ;;
 *) echo "usage: install-deps.sh [build|broker|all]" >&2; exit 2 ;;
 esac
 
