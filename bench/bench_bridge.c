@@ -37,20 +37,6 @@ static void die(const char *what) {
     exit(1);
 }
 
-/* Publish n values at QoS 0, then one at QoS 1 (the broker handles a
- * connection's packets in order: once it is acknowledged, all are in). */
-static void publish_stream(int port, size_t n) {
-    client *pub = client_connect(port, "bench-pub", MQTT_PROTOCOL_V311, NULL, NULL);
-    if (!pub) die("the publisher cannot connect");
-    char topic[32], value[48];
-    for (size_t i = 0; i < n; i++) {
-        snprintf(topic, sizeof(topic), "bench/%zu/v", i % TOPICS);
-        int len = snprintf(value, sizeof(value), "{\"seq\":%zu,\"v\":%.2f}", i, (double)i / 7);
-        client_publish(pub, topic, value, (size_t)len, i + 1 == n ? 1 : 0);
-    }
-    client_disconnect(pub);
-}
-
 static void start_broker(broker *b) {
     broker_init(b);
     b->without_plugin = true;
@@ -66,7 +52,7 @@ static double subscriber_run(size_t n) {
     if (!sub) die("the subscriber cannot connect");
     client_subscribe(sub, "bench/+/v", 1);
     long long t0 = now_ms();
-    publish_stream(b.port, n);
+    bench_publish_stream(b.port, n, TOPICS);
     while (client_pending(sub) < n) {
         if (now_ms() - t0 > DRAIN_TIMEOUT_MS) die("the subscriber did not get every message");
         sleep_ms(POLL_MS);
@@ -95,7 +81,7 @@ static double bridge_run(size_t n, long long *rows) {
     daemon_start(&d, b.dir, argv);
     if (!file_wait_for(d.log_path, "subscription(s) active", 10000)) die("the bridge did not connect");
     long long t0 = now_ms();
-    publish_stream(b.port, n);
+    bench_publish_stream(b.port, n, TOPICS);
     while (bench_count_rows(b.db_path) < (long long)n) {
         if (now_ms() - t0 > DRAIN_TIMEOUT_MS) die("the bridge did not record every message");
         sleep_ms(POLL_MS);

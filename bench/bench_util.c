@@ -1,13 +1,17 @@
 /*
  * bench_util.c -- helpers shared by the broker benchmarks (bench_util.h).
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
 #include "bench_util.h"
+#include "client.h"
 #include "harness.h"
 
 double bench_now_ms(void) {
@@ -57,4 +61,50 @@ long long bench_count_rows(const char *path) {
     }
     sqlite3_close(db);
     return n;
+}
+
+long long bench_last_row_id(const char *path) {
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    long long n = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT coalesce(max(id), 0) FROM record_history", -1, &st,
+                           NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return n;
+}
+
+/* Fields 14 and 15 of /proc/PID/stat, counted after the ')' that ends the
+ * command name (which may itself hold spaces and parentheses). */
+double bench_process_cpu_s(pid_t pid) {
+    char path[64], line[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t len = f ? fread(line, 1, sizeof(line) - 1, f) : 0;
+    if (f) fclose(f);
+    line[len] = '\0';
+    char *p = strrchr(line, ')');
+    unsigned long long utime, stime;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+                     &stime) != 2)
+        return -1;
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+void bench_publish_stream(int port, size_t n, size_t topics) {
+    client *pub = client_connect(port, "bench-pub", MQTT_PROTOCOL_V311, NULL, NULL);
+    if (!pub) {
+        fprintf(stderr, "bench: the publisher cannot connect\n");
+        exit(1);
+    }
+    char topic[32], value[48];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(topic, sizeof(topic), "bench/%zu/v", i % topics);
+        int len = snprintf(value, sizeof(value), "{\"seq\":%zu,\"v\":%.2f}", i, (double)i / 7);
+        client_publish(pub, topic, value, (size_t)len, i + 1 == n ? 1 : 0);
+    }
+    client_disconnect(pub);
 }

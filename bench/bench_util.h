@@ -1,13 +1,15 @@
 /*
- * bench_util.h -- what the broker benchmarks (bench_plugin, bench_bridge)
- * share: a clock, a percentile of samples, the rows a history database
- * holds, and the ping stream that measures how long the broker thread
- * keeps a message waiting.
+ * bench_util.h -- what the broker benchmarks (bench_plugin, bench_bridge,
+ * bench_efficiency) share: a clock, a percentile of samples, the rows a
+ * history database holds, the CPU a process has used, the stream of small
+ * JSON values a libmosquitto client publishes, and the ping stream that
+ * measures how long the broker thread keeps a message waiting.
  */
 #ifndef AIMDB_BENCH_UTIL_H
 #define AIMDB_BENCH_UTIL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "client.h"
 
@@ -25,5 +27,20 @@ long long bench_count_rows(const char *path);
  * ("bench-ping/self"), one every interval_ms for phase_ms, into v (at most
  * cap); returns how many.  Exits if one is not back within a second. */
 size_t bench_ping_phase(client *c, int phase_ms, int interval_ms, double *v, size_t cap);
+
+/* The largest id in record_history (the rows one writer has committed,
+ * found without a scan, so it can be polled); -1 if it cannot be read. */
+long long bench_last_row_id(const char *path);
+
+/* User + system CPU seconds process pid has used, its finished threads
+ * included (/proc/PID/stat, clock-tick resolution); -1 if it is gone. */
+double bench_process_cpu_s(pid_t pid);
+
+/* Publish n values {"seq":I,"v":F} round-robin to bench/0/v ..
+ * bench/(topics-1)/v from one libmosquitto client at QoS 0, the last one at
+ * QoS 1 and awaited (the broker handles a connection's packets in order:
+ * once it is acknowledged, all are in).  Exits the program if the client
+ * cannot connect. */
+void bench_publish_stream(int port, size_t n, size_t topics);
 
 #endif

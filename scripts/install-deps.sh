@@ -9,7 +9,8 @@
 #                           the benchmarks and the fuzzer run: the stock
 #                           clients, sqlite3, valgrind, a browser, clang with
 #                           libFuzzer, a PostgreSQL server (started per test
-#                           in a temporary directory, never as a service)
+#                           in a temporary directory, never as a service),
+#                           Python's paho-mqtt (bench_efficiency's logger)
 # Idempotent: apt-get runs only when a package is missing, so a second
 # `make test` on a prepared machine touches nothing.
 set -eu
@@ -28,7 +29,7 @@ case "${1:-all}" in
 build) ;;
 broker) PACKAGES="$PACKAGES $BROKER" ;;
 all) PACKAGES="$PACKAGES $BROKER mosquitto mosquitto-clients sqlite3 openssl valgrind chromium
-clang libclang-rt-14-dev postgresql" ;;
+clang libclang-rt-14-dev postgresql python3-paho-mqtt" ;;
 *) echo "usage: install-deps.sh [build|broker|all]" >&2; exit 2 ;;
 esac
 
