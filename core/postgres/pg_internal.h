@@ -39,7 +39,78 @@
     "CREATE INDEX IF NOT EXISTS idx_record_time "                                  \
     "ON record_history(record_name, stored_at DESC);"                              \
     "CREATE INDEX IF NOT EXISTS idx_record_gateway_time "                          \
-    "ON record_history(record_name, gateway, stored_at DESC, id DESC);"
+    "ON record_history(record_name, gateway, stored_at DESC, id DESC);"            \
+    PG_LATEST_SQL
+
+/* record_latest: the newest row of every (record, gateway) -- its id,
+ * time, value and topic -- so latest-1 of a fleet is one index range of a
+ * table with a row per pair, where deriving it from record_history costs
+ * two index seeks per pair (and joining the id back, one more).
+ *
+ * What keeps it exact: statement triggers on record_history, so every
+ * writer -- the backend's COPY, the uplink's, an older AimDB, psql --
+ * updates it in its own transaction.  INSERT keeps the max (stored_at,
+ * id) per pair.  DELETE and UPDATE re-derive each pair whose newest row
+ * went (the pair's entry dropped when no row is left); TRUNCATE empties
+ * it.  Races: the INSERT side locks the entry even when its rows are
+ * older (DO UPDATE without WHERE), and the DELETE side locks the entries
+ * first and re-derives in a later statement (a fresh snapshot under READ
+ * COMMITTED), so an insert that committed before the lock is seen and one
+ * after it compares against the re-derived row.  Rebuilt (table, triggers,
+ * then a backfill from record_history) whenever one of the four triggers
+ * is missing or disabled -- a table made before them, or record_history
+ * dropped and made anew: CREATE TRIGGER blocks writes to record_history
+ * until the transaction commits, so the backfill misses no row. */
+/* Column col of the newer of the stored entry and the batch's row. */
+#define PG_LATEST_KEEP(col)                                                        \
+    col " = CASE WHEN (excluded.stored_at, excluded.id) > (l.stored_at, l.id) "    \
+        "THEN excluded." col " ELSE l." col " END"
+#define PG_LATEST_SQL                                                              \
+    "DO $aimdb$ BEGIN IF (SELECT count(*) FROM pg_trigger WHERE tgrelid = "        \
+    "'record_history'::regclass AND tgname LIKE 'aimdb\\_latest\\_%' AND tgenabled <> 'D') < 4 THEN " \
+    "DROP TABLE IF EXISTS record_latest;"                                          \
+    "DROP TRIGGER IF EXISTS aimdb_latest_insert ON record_history;"                \
+    "DROP TRIGGER IF EXISTS aimdb_latest_update ON record_history;"                \
+    "DROP TRIGGER IF EXISTS aimdb_latest_delete ON record_history;"                \
+    "DROP TRIGGER IF EXISTS aimdb_latest_truncate ON record_history;"              \
+    "CREATE TABLE record_latest(record_name TEXT COLLATE \"C\" NOT NULL, "          \
+    "gateway TEXT COLLATE \"C\" NOT NULL, id BIGINT NOT NULL, stored_at BIGINT NOT NULL, " \
+    "value_json JSONB NOT NULL, topic TEXT, PRIMARY KEY (record_name, gateway));"                                         \
+    "CREATE OR REPLACE FUNCTION aimdb_record_latest() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN " \
+    "IF TG_OP = 'TRUNCATE' THEN DELETE FROM record_latest; RETURN NULL; END IF; "  \
+    "IF TG_OP <> 'INSERT' THEN "                                                   \
+    "PERFORM 1 FROM record_latest l WHERE l.id IN (SELECT id FROM old_rows) "      \
+    "ORDER BY l.record_name, l.gateway FOR UPDATE; "                               \
+    "DELETE FROM record_latest l WHERE l.id IN (SELECT id FROM old_rows) AND NOT EXISTS (" \
+    "SELECT 1 FROM record_history h WHERE h.record_name = l.record_name "          \
+    "AND h.gateway = l.gateway); "                                                 \
+    "UPDATE record_latest l SET (id, stored_at, value_json, topic) = ("           \
+    "SELECT h.id, h.stored_at, h.value_json, h.topic "                             \
+    "FROM record_history h WHERE h.record_name = l.record_name AND h.gateway = l.gateway " \
+    "ORDER BY h.stored_at DESC, h.id DESC LIMIT 1) "                               \
+    "WHERE l.id IN (SELECT id FROM old_rows); "                                    \
+    "END IF; "                                                                     \
+    "IF TG_OP <> 'DELETE' THEN "                                                   \
+    "INSERT INTO record_latest AS l SELECT DISTINCT ON (record_name, gateway) "    \
+    "record_name, gateway, id, stored_at, value_json, topic FROM new_rows "        \
+    "ORDER BY record_name, gateway, stored_at DESC, id DESC "                      \
+    "ON CONFLICT (record_name, gateway) DO UPDATE SET "                            \
+    PG_LATEST_KEEP("id") ", " PG_LATEST_KEEP("stored_at") ", "                     \
+    PG_LATEST_KEEP("value_json") ", " PG_LATEST_KEEP("topic") "; "                 \
+    "END IF; RETURN NULL; END $f$;"                                                \
+    "CREATE TRIGGER aimdb_latest_insert AFTER INSERT ON record_history "           \
+    "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION aimdb_record_latest();" \
+    "CREATE TRIGGER aimdb_latest_update AFTER UPDATE ON record_history "           \
+    "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "                     \
+    "FOR EACH STATEMENT EXECUTE FUNCTION aimdb_record_latest();"                   \
+    "CREATE TRIGGER aimdb_latest_delete AFTER DELETE ON record_history "           \
+    "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION aimdb_record_latest();" \
+    "CREATE TRIGGER aimdb_latest_truncate AFTER TRUNCATE ON record_history "       \
+    "FOR EACH STATEMENT EXECUTE FUNCTION aimdb_record_latest();"                   \
+    "INSERT INTO record_latest SELECT DISTINCT ON (record_name, gateway) "         \
+    "record_name, gateway, id, stored_at, value_json, topic FROM record_history "  \
+    "ORDER BY record_name, gateway, stored_at DESC, id DESC;"                      \
+    "END IF; END $aimdb$;"
 
 #define PG_COPY_SQL                                                                \
     "COPY record_history(gateway, record_name, value_json, stored_at, source_id, topic) " \
@@ -68,6 +139,15 @@
     "ORDER BY stored_at DESC, id DESC LIMIT $4) r "                                \
     "WHERE gw.g IS NOT NULL AND gw.g LIKE $5 "                                     \
     "ORDER BY gw.g, r.stored_at DESC, r.id DESC"
+
+/* Latest-1 without a range, from record_latest: $1 name prefix, $2 exact
+ * ('t': the record $1 only), $3 gateway LIKE pattern.  Columns as
+ * ROWS_SQL's, then the record. */
+#define PG_LATEST_ROWS_SQL                                                            \
+    "SELECT gateway, value_json::text, stored_at, topic, record_name "            \
+    "FROM record_latest WHERE record_name >= $1 AND starts_with(record_name, $1) " \
+    "AND (NOT $2::boolean OR record_name = $1) AND gateway LIKE $3 "               \
+    "ORDER BY record_name, gateway"
 
 /* Rows per retention transaction, as in SQLite: a few ms each, so row
  * batches are never held up noticeably. */

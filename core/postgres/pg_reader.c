@@ -20,6 +20,12 @@
  * A record whose values are visible only by topic gets no LIMIT in SQL:
  * hidden rows must not count, so C counts and skips the rest.
  *
+ * Latest-1 without a range (a dashboard's "every record now") reads
+ * record_latest instead of steps 1-2 (pg_internal.h says what keeps it
+ * exact): one statement for every record and gateway.  A record visible
+ * only by topic takes the steps above: its newest row may be hidden while
+ * an older one is visible.
+ *
  * Aggregates, when they come, are another statement for step 2; steps 1
  * and 3 stay as they are (run_record takes the statement's rows).
  */
@@ -54,6 +60,8 @@ static int ensure_reader(pg_backend *b, char *err, size_t errlen) {
         rc = pg_exec_sql(b->rconn, "SET plan_cache_mode = force_generic_plan", why, sizeof(why));
     if (rc == AIMDB_OK) rc = prepare(b->rconn, "names", PG_NAMES_SQL, 1, why, sizeof(why));
     if (rc == AIMDB_OK) rc = prepare(b->rconn, "rows", PG_ROWS_SQL, 5, why, sizeof(why));
+    if (rc == AIMDB_OK)
+        rc = prepare(b->rconn, "latest", PG_LATEST_ROWS_SQL, 3, why, sizeof(why));
     if (rc != AIMDB_OK) {
         PQfinish(b->rconn);
         b->rconn = NULL;
@@ -179,6 +187,38 @@ static int run_matching(query_run *run, const char *pattern, size_t prefix_len) 
     return rc;
 }
 
+/* Latest-1 of the records matching pattern, from record_latest.  The
+ * result comes whole (one row per record and gateway: the size of the
+ * answer), so a record visible only by topic can run its own query in
+ * between, in the same record order. */
+static int run_latest(query_run *run, const char *pattern, size_t prefix_len) {
+    char *prefix = strndup(pattern, prefix_len);
+    if (!prefix) return AIMDB_ENOMEM;
+    const char *params[3] = {prefix, pattern[prefix_len] == '\0' ? "t" : "f", run->like};
+    PGresult *r = PQexecPrepared(run->b->rconn, "latest", 3, params, NULL, NULL, 0);
+    free(prefix);
+    int rc = AIMDB_OK;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        pg_why(run->b->rconn, r, run->err, run->errlen);
+        rc = AIMDB_EIO;
+    }
+    record_rows rr = {0};
+    for (int i = 0; rc == AIMDB_OK && i < PQntuples(r); i++) {
+        const char *name = PQgetvalue(r, i, 4);
+        if (!rr.name || strcmp(rr.name, name) != 0) {
+            free(rr.gateway);
+            rr = (record_rows){.name = name, .seen = AIMDB_SEE_NONE};
+            if (!aimdb_pattern_match(pattern, name)) continue;
+            rr.seen = aimdb_access_record(run->q->access, name);
+            if (rr.seen == AIMDB_SEE_BY_SOURCE) rc = run_record(run, name);
+        }
+        if (rc == AIMDB_OK && rr.seen == AIMDB_SEE_ALL) rc = offer_row(run, &rr, r, i);
+    }
+    free(rr.gateway);
+    PQclear(r);
+    return rc;
+}
+
 static int run_query(query_run *run) {
     const char *pattern = run->q->pattern ? run->q->pattern : "*";
     size_t prefix_len = aimdb_pattern_prefix_len(pattern);
@@ -189,7 +229,9 @@ static int run_query(query_run *run) {
         aimdb_errorf(run->err, run->errlen, "%s", why);
         return rc;
     }
-    if (pattern[prefix_len] == '\0') rc = run_record(run, pattern); /* one record */
+    const aimdb_query_params *q = run->q;
+    if (q->limit == 1 && !q->has_start && !q->has_end) rc = run_latest(run, pattern, prefix_len);
+    else if (pattern[prefix_len] == '\0') rc = run_record(run, pattern); /* one record */
     else rc = run_matching(run, pattern, prefix_len);
     /* Read only: ending it cannot lose anything. */
     PQclear(PQexec(run->b->rconn, "COMMIT"));

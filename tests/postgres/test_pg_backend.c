@@ -286,6 +286,99 @@ static void test_gateway_patterns(void **state) {
     for (int i = 0; i < 3; i++) g[i].ops->close(g[i].self);
 }
 
+/* ------------------------------------------------- latest-1 (record_latest) */
+
+/* "t" in full, "u" by topic: the newest "u" row is hidden. */
+static aimdb_visibility t_all_u_by_topic(const char *record, void *ctx) {
+    (void)ctx;
+    return strcmp(record, "u") == 0 ? AIMDB_SEE_BY_SOURCE : AIMDB_SEE_ALL;
+}
+
+/* Latest-1 of pattern, answered from record_latest, and the same derived
+ * from record_history alone (any range takes that path): both into out
+ * (the first), failing if they differ. */
+static void latest_both_ways(aimdb_backend b, const char *pattern, const aimdb_access *acl,
+                             rows *out) {
+    aimdb_query_params fast = {.pattern = pattern, .limit = 1, .access = acl};
+    aimdb_query_params derived = fast;
+    derived.has_start = true;
+    derived.start_ms = INT64_MIN;
+    rows d;
+    query(b, &fast, out);
+    query(b, &derived, &d);
+    assert_int_equal(out->n, d.n);
+    for (size_t i = 0; i < d.n; i++) assert_string_equal(out->text[i], d.text[i]);
+}
+
+/* Ties, rows out of order, hidden newest values, retention, and every
+ * other writer of record_history (psql's INSERT, UPDATE, DELETE,
+ * TRUNCATE, a missing trigger): record_latest answers as the rows do. */
+static void test_latest_exact(void **state) {
+    (void)state;
+    aimdb_backend g1 = open_pg("gw1"), g2 = open_pg("gw2");
+    store(g1, "t", "1", 500, "topic/a"); /* a tie: the last stored is the newest */
+    store(g1, "t", "2", 500, "topic/a");
+    store(g1, "t", "3", 500, "topic/a");
+    store(g1, "t::late", "10", 600, NULL); /* then an older one */
+    store(g1, "t::late", "11", 400, NULL);
+    store(g1, "u", "20", 100, "topic/odd");
+    store(g1, "u", "21", 200, "topic/even");
+    store(g2, "t", "30", 100, NULL);
+    assert_int_equal(g1.ops->flush(g1.self), AIMDB_OK);
+    assert_int_equal(g2.ops->flush(g2.self), AIMDB_OK);
+    rows r;
+    latest_both_ways(g1, "*", NULL, &r);
+    assert_int_equal(r.n, 4);
+    assert_string_equal(r.text[0], "t|gw1|500|topic/a|3");
+    assert_string_equal(r.text[1], "t|gw2|100|-|30");
+    assert_string_equal(r.text[2], "t::late|gw1|600|-|10");
+    assert_string_equal(r.text[3], "u|gw1|200|topic/even|21");
+    aimdb_access acl = {.record = t_all_u_by_topic, .value = odd_only_value};
+    latest_both_ways(g1, "*", &acl, &r); /* the hidden 21 does not hide 20 */
+    assert_int_equal(r.n, 4);
+    assert_string_equal(r.text[3], "u|gw1|100|topic/odd|20");
+    latest_both_ways(g1, "t", NULL, &r); /* one record, not its prefix's */
+    assert_int_equal(r.n, 2);
+
+    uint64_t deleted = 0; /* retention: older rows, then the newest too */
+    assert_int_equal(g1.ops->cleanup(g1.self, "t::late", NULL, 0, 500, &deleted), AIMDB_OK);
+    latest_both_ways(g1, "t::*", NULL, &r);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.text[0], "t::late|gw1|600|-|10");
+    assert_int_equal(g1.ops->cleanup(g1.self, "t::late", NULL, 0, 700, &deleted), AIMDB_OK);
+    latest_both_ways(g1, "t::*", NULL, &r);
+    assert_int_equal(r.n, 0);
+
+    pg_exec(&server, "DELETE FROM record_history WHERE gateway = 'gw1' AND value_json = '3'");
+    latest_both_ways(g1, "t", NULL, &r);
+    assert_string_equal(r.text[0], "t|gw1|500|topic/a|2");
+    pg_exec(&server, "UPDATE record_history SET stored_at = 900 WHERE value_json = '1'");
+    latest_both_ways(g1, "t", NULL, &r);
+    assert_string_equal(r.text[0], "t|gw1|900|topic/a|1");
+    pg_exec(&server, "UPDATE record_history SET gateway = 'gw3' WHERE value_json = '30'");
+    latest_both_ways(g1, "*", NULL, &r);
+    assert_int_equal(r.n, 3);
+    assert_string_equal(r.text[1], "t|gw3|100|-|30");
+    pg_exec(&server, "INSERT INTO record_history(gateway, record_name, value_json, stored_at) "
+                     "VALUES ('gw1', 'v', '40', 50)");
+    latest_both_ways(g1, "v", NULL, &r);
+    assert_int_equal(r.n, 1);
+
+    /* A trigger gone: the next connect rebuilds record_latest from the rows. */
+    pg_exec(&server, "DROP TRIGGER aimdb_latest_insert ON record_history");
+    pg_exec(&server, "INSERT INTO record_history(gateway, record_name, value_json, stored_at) "
+                     "VALUES ('gw1', 'v', '41', 60)");
+    g2.ops->close(g2.self);
+    g2 = open_pg("gw2");
+    latest_both_ways(g2, "v", NULL, &r);
+    assert_string_equal(r.text[0], "v|gw1|60|-|41");
+    pg_exec(&server, "TRUNCATE record_history");
+    latest_both_ways(g2, "*", NULL, &r);
+    assert_int_equal(r.n, 0);
+    g1.ops->close(g1.self);
+    g2.ops->close(g2.self);
+}
+
 static void test_retention_in_chunks(void **state) {
     (void)state;
     aimdb_backend b = open_pg("central");
@@ -400,6 +493,7 @@ int main(void) {
         cmocka_unit_test_setup(test_queries_match_sqlite, fresh_table),
         cmocka_unit_test_setup(test_access_by_topic, fresh_table),
         cmocka_unit_test_setup(test_gateway_patterns, fresh_table),
+        cmocka_unit_test_setup(test_latest_exact, fresh_table),
         cmocka_unit_test_setup(test_retention_in_chunks, fresh_table),
         cmocka_unit_test_setup(test_value_jsonb_refuses_is_dropped_alone, fresh_table),
         cmocka_unit_test_setup(test_errors, fresh_table),
