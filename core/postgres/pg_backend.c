@@ -36,27 +36,15 @@ static int backend_query(void *self, const aimdb_query_params *q, aimdb_row_fn f
 static int backend_cleanup(void *self, const char *record, const char *const *except,
                            size_t n_except, int64_t cutoff_ms, uint64_t *deleted) {
     pg_backend *b = self;
-    if (n_except && !except) return AIMDB_EINVAL;
-    sq_cleanup c = {.record = record, .except = except, .n_except = n_except,
-                    .cutoff_ms = cutoff_ms};
-    int rc = sq_queue_run_cleanup(&b->queue, &c);
-    if (deleted) *deleted += c.deleted;
-    return rc;
+    return sq_queue_cleanup(&b->queue, record, except, n_except, cutoff_ms, deleted);
 }
 
 static void backend_stats(void *self, aimdb_backend_stats *out) {
     pg_backend *b = self;
     *out = (aimdb_backend_stats){
-        .rows_stored = atomic_load(&b->rows_stored),
-        .rows_failed = atomic_load(&b->rows_failed),
-        .write_errors = atomic_load(&b->write_errors),
-        .batches = atomic_load(&b->batches),
-        .queue_depth = sq_queue_depth(&b->queue),
-        .queue_capacity = b->opts.queue_rows,
-        .last_batch_rows = atomic_load(&b->last_batch_rows),
-        .last_commit_us = atomic_load(&b->last_commit_us),
         .db_bytes = -1,
     };
+    sq_writer_counts_read(&b->counts, &b->queue, out);
 }
 
 static void backend_free(pg_backend *b) {

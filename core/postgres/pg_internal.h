@@ -218,9 +218,7 @@ typedef struct pg_backend {
     pthread_mutex_t read_lock;
     PGconn *rconn;
 
-    _Atomic uint64_t rows_stored, rows_failed, write_errors, batches;
-    _Atomic uint32_t last_batch_rows;
-    _Atomic int64_t last_commit_us;
+    sq_writer_counts counts;
 } pg_backend;
 
 int pg_writer_start(pg_backend *b, char *err, size_t errlen);

@@ -79,10 +79,7 @@ static int commit_batch(pg_backend *b, uint32_t n, bool *data_error, char *why, 
         if (!pg_connection_lost(b->wconn)) PQclear(PQexec(b->wconn, "ROLLBACK"));
         return rc;
     }
-    atomic_fetch_add_explicit(&b->rows_stored, n, memory_order_relaxed);
-    atomic_fetch_add_explicit(&b->batches, 1, memory_order_relaxed);
-    atomic_store_explicit(&b->last_batch_rows, n, memory_order_relaxed);
-    atomic_store_explicit(&b->last_commit_us, monotonic_us() - started, memory_order_relaxed);
+    sq_writer_counts_committed(&b->counts, n, monotonic_us() - started);
     return AIMDB_OK;
 }
 
@@ -97,12 +94,12 @@ typedef struct retry_state {
 static void batch_failed(pg_backend *b, retry_state *r, uint32_t n, bool data_error,
                          const char *why) {
     int64_t now = aimdb_monotonic_ms();
-    atomic_fetch_add_explicit(&b->write_errors, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->counts.write_errors, 1, memory_order_relaxed);
     sq_queue_commit_failed(&b->queue);
     if (data_error && n == 1) {
         /* This row alone is refused: it can never be written. */
         sq_queue_finish(&b->queue, 1, false);
-        atomic_fetch_add_explicit(&b->rows_failed, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&b->counts.rows_failed, 1, memory_order_relaxed);
         aimdb_log(b->rt, AIMDB_LOG_ERROR, "history: %s refused a row, dropped: %s", b->where,
                   why);
         r->max_rows = 0;
@@ -126,7 +123,7 @@ static void batch_failed(pg_backend *b, retry_state *r, uint32_t n, bool data_er
     if (r->give_up_at == 0) r->give_up_at = now + SHUTDOWN_GRACE_MS;
     if (now < r->give_up_at) return;
     uint32_t lost = sq_queue_drop_all(&b->queue);
-    atomic_fetch_add_explicit(&b->rows_failed, lost, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->counts.rows_failed, lost, memory_order_relaxed);
     aimdb_log(b->rt, AIMDB_LOG_ERROR, "history: shutting down with %s unreachable (%s): %u rows lost",
               b->where, why, lost);
 }

@@ -232,9 +232,7 @@ typedef struct sq_backend {
 
     sq_health health;
 
-    _Atomic uint64_t rows_stored, rows_failed, write_errors, batches;
-    _Atomic uint32_t last_batch_rows;
-    _Atomic int64_t last_commit_us;
+    sq_writer_counts counts;
     _Atomic int64_t db_bytes; /* the file, -wal and -shm; -1 unknown (sqlite_recovery.c) */
 } sq_backend;
 

@@ -14,6 +14,7 @@
  * and producers never wait for SQLite, only for free slots.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -310,4 +311,32 @@ void sq_queue_cleanup_done(sq_queue *q, sq_cleanup *c) {
     c->done = true;
     pthread_cond_broadcast(&q->progress);
     pthread_mutex_unlock(&q->lock);
+}
+
+int sq_queue_cleanup(sq_queue *q, const char *record, const char *const *except,
+                     size_t n_except, int64_t cutoff_ms, uint64_t *deleted) {
+    if (n_except && !except) return AIMDB_EINVAL;
+    sq_cleanup c = {.record = record, .except = except, .n_except = n_except,
+                    .cutoff_ms = cutoff_ms};
+    int rc = sq_queue_run_cleanup(q, &c);
+    if (deleted) *deleted += c.deleted;
+    return rc;
+}
+
+void sq_writer_counts_committed(sq_writer_counts *c, uint32_t n, int64_t commit_us) {
+    atomic_fetch_add_explicit(&c->rows_stored, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->batches, 1, memory_order_relaxed);
+    atomic_store_explicit(&c->last_batch_rows, n, memory_order_relaxed);
+    atomic_store_explicit(&c->last_commit_us, commit_us, memory_order_relaxed);
+}
+
+void sq_writer_counts_read(sq_writer_counts *c, sq_queue *q, aimdb_backend_stats *out) {
+    out->rows_stored = atomic_load(&c->rows_stored);
+    out->rows_failed = atomic_load(&c->rows_failed);
+    out->write_errors = atomic_load(&c->write_errors);
+    out->batches = atomic_load(&c->batches);
+    out->queue_depth = sq_queue_depth(q);
+    out->queue_capacity = q->cap;
+    out->last_batch_rows = atomic_load(&c->last_batch_rows);
+    out->last_commit_us = atomic_load(&c->last_commit_us);
 }

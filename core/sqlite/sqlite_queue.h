@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "aimdb/aimdb.h"
+#include "aimdb/persist.h"
 #include "aimdb/runtime.h"
 
 /* One queued row: name and JSON, each NUL-terminated, in one buffer that
@@ -134,5 +135,23 @@ uint32_t sq_queue_drop_all(sq_queue *q);
 void sq_queue_commit_failed(sq_queue *q);
 void sq_queue_cleanup_done(sq_queue *q, sq_cleanup *c);
 bool sq_queue_closing(sq_queue *q);
+
+/* Retention through the writer: hand it the cleanup of record (NULL: every
+ * record not in except[]) below cutoff_ms and wait; *deleted (if not NULL)
+ * grows by the rows it deleted.  AIMDB_EINVAL for n_except without except. */
+int sq_queue_cleanup(sq_queue *q, const char *record, const char *const *except,
+                     size_t n_except, int64_t cutoff_ms, uint64_t *deleted);
+
+/* What a writer thread counts; written by the writer, read by any thread. */
+typedef struct sq_writer_counts {
+    _Atomic uint64_t rows_stored, rows_failed, write_errors, batches;
+    _Atomic uint32_t last_batch_rows;
+    _Atomic int64_t last_commit_us;
+} sq_writer_counts;
+
+/* Writer: a batch of n rows committed in commit_us. */
+void sq_writer_counts_committed(sq_writer_counts *c, uint32_t n, int64_t commit_us);
+/* The counts and q's depth and capacity into *out; other fields untouched. */
+void sq_writer_counts_read(sq_writer_counts *c, sq_queue *q, aimdb_backend_stats *out);
 
 #endif

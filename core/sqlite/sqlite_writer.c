@@ -182,10 +182,7 @@ static int64_t monotonic_us(void) {
 }
 
 static void note_commit(sq_backend *b, uint32_t n, int64_t started_us) {
-    atomic_fetch_add_explicit(&b->rows_stored, n, memory_order_relaxed);
-    atomic_fetch_add_explicit(&b->batches, 1, memory_order_relaxed);
-    atomic_store_explicit(&b->last_batch_rows, n, memory_order_relaxed);
-    atomic_store_explicit(&b->last_commit_us, monotonic_us() - started_us, memory_order_relaxed);
+    sq_writer_counts_committed(&b->counts, n, monotonic_us() - started_us);
 }
 
 /* Commit the first n taken rows in one transaction.  On failure the
@@ -230,7 +227,7 @@ typedef struct retry_state {
 
 static void batch_failed(sq_backend *b, retry_state *r, uint32_t n, const char *why) {
     int64_t now = aimdb_monotonic_ms();
-    atomic_fetch_add_explicit(&b->write_errors, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->counts.write_errors, 1, memory_order_relaxed);
     sq_queue_commit_failed(&b->queue);
     r->failures++;
     r->max_rows = n > 1 ? n / 2 : 1;
@@ -248,7 +245,7 @@ static void batch_failed(sq_backend *b, retry_state *r, uint32_t n, const char *
     if (r->give_up_at == 0) r->give_up_at = now + SHUTDOWN_GRACE_MS;
     if (now < r->give_up_at) return;
     uint32_t lost = sq_queue_drop_all(&b->queue);
-    atomic_fetch_add_explicit(&b->rows_failed, lost, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->counts.rows_failed, lost, memory_order_relaxed);
     aimdb_log(b->rt, AIMDB_LOG_ERROR,
               "history: shutting down with %s unwritable (%s): %u rows lost", b->opts.path,
               why, lost);
