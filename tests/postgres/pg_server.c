@@ -54,6 +54,11 @@ bool pg_server_available(void) {
     return find_bin(bin, sizeof(bin)) && (geteuid() != 0 || getpwnam(PG_USER) != NULL);
 }
 
+void pg_server_start_if_installed(pg_server *s) {
+    if (pg_server_available()) pg_server_start(s);
+    else fprintf(stderr, "no PostgreSQL server package (postgresql): skipped\n");
+}
+
 /* As root, become the postgres user (the server refuses to run as root). */
 static void drop_root(void) {
     if (geteuid() != 0) return;

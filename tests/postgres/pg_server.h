@@ -31,6 +31,9 @@ bool pg_server_available(void);
 
 /* Create the cluster and start it; fails the test if it does not come up. */
 void pg_server_start(pg_server *s);
+/* The same when the server is installed; else says the tests are skipped
+ * and leaves s not running (the tests then skip). */
+void pg_server_start_if_installed(pg_server *s);
 /* Stop (fast shutdown: clients disconnected) and start again on the same
  * port and data: an outage.  Both bounded. */
 void pg_server_stop(pg_server *s);

@@ -24,11 +24,7 @@ static aggregate_cases *cases;
 static int setup_server(void **state) {
     (void)state;
     cases = aggregate_cases_load(AGGREGATE_CASES_JSON);
-    if (!pg_server_available()) {
-        fprintf(stderr, "no PostgreSQL server package (postgresql): skipped\n");
-        return 0;
-    }
-    pg_server_start(&server);
+    pg_server_start_if_installed(&server);
     return 0;
 }
 

@@ -36,11 +36,7 @@ static pg_server server;
 
 static int setup_server(void **state) {
     (void)state;
-    if (!pg_server_available()) {
-        fprintf(stderr, "no PostgreSQL server package (postgresql): skipped\n");
-        return 0;
-    }
-    pg_server_start(&server);
+    pg_server_start_if_installed(&server);
     return 0;
 }
 

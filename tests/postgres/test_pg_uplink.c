@@ -27,11 +27,7 @@ static char dir[64], path[128];
 
 static int setup_server(void **state) {
     (void)state;
-    if (!pg_server_available()) {
-        fprintf(stderr, "no PostgreSQL server package (postgresql): skipped\n");
-        return 0;
-    }
-    pg_server_start(&server);
+    pg_server_start_if_installed(&server);
     return 0;
 }
 
