@@ -43,6 +43,7 @@ async function portAccepts(port) {
 /*
  * opts: plugin (path of aimdb_mosquitto.so), httpDir (the built page),
  * dir (where config, database and log go), records (aimdb.conf record lines),
+ * database (the `database` setting; default a SQLite file in dir),
  * env (extra environment for mosquitto, e.g. LD_PRELOAD for an ASan plugin),
  * login ({username, password}, optional: no anonymous clients, that one user
  * in the broker's password_file, and publish/request log in as it).
@@ -54,7 +55,8 @@ export async function createBroker(opts) {
   const mosquittoConf = join(opts.dir, 'mosquitto.conf');
   const logPath = join(opts.dir, 'mosquitto.log');
   const log = createWriteStream(logPath, { flags: 'a' });
-  await writeFile(aimdbConf, [`database ${join(opts.dir, 'history.db')}`, ...opts.records, ''].join('\n'));
+  const database = opts.database ?? join(opts.dir, 'history.db');
+  await writeFile(aimdbConf, [`database ${database}`, ...opts.records, ''].join('\n'));
   const passwordFile = join(opts.dir, 'passwd');
   if (opts.login)
     await run('mosquitto_passwd', ['-b', '-c', passwordFile, opts.login.username, opts.login.password]);

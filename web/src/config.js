@@ -9,6 +9,8 @@
  *   ?broker=ws://host:port  &topic=weather/+/accuracy  &record=accuracy::{1}
  *   &unit=%  &range=24h (the chart range first shown: 1h, 24h, 7d or 30d)
  *   &points=3600 (raw values per city in a range charted raw)
+ *   &gateway=site-7 (on a central node: the gateway shown first)
+ *   &refresh=30 (on a central node: seconds between re-reads of history)
  */
 import { DEFAULT_RANGE, RANGES, rangeOf } from './ranges.js';
 import { makeCityMapping } from './topics.js';
@@ -20,6 +22,7 @@ const DEFAULTS = {
   record: 'accuracy::{1}',
   unit: '%', /* conf/aimdb.conf: forecast accuracy in percent */
   points: 3600,
+  refresh: 30,
 };
 
 function positiveInteger(params, key, max) {
@@ -37,6 +40,15 @@ function readRange(params) {
   if (!range)
     throw new Error(`?range=${key}: expected one of ${RANGES.map((r) => r.key).join(', ')}`);
   return range;
+}
+
+/* A gateway's name (docs/configuration.md: no blanks, control characters
+ * or '*'), asked for as a pattern that matches it alone. */
+function readGateway(params) {
+  const name = params.get('gateway');
+  if (name !== null && (name === '' || /[\s*\x00-\x1f\x7f]/.test(name)))
+    throw new Error(`?gateway=${name}: expected a gateway's name (no blanks, control characters or "*")`);
+  return name;
 }
 
 /* The page's origin as a WebSocket URL: http -> ws, https -> wss. */
@@ -57,5 +69,7 @@ export function readConfig(location) {
     /* The broker knows its own cap on record.query's limit and says so in an
      * invalid_params reply; the page does not guess it. */
     historyPoints: positiveInteger(params, 'points', Number.MAX_SAFE_INTEGER),
+    gateway: readGateway(params),
+    refreshMs: positiveInteger(params, 'refresh', 86400) * 1000,
   };
 }
