@@ -84,7 +84,8 @@ static const struct option long_options[] = {
     {"limit", required_argument, NULL, OPT_LIMIT}, {"since", required_argument, NULL, OPT_SINCE},
     {"start", required_argument, NULL, OPT_START}, {"end", required_argument, NULL, OPT_END},
     {"every", required_argument, NULL, OPT_EVERY}, {"agg", required_argument, NULL, OPT_AGG},
-    {"field", required_argument, NULL, OPT_FIELD}, {"gateway", required_argument, NULL, OPT_GATEWAY},
+    {"field", required_argument, NULL, OPT_FIELD},
+    {"gateway", required_argument, NULL, OPT_GATEWAY},
     {"help", no_argument, NULL, 'h'},              {"version", no_argument, NULL, OPT_VERSION},
     CLI_CONNECTION_LONG_OPTIONS,
     {NULL, 0, NULL, 0}};
@@ -150,7 +151,8 @@ static bool query_option(int opt, const char *arg, command_line *cl) {
     case OPT_GATEWAY:
         cl->gateway = arg;
         ok = *arg != '\0';
-        if (!ok) cli_usage_error(PROG, "--gateway '': give a pattern of gateway names such as site-*");
+        if (!ok)
+            cli_usage_error(PROG, "--gateway '': give a pattern of gateway names such as site-*");
         break;
     case OPT_START:
     case OPT_END:

@@ -20,6 +20,7 @@
 //   AIMDB_PLUGIN     path of aimdb_mosquitto.so (required)
 //   AIMDB_TEST_OUT   output folder (default: a fresh temp folder)
 //   AIMDB_CHROMIUM   browser binary (default /usr/bin/chromium)
+//   AIMDB_BRIDGE     path of aimdb-bridge (required)
 //   AIMDB_BROKER_PRELOAD  LD_PRELOAD for mosquitto (ASan builds of the plugin;
 //                         LeakSanitizer then also judges mosquitto: ../lsan-mosquitto.supp)
 import assert from 'node:assert/strict';
@@ -32,7 +33,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
-import { createBroker, freePort } from './broker.mjs';
+import { createBroker, freePort, startBridge } from './broker.mjs';
 import { startPostgres } from './postgres.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -60,7 +61,7 @@ const SEED = {
 };
 const CITIES = Object.keys(SEED).sort();
 
-let out, broker, browser;
+let out, broker, browser, postgres;
 let pageOpenAcrossRestart; /* opened by the first test, watched through the restart */
 const pageProblems = []; /* console errors, page errors, requests off the broker */
 
@@ -148,6 +149,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await broker?.stop();
+  await postgres?.stop();
 });
 
 test('an empty history says "no data yet", then values arrive live', async () => {
@@ -460,17 +462,30 @@ async function waitForGateway(page, name, cities) {
   }, [name, cities], WAIT);
 }
 
+/* The PostgreSQL server of the fleet tests, started by the first; null
+ * (the test skipped, saying why) where none is installed. */
+async function fleetServer(t) {
+  postgres ??= await startPostgres();
+  if (!postgres) t.skip('no PostgreSQL server package (postgresql): skipped');
+  return postgres;
+}
+
+/* INSERT of FLEET's rows into record_history, stored minutes before `now`. */
+function fleetRows(now) {
+  const rows = Object.entries(FLEET).flatMap(([gw, cities]) => Object.entries(cities).flatMap(
+    ([city, values]) => values.map(([ago, v]) =>
+      `('${gw}', 'accuracy::${city}', '${v}', ${now - ago * MINUTE}, 'weather/${city}/accuracy')`)));
+  return `INSERT INTO record_history(gateway, record_name, value_json, stored_at, topic) VALUES ${rows.join(', ')}`;
+}
+
 test('a central node offers its gateways and charts one at a time', async (t) => {
   if (process.env.AIMDB_BROKER_PRELOAD) {
     /* tests/postgres/CMakeLists.txt: there Mosquitto with the plugin cannot run libpq. */
     t.skip('the sanitizer build\'s Mosquitto cannot run libpq: skipped');
     return;
   }
-  const pg = await startPostgres();
-  if (!pg) {
-    t.skip('no PostgreSQL server package (postgresql): skipped');
-    return;
-  }
+  const pg = await fleetServer(t);
+  if (!pg) return;
   const dir = join(out, 'dashboard-fleet');
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
@@ -484,11 +499,7 @@ test('a central node offers its gateways and charts one at a time', async (t) =>
   });
   try {
     await central.start(); /* creates the table */
-    const now = Date.now();
-    const rows = Object.entries(FLEET).flatMap(([gw, cities]) => Object.entries(cities).flatMap(
-      ([city, values]) => values.map(([ago, v]) =>
-        `('${gw}', 'accuracy::${city}', '${v}', ${now - ago * MINUTE}, 'weather/${city}/accuracy')`)));
-    await pg.sql(`INSERT INTO record_history(gateway, record_name, value_json, stored_at, topic) VALUES ${rows.join(', ')}`);
+    await pg.sql(fleetRows(Date.now()));
 
     /* The first gateway by name, its cities only, each chart its own line. */
     /* No re-read during the test: what it shows comes from the first reads alone. */
@@ -531,7 +542,44 @@ test('a central node offers its gateways and charts one at a time', async (t) =>
     await page.context().close();
   } finally {
     await central.stop();
-    await pg.stop();
+  }
+});
+
+/* aimdb-bridge as the central node, on a broker without the plugin that
+ * serves the page: ?request= names the bridge's request topic. */
+test('aimdb-bridge as a central node: the same choice through ?request=', async (t) => {
+  const pg = await fleetServer(t);
+  if (!pg) return;
+  const dir = join(out, 'dashboard-bridge');
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  await pg.sql('CREATE DATABASE bridge');
+  const plain = await createBroker({ httpDir: join(out, 'dashboard-run', 'www'), dir, env: brokerEnv() });
+  await plain.start();
+  let bridge;
+  try {
+    bridge = await startBridge(process.env.AIMDB_BRIDGE, plain, dir, [
+      'client_id web-bridge', `database ${pg.uriOf('bridge')}`, 'gateway cloud',
+      'record accuracy::{1} weather/+/accuracy persist']);
+    await pg.sql(fleetRows(Date.now()), 'bridge'); /* into the table the bridge made at its start */
+    await plain.publish('weather/graz/accuracy', '42');
+    /* The bridge commits in batches: its row is there before the page asks. */
+    for (const deadline = Date.now() + WAIT.timeout; ; await new Promise((r) => setTimeout(r, 100))) {
+      if ((await pg.sql(`SELECT count(*) FROM record_history WHERE gateway = 'cloud'`, 'bridge')).trim() === '1') break;
+      assert.ok(Date.now() < deadline, 'the bridge never stored its value');
+    }
+    const page = await openPage(`${plain.pageUrl}?request=aimdb/web-bridge/rpc`);
+    await waitForGateway(page, 'cloud', ['graz']);
+    assert.deepEqual(await page.$$eval('#gateways option', (os) => os.map((o) => o.value)),
+                     ['cloud', 'site-a', 'site-b']);
+    assert.deepEqual(await shownValues(page), { graz: 42 });
+    await page.selectOption('#gateways select', 'site-b');
+    await waitForGateway(page, 'site-b', ['linz', 'vienna']);
+    assert.deepEqual(await chartAverages(page, 'vienna'), [95, 97]);
+    await page.context().close();
+  } finally {
+    await bridge?.stop();
+    await plain.stop();
   }
 });
 

@@ -48,8 +48,9 @@ async function serverUser() {
 /*
  * Start a server; null (nothing started) when the package or, as root, its
  * user is missing: the caller says the test is skipped.  The result has
- * `uri` (postgresql://postgres@127.0.0.1:PORT/postgres), `sql(text)` (psql,
- * its output, rows as a|b) and `stop()` (immediate shutdown, directory removed).
+ * `uri` (postgresql://postgres@127.0.0.1:PORT/postgres), `uriOf(database)`,
+ * `sql(text, database = 'postgres')` (psql, its output, rows as a|b) and
+ * `stop()` (immediate shutdown, directory removed).
  */
 export async function startPostgres() {
   const bin = await findBin();
@@ -64,9 +65,14 @@ export async function startPostgres() {
   const server = {
     uri: `postgresql://${USER}@127.0.0.1:${port}/postgres`,
 
-    async sql(text) {
-      const { stdout } = await run('psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', server.uri, '-c', text],
-                                   { timeout: TOOL_TIMEOUT_MS });
+    /* The URI of another database on this server. */
+    uriOf(database) {
+      return server.uri.replace(/\/postgres$/, `/${database}`);
+    },
+
+    async sql(text, database = 'postgres') {
+      const { stdout } = await run('psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', server.uriOf(database),
+                                            '-c', text], { timeout: TOOL_TIMEOUT_MS });
       return stdout;
     },
 

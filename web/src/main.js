@@ -97,7 +97,7 @@ function start(config) {
     reconnectPeriod: 2000,
     resubscribe: false, /* we subscribe on every connect, before querying */
   });
-  const aimx = createAimxClient(client, replyTopic);
+  const aimx = createAimxClient(client, config.requestTopic, replyTopic);
   status.connecting(brokerUrl);
   panel.loading('Connecting to the broker…');
 
