@@ -29,8 +29,8 @@ import mqtt from 'mqtt';
 import { createAimxClient } from './aimx.js';
 import { createCityTable } from './cities.js';
 import { readConfig } from './config.js';
-import { createLoginForm, isRefusedLogin } from './login.js';
 import { createGatewayPicker, gatewaysIn } from './gateways.js';
+import { createLoginForm, isRefusedLogin } from './login.js';
 import { createAccuracyPanel } from './panel.js';
 import { RANGES, historyParams, rangeCaption } from './ranges.js';
 import { createStatusBanner } from './status.js';
@@ -85,7 +85,7 @@ function start(config) {
   let table = createCityTable(range);
   let gateway = null; /* on a central node, the gateway shown; null elsewhere */
   let refreshing = null; /* the timer of a central node's re-reads */
-  let asked = 0; /* history requests so far: answers to an earlier one (another range or gateway) are dropped */
+  let asked = 0; /* history requests so far: an answer to an earlier one (another range, gateway) is dropped */
 
   const clientId = `aimdb-dashboard-${randomSuffix()}`;
   const replyTopic = `aimdb/dashboard/${clientId}/reply`;
