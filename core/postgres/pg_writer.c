@@ -236,7 +236,7 @@ static void *writer_main(void *arg) {
     for (;;) {
         uint32_t n = 0;
         sq_cleanup *c = NULL;
-        sq_work w = sq_queue_next_work(&b->queue, retry.retry_at, retry.max_rows, 0, false, &n,
+        sq_work w = sq_queue_next_work(&b->queue, retry.retry_at, retry.max_rows, 0, 0, &n,
                                        &c);
         if (w == SQ_WORK_EXIT) break;
         if (w == SQ_WORK_CLEANUP) {
