@@ -94,7 +94,7 @@ typedef struct retry_state {
 static void batch_failed(pg_backend *b, retry_state *r, uint32_t n, bool data_error,
                          const char *why) {
     int64_t now = aimdb_monotonic_ms();
-    atomic_fetch_add_explicit(&b->counts.write_errors, 1, memory_order_relaxed);
+    sq_writer_counts_failed(&b->counts);
     sq_queue_commit_failed(&b->queue);
     if (data_error && n == 1) {
         /* This row alone is refused: it can never be written. */

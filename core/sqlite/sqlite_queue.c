@@ -332,6 +332,10 @@ void sq_writer_counts_committed(sq_writer_counts *c, uint32_t n, int64_t commit_
     atomic_store_explicit(&c->last_commit_us, commit_us, memory_order_relaxed);
 }
 
+void sq_writer_counts_failed(sq_writer_counts *c) {
+    atomic_fetch_add_explicit(&c->write_errors, 1, memory_order_relaxed);
+}
+
 void sq_writer_counts_read(sq_writer_counts *c, sq_queue *q, aimdb_backend_stats *out) {
     out->rows_stored = atomic_load(&c->rows_stored);
     out->rows_failed = atomic_load(&c->rows_failed);

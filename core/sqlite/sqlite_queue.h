@@ -151,6 +151,8 @@ typedef struct sq_writer_counts {
 
 /* Writer: a batch of n rows committed in commit_us. */
 void sq_writer_counts_committed(sq_writer_counts *c, uint32_t n, int64_t commit_us);
+/* Writer: a transaction failed (rows or rollup lines; retried). */
+void sq_writer_counts_failed(sq_writer_counts *c);
 /* The counts and q's depth and capacity into *out; other fields untouched. */
 void sq_writer_counts_read(sq_writer_counts *c, sq_queue *q, aimdb_backend_stats *out);
 

@@ -355,9 +355,14 @@ void sq_rollup_store(sq_backend *b) {
     if (rc == SQLITE_OK) rc = store_lines(b);
     if (rc == SQLITE_OK && (rc = sqlite3_step(b->commit)) == SQLITE_DONE) rc = SQLITE_OK;
     sqlite3_reset(b->commit);
-    if (rc != SQLITE_OK && !sqlite3_get_autocommit(b->wdb)) {
-        sqlite3_step(b->rollback);
-        sqlite3_reset(b->rollback);
+    if (rc != SQLITE_OK) {
+        /* The sums start over from the table (sq_rollup_batch_done); the
+         * catch-up logs if writing lines keeps failing. */
+        sq_writer_counts_failed(&b->counts);
+        if (!sqlite3_get_autocommit(b->wdb)) {
+            sqlite3_step(b->rollback);
+            sqlite3_reset(b->rollback);
+        }
     }
     sq_rollup_batch_done(b, rc == SQLITE_OK);
 }
@@ -404,6 +409,7 @@ static void catch_up(sq_backend *b) {
     if (rc != SQLITE_OK) {
         /* A damaged file is left to the next commit to find (and move
          * aside): rolling up is never what decides about the history. */
+        sq_writer_counts_failed(&b->counts);
         uint64_t held;
         if (aimdb_log_limit_pass(&b->rollup_log, aimdb_monotonic_ms(), 10000, &held))
             aimdb_log(b->rt, AIMDB_LOG_ERROR,

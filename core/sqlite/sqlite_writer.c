@@ -227,7 +227,7 @@ typedef struct retry_state {
 
 static void batch_failed(sq_backend *b, retry_state *r, uint32_t n, const char *why) {
     int64_t now = aimdb_monotonic_ms();
-    atomic_fetch_add_explicit(&b->counts.write_errors, 1, memory_order_relaxed);
+    sq_writer_counts_failed(&b->counts);
     sq_queue_commit_failed(&b->queue);
     r->failures++;
     r->max_rows = n > 1 ? n / 2 : 1;

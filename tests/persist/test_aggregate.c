@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -216,6 +217,7 @@ static void test_a_failed_commit_counts_each_row_once(void **state) {
     aimdb_backend b = fixture_open(&o);
     sqlite3 *other;
     assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+    sqlite3_busy_timeout(other, 10000); /* the writer may be storing lines just then */
     char v[16];
     for (int i = 0; i < 100; i++) {
         if (i == 50) {
@@ -246,12 +248,76 @@ static void test_a_failed_commit_counts_each_row_once(void **state) {
     fixture_rmtree(dir);
 }
 
+static void exec_sql(const char *path, const char *sql) {
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* Storing the lines fails after rows were added up in memory (a trigger
+ * refuses them, where a full disk or an I/O error could fail that write):
+ * the sums start over from the table, so once lines can be written again
+ * every row is in them exactly once. */
+static void test_a_refused_line_write_counts_each_row_once(void **state) {
+    (void)state;
+    char *dir = fixture_tmpdir(), *path = fixture_path(dir, "h.db");
+    aimdb_sqlite_options o = {.path = path, .flush_interval_ms = 5};
+    aimdb_backend b = fixture_open(&o);
+    char v[32];
+    int64_t stored = 0, sum = 0;
+    for (; stored < 10; stored++) {
+        snprintf(v, sizeof(v), "{\"x\":%lld}", (long long)stored);
+        assert_int_equal(b.ops->store(b.self, "f::x", v, strlen(v), 5 * HOUR + stored, "t"),
+                         AIMDB_OK);
+        sum += stored;
+    }
+    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+    assert_true(fixture_wait(caught_up, path, 10000));
+    exec_sql(path, "CREATE TABLE refuse_lines(x);"
+                   "INSERT INTO refuse_lines VALUES (1);"
+                   "CREATE TRIGGER refuse_new_lines BEFORE INSERT ON record_rollup"
+                   " WHEN EXISTS (SELECT 1 FROM refuse_lines)"
+                   " BEGIN SELECT RAISE(ABORT, 'lines refused'); END;"
+                   "CREATE TRIGGER refuse_line_updates BEFORE UPDATE ON record_rollup"
+                   " WHEN EXISTS (SELECT 1 FROM refuse_lines)"
+                   " BEGIN SELECT RAISE(ABORT, 'lines refused'); END;");
+    /* Rows keep coming, a batch every few ms, until a write of their lines
+     * (due a second after the first) has been refused. */
+    aimdb_backend_stats st = {0};
+    while (st.write_errors == 0) {
+        assert_true(stored < 10 + 1000); /* ten seconds at most */
+        snprintf(v, sizeof(v), "{\"x\":%lld}", (long long)stored);
+        assert_int_equal(b.ops->store(b.self, "f::x", v, strlen(v), 5 * HOUR + stored, "t"),
+                         AIMDB_OK);
+        sum += stored++;
+        usleep(10000);
+        b.ops->stats(b.self, &st);
+    }
+    exec_sql(path, "DELETE FROM refuse_lines");
+    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+    assert_true(fixture_wait(caught_up, path, 10000));
+    assert_int_equal(single(path, "SELECT count(*) FROM record_history"), stored);
+    assert_int_equal(single(path, "SELECT sum(rows) FROM record_rollup WHERE field = ''"), stored);
+    assert_int_equal(single(path, "SELECT sum(n) FROM record_rollup WHERE field = 'x'"), stored);
+    assert_int_equal(single(path, "SELECT sum(sum) FROM record_rollup WHERE field = 'x'"), sum);
+    cases_db *d = cases_db_open(b);
+    aimdb_history_request req = {.pattern = "f::x", .every_ms = HOUR, .field = "x", .n_agg = 2,
+                                 .agg = {AIMDB_AGG_COUNT, AIMDB_AGG_SUM}};
+    assert_true(aggregate_layers_agree(d, &req));
+    cases_db_close(d);
+    free(path);
+    fixture_rmtree(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cases_on_rows_it_stored),
         cmocka_unit_test(test_cases_on_rows_another_tool_wrote),
         cmocka_unit_test(test_retention_cuts_the_rollups_with_the_rows),
         cmocka_unit_test(test_a_failed_commit_counts_each_row_once),
+        cmocka_unit_test(test_a_refused_line_write_counts_each_row_once),
         cmocka_unit_test(test_typed_buckets),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
