@@ -12,13 +12,18 @@
  *   backend     aimdb_postgres_open, store() every row, flush;
  *   uplink      a local SQLite history of the same rows shipped by
  *               aimdb_uplink from the first row to the last.
- * Goals: backend and uplink >= 0.8x the ceiling (record_latest's triggers
- * run in every one of them, the ceiling's too).  Then latest-1 over 100
- * gateways x 100 records (10 rows each) through the backend, p50/p99
- * (goal p50 < 20 ms).
+ * Each round measures all of them on an emptied table, in the opposite
+ * order to the round before (so drift in the machine's load favours
+ * none), and reports each as a ratio to its ceiling in that round; the
+ * summary is the median of those ratios.  Goals: backend and uplink >=
+ * 0.8x the ceiling (record_latest's triggers run in every one of them, the
+ * ceiling's too).  Then latest-1 over 100 gateways x 100 records (10 rows
+ * each) through the backend, p50/p99 (goal p50 < 20 ms), interleaved with
+ * its statement run bare and with the derivation from record_history.
  *
  * The server is a throw-away cluster started like the tests' (fsync off:
- * the figures are about our code, not the disk).  bench_postgres [rows]
+ * the figures are about our code, not the disk).
+ * bench_postgres [rows per round (100000)] [rounds (5); 0: the query alone]
  */
 #include <libpq-fe.h>
 #include <setjmp.h>
@@ -42,7 +47,8 @@
 #define INSERT_ROWS 1000
 #define RECORDS 100
 #define GATEWAYS 100
-#define QUERY_RUNS 40
+#define QUERY_RUNS 60
+#define MAX_ROUNDS 20
 
 static double now_s(void) {
     struct timespec ts;
@@ -78,7 +84,9 @@ static void row_text(long i, char *record, size_t rcap, char *json, size_t jcap,
 static void reset_table(const pg_server *s) {
     PGconn *c = connect_or_die(s);
     exec_or_die(c, "TRUNCATE record_history");
-    exec_or_die(c, "VACUUM ANALYZE record_history");
+    /* TRUNCATE empties record_latest with a DELETE (its trigger): vacuumed
+     * too, so every measurement starts from the same table. */
+    exec_or_die(c, "VACUUM ANALYZE record_history, record_latest");
     PQfinish(c);
 }
 
@@ -233,15 +241,33 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* The baselines, prepared, run bare from a C loop (rows fetched whole,
- * values not looked at): the backend's latest-1 statement on
- * record_latest, and the two statements that derive it from
- * record_history alone (what any other query runs). */
+/* The baselines, run bare from a C loop (rows fetched whole, values not
+ * looked at): the backend's latest-1 statement on record_latest, and the
+ * two statements that derive it from record_history alone (what any other
+ * query runs), prepared. */
 static double raw_latest_table(PGconn *c) {
-    const char *p[3] = {"", "f", "%"};
+    char *sql = pg_latest_sql(c, "", false, NULL);
+    if (!sql) die("latest", "out of memory");
     double t0 = now_s();
-    PQclear(PQexecPrepared(c, "latest", 3, p, NULL, NULL, 0));
-    return (now_s() - t0) * 1000;
+    PQclear(PQexec(c, sql));
+    double ms = (now_s() - t0) * 1000;
+    free(sql);
+    return ms;
+}
+
+/* How the server runs the latest-1 statement: its plan's first line. */
+static void print_latest_plan(PGconn *c) {
+    char *sql = pg_latest_sql(c, "", false, NULL);
+    size_t cap = sql ? strlen(sql) + 16 : 0;
+    char *explain = cap ? malloc(cap) : NULL;
+    if (!explain) die("latest", "out of memory");
+    snprintf(explain, cap, "EXPLAIN %s", sql);
+    PGresult *r = PQexec(c, explain);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) die("explain", PQerrorMessage(c));
+    printf("  its plan: %s\n", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    free(explain);
+    free(sql);
 }
 
 static double raw_latest(PGconn *c) {
@@ -265,11 +291,10 @@ static void fleet_query(const pg_server *s) {
                    "jsonb_build_object('value', k), 1700000000000 + k "
                    "FROM generate_series(1, 100) g, generate_series(1, 100) r, "
                    "generate_series(1, 10) k");
-    exec_or_die(c, "VACUUM ANALYZE record_history");
+    exec_or_die(c, "VACUUM ANALYZE record_history, record_latest");
     exec_or_die(c, "SET plan_cache_mode = force_generic_plan");
     PQclear(PQprepare(c, "names", PG_NAMES_SQL, 1, NULL));
     PQclear(PQprepare(c, "rows", PG_ROWS_SQL, 5, NULL));
-    PQclear(PQprepare(c, "latest", PG_LATEST_ROWS_SQL, 3, NULL));
     aimdb_postgres_options o = {.uri = s->uri, .gateway = "bench"};
     aimdb_backend b;
     char err[512];
@@ -287,7 +312,6 @@ static void fleet_query(const pg_server *s) {
         table[i] = raw_latest_table(c);
     }
     b.ops->close(b.self);
-    PQfinish(c);
     qsort(ms, QUERY_RUNS, sizeof(ms[0]), cmp_double);
     qsort(raw, QUERY_RUNS, sizeof(raw[0]), cmp_double);
     qsort(table, QUERY_RUNS, sizeof(table[0]), cmp_double);
@@ -298,11 +322,76 @@ static void fleet_query(const pg_server *s) {
            GATEWAYS, RECORDS, got, ms[QUERY_RUNS / 2], ms[QUERY_RUNS - 1],
            table[QUERY_RUNS / 2], ms[QUERY_RUNS / 2] / table[QUERY_RUNS / 2],
            raw[QUERY_RUNS / 2], raw[QUERY_RUNS / 2] / ms[QUERY_RUNS / 2]);
+    print_latest_plan(c);
+    PQfinish(c);
+}
+
+static double median(const double *v, int n) {
+    double sorted[MAX_ROUNDS];
+    memcpy(sorted, v, (size_t)n * sizeof(*v));
+    qsort(sorted, (size_t)n, sizeof(*v), cmp_double);
+    return n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+}
+
+/* What one round measures, in this order or the reverse. */
+enum { CEILING, UNTRACKED, INSERT, BACKEND, CEILING_SOURCE, UPLINK, KINDS };
+
+static double measure(int kind, const pg_server *s, const char *path, long rows) {
+    reset_table(s);
+    switch (kind) {
+    case CEILING: return raw_copy(s, rows, false);
+    case UNTRACKED: {
+        set_latest_triggers(s, false);
+        double r = raw_copy(s, rows, false);
+        set_latest_triggers(s, true);
+        return r;
+    }
+    case INSERT: return raw_insert(s, rows);
+    case BACKEND: return backend_rows(s, rows);
+    case CEILING_SOURCE: return raw_copy(s, rows, true);
+    default: return uplink_rows(s, path, rows);
+    }
+}
+
+/* Rounds of every writer and its ceiling, each round's ratios and their
+ * medians. */
+static void write_rounds(const pg_server *s, const char *path, long rows, int rounds) {
+    printf("%ld rows of %d records per measurement, %d rounds, 4 indexes (primary key, unique, "
+           "idx_record_time, idx_record_gateway_time)\n",
+           rows, RECORDS, rounds);
+    double rate[KINDS][MAX_ROUNDS], ratio[KINDS][MAX_ROUNDS];
+    for (int k = 0; k < rounds; k++) {
+        for (int i = 0; i < KINDS; i++) {
+            int kind = k % 2 ? KINDS - 1 - i : i;
+            rate[kind][k] = measure(kind, s, path, rows);
+        }
+        ratio[UNTRACKED][k] = rate[CEILING][k] / rate[UNTRACKED][k];
+        ratio[INSERT][k] = rate[INSERT][k] / rate[CEILING][k];
+        ratio[BACKEND][k] = rate[BACKEND][k] / rate[CEILING][k];
+        ratio[UPLINK][k] = rate[UPLINK][k] / rate[CEILING_SOURCE][k];
+        printf("round %d: ceiling %.0f rows/s, backend %.2fx, uplink %.2fx (of %.0f), "
+               "INSERT %.2fx, triggers %.2fx\n",
+               k + 1, rate[CEILING][k], ratio[BACKEND][k], ratio[UPLINK][k],
+               rate[CEILING_SOURCE][k], ratio[INSERT][k], ratio[UNTRACKED][k]);
+    }
+    printf("medians of %d rounds:\n", rounds);
+    printf("ceiling (raw COPY)            %9.0f rows/s\n", median(rate[CEILING], rounds));
+    printf("raw COPY without record_latest's triggers %.0f rows/s: the ceiling is %.2fx that\n",
+           median(rate[UNTRACKED], rounds), median(ratio[UNTRACKED], rounds));
+    printf("multi-row INSERT              %9.0f rows/s  %.2fx the ceiling\n",
+           median(rate[INSERT], rounds), median(ratio[INSERT], rounds));
+    printf("backend (store + flush)       %9.0f rows/s  %.2fx (goal >= 0.8x)\n",
+           median(rate[BACKEND], rounds), median(ratio[BACKEND], rounds));
+    printf("ceiling with source_id, topic %9.0f rows/s\n", median(rate[CEILING_SOURCE], rounds));
+    printf("uplink (SQLite -> PG)         %9.0f rows/s  %.2fx that ceiling (goal >= 0.8x)\n",
+           median(rate[UPLINK], rounds), median(ratio[UPLINK], rounds));
 }
 
 int main(int argc, char **argv) {
-    long rows = argc > 1 ? atol(argv[1]) : 200000;
+    long rows = argc > 1 ? atol(argv[1]) : 100000;
     rows = rows < TXN_ROWS ? TXN_ROWS : rows / TXN_ROWS * TXN_ROWS; /* whole transactions */
+    int rounds = argc > 2 ? atoi(argv[2]) : 5;
+    rounds = rounds < 0 ? 0 : rounds > MAX_ROUNDS ? MAX_ROUNDS : rounds;
     if (!pg_server_available()) die("server", "Debian's postgresql package is not installed");
     pg_server s;
     pg_server_start(&s);
@@ -316,35 +405,10 @@ int main(int argc, char **argv) {
     if (!mkdtemp(dir)) die("mkdtemp", "failed");
     char path[128];
     snprintf(path, sizeof(path), "%s/local.db", dir);
-    build_local(path, rows);
-
-    printf("%ld rows of %d records, 4 indexes (primary key, unique, idx_record_time, "
-           "idx_record_gateway_time)\n", rows, RECORDS);
-    /* Each measured next to its ceiling, so both see the same load. */
-    reset_table(&s);
-    set_latest_triggers(&s, false);
-    double untracked = raw_copy(&s, rows, false);
-    set_latest_triggers(&s, true);
-    reset_table(&s); /* TRUNCATE, tracked: record_latest emptied too */
-    double ceiling = raw_copy(&s, rows, false);
-    reset_table(&s);
-    double insert = raw_insert(&s, rows);
-    reset_table(&s);
-    double backend = backend_rows(&s, rows);
-    reset_table(&s);
-    double ceiling_source = raw_copy(&s, rows, true);
-    reset_table(&s);
-    double uplink = uplink_rows(&s, path, rows);
-    printf("ceiling (raw COPY)            %9.0f rows/s\n", ceiling);
-    printf("raw COPY without record_latest's triggers %.0f rows/s: the ceiling is %.2fx that\n",
-           untracked, ceiling / untracked);
-    printf("multi-row INSERT              %9.0f rows/s  %.2fx the ceiling\n", insert,
-           insert / ceiling);
-    printf("backend (store + flush)       %9.0f rows/s  %.2fx (goal >= 0.8x)\n", backend,
-           backend / ceiling);
-    printf("ceiling with source_id, topic %9.0f rows/s\n", ceiling_source);
-    printf("uplink (SQLite -> PG)         %9.0f rows/s  %.2fx that ceiling (goal >= 0.8x)\n",
-           uplink, uplink / ceiling_source);
+    if (rounds) {
+        build_local(path, rows);
+        write_rounds(&s, path, rows, rounds);
+    }
     fleet_query(&s);
     unlink(path);
     char side[160];

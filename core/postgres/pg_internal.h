@@ -117,8 +117,9 @@
     "FROM STDIN"
 
 /* The queries (pg_reader.c says how they are used; bench_postgres runs
- * them bare as its baseline).  NAMES_SQL: the record names with prefix
- * $1, one index seek each (a loose index scan as a recursive CTE). */
+ * them bare as its baseline, pg_latest_sql's too).  NAMES_SQL: the record
+ * names with prefix $1, one index seek each (a loose index scan as a
+ * recursive CTE). */
 #define PG_NAMES_SQL                                                                  \
     "WITH RECURSIVE names(n) AS ("                                                 \
     "SELECT min(record_name) FROM record_history WHERE record_name >= $1 "         \
@@ -140,14 +141,16 @@
     "WHERE gw.g IS NOT NULL AND gw.g LIKE $5 "                                     \
     "ORDER BY gw.g, r.stored_at DESC, r.id DESC"
 
-/* Latest-1 without a range, from record_latest: $1 name prefix, $2 exact
- * ('t': the record $1 only), $3 gateway LIKE pattern.  Columns as
- * ROWS_SQL's, then the record. */
-#define PG_LATEST_ROWS_SQL                                                            \
-    "SELECT gateway, value_json::text, stored_at, topic, record_name "            \
-    "FROM record_latest WHERE record_name >= $1 AND starts_with(record_name, $1) " \
-    "AND (NOT $2::boolean OR record_name = $1) AND gateway LIKE $3 "               \
-    "ORDER BY record_name, gateway"
+/* Latest-1 without a range, from record_latest: the statement for the
+ * records with name prefix (exactly that record when exact; "" and not
+ * exact: every record) on the gateways matching LIKE pattern like (NULL:
+ * every gateway), its values written in as literals, so that the plan is
+ * made for them: a prefix and a LIKE pattern with a literal start become
+ * ranges of record_latest's primary key, whose order is the reply's, so
+ * the rows come in index order with no sort (a generic plan guesses a few
+ * rows and sorts them all).  Columns as ROWS_SQL's, then the record.
+ * Malloc'd; NULL when out of memory. */
+char *pg_latest_sql(PGconn *c, const char *prefix, bool exact, const char *like);
 
 /* Rows per retention transaction, as in SQLite: a few ms each, so row
  * batches are never held up noticeably. */
