@@ -15,7 +15,11 @@
  * Each round measures all of them on an emptied table, in the opposite
  * order to the round before (so drift in the machine's load favours
  * none), and reports each as a ratio to its ceiling in that round; the
- * summary is the median of those ratios.  Goals: backend and uplink >=
+ * summary is the median of those ratios.  Beside rows/s, the CPU time the
+ * server's process(es) for the writer spent per row (/proc: the work the
+ * writer asks of the server, which other load on the machine moves much
+ * less than it moves wall time), as the ceiling's divided by the
+ * writer's: below 1 means the server works harder for the writer's rows.  Goals: backend and uplink >=
  * 0.8x the ceiling (record_latest's triggers run in every one of them, the
  * ceiling's too).  Then latest-1 over 100 gateways x 100 records (10 rows
  * each) through the backend, p50/p99 (goal p50 < 20 ms), interleaved with
@@ -74,6 +78,39 @@ static void exec_or_die(PGconn *c, const char *sql) {
     PQclear(r);
 }
 
+/* User + system CPU seconds of process pid (/proc/PID/stat). */
+static double process_cpu_s(int pid) {
+    char path[64], line[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f || !fgets(line, sizeof(line), f)) die("cpu", path);
+    fclose(f);
+    unsigned long utime = 0, stime = 0;
+    const char *after = strrchr(line, ')'); /* comm may hold spaces */
+    if (!after || sscanf(after + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                         &utime, &stime) != 2)
+        die("cpu", path);
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* CPU seconds of the server processes serving AimDB's connections
+ * (application_name aimdb, pg_conn.c) over their lives so far. */
+static double aimdb_server_cpu_s(const pg_server *s) {
+    PGconn *c = connect_or_die(s);
+    PGresult *r = PQexec(c, "SELECT pid FROM pg_stat_activity WHERE application_name = 'aimdb'");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) die("pg_stat_activity", PQerrorMessage(c));
+    double cpu = 0;
+    for (int i = 0; i < PQntuples(r); i++) cpu += process_cpu_s(atoi(PQgetvalue(r, i, 0)));
+    PQclear(r);
+    PQfinish(c);
+    return cpu;
+}
+
+/* What a writer did: rows/s, and its server's CPU per row. */
+typedef struct measured {
+    double rate, cpu_us;
+} measured;
+
 /* Row i: one of RECORDS records, a small JSON object, a time. */
 static void row_text(long i, char *record, size_t rcap, char *json, size_t jcap, long long *ts) {
     snprintf(record, rcap, "temp::%03ld", i % RECORDS);
@@ -99,10 +136,10 @@ static void set_latest_triggers(const pg_server *s, bool on) {
 }
 
 /* with_source: rows as the uplink writes them (source_id and topic set). */
-static double raw_copy(const pg_server *s, long rows, bool with_source) {
+static measured raw_copy(const pg_server *s, long rows, bool with_source) {
     PGconn *c = connect_or_die(s);
     char *buf = malloc((size_t)TXN_ROWS * 160);
-    double t0 = now_s();
+    double cpu0 = process_cpu_s(PQbackendPID(c)), t0 = now_s();
     for (long done = 0; done < rows;) {
         size_t len = 0;
         long n = rows - done < TXN_ROWS ? rows - done : TXN_ROWS;
@@ -130,13 +167,13 @@ static double raw_copy(const pg_server *s, long rows, bool with_source) {
         exec_or_die(c, "COMMIT");
         done += n;
     }
-    double secs = now_s() - t0;
+    measured m = {rows / (now_s() - t0), (process_cpu_s(PQbackendPID(c)) - cpu0) * 1e6 / rows};
     free(buf);
     PQfinish(c);
-    return rows / secs;
+    return m;
 }
 
-static double raw_insert(const pg_server *s, long rows) {
+static measured raw_insert(const pg_server *s, long rows) {
     PGconn *c = connect_or_die(s);
     /* INSERT ... VALUES ($1,$2,$3::jsonb,$4), ... for INSERT_ROWS rows. */
     size_t cap = (size_t)INSERT_ROWS * 64 + 256;
@@ -151,7 +188,7 @@ static double raw_insert(const pg_server *s, long rows) {
     PQclear(prep);
     static char text[INSERT_ROWS][3][96];
     const char *values[4 * INSERT_ROWS];
-    double t0 = now_s();
+    double cpu0 = process_cpu_s(PQbackendPID(c)), t0 = now_s();
     for (long done = 0; done < rows;) {
         if (done % TXN_ROWS == 0) exec_or_die(c, "BEGIN");
         for (int k = 0; k < INSERT_ROWS; k++) {
@@ -170,18 +207,18 @@ static double raw_insert(const pg_server *s, long rows) {
         done += INSERT_ROWS;
         if (done % TXN_ROWS == 0 || done >= rows) exec_or_die(c, "COMMIT");
     }
-    double secs = now_s() - t0;
+    measured m = {rows / (now_s() - t0), (process_cpu_s(PQbackendPID(c)) - cpu0) * 1e6 / rows};
     free(sql);
     PQfinish(c);
-    return rows / secs;
+    return m;
 }
 
-static double backend_rows(const pg_server *s, long rows) {
+static measured backend_rows(const pg_server *s, long rows) {
     aimdb_postgres_options o = {.uri = s->uri, .gateway = "bench"};
     aimdb_backend b;
     char err[512];
     if (aimdb_postgres_open(&o, &b, err, sizeof(err)) != AIMDB_OK) die("open", err);
-    double t0 = now_s();
+    double cpu0 = aimdb_server_cpu_s(s), t0 = now_s(); /* open made the writer's connection */
     for (long i = 0; i < rows; i++) {
         char record[32], json[96];
         long long ts;
@@ -190,9 +227,9 @@ static double backend_rows(const pg_server *s, long rows) {
             die("store", "refused");
     }
     if (b.ops->flush(b.self) != AIMDB_OK) die("flush", "failed");
-    double secs = now_s() - t0;
+    measured m = {rows / (now_s() - t0), (aimdb_server_cpu_s(s) - cpu0) * 1e6 / rows};
     b.ops->close(b.self);
-    return rows / secs;
+    return m;
 }
 
 /* A local SQLite history of the rows, written before the clock starts. */
@@ -211,7 +248,9 @@ static void build_local(const char *path, long rows) {
     b.ops->close(b.self);
 }
 
-static double uplink_rows(const pg_server *s, const char *path, long rows) {
+/* The uplink connects on its own thread: its server process's whole life
+ * counts (the connect and the resume point with the rows). */
+static measured uplink_rows(const pg_server *s, const char *path, long rows) {
     aimdb_uplink_options uo = {.uri = s->uri, .gateway = "bench", .sqlite_path = path,
                                .poll_ms = 1};
     aimdb_uplink *u;
@@ -224,10 +263,10 @@ static double uplink_rows(const pg_server *s, const char *path, long rows) {
         usleep(1000);
         aimdb_uplink_stats_get(u, &st);
     } while ((long)st.shipped < rows && now_s() - t0 < 600);
-    double secs = now_s() - t0;
+    measured m = {rows / (now_s() - t0), aimdb_server_cpu_s(s) * 1e6 / rows};
     aimdb_uplink_free(u);
     if ((long)st.shipped != rows) die("uplink", "did not ship every row in 10 minutes");
-    return rows / secs;
+    return m;
 }
 
 static int count_row(const aimdb_history_row *row, void *ctx) {
@@ -333,18 +372,19 @@ static double median(const double *v, int n) {
     return n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
 }
 
-/* What one round measures, in this order or the reverse. */
-enum { CEILING, UNTRACKED, INSERT, BACKEND, CEILING_SOURCE, UPLINK, KINDS };
+/* What one round measures, in this order or the reverse: each next to
+ * its ceiling. */
+enum { UNTRACKED, CEILING, BACKEND, INSERT, CEILING_SOURCE, UPLINK, KINDS };
 
-static double measure(int kind, const pg_server *s, const char *path, long rows) {
+static measured measure(int kind, const pg_server *s, const char *path, long rows) {
     reset_table(s);
     switch (kind) {
     case CEILING: return raw_copy(s, rows, false);
     case UNTRACKED: {
         set_latest_triggers(s, false);
-        double r = raw_copy(s, rows, false);
+        measured m = raw_copy(s, rows, false);
         set_latest_triggers(s, true);
-        return r;
+        return m;
     }
     case INSERT: return raw_insert(s, rows);
     case BACKEND: return backend_rows(s, rows);
@@ -359,32 +399,56 @@ static void write_rounds(const pg_server *s, const char *path, long rows, int ro
     printf("%ld rows of %d records per measurement, %d rounds, 4 indexes (primary key, unique, "
            "idx_record_time, idx_record_gateway_time)\n",
            rows, RECORDS, rounds);
-    double rate[KINDS][MAX_ROUNDS], ratio[KINDS][MAX_ROUNDS];
+    /* ratio: rows/s against the ceiling's; cpu: the ceiling's server CPU
+     * per row against the writer's (for UNTRACKED: the ceiling's against
+     * it, what the triggers cost). */
+    double rate[KINDS][MAX_ROUNDS], cpu_us[KINDS][MAX_ROUNDS];
+    double ratio[KINDS][MAX_ROUNDS], cpu[KINDS][MAX_ROUNDS];
+    static const int ceiling_of[KINDS] = {[UNTRACKED] = CEILING, [CEILING] = -1,
+                                          [BACKEND] = CEILING, [INSERT] = CEILING,
+                                          [CEILING_SOURCE] = -1, [UPLINK] = CEILING_SOURCE};
     for (int k = 0; k < rounds; k++) {
         for (int i = 0; i < KINDS; i++) {
             int kind = k % 2 ? KINDS - 1 - i : i;
-            rate[kind][k] = measure(kind, s, path, rows);
+            measured m = measure(kind, s, path, rows);
+            rate[kind][k] = m.rate;
+            cpu_us[kind][k] = m.cpu_us;
         }
-        ratio[UNTRACKED][k] = rate[CEILING][k] / rate[UNTRACKED][k];
-        ratio[INSERT][k] = rate[INSERT][k] / rate[CEILING][k];
-        ratio[BACKEND][k] = rate[BACKEND][k] / rate[CEILING][k];
-        ratio[UPLINK][k] = rate[UPLINK][k] / rate[CEILING_SOURCE][k];
-        printf("round %d: ceiling %.0f rows/s, backend %.2fx, uplink %.2fx (of %.0f), "
-               "INSERT %.2fx, triggers %.2fx\n",
-               k + 1, rate[CEILING][k], ratio[BACKEND][k], ratio[UPLINK][k],
-               rate[CEILING_SOURCE][k], ratio[INSERT][k], ratio[UNTRACKED][k]);
+        for (int kind = 0; kind < KINDS; kind++) {
+            int base = ceiling_of[kind];
+            if (base < 0) continue;
+            bool inverse = kind == UNTRACKED; /* the ceiling against it */
+            ratio[kind][k] = inverse ? rate[base][k] / rate[kind][k] : rate[kind][k] / rate[base][k];
+            cpu[kind][k] = inverse ? cpu_us[kind][k] / cpu_us[base][k]
+                                   : cpu_us[base][k] / cpu_us[kind][k];
+        }
+        printf("round %d: ceiling %.0f rows/s (server %.1f us/row); backend %.2fx (cpu %.2fx), "
+               "uplink %.2fx (cpu %.2fx) of %.0f, INSERT %.2fx (cpu %.2fx), triggers %.2fx "
+               "(cpu %.2fx)\n",
+               k + 1, rate[CEILING][k], cpu_us[CEILING][k], ratio[BACKEND][k], cpu[BACKEND][k],
+               ratio[UPLINK][k], cpu[UPLINK][k], rate[CEILING_SOURCE][k], ratio[INSERT][k],
+               cpu[INSERT][k], ratio[UNTRACKED][k], cpu[UNTRACKED][k]);
     }
-    printf("medians of %d rounds:\n", rounds);
-    printf("ceiling (raw COPY)            %9.0f rows/s\n", median(rate[CEILING], rounds));
-    printf("raw COPY without record_latest's triggers %.0f rows/s: the ceiling is %.2fx that\n",
-           median(rate[UNTRACKED], rounds), median(ratio[UNTRACKED], rounds));
-    printf("multi-row INSERT              %9.0f rows/s  %.2fx the ceiling\n",
-           median(rate[INSERT], rounds), median(ratio[INSERT], rounds));
-    printf("backend (store + flush)       %9.0f rows/s  %.2fx (goal >= 0.8x)\n",
-           median(rate[BACKEND], rounds), median(ratio[BACKEND], rounds));
-    printf("ceiling with source_id, topic %9.0f rows/s\n", median(rate[CEILING_SOURCE], rounds));
-    printf("uplink (SQLite -> PG)         %9.0f rows/s  %.2fx that ceiling (goal >= 0.8x)\n",
-           median(rate[UPLINK], rounds), median(ratio[UPLINK], rounds));
+    printf("medians of %d rounds (rows/s; server CPU per row as a ratio, 1 = the ceiling's):\n",
+           rounds);
+    printf("ceiling (raw COPY)            %9.0f rows/s, server %.1f us/row\n",
+           median(rate[CEILING], rounds), median(cpu_us[CEILING], rounds));
+    printf("raw COPY without record_latest's triggers %.0f rows/s: the ceiling is %.2fx that "
+           "(cpu %.2fx)\n",
+           median(rate[UNTRACKED], rounds), median(ratio[UNTRACKED], rounds),
+           median(cpu[UNTRACKED], rounds));
+    printf("multi-row INSERT              %9.0f rows/s  %.2fx the ceiling (cpu %.2fx)\n",
+           median(rate[INSERT], rounds), median(ratio[INSERT], rounds),
+           median(cpu[INSERT], rounds));
+    printf("backend (store + flush)       %9.0f rows/s  %.2fx (goal >= 0.8x) (cpu %.2fx)\n",
+           median(rate[BACKEND], rounds), median(ratio[BACKEND], rounds),
+           median(cpu[BACKEND], rounds));
+    printf("ceiling with source_id, topic %9.0f rows/s, server %.1f us/row\n",
+           median(rate[CEILING_SOURCE], rounds), median(cpu_us[CEILING_SOURCE], rounds));
+    printf("uplink (SQLite -> PG)         %9.0f rows/s  %.2fx that ceiling (goal >= 0.8x) "
+           "(cpu %.2fx)\n",
+           median(rate[UPLINK], rounds), median(ratio[UPLINK], rounds),
+           median(cpu[UPLINK], rounds));
 }
 
 int main(int argc, char **argv) {
