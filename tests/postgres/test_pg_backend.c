@@ -375,6 +375,25 @@ static void test_latest_exact(void **state) {
     g2.ops->close(g2.self);
 }
 
+/* A database whose trigger function is another version's (here one that
+ * keeps nothing): the next connect puts this version's in its place. */
+static void test_latest_function_replaced(void **state) {
+    (void)state;
+    aimdb_backend g = open_pg("gw1");
+    g.ops->close(g.self);
+    pg_exec(&server, "CREATE OR REPLACE FUNCTION aimdb_record_latest() RETURNS trigger "
+                     "LANGUAGE plpgsql AS $f$ BEGIN RETURN NULL; END $f$");
+    g = open_pg("gw1");
+    store(g, "t", "1", 100, NULL);
+    store(g, "t", "2", 200, NULL);
+    assert_int_equal(g.ops->flush(g.self), AIMDB_OK);
+    rows r;
+    latest_both_ways(g, "*", NULL, &r);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.text[0], "t|gw1|200|-|2");
+    g.ops->close(g.self);
+}
+
 /* Latest-1 writes names and gateway patterns into its statement as
  * literals: quotes and backslashes in them are characters like any other. */
 static void test_latest_quoted_names(void **state) {
@@ -516,6 +535,7 @@ int main(void) {
         cmocka_unit_test_setup(test_gateway_patterns, fresh_table),
         cmocka_unit_test_setup(test_latest_exact, fresh_table),
         cmocka_unit_test_setup(test_latest_quoted_names, fresh_table),
+        cmocka_unit_test_setup(test_latest_function_replaced, fresh_table),
         cmocka_unit_test_setup(test_retention_in_chunks, fresh_table),
         cmocka_unit_test_setup(test_value_jsonb_refuses_is_dropped_alone, fresh_table),
         cmocka_unit_test_setup(test_errors, fresh_table),
