@@ -19,11 +19,12 @@
  * server's process(es) for the writer spent per row (/proc: the work the
  * writer asks of the server, which other load on the machine moves much
  * less than it moves wall time), as the ceiling's divided by the
- * writer's: below 1 means the server works harder for the writer's rows.  Goals: backend and uplink >=
- * 0.8x the ceiling (record_latest's triggers run in every one of them, the
- * ceiling's too).  Then latest-1 over 100 gateways x 100 records (10 rows
- * each) through the backend, p50/p99 (goal p50 < 20 ms), interleaved with
- * its statement run bare and with the derivation from record_history.
+ * writer's: below 1 means the server works harder for the writer's rows.
+ * Goals: backend and uplink >= 0.8x the ceiling (record_latest's triggers
+ * run in every one of them, the ceiling's too).  Then latest-1 over 100
+ * gateways x 100 records (10 rows each) through the backend, p50/p99 (goal
+ * p50 < 20 ms), interleaved with its statement run bare and with the
+ * derivation from record_history.
  *
  * The server is a throw-away cluster started like the tests' (fsync off:
  * the figures are about our code, not the disk).
@@ -418,7 +419,8 @@ static void write_rounds(const pg_server *s, const char *path, long rows, int ro
             int base = ceiling_of[kind];
             if (base < 0) continue;
             bool inverse = kind == UNTRACKED; /* the ceiling against it */
-            ratio[kind][k] = inverse ? rate[base][k] / rate[kind][k] : rate[kind][k] / rate[base][k];
+            ratio[kind][k] = inverse ? rate[base][k] / rate[kind][k]
+                                     : rate[kind][k] / rate[base][k];
             cpu[kind][k] = inverse ? cpu_us[kind][k] / cpu_us[base][k]
                                    : cpu_us[base][k] / cpu_us[kind][k];
         }

@@ -69,9 +69,9 @@
  * of the statement's rows by a hash aggregate of max(stored_at) and a
  * join back, so only the rows of that millisecond are sorted (for their
  * id): sorting every row of a batch, values and all, was two thirds of
- * what the triggers cost a COPY (bench_postgres).  EXECUTE plans it for
- * each statement's rows: a plan kept from a one-row statement would join
- * a 10,000-row batch by nested loop. */
+ * what the triggers cost a COPY (perf of bench_postgres).  EXECUTE plans
+ * it for each statement's rows: a plan kept from a one-row statement
+ * would join a 10,000-row batch by nested loop. */
 #define PG_LATEST_FUNCTION_BODY                                                    \
     " BEGIN "                                                                      \
     "IF TG_OP = 'TRUNCATE' THEN DELETE FROM record_latest; RETURN NULL; END IF; "  \

@@ -3,8 +3,10 @@
  * server (pg_server.h): schema created and checked, rows batched and
  * committed, the same query answers as the SQLite backend for the same
  * rows (ordering, limits, ranges, patterns with % and _ literal), gateway
- * patterns, latest-1 from record_latest, retention in chunks, an outage of the server under load, and
- * the errors a bad URI, a refused login or a foreign table give.
+ * patterns, latest-1 from record_latest (its trigger function replaced
+ * when another version's), retention in chunks, an outage of the server
+ * under load, and the errors a bad URI, a refused login or a foreign table
+ * give.
  */
 #include <setjmp.h>
 #include <stdarg.h>
