@@ -197,20 +197,29 @@ static int run_matching(query_run *run, const char *pattern, size_t prefix_len) 
     return rc;
 }
 
+/* A prefix's lower bound is written out: PostgreSQL before 15 derives no
+ * index range from starts_with. */
 char *pg_latest_sql(PGconn *c, const char *prefix, bool exact, const char *like) {
     bool every_name = !exact && !*prefix;
     char *name = every_name ? NULL : PQescapeLiteral(c, prefix, strlen(prefix));
     char *gateways = like ? PQescapeLiteral(c, like, strlen(like)) : NULL;
     char *sql = NULL;
     if ((name || every_name) && (gateways || !like)) {
-        size_t cap = (name ? strlen(name) : 0) + (gateways ? strlen(gateways) : 0) + 256;
-        if ((sql = malloc(cap)))
-            snprintf(sql, cap,
-                     "SELECT gateway, value_json::text, stored_at, topic, record_name "
-                     "FROM record_latest WHERE %s%s%s AND %s%s ORDER BY record_name, gateway",
-                     every_name ? "true" : exact ? "record_name = " : "starts_with(record_name, ",
-                     name ? name : "", exact || every_name ? "" : ")",
+        const char *n = name ? name : "";
+        size_t cap = 2 * strlen(n) + (gateways ? strlen(gateways) : 0) + 256;
+        if ((sql = malloc(cap))) {
+            size_t len = (size_t)snprintf(sql, cap, "SELECT gateway, value_json::text, stored_at, "
+                                                    "topic, record_name FROM record_latest WHERE ");
+            if (every_name)
+                len += (size_t)snprintf(sql + len, cap - len, "true");
+            else if (exact)
+                len += (size_t)snprintf(sql + len, cap - len, "record_name = %s", n);
+            else
+                len += (size_t)snprintf(sql + len, cap - len,
+                                        "record_name >= %s AND starts_with(record_name, %s)", n, n);
+            snprintf(sql + len, cap - len, " AND %s%s ORDER BY record_name, gateway",
                      gateways ? "gateway LIKE " : "true", gateways ? gateways : "");
+        }
     }
     PQfreemem(name);
     PQfreemem(gateways);
