@@ -34,7 +34,7 @@
  * Requests (bench_requests.c): record.get, record.list and record.query by
  * record count, floods, and QoS 0 against QoS 1 round trips.
  *
- *   bench_plugin [--quick] [--ingest | --queries | --requests]
+ *   bench_plugin [--quick] [--ingest | --queries | --requests | --flood]
  *   (--quick: fewer messages and rounds; each other option: those figures only)
  */
 #include <arpa/inet.h>
@@ -548,22 +548,30 @@ static void bench_queries(const char *history_path) {
 }
 
 static const char usage[] =
-    "usage: bench_plugin [--quick] [--ingest | --queries | --requests]\n"
+    "usage: bench_plugin [--quick] [--ingest | --queries | --requests | --flood]\n"
     "  --quick     fewer messages and one round instead of three\n"
     "  --ingest    the ingest figures only (no history, queries or stall)\n"
     "  --queries   the query round trips and the stall only (no ingest)\n"
-    "  --requests  requests by record count, floods, QoS 0 and 1 only\n";
+    "  --requests  requests by record count, floods, QoS 0 and 1 only\n"
+    "  --flood     the request floods only\n";
 
 int main(int argc, char **argv) {
-    bool quick = false, ingest_only = false, queries_only = false, requests_only = false;
+    bool quick = false, ingest_only = false, queries_only = false, requests_only = false,
+         flood_only = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             quick = true;
-        } else if (strcmp(argv[i], "--requests") == 0 && !ingest_only && !queries_only) {
+        } else if (strcmp(argv[i], "--requests") == 0 && !ingest_only && !queries_only &&
+                   !flood_only) {
             requests_only = true;
-        } else if (strcmp(argv[i], "--ingest") == 0 && !queries_only && !requests_only) {
+        } else if (strcmp(argv[i], "--flood") == 0 && !ingest_only && !queries_only &&
+                   !requests_only) {
+            flood_only = true;
+        } else if (strcmp(argv[i], "--ingest") == 0 && !queries_only && !requests_only &&
+                   !flood_only) {
             ingest_only = true;
-        } else if (strcmp(argv[i], "--queries") == 0 && !ingest_only && !requests_only) {
+        } else if (strcmp(argv[i], "--queries") == 0 && !ingest_only && !requests_only &&
+                   !flood_only) {
             queries_only = true;
         } else {
             fprintf(strcmp(argv[i], "--help") == 0 ? stdout : stderr, "%s", usage);
@@ -571,6 +579,7 @@ int main(int argc, char **argv) {
         }
     }
     if (requests_only) return bench_requests(quick) ? 0 : 1;
+    if (flood_only) return bench_request_flood() ? 0 : 1;
     size_t messages = quick ? 50000 : 400000;
     int rounds = quick ? 1 : 3;
     bool ok = true;

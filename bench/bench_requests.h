@@ -10,5 +10,7 @@
 
 /* Print the figures; false if a goal was missed. */
 bool bench_requests(bool quick);
+/* The flood figures alone (bench_plugin --flood). */
+bool bench_request_flood(void);
 
 #endif
