@@ -207,6 +207,24 @@ static bool a_write_failed(void *ctx) {
     return st.write_errors > 0;
 }
 
+/* Once caught up, the lines of f::x hold each of its `rows` rows (values
+ * summing to `sum`) exactly once, and both layers answer alike; closes b. */
+static void expect_each_row_once(aimdb_backend b, char *dir, char *path, int64_t rows,
+                                 int64_t sum) {
+    assert_true(fixture_wait(caught_up, path, 10000));
+    assert_int_equal(single(path, "SELECT count(*) FROM record_history"), rows);
+    assert_int_equal(single(path, "SELECT sum(rows) FROM record_rollup WHERE field = ''"), rows);
+    assert_int_equal(single(path, "SELECT sum(n) FROM record_rollup WHERE field = 'x'"), rows);
+    assert_int_equal(single(path, "SELECT sum(sum) FROM record_rollup WHERE field = 'x'"), sum);
+    cases_db *d = cases_db_open(b);
+    aimdb_history_request req = {.pattern = "f::x", .every_ms = HOUR, .field = "x", .n_agg = 2,
+                                 .agg = {AIMDB_AGG_COUNT, AIMDB_AGG_SUM}};
+    assert_true(aggregate_layers_agree(d, &req));
+    cases_db_close(d);
+    free(path);
+    fixture_rmtree(dir);
+}
+
 /* A commit fails while lines of committed rows wait in memory: once the
  * lock is gone every row is in the lines exactly once (after a failure
  * they start over from the table, by the catch-up). */
@@ -235,17 +253,7 @@ static void test_a_failed_commit_counts_each_row_once(void **state) {
     assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(other);
     assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
-    assert_true(fixture_wait(caught_up, path, 10000));
-    assert_int_equal(single(path, "SELECT sum(rows) FROM record_rollup WHERE field = ''"), 100);
-    assert_int_equal(single(path, "SELECT sum(n) FROM record_rollup WHERE field = 'x'"), 100);
-    assert_int_equal(single(path, "SELECT sum(sum) FROM record_rollup WHERE field = 'x'"), 4950);
-    cases_db *d = cases_db_open(b);
-    aimdb_history_request req = {.pattern = "f::x", .every_ms = HOUR, .field = "x", .n_agg = 2,
-                                 .agg = {AIMDB_AGG_COUNT, AIMDB_AGG_SUM}};
-    assert_true(aggregate_layers_agree(d, &req));
-    cases_db_close(d);
-    free(path);
-    fixture_rmtree(dir);
+    expect_each_row_once(b, dir, path, 100, 4950);
 }
 
 static void exec_sql(const char *path, const char *sql) {
@@ -297,18 +305,7 @@ static void test_a_refused_line_write_counts_each_row_once(void **state) {
     }
     exec_sql(path, "DELETE FROM refuse_lines");
     assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
-    assert_true(fixture_wait(caught_up, path, 10000));
-    assert_int_equal(single(path, "SELECT count(*) FROM record_history"), stored);
-    assert_int_equal(single(path, "SELECT sum(rows) FROM record_rollup WHERE field = ''"), stored);
-    assert_int_equal(single(path, "SELECT sum(n) FROM record_rollup WHERE field = 'x'"), stored);
-    assert_int_equal(single(path, "SELECT sum(sum) FROM record_rollup WHERE field = 'x'"), sum);
-    cases_db *d = cases_db_open(b);
-    aimdb_history_request req = {.pattern = "f::x", .every_ms = HOUR, .field = "x", .n_agg = 2,
-                                 .agg = {AIMDB_AGG_COUNT, AIMDB_AGG_SUM}};
-    assert_true(aggregate_layers_agree(d, &req));
-    cases_db_close(d);
-    free(path);
-    fixture_rmtree(dir);
+    expect_each_row_once(b, dir, path, stored, sum);
 }
 
 int main(void) {
