@@ -26,8 +26,9 @@
  * only by topic takes the steps above: its newest row may be hidden while
  * an older one is visible.
  *
- * Aggregates, when they come, are another statement for step 2; steps 1
- * and 3 stay as they are (run_record takes the statement's rows).
+ * Aggregates (pg_aggregate.c) take steps 1 and the transaction from here
+ * (pg_reader_each_name, pg_reader_run) and have a statement of their own
+ * for each record.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -70,8 +71,7 @@ static int ensure_reader(pg_backend *b, char *err, size_t errlen) {
     return rc;
 }
 
-/* gateway pattern -> LIKE: '*' is '%', every other character literal. */
-static char *like_of(const char *pattern) {
+char *pg_like_of(const char *pattern) {
     size_t n = strlen(pattern);
     char *out = malloc(2 * n + 1), *o = out;
     if (!out) return NULL;
@@ -168,24 +168,27 @@ static int run_record(query_run *run, const char *name) {
     return rc;
 }
 
-static int run_matching(query_run *run, const char *pattern, size_t prefix_len) {
+int pg_reader_each_name(pg_backend *b, const char *pattern, size_t prefix_len,
+                        pg_name_fn fn, void *ctx, char *err, size_t errlen) {
     char *prefix = strndup(pattern, prefix_len);
     if (!prefix) return AIMDB_ENOMEM;
     const char *params[1] = {prefix};
-    PGresult *names = PQexecPrepared(run->b->rconn, "names", 1, params, NULL, NULL, 0);
+    PGresult *names = PQexecPrepared(b->rconn, "names", 1, params, NULL, NULL, 0);
     free(prefix);
     int rc = AIMDB_OK;
     if (PQresultStatus(names) != PGRES_TUPLES_OK) {
-        pg_why(run->b->rconn, names, run->err, run->errlen);
+        pg_why(b->rconn, names, err, errlen);
         rc = AIMDB_EIO;
     }
     for (int i = 0; rc == AIMDB_OK && i < PQntuples(names); i++) {
         const char *name = PQgetvalue(names, i, 0);
-        if (aimdb_pattern_match(pattern, name)) rc = run_record(run, name);
+        if (aimdb_pattern_match(pattern, name)) rc = fn(name, ctx);
     }
     PQclear(names);
     return rc;
 }
+
+static int record_of_run(const char *name, void *ctx) { return run_record(ctx, name); }
 
 /* Latest-1 of the records matching pattern, from record_latest.  The
  * result comes whole (one row per record and gateway: the size of the
@@ -219,22 +222,49 @@ static int run_latest(query_run *run, const char *pattern, size_t prefix_len) {
     return rc;
 }
 
-static int run_query(query_run *run) {
+static int run_query(pg_backend *b, void *ctx) {
+    query_run *run = ctx;
     const char *pattern = run->q->pattern ? run->q->pattern : "*";
     size_t prefix_len = aimdb_pattern_prefix_len(pattern);
+    const aimdb_query_params *q = run->q;
+    if (q->limit == 1 && !q->has_start && !q->has_end) return run_latest(run, pattern, prefix_len);
+    if (pattern[prefix_len] == '\0') return run_record(run, pattern); /* one record */
+    return pg_reader_each_name(b, pattern, prefix_len, record_of_run, run, run->err, run->errlen);
+}
+
+/* One try: the transaction around fn. */
+static int run_snapshot(pg_backend *b, pg_read_fn fn, void *ctx, char *err, size_t errlen) {
     char why[512];
-    int rc = pg_exec_sql(run->b->rconn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", why,
-                     sizeof(why));
+    int rc = pg_exec_sql(b->rconn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", why,
+                         sizeof(why));
     if (rc != AIMDB_OK) {
-        aimdb_errorf(run->err, run->errlen, "%s", why);
+        aimdb_errorf(err, errlen, "%s", why);
         return rc;
     }
-    const aimdb_query_params *q = run->q;
-    if (q->limit == 1 && !q->has_start && !q->has_end) rc = run_latest(run, pattern, prefix_len);
-    else if (pattern[prefix_len] == '\0') rc = run_record(run, pattern); /* one record */
-    else rc = run_matching(run, pattern, prefix_len);
+    rc = fn(b, ctx);
     /* Read only: ending it cannot lose anything. */
-    PQclear(PQexec(run->b->rconn, "COMMIT"));
+    PQclear(PQexec(b->rconn, "COMMIT"));
+    return rc;
+}
+
+int pg_reader_run(pg_backend *b, pg_read_fn fn, void *ctx, const bool *delivered, char *err,
+                  size_t errlen) {
+    pthread_mutex_lock(&b->read_lock);
+    int rc = ensure_reader(b, err, errlen);
+    if (rc == AIMDB_OK) {
+        rc = run_snapshot(b, fn, ctx, err, errlen);
+        /* A connection that broke since the last query: once more, anew
+         * (only if the caller has seen nothing yet). */
+        if (rc == AIMDB_EIO && !*delivered && pg_connection_lost(b->rconn) &&
+            (rc = ensure_reader(b, err, errlen)) == AIMDB_OK)
+            rc = run_snapshot(b, fn, ctx, err, errlen);
+    }
+    if (rc == AIMDB_EIO && err && *err && !strstr(err, b->where)) {
+        char why[512];
+        snprintf(why, sizeof(why), "%s", err);
+        aimdb_errorf(err, errlen, "history query on %s failed: %s", b->where, why);
+    }
+    pthread_mutex_unlock(&b->read_lock);
     return rc;
 }
 
@@ -244,24 +274,9 @@ int pg_reader_query(pg_backend *b, const aimdb_query_params *q, aimdb_row_fn fn,
     snprintf(run.start, sizeof(run.start), "%" PRId64, q->has_start ? q->start_ms : INT64_MIN);
     snprintf(run.end, sizeof(run.end), "%" PRId64, q->has_end ? q->end_ms : INT64_MAX);
     snprintf(run.limit, sizeof(run.limit), "%" PRIu32, q->limit);
-    run.like = like_of(q->gateway ? q->gateway : "*");
+    run.like = pg_like_of(q->gateway ? q->gateway : "*");
     if (!run.like) return AIMDB_ENOMEM;
-    pthread_mutex_lock(&b->read_lock);
-    int rc = ensure_reader(b, err, errlen);
-    if (rc == AIMDB_OK) {
-        rc = run_query(&run);
-        /* A connection that broke since the last query: once more, anew
-         * (only if the caller has seen nothing yet). */
-        if (rc == AIMDB_EIO && !run.emitted && pg_connection_lost(b->rconn) &&
-            (rc = ensure_reader(b, err, errlen)) == AIMDB_OK)
-            rc = run_query(&run);
-    }
-    if (rc == AIMDB_EIO && err && *err && !strstr(err, b->where)) {
-        char why[512];
-        snprintf(why, sizeof(why), "%s", err);
-        aimdb_errorf(err, errlen, "history query on %s failed: %s", b->where, why);
-    }
-    pthread_mutex_unlock(&b->read_lock);
+    int rc = pg_reader_run(b, run_query, &run, &run.emitted, err, errlen);
     free(run.like);
     return rc;
 }

@@ -1,10 +1,11 @@
 /*
  * test_pg_aggregate.c -- aggregates on the PostgreSQL backend against a
  * real server (pg_server.h): the shared case table (tests/persist's
- * aggregate_cases.json) answered through the persistence layer's
- * aggregation of the backend's rows, stored by one gateway and by two.
- * With two, every bucket holds one gateway's values: buckets group by
- * record and gateway as raw rows do, and a limit counts per pair.
+ * aggregate_cases.json) answered by the server (pg_aggregate.c) and by the
+ * persistence layer's aggregation of the backend's rows, stored by one
+ * gateway and by two.  With two, every bucket holds one gateway's values:
+ * buckets group by record and gateway as raw rows do, and a limit counts
+ * per pair.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -57,9 +58,10 @@ static void test_cases_one_gateway(void **state) {
     aimdb_backend b = open_pg(gateways[0]);
     aggregate_cases_store(cases, b);
     cases_db *d = cases_db_open(b);
-    /* The backend has no aggregate of its own: the layer's answers. */
-    assert_null(b.ops->aggregate);
-    assert_int_equal(aggregate_cases_check_fleet(cases, d, false, gateways, 1, "one gateway"), 0);
+    assert_non_null(b.ops->aggregate);
+    assert_int_equal(aggregate_cases_check_fleet(cases, d, true, gateways, 1, "one gateway"), 0);
+    assert_int_equal(
+        aggregate_cases_check_fleet(cases, d, false, gateways, 1, "one gateway, layer"), 0);
     cases_db_close(d);
 }
 
@@ -70,8 +72,9 @@ static void test_cases_two_gateways_apart(void **state) {
     aggregate_cases_store(cases, b);
     aggregate_cases_store(cases, a);
     cases_db *d = cases_db_open(a);
-    assert_int_equal(aggregate_cases_check_fleet(cases, d, false, gateways, 2, "two gateways"),
-                     0);
+    assert_int_equal(aggregate_cases_check_fleet(cases, d, true, gateways, 2, "two gateways"), 0);
+    assert_int_equal(
+        aggregate_cases_check_fleet(cases, d, false, gateways, 2, "two gateways, layer"), 0);
     cases_db_close(d);
     b.ops->close(b.self);
 }
