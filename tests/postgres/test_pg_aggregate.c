@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -41,6 +42,16 @@ static int fresh_table(void **state) {
     if (!server.running) skip();
     pg_exec(&server, "DROP TABLE IF EXISTS record_history");
     return 0;
+}
+
+static aimdb_visibility by_topic(const char *record, void *ctx) {
+    (void)record, (void)ctx;
+    return AIMDB_SEE_BY_SOURCE;
+}
+
+static bool not_hidden(const char *record, const char *source, void *ctx) {
+    (void)record, (void)ctx;
+    return !source || strncmp(source, "hidden/", 7) != 0;
 }
 
 static aimdb_backend open_pg(const char *gateway) {
@@ -79,10 +90,64 @@ static void test_cases_two_gateways_apart(void **state) {
     b.ops->close(b.self);
 }
 
+/* Values whose number only a careful path finds (or must not find). */
+static const char *const edge_values[] = {
+    "[{\"b\": 1}]",              /* "0.b": an array is no object */
+    "{\"0\": {\"b\": 2}}",
+    "{\"a\\\"b\": 3}",            /* a name JSONB prints escaped */
+    "{\"\\u0061\": 4}",          /* "a", spelt with an escape */
+    "{\"\": {\"\": 5}, \"a\": {\"\": 6}}",
+    "1e-330", "-1e-330",         /* underflow: 0 */
+    "1e308", "1.7976931348623157e308", "1e309", "-1e309",
+    "{\"a\": 1e400}", "{\"a\": [7]}", "{\"a\": \"8\"}", "{\"a\": 9.5}",
+};
+
+/* Both layers agree on every edge value under every field, whole and
+ * by topic with one topic hidden and a limit. */
+static void test_layers_agree_on_edges(void **state) {
+    (void)state;
+    aimdb_backend b = open_pg("site-a");
+    size_t n = sizeof(edge_values) / sizeof(edge_values[0]);
+    for (size_t i = 0; i < n; i++) {
+        const char *topic = i % 3 == 0 ? "hidden/t" : "open/t";
+        assert_int_equal(b.ops->store(b.self, "edge", edge_values[i], strlen(edge_values[i]),
+                                      (int64_t)i * 1000, topic),
+                         AIMDB_OK);
+    }
+    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+    cases_db *d = cases_db_open(b);
+    const char *fields[] = {NULL, "", "0.b", "0", "a\"b", "a", ".", "a.", ".a", "b"};
+    aimdb_access hide = {.record = by_topic, .value = not_hidden};
+    for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
+        aimdb_history_request req = {.pattern = "edge", .every_ms = 2000, .field = fields[f],
+                                     .n_agg = 7, .agg = {AIMDB_AGG_AVG, AIMDB_AGG_MIN,
+                                                         AIMDB_AGG_MAX, AIMDB_AGG_SUM,
+                                                         AIMDB_AGG_COUNT, AIMDB_AGG_FIRST,
+                                                         AIMDB_AGG_LAST}};
+        assert_true(aggregate_layers_agree(d, &req));
+        req.access = &hide;
+        req.limit = 2;
+        assert_true(aggregate_layers_agree(d, &req));
+    }
+    /* And what they agree on is the rule, not a shared mistake. */
+    aimdb_history_request req = {.pattern = "edge", .every_ms = 100000, .field = "0.b",
+                                 .n_agg = 2, .agg = {AIMDB_AGG_COUNT, AIMDB_AGG_SUM}};
+    char *out = NULL, err[256] = "";
+    assert_int_equal(aimdb_persist_query_json(cases_db_persist(d), &req, &out, NULL, err,
+                                              sizeof(err)),
+                     AIMDB_OK);
+    assert_string_equal(out, "{\"count\":1,\"skipped\":14,\"values\":[{\"record\":\"edge\","
+                             "\"gateway\":\"site-a\",\"value\":{\"count\":1,\"sum\":2},"
+                             "\"stored_at\":0}]}");
+    free(out);
+    cases_db_close(d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_cases_one_gateway, fresh_table),
         cmocka_unit_test_setup(test_cases_two_gateways_apart, fresh_table),
+        cmocka_unit_test_setup(test_layers_agree_on_edges, fresh_table),
     };
     return cmocka_run_group_tests(tests, setup_server, teardown_server);
 }
