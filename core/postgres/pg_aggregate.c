@@ -18,18 +18,22 @@
  *   - a bucket is floor(stored_at / every), before the epoch too, in
  *     bigint arithmetic that cannot overflow;
  *   - the number is what aimdb_value_number finds in the value as JSONB
- *     prints it, which a strict SQL/JSON path reproduces: member steps
- *     into objects only (lax mode would step into arrays), the last of
- *     duplicate names (all JSONB keeps), a JSON number finite as a double
- *     (the numeric is range-checked before the cast, which would fail the
- *     query).  JSONB prints a name holding '"', '\' or a control character
- *     escaped, and no path reaches an escaped name in C: a field with such
- *     a segment finds no number here either;
+ *     prints it: members of objects only, the last of duplicate names (all
+ *     JSONB keeps), a JSON number finite as a double.  The JSON operator
+ *     #> steps into objects only unless a segment reads as an integer (an
+ *     array index to it): such fields take a strict SQL/JSON path, which
+ *     never steps into arrays, at several times the cost.  JSONB prints a
+ *     name holding '"', '\' or a control character escaped, and no path
+ *     reaches an escaped name in C: a field with such a segment finds no
+ *     number here either.  Numbers are range-checked as numerics, since a
+ *     cast beyond a double fails the query instead of skipping the value;
  *   - first and last: the group gives the time of its first and last
  *     number, an index seek on idx_record_gateway_time the lowest (highest)
  *     id among that time's rows with a number -- store order, as C.3 says;
- *   - sum is exact (numeric) and rounded once; C adds doubles one by one,
- *     so the two can differ in the last digit of a sum of decimals.
+ *   - sum, min and max are taken over numerics and rounded to doubles once
+ *     per bucket: the layer adds doubles one by one, so a sum of decimals
+ *     can differ in its last digit (min and max cannot: rounding keeps
+ *     order).
  *
  * Access: a client sees a value if its callback (the broker's ACLs, in C)
  * lets it read the value's topic, which SQL cannot ask.  So a record
@@ -40,8 +44,13 @@
  *
  * Each statement is planned with its values (an unnamed statement): the
  * generic plan cannot know how many buckets a range makes, guesses a
- * handful, and sorts every row to group them (3x slower measured on a
- * month); planning costs about a millisecond.
+ * handful, and sorts every row to group them (3x slower on a month of one
+ * gateway in psql); planning costs a millisecond or two.
+ *
+ * What it saves is the wire and the client: a month of one record and
+ * gateway is 720 lines instead of 172,800 rows.  The server still reads
+ * every row, so on one machine over loopback it is about as fast as the
+ * layer's way (bench/bench_pg_aggregate.c; README, Fleet history).
  */
 #include <endian.h>
 #include <inttypes.h>
@@ -53,9 +62,9 @@
 
 /* ---------------------------------------------------------------- SQL */
 
-/* Numbers at the edge of a double, exactly: at and beyond DBL_HALF_ULP_MAX
- * (2^1024 - 2^970) strtod overflows to infinity; at and below
- * DBL_HALF_MIN (2^-1075, rounded up past it) it underflows to zero. */
+/* Numbers at the edge of a double, exactly: at and beyond 2^1024 - 2^970
+ * strtod overflows to infinity; at and below 2^-1075 (rounded up past it)
+ * it underflows to zero. */
 #define PG_DBL_OVER                                                                 \
     "1.79769313486231580793728971405303415079934132710037826936173778980444968292764" \
     "750946649017977587207096330286416692887910946555547851940402630657488671505820" \
@@ -63,28 +72,34 @@
     "860834936475292719074168444365510704342711559699508093042880177904174497792e308"
 #define PG_DBL_UNDER "2.470328229206232720882843964341106861826e-324"
 
-/* The numeric n as a double, NULL where that is not finite. */
+/* The numeric n (finite as a double) as a double. */
 #define PG_AGG_DOUBLE(n)                                                            \
-    "CASE WHEN " n " > -" PG_DBL_OVER " AND " n " < " PG_DBL_OVER " THEN CASE WHEN " n \
-    " > -" PG_DBL_UNDER " AND " n " < " PG_DBL_UNDER " THEN 0 ELSE " n "::float8 END END"
+    "CASE WHEN " n " > -" PG_DBL_UNDER " AND " n " < " PG_DBL_UNDER " THEN 0::float8 " \
+    "ELSE " n "::float8 END"
 
 /* A sum beyond a double is the infinity C's additions reach. */
 #define PG_AGG_SUM_DOUBLE(s)                                                        \
     "CASE WHEN " s " >= " PG_DBL_OVER " THEN 'Infinity'::float8 WHEN " s " <= -"   \
     PG_DBL_OVER " THEN '-Infinity'::float8 ELSE " PG_AGG_DOUBLE(s) " END"
 
-/* The numeric of a row: of the value itself, or at the path $7 (built by
- * path_of; NULL finds nothing). */
-#define PG_NUMBER_OF_VALUE "CASE WHEN jsonb_typeof(value_json) = 'number' THEN value_json::numeric END"
-#define PG_NUMBER_AT_PATH "jsonb_path_query_first(value_json, $7::jsonpath, '{}', true)::numeric"
+/* Where a row's number is (j: its JSON there, NULL if nothing): the value
+ * itself, the members $7 (text[]: one name per segment), or the SQL/JSON
+ * path $7 (field_of says which). */
+#define PG_JSON_VALUE "value_json"
+#define PG_JSON_MEMBERS "value_json #> $7::text[]"
+#define PG_JSON_PATH "jsonb_path_query_first(value_json, $7::jsonpath, '{}', true)"
 
-/* Rows matching WHERE with their numeric n and double x (NULL: no number).
- * OFFSET 0 keeps each level computed once per row: inlined, the JSON path
- * and the cast would run once per aggregate that names them. */
-#define PG_AGG_ROWS(NUMBER, WHERE)                                                  \
-    "(SELECT gateway, topic, stored_at, id, n, " PG_AGG_DOUBLE("n") " AS x FROM ("  \
-    "SELECT gateway, topic, stored_at, id, " NUMBER " AS n FROM record_history "    \
-    "WHERE " WHERE " OFFSET 0) s OFFSET 0)"
+/* Rows matching WHERE and their number x, a numeric (NULL: none): summed
+ * exactly and compared as numerics, only the line's results become
+ * doubles (rounding keeps order, so min and max are those of the
+ * doubles).  OFFSET 0 keeps each level computed once per row: inlined,
+ * each aggregate naming x would extract it again. */
+#define PG_AGG_ROWS(JSON, WHERE)                                                    \
+    "(SELECT gateway, topic, stored_at, id, CASE WHEN n > -" PG_DBL_OVER " AND n < " \
+    PG_DBL_OVER " THEN n END AS x FROM (SELECT gateway, topic, stored_at, id, "     \
+    "CASE WHEN jsonb_typeof(j) = 'number' THEN j::numeric END AS n FROM ("          \
+    "SELECT gateway, topic, stored_at, id, " JSON " AS j FROM record_history "      \
+    "WHERE " WHERE " OFFSET 0) s0 OFFSET 0) s1 OFFSET 0)"
 
 /* The row of a line's first or last number (its time in g.COL). */
 #define PG_AGG_AT(col)                                                              \
@@ -92,31 +107,33 @@
     " AND (NOT $6 OR topic IS NOT DISTINCT FROM g.topic)"
 
 /* $1 record, $2 $3 range, $4 gateway LIKE, $5 every, $6 by topic, ($7
- * path).  Lines of one (gateway, topic if $6, bucket): gateway, topic, a
+ * field).  Lines of one (gateway, topic if $6, bucket): gateway, topic, a
  * time in the bucket, values, numbers, sum, min, max, first, first_at,
  * first_id, last, last_at, last_id.  MATERIALIZED: the grouping is
  * planned apart from the ORDER BY, which would otherwise talk the planner
  * into sorting every row instead of hashing them. */
-#define PG_AGG_SQL(NUMBER)                                                          \
+#define PG_AGG_SQL(JSON)                                                            \
     "WITH g AS MATERIALIZED (SELECT gateway, CASE WHEN $6 THEN topic END AS topic, "  \
-    "min(stored_at) AS at, count(*) AS vals, count(x) AS n, "                       \
-    "sum(n) FILTER (WHERE x IS NOT NULL) AS sum, min(x) AS min, max(x) AS max, "    \
+    "min(stored_at) AS at, count(*) AS vals, count(x) AS n, sum(x) AS sum, "        \
+    "min(x) AS min, max(x) AS max, "                                                \
     "min(stored_at) FILTER (WHERE x IS NOT NULL) AS first_at, "                     \
     "max(stored_at) FILTER (WHERE x IS NOT NULL) AS last_at FROM "                  \
-    PG_AGG_ROWS(NUMBER, "record_name = $1 AND stored_at >= $2 AND stored_at <= $3 " \
-                        "AND gateway LIKE $4") " v "                                \
+    PG_AGG_ROWS(JSON, "record_name = $1 AND stored_at >= $2 AND stored_at <= $3 "   \
+                      "AND gateway LIKE $4") " v "                                  \
     "GROUP BY 1, 2, CASE WHEN stored_at >= 0 THEN stored_at / $5 "                  \
     "ELSE -((-(stored_at + 1)) / $5) - 1 END) "                                     \
     "SELECT g.gateway, g.topic, g.at, g.vals, g.n, " PG_AGG_SUM_DOUBLE("g.sum") ", " \
-    "g.min, g.max, f.x, g.first_at, f.id, l.x, g.last_at, l.id FROM g "             \
-    "LEFT JOIN LATERAL (SELECT id, x FROM " PG_AGG_ROWS(NUMBER, PG_AGG_AT("first_at")) \
+    PG_AGG_DOUBLE("g.min") ", " PG_AGG_DOUBLE("g.max") ", " PG_AGG_DOUBLE("f.x") ", " \
+    "g.first_at, f.id, " PG_AGG_DOUBLE("l.x") ", g.last_at, l.id FROM g "           \
+    "LEFT JOIN LATERAL (SELECT id, x FROM " PG_AGG_ROWS(JSON, PG_AGG_AT("first_at")) \
     " h WHERE x IS NOT NULL ORDER BY id LIMIT 1) f ON g.n > 0 "                     \
-    "LEFT JOIN LATERAL (SELECT id, x FROM " PG_AGG_ROWS(NUMBER, PG_AGG_AT("last_at"))  \
+    "LEFT JOIN LATERAL (SELECT id, x FROM " PG_AGG_ROWS(JSON, PG_AGG_AT("last_at"))  \
     " h WHERE x IS NOT NULL ORDER BY id DESC LIMIT 1) l ON g.n > 0 "                \
     "ORDER BY g.gateway, g.topic"
 
-static const char value_sql[] = PG_AGG_SQL(PG_NUMBER_OF_VALUE);
-static const char path_sql[] = PG_AGG_SQL(PG_NUMBER_AT_PATH);
+static const char value_sql[] = PG_AGG_SQL(PG_JSON_VALUE);
+static const char members_sql[] = PG_AGG_SQL(PG_JSON_MEMBERS);
+static const char path_sql[] = PG_AGG_SQL(PG_JSON_PATH);
 
 enum { COL_GATEWAY, COL_TOPIC, COL_AT, COL_VALUES, COL_COUNT, COL_SUM, COL_MIN, COL_MAX,
        COL_FIRST, COL_FIRST_AT, COL_FIRST_ID, COL_LAST, COL_LAST_AT, COL_LAST_ID, COLS };
@@ -130,30 +147,48 @@ static bool reachable(const char *seg, size_t len) {
     return true;
 }
 
-/* The strict SQL/JSON path of a dotted field ("wind.speed" ->
- * strict $."wind"."speed" ? (@.type() == "number")), or *out NULL when
- * a segment reaches nothing.  AIMDB_OK or AIMDB_ENOMEM. */
-static int path_of(const char *field, char **out) {
-    static const char head[] = "strict $", tail[] = " ? (@.type() == \"number\")";
+/* Would #> read the segment as an array index (strtol, as PostgreSQL)? */
+static bool index_like(const char *seg, size_t len) {
+    char text[AIMDB_FIELD_MAX + 1], *end;
+    if (len == 0 || len > AIMDB_FIELD_MAX) return len > AIMDB_FIELD_MAX;
+    memcpy(text, seg, len);
+    text[len] = '\0';
+    (void)strtol(text, &end, 10);
+    return end != text && *end == '\0';
+}
+
+/* The statement and $7 for a dotted field: "wind.speed" is the members
+ * {"wind","speed"}, or the path strict $."wind"."speed" ? (@.type() ==
+ * "number") if a segment reads as an index; *param NULL (nothing is
+ * found) when a segment reaches no member.  AIMDB_OK or AIMDB_ENOMEM. */
+static int field_of(const char *field, const char **sql, char **param) {
     size_t n = strlen(field), segs = 1;
-    for (const char *p = field; *p; p++) segs += *p == '.';
-    char *path = malloc(sizeof(head) + n + 3 * segs + sizeof(tail)), *o = path;
-    if (!path) return AIMDB_ENOMEM;
-    o += sprintf(o, "%s", head);
-    for (const char *seg = field;;) {
+    bool reaches = true, as_path = false;
+    for (const char *seg = field;; segs++) {
         const char *dot = strchr(seg, '.');
         size_t len = dot ? (size_t)(dot - seg) : strlen(seg);
-        if (!reachable(seg, len)) {
-            free(path);
-            *out = NULL;
-            return AIMDB_OK;
-        }
-        o += sprintf(o, ".\"%.*s\"", (int)len, seg);
+        reaches = reaches && reachable(seg, len);
+        as_path = as_path || index_like(seg, len);
         if (!dot) break;
         seg = dot + 1;
     }
-    sprintf(o, "%s", tail);
-    *out = path;
+    *sql = as_path && reaches ? path_sql : members_sql;
+    *param = NULL;
+    if (!reaches) return AIMDB_OK;
+    static const char tail[] = " ? (@.type() == \"number\")";
+    char *out = malloc(n + 4 * segs + sizeof("strict $") + sizeof(tail)), *o = out;
+    if (!out) return AIMDB_ENOMEM;
+    o += sprintf(o, "%s", as_path ? "strict $" : "{");
+    for (const char *seg = field;;) {
+        const char *dot = strchr(seg, '.');
+        int len = dot ? (int)(dot - seg) : (int)strlen(seg);
+        if (as_path) o += sprintf(o, ".\"%.*s\"", len, seg);
+        else o += sprintf(o, "%s\"%.*s\"", seg == field ? "" : ",", len, seg);
+        if (!dot) break;
+        seg = dot + 1;
+    }
+    sprintf(o, "%s", as_path ? tail : "}");
+    *param = out;
     return AIMDB_OK;
 }
 
@@ -167,7 +202,8 @@ typedef struct agg_run {
     bool delivered; /* a bucket reached fn: the query cannot be rerun */
     const char *sql;
     char start[24], end[24], every[24];
-    char *like, *path;
+    char *like;
+    char *field; /* $7 (field_of) */
     aimdb_bucket_set *set;
     char *gateway;  /* whose lines the set holds; NULL: none yet */
     char *topic;    /* the last topic asked about, and the answer */
@@ -259,8 +295,8 @@ static int aggregate_record(const char *name, void *ctx) {
     run->topic = NULL;
     run->topic_known = false;
     const char *params[7] = {name,      run->start, run->end, run->like, run->every,
-                             seen == AIMDB_SEE_BY_SOURCE ? "t" : "f", run->path};
-    int nparams = run->sql == path_sql ? 7 : 6;
+                             seen == AIMDB_SEE_BY_SOURCE ? "t" : "f", run->field};
+    int nparams = run->sql == value_sql ? 6 : 7;
     PGconn *c = run->b->rconn;
     PGresult *r;
     if (!PQsendQueryParams(c, run->sql, nparams, NULL, params, NULL, NULL, 1) ||
@@ -286,8 +322,20 @@ static int aggregate_record(const char *name, void *ctx) {
     return rc;
 }
 
+/* The planner's defaults, for this transaction only: it cannot estimate
+ * how many buckets an expression of stored_at makes, guesses half the
+ * rows, and then prefers sorting every row to hashing them (2x slower on
+ * a month, measured) and compiling the statement (JIT, 0.7 s on a month
+ * of one gateway) to running it. */
+#define PG_AGG_SETTINGS "SET LOCAL enable_sort = off; SET LOCAL jit = off"
+
 static int aggregate_matching(pg_backend *b, void *ctx) {
     agg_run *run = ctx;
+    char why[512];
+    if (pg_exec_sql(b->rconn, PG_AGG_SETTINGS, why, sizeof(why)) != AIMDB_OK) {
+        aimdb_errorf(run->err, run->errlen, "%s", why);
+        return AIMDB_EIO;
+    }
     const char *pattern = run->a->q.pattern ? run->a->q.pattern : "*";
     size_t prefix_len = aimdb_pattern_prefix_len(pattern);
     if (pattern[prefix_len] == '\0') return aggregate_record(pattern, run); /* one record */
@@ -308,10 +356,7 @@ int pg_aggregate(void *self, const aimdb_aggregate_params *a, aimdb_bucket_fn fn
     snprintf(run.end, sizeof(run.end), "%" PRId64, q->has_end ? q->end_ms : INT64_MAX);
     snprintf(run.every, sizeof(run.every), "%" PRId64, a->every_ms);
     int rc = AIMDB_OK;
-    if (a->field && *a->field) {
-        run.sql = path_sql;
-        rc = path_of(a->field, &run.path);
-    }
+    if (a->field && *a->field) rc = field_of(a->field, &run.sql, &run.field);
     run.like = pg_like_of(q->gateway ? q->gateway : "*");
     run.set = aimdb_bucket_set_new(a->every_ms);
     if (rc == AIMDB_OK && (!run.like || !run.set)) rc = AIMDB_ENOMEM;
@@ -320,7 +365,7 @@ int pg_aggregate(void *self, const aimdb_aggregate_params *a, aimdb_bucket_fn fn
     else aimdb_errorf(err, errlen, "out of memory");
     aimdb_bucket_set_free(run.set);
     free(run.like);
-    free(run.path);
+    free(run.field);
     free(run.topic);
     return rc;
 }

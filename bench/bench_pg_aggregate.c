@@ -1,0 +1,176 @@
+/*
+ * bench_pg_aggregate.c -- aggregates over a fleet's history in PostgreSQL:
+ * computed by the server (pg_aggregate.c) against the persistence layer's
+ * own aggregation of the backend's raw rows (what answers without it: every
+ * row of the range crosses the wire and is bucketed in C), side by side in
+ * one run, the two interleaved so both see the same load.
+ *
+ * History: R records on G gateways, 30 days at 15 s each (172,800 rows per
+ * record and gateway; 4 x 5 by default, 3,456,000 rows), values
+ * {"t": <a multiple of 0.25>, "rh": <integer>}.  Requests, through
+ * aimdb_persist_query_json (the protocol's answer, JSON included), field
+ * "t", 1 h buckets, avg/min/max/count:
+ *   fleet   every record on every gateway, the whole 30 days;
+ *   panel   one record on one gateway (a dashboard's chart), 30 days.
+ * Each run checks that both answers are the same text (the values are
+ * exact in binary, so even the sums agree to the last digit).
+ *
+ * The server is a throw-away cluster started like the tests'.
+ *   bench_pg_aggregate [records gateways runs]
+ */
+#include <libpq-fe.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "aimdb/postgres.h"
+#include "pg_server.h"
+
+#define DAY_MS 86400000LL
+#define STEP_MS 15000LL
+#define ROWS_PER_PAIR (30 * DAY_MS / STEP_MS)
+#define T0 1700000000000LL
+#define MAX_RUNS 64
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what, const char *why) {
+    fprintf(stderr, "bench_pg_aggregate: %s: %s\n", what, why);
+    exit(1);
+}
+
+static void exec_or_die(PGconn *c, const char *sql) {
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        die(sql, PQerrorMessage(c));
+    PQclear(r);
+}
+
+/* The history, one INSERT per gateway (the table made by the backend). */
+static void seed(const pg_server *s, int records, int gateways) {
+    PGconn *c = PQconnectdb(s->uri);
+    if (PQstatus(c) != CONNECTION_OK) die("connect", PQerrorMessage(c));
+    double t0 = now_s();
+    for (int g = 0; g < gateways; g++) {
+        char sql[1024];
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO record_history(gateway, record_name, value_json, stored_at, topic) "
+                 "SELECT 'gw-%02d', 'temp::' || lpad(r::text, 2, '0'), "
+                 "jsonb_build_object('t', ((i * 7919 + r) %% 160) * 0.25, 'rh', i %% 100), "
+                 "%lld + i * %lld, 'sensors/' || r || '/t' "
+                 "FROM generate_series(1, %d) r, generate_series(0::bigint, %lld) i",
+                 g, T0, STEP_MS, records, (long long)ROWS_PER_PAIR - 1);
+        exec_or_die(c, sql);
+    }
+    exec_or_die(c, "VACUUM ANALYZE record_history");
+    PQfinish(c);
+    printf("seeded %lld rows (%d records x %d gateways x %lld) in %.0f s\n",
+           (long long)ROWS_PER_PAIR * records * gateways, records, gateways,
+           (long long)ROWS_PER_PAIR, now_s() - t0);
+}
+
+/* A database whose history is PostgreSQL; without_own: the backend's
+ * aggregate hidden from the layer, which then aggregates query's rows. */
+typedef struct side {
+    aimdb_db *db;
+    aimdb_persist *p;
+    aimdb_backend_ops ops;
+} side;
+
+static void open_side(side *sd, const pg_server *s, bool without_own) {
+    aimdb_postgres_options o = {.uri = s->uri, .gateway = "bench"};
+    aimdb_backend b;
+    char err[512];
+    if (aimdb_postgres_open(&o, &b, err, sizeof(err)) != AIMDB_OK) die("open", err);
+    sd->ops = *b.ops;
+    if (without_own) sd->ops.aggregate = NULL;
+    sd->db = aimdb_db_new(NULL);
+    if (!sd->db ||
+        aimdb_persist_attach(sd->db, (aimdb_backend){&sd->ops, b.self}, NULL, &sd->p) != AIMDB_OK)
+        die("attach", "failed");
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct timing {
+    double ms[MAX_RUNS];
+    int n;
+    size_t bytes;
+} timing;
+
+static char *time_one(aimdb_persist *p, const aimdb_history_request *req, timing *t) {
+    char *out = NULL, err[256] = "";
+    double t0 = now_s();
+    if (aimdb_persist_query_json(p, req, &out, &t->bytes, err, sizeof(err)) != AIMDB_OK)
+        die("query", err);
+    t->ms[t->n++] = (now_s() - t0) * 1000;
+    return out;
+}
+
+static double pct(timing *t, int p) {
+    qsort(t->ms, (size_t)t->n, sizeof(double), cmp_double);
+    int i = (t->n * p + 99) / 100 - 1; /* nearest rank */
+    return t->ms[i < 0 ? 0 : i];
+}
+
+static void compare(const char *what, side *native, side *layer,
+                    const aimdb_history_request *req, int runs, long long rows) {
+    timing a = {0}, b = {0};
+    bool same = true;
+    for (int i = 0; i < runs; i++) {
+        char *x = time_one(native->p, req, &a), *y = time_one(layer->p, req, &b);
+        same = same && strcmp(x, y) == 0;
+        free(x);
+        free(y);
+    }
+    double a50 = pct(&a, 50), b50 = pct(&b, 50);
+    printf("%-6s %9lld rows -> %6zu bytes   server: p50 %8.1f ms  p99 %8.1f ms   "
+           "layer over raw rows: p50 %8.1f ms  p99 %8.1f ms   %.1fx   same answer: %s\n",
+           what, rows, a.bytes, a50, pct(&a, 99), b50, pct(&b, 99), b50 / a50,
+           same ? "yes" : "NO");
+}
+
+int main(int argc, char **argv) {
+    int records = argc > 1 ? atoi(argv[1]) : 4;
+    int gateways = argc > 2 ? atoi(argv[2]) : 5;
+    int runs = argc > 3 ? atoi(argv[3]) : 5;
+    if (records < 1 || records > 99 || gateways < 1 || gateways > 99 || runs < 1 ||
+        runs > MAX_RUNS)
+        die("usage", "bench_pg_aggregate [records 1-99] [gateways 1-99] [runs 1-64]");
+    if (!pg_server_available()) die("server", "Debian's postgresql package is not installed");
+    pg_server s;
+    pg_server_start(&s);
+    side native, layer;
+    open_side(&native, &s, false); /* creates the table */
+    open_side(&layer, &s, true);
+    seed(&s, records, gateways);
+    const int64_t end = T0 + (ROWS_PER_PAIR - 1) * STEP_MS;
+    aimdb_history_request fleet = {.pattern = "temp::*", .has_start = true, .start_ms = T0,
+                                   .has_end = true, .end_ms = end, .every_ms = 3600000,
+                                   .field = "t"};
+    aimdb_history_request panel = fleet;
+    panel.pattern = "temp::01";
+    panel.gateway = "gw-00";
+    printf("30 d at 15 s into 1 h buckets of field \"t\" (avg, min, max, count), %d runs "
+           "each, interleaved\n", runs);
+    compare("panel", &native, &layer, &panel, runs, (long long)ROWS_PER_PAIR);
+    compare("fleet", &native, &layer, &fleet, runs,
+            (long long)ROWS_PER_PAIR * records * gateways);
+    aimdb_db_free(native.db);
+    aimdb_db_free(layer.db);
+    pg_server_cleanup(&s);
+    return 0;
+}
