@@ -13,7 +13,15 @@
  *   fleet   every record on every gateway, the whole 30 days;
  *   panel   one record on one gateway (a dashboard's chart), 30 days.
  * Each run checks that both answers are the same text (the values are
- * exact in binary, so even the sums agree to the last digit).
+ * exact in binary, so even the sums agree to the last digit).  What each
+ * way moves from the server is counted in SQL from the rows it reads:
+ * protocol bytes of the raw rows pg_reader fetches (4 text columns), and
+ * of the lines pg_aggregate.c fetches (14 binary columns, topic NULL).
+ *
+ * Wall time on this shared machine swings with other work, so each run
+ * also counts the CPU it took: the server processes of aimdb's
+ * connections (/proc/PID/stat) plus this process (getrusage) -- the work
+ * the query costs whoever runs it.
  *
  * The server is a throw-away cluster started like the tests'.
  *   bench_pg_aggregate [records gateways runs]
@@ -25,7 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -105,42 +115,110 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* The server processes of aimdb's connections (application_name). */
+typedef struct backends {
+    int pid[16];
+    int n;
+} backends;
+
+static void find_backends(const pg_server *s, backends *b) {
+    PGconn *c = PQconnectdb(s->uri);
+    if (PQstatus(c) != CONNECTION_OK) die("connect", PQerrorMessage(c));
+    PGresult *r = PQexec(c, "SELECT pid FROM pg_stat_activity WHERE application_name = 'aimdb'");
+    b->n = 0;
+    for (int i = 0; i < PQntuples(r) && b->n < 16; i++) b->pid[b->n++] = atoi(PQgetvalue(r, i, 0));
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* CPU ms so far of those processes and of this one. */
+static double cpu_ms(const backends *b) {
+    double ticks = 0;
+    for (int i = 0; i < b->n; i++) {
+        char path[64], buf[1024];
+        snprintf(path, sizeof(path), "/proc/%d/stat", b->pid[i]);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        char *p = strrchr(buf, ')'); /* fields after the command name */
+        unsigned long utime = 0, stime = 0;
+        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
+                        &stime) == 2)
+            ticks += (double)(utime + stime);
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ticks * 1000.0 / (double)sysconf(_SC_CLK_TCK) + ru.ru_utime.tv_sec * 1e3 +
+           ru.ru_utime.tv_usec / 1e3 + ru.ru_stime.tv_sec * 1e3 + ru.ru_stime.tv_usec / 1e3;
+}
+
 typedef struct timing {
-    double ms[MAX_RUNS];
+    double ms[MAX_RUNS], cpu[MAX_RUNS];
     int n;
     size_t bytes;
 } timing;
 
-static char *time_one(aimdb_persist *p, const aimdb_history_request *req, timing *t) {
+static char *time_one(aimdb_persist *p, const aimdb_history_request *req, const backends *b,
+                      timing *t) {
     char *out = NULL, err[256] = "";
-    double t0 = now_s();
+    double c0 = cpu_ms(b), t0 = now_s();
     if (aimdb_persist_query_json(p, req, &out, &t->bytes, err, sizeof(err)) != AIMDB_OK)
         die("query", err);
-    t->ms[t->n++] = (now_s() - t0) * 1000;
+    t->ms[t->n] = (now_s() - t0) * 1000;
+    t->cpu[t->n++] = cpu_ms(b) - c0;
     return out;
 }
 
-static double pct(timing *t, int p) {
-    qsort(t->ms, (size_t)t->n, sizeof(double), cmp_double);
-    int i = (t->n * p + 99) / 100 - 1; /* nearest rank */
-    return t->ms[i < 0 ? 0 : i];
+static double pct_of(double *v, int n, int p) {
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    int i = (n * p + 99) / 100 - 1; /* nearest rank */
+    return v[i < 0 ? 0 : i];
 }
 
-static void compare(const char *what, side *native, side *layer,
-                    const aimdb_history_request *req, int runs, long long rows) {
+static double pct(timing *t, int p) { return pct_of(t->ms, t->n, p); }
+
+/* Protocol bytes of the raw rows and of the lines for the rows in WHERE
+ * (DataRow: 7 bytes, then 4 per column and the value). */
+static void wire_bytes(const pg_server *s, const char *where, double *rows_mb, double *lines_kb) {
+    PGconn *c = PQconnectdb(s->uri);
+    if (PQstatus(c) != CONNECTION_OK) die("connect", PQerrorMessage(c));
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "SELECT (SELECT sum(23 + octet_length(gateway) + octet_length(value_json::text) + "
+             "octet_length(stored_at::text) + octet_length(topic)) FROM record_history WHERE %s), "
+             "(SELECT sum(159 + octet_length(gateway)) FROM (SELECT DISTINCT gateway, "
+             "stored_at / 3600000 FROM record_history WHERE %s) l(gateway))",
+             where, where);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) die(sql, PQerrorMessage(c));
+    *rows_mb = atof(PQgetvalue(r, 0, 0)) / 1e6;
+    *lines_kb = atof(PQgetvalue(r, 0, 1)) / 1e3;
+    PQclear(r);
+    PQfinish(c);
+}
+
+static void compare(const char *what, side *native, side *layer, const backends *procs,
+                    const aimdb_history_request *req, int runs, long long rows, double rows_mb,
+                    double lines_kb) {
     timing a = {0}, b = {0};
     bool same = true;
     for (int i = 0; i < runs; i++) {
-        char *x = time_one(native->p, req, &a), *y = time_one(layer->p, req, &b);
+        char *x = time_one(native->p, req, procs, &a), *y = time_one(layer->p, req, procs, &b);
         same = same && strcmp(x, y) == 0;
         free(x);
         free(y);
     }
     double a50 = pct(&a, 50), b50 = pct(&b, 50);
-    printf("%-6s %9lld rows -> %6zu bytes   server: p50 %8.1f ms  p99 %8.1f ms   "
-           "layer over raw rows: p50 %8.1f ms  p99 %8.1f ms   %.1fx   same answer: %s\n",
+    printf("%-6s %9lld rows -> %6zu bytes of JSON   server: p50 %8.1f ms  p99 %8.1f ms   "
+           "layer over raw rows: p50 %8.1f ms  p99 %8.1f ms   %.2fx   same answer: %s\n"
+           "       CPU (server + client) p50: server %.0f ms, layer %.0f ms (%.2fx)   "
+           "from the server: %.1f MB of rows, or %.0f kB of lines (%.0fx less)\n",
            what, rows, a.bytes, a50, pct(&a, 99), b50, pct(&b, 99), b50 / a50,
-           same ? "yes" : "NO");
+           same ? "yes" : "NO", pct_of(a.cpu, a.n, 50), pct_of(b.cpu, b.n, 50),
+           pct_of(b.cpu, b.n, 50) / pct_of(a.cpu, a.n, 50), rows_mb, lines_kb,
+           rows_mb * 1e3 / lines_kb);
 }
 
 int main(int argc, char **argv) {
@@ -166,9 +244,19 @@ int main(int argc, char **argv) {
     panel.gateway = "gw-00";
     printf("30 d at 15 s into 1 h buckets of field \"t\" (avg, min, max, count), %d runs "
            "each, interleaved\n", runs);
-    compare("panel", &native, &layer, &panel, runs, (long long)ROWS_PER_PAIR);
-    compare("fleet", &native, &layer, &fleet, runs,
-            (long long)ROWS_PER_PAIR * records * gateways);
+    /* Connect both readers, then find every aimdb connection. */
+    char *warm = time_one(native.p, &panel, &(backends){0}, &(timing){0});
+    free(warm);
+    warm = time_one(layer.p, &panel, &(backends){0}, &(timing){0});
+    free(warm);
+    backends procs;
+    find_backends(&s, &procs);
+    double mb, kb;
+    wire_bytes(&s, "record_name = 'temp::01' AND gateway = 'gw-00'", &mb, &kb);
+    compare("panel", &native, &layer, &procs, &panel, runs, (long long)ROWS_PER_PAIR, mb, kb);
+    wire_bytes(&s, "true", &mb, &kb);
+    compare("fleet", &native, &layer, &procs, &fleet, runs,
+            (long long)ROWS_PER_PAIR * records * gateways, mb, kb);
     aimdb_db_free(native.db);
     aimdb_db_free(layer.db);
     pg_server_cleanup(&s);
