@@ -331,6 +331,12 @@ static int aggregate_record(const char *name, void *ctx) {
 
 static int aggregate_matching(pg_backend *b, void *ctx) {
     agg_run *run = ctx;
+    /* Anew on every try: a try cut short by a lost connection left lines. */
+    aimdb_bucket_set_free(run->set);
+    if (!(run->set = aimdb_bucket_set_new(run->a->every_ms))) {
+        aimdb_errorf(run->err, run->errlen, "out of memory");
+        return AIMDB_ENOMEM;
+    }
     char why[512];
     if (pg_exec_sql(b->rconn, PG_AGG_SETTINGS, why, sizeof(why)) != AIMDB_OK) {
         aimdb_errorf(run->err, run->errlen, "%s", why);
@@ -358,8 +364,7 @@ int pg_aggregate(void *self, const aimdb_aggregate_params *a, aimdb_bucket_fn fn
     int rc = AIMDB_OK;
     if (a->field && *a->field) rc = field_of(a->field, &run.sql, &run.field);
     run.like = pg_like_of(q->gateway ? q->gateway : "*");
-    run.set = aimdb_bucket_set_new(a->every_ms);
-    if (rc == AIMDB_OK && (!run.like || !run.set)) rc = AIMDB_ENOMEM;
+    if (rc == AIMDB_OK && !run.like) rc = AIMDB_ENOMEM;
     if (rc == AIMDB_OK) rc = pg_reader_run(self, aggregate_matching, &run, &run.delivered, err,
                                            errlen);
     else aimdb_errorf(err, errlen, "out of memory");

@@ -26,7 +26,7 @@
  * only by topic takes the steps above: its newest row may be hidden while
  * an older one is visible.
  *
- * Aggregates (pg_aggregate.c) take steps 1 and the transaction from here
+ * Aggregates (pg_aggregate.c) take step 1 and the transaction from here
  * (pg_reader_each_name, pg_reader_run) and have a statement of their own
  * for each record.
  */

@@ -143,11 +143,35 @@ static void test_layers_agree_on_edges(void **state) {
     cases_db_close(d);
 }
 
+/* A server restarted between two aggregates: the second reconnects and
+ * gives the same answer. */
+static void test_reconnects_after_a_restart(void **state) {
+    (void)state;
+    aimdb_backend b = open_pg("site-a");
+    aggregate_cases_store(cases, b);
+    cases_db *d = cases_db_open(b);
+    aimdb_history_request req = {.pattern = "*", .every_ms = 3600000, .n_agg = 2,
+                                 .agg = {AIMDB_AGG_COUNT, AIMDB_AGG_LAST}};
+    char *before = NULL, *after = NULL, err[256] = "";
+    assert_int_equal(aimdb_persist_query_json(cases_db_persist(d), &req, &before, NULL, err,
+                                              sizeof(err)),
+                     AIMDB_OK);
+    pg_server_restart(&server);
+    assert_int_equal(aimdb_persist_query_json(cases_db_persist(d), &req, &after, NULL, err,
+                                              sizeof(err)),
+                     AIMDB_OK);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    cases_db_close(d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_cases_one_gateway, fresh_table),
         cmocka_unit_test_setup(test_cases_two_gateways_apart, fresh_table),
         cmocka_unit_test_setup(test_layers_agree_on_edges, fresh_table),
+        cmocka_unit_test_setup(test_reconnects_after_a_restart, fresh_table),
     };
     return cmocka_run_group_tests(tests, setup_server, teardown_server);
 }
