@@ -11,7 +11,10 @@
  * aimdb_persist_query_json (the protocol's answer, JSON included), field
  * "t", 1 h buckets, avg/min/max/count:
  *   fleet   every record on every gateway, the whole 30 days;
- *   panel   one record on one gateway (a dashboard's chart), 30 days.
+ *   panel   one record on one gateway (a dashboard's chart), 30 days;
+ *   many    100 small records on 10 gateways, a day at 15 min each
+ *           (96,000 rows): what a statement per record costs when each
+ *           has little to read.
  * Each run checks that both answers are the same text (the values are
  * exact in binary, so even the sums agree to the last digit).  What each
  * way moves from the server is counted in SQL from the rows it reads:
@@ -87,6 +90,19 @@ static void seed(const pg_server *s, int records, int gateways) {
     printf("seeded %lld rows (%d records x %d gateways x %lld) in %.0f s\n",
            (long long)ROWS_PER_PAIR * records * gateways, records, gateways,
            (long long)ROWS_PER_PAIR, now_s() - t0);
+}
+
+/* 100 records x 10 gateways x a day at 15 min, named small::NNN. */
+static void seed_many(const pg_server *s) {
+    PGconn *c = PQconnectdb(s->uri);
+    if (PQstatus(c) != CONNECTION_OK) die("connect", PQerrorMessage(c));
+    exec_or_die(c, "INSERT INTO record_history(gateway, record_name, value_json, stored_at, topic) "
+                   "SELECT 'gw-' || lpad(g::text, 2, '0'), 'small::' || lpad(r::text, 3, '0'), "
+                   "jsonb_build_object('t', (i % 40) * 0.5), 1700000000000 + i * 900000, "
+                   "'small/' || r FROM generate_series(0, 9) g, generate_series(1, 100) r, "
+                   "generate_series(0::bigint, 95) i");
+    exec_or_die(c, "VACUUM ANALYZE record_history");
+    PQfinish(c);
 }
 
 /* A database whose history is PostgreSQL; without_own: the backend's
@@ -189,7 +205,7 @@ static void wire_bytes(const pg_server *s, const char *where, double *rows_mb, d
              "SELECT (SELECT sum(23 + octet_length(gateway) + octet_length(value_json::text) + "
              "octet_length(stored_at::text) + octet_length(topic)) FROM record_history WHERE %s), "
              "(SELECT sum(159 + octet_length(gateway)) FROM (SELECT DISTINCT gateway, "
-             "stored_at / 3600000 FROM record_history WHERE %s) l(gateway))",
+             "record_name, stored_at / 3600000 FROM record_history WHERE %s) l(gateway))",
              where, where);
     PGresult *r = PQexec(c, sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) die(sql, PQerrorMessage(c));
@@ -228,6 +244,7 @@ int main(int argc, char **argv) {
     if (records < 1 || records > 99 || gateways < 1 || gateways > 99 || runs < 1 ||
         runs > MAX_RUNS)
         die("usage", "bench_pg_aggregate [records 1-99] [gateways 1-99] [runs 1-64]");
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress as it comes, also into a file */
     if (!pg_server_available()) die("server", "Debian's postgresql package is not installed");
     pg_server s;
     pg_server_start(&s);
@@ -257,6 +274,12 @@ int main(int argc, char **argv) {
     wire_bytes(&s, "true", &mb, &kb);
     compare("fleet", &native, &layer, &procs, &fleet, runs,
             (long long)ROWS_PER_PAIR * records * gateways, mb, kb);
+    seed_many(&s);
+    aimdb_history_request many = {.pattern = "small::*", .has_start = true, .start_ms = T0,
+                                  .has_end = true, .end_ms = T0 + DAY_MS - 1,
+                                  .every_ms = 3600000, .field = "t"};
+    wire_bytes(&s, "record_name LIKE 'small::%'", &mb, &kb);
+    compare("many", &native, &layer, &procs, &many, runs, 96000, mb, kb);
     aimdb_db_free(native.db);
     aimdb_db_free(layer.db);
     pg_server_cleanup(&s);

@@ -83,11 +83,11 @@
     PG_DBL_OVER " THEN '-Infinity'::float8 ELSE " PG_AGG_DOUBLE(s) " END"
 
 /* Where a row's number is (j: its JSON there, NULL if nothing): the value
- * itself, the members $7 (text[]: one name per segment), or the SQL/JSON
- * path $7 (field_of says which). */
+ * itself, the members $8 (text[]: one name per segment), or the SQL/JSON
+ * path $8 (field_of says which). */
 #define PG_JSON_VALUE "value_json"
-#define PG_JSON_MEMBERS "value_json #> $7::text[]"
-#define PG_JSON_PATH "jsonb_path_query_first(value_json, $7::jsonpath, '{}', true)"
+#define PG_JSON_MEMBERS "value_json #> $8::text[]"
+#define PG_JSON_PATH "jsonb_path_query_first(value_json, $8::jsonpath, '{}', true)"
 
 /* Rows matching WHERE and their number x, a numeric (NULL: none): summed
  * exactly and compared as numerics, only the line's results become
@@ -106,8 +106,8 @@
     "record_name = $1 AND gateway = g.gateway AND stored_at = g." col               \
     " AND (NOT $6 OR topic IS NOT DISTINCT FROM g.topic)"
 
-/* $1 record, $2 $3 range, $4 gateway LIKE, $5 every, $6 by topic, ($7
- * field).  Lines of one (gateway, topic if $6, bucket): gateway, topic, a
+/* $1 record, $2 $3 range, $4 gateway LIKE, $5 every, $6 by topic, $7
+ * first and last wanted (false: NULL, the seeks not run), ($8 field).  Lines of one (gateway, topic if $6, bucket): gateway, topic, a
  * time in the bucket, values, numbers, sum, min, max, first, first_at,
  * first_id, last, last_at, last_id.  MATERIALIZED: the grouping is
  * planned apart from the ORDER BY, which would otherwise talk the planner
@@ -126,9 +126,9 @@
     PG_AGG_DOUBLE("g.min") ", " PG_AGG_DOUBLE("g.max") ", " PG_AGG_DOUBLE("f.x") ", " \
     "g.first_at, f.id, " PG_AGG_DOUBLE("l.x") ", g.last_at, l.id FROM g "           \
     "LEFT JOIN LATERAL (SELECT id, x FROM " PG_AGG_ROWS(JSON, PG_AGG_AT("first_at")) \
-    " h WHERE x IS NOT NULL ORDER BY id LIMIT 1) f ON g.n > 0 "                     \
+    " h WHERE x IS NOT NULL ORDER BY id LIMIT 1) f ON $7 AND g.n > 0 "                     \
     "LEFT JOIN LATERAL (SELECT id, x FROM " PG_AGG_ROWS(JSON, PG_AGG_AT("last_at"))  \
-    " h WHERE x IS NOT NULL ORDER BY id DESC LIMIT 1) l ON g.n > 0 "                \
+    " h WHERE x IS NOT NULL ORDER BY id DESC LIMIT 1) l ON $7 AND g.n > 0 "                \
     "ORDER BY g.gateway, g.topic"
 
 static const char value_sql[] = PG_AGG_SQL(PG_JSON_VALUE);
@@ -267,14 +267,17 @@ static int take_line(agg_run *run, const char *record, aimdb_visibility seen, PG
     aimdb_bucket_part part = {.ts_ms = int8_at(r, COL_AT),
                               .values = (uint64_t)int8_at(r, COL_VALUES),
                               .count = (uint64_t)int8_at(r, COL_COUNT)};
-    if (part.count && (PQgetisnull(r, 0, COL_FIRST) || PQgetisnull(r, 0, COL_LAST))) {
-        aimdb_errorf(run->err, run->errlen, "a bucket of %s lost its first or last row", record);
-        return AIMDB_EIO;
-    }
     if (part.count) {
         part.sum = float8_at(r, COL_SUM);
         part.min = float8_at(r, COL_MIN);
         part.max = float8_at(r, COL_MAX);
+    }
+    if (part.count && !run->a->without_first_last) {
+        if (PQgetisnull(r, 0, COL_FIRST) || PQgetisnull(r, 0, COL_LAST)) {
+            aimdb_errorf(run->err, run->errlen, "a bucket of %s lost its first or last row",
+                         record);
+            return AIMDB_EIO;
+        }
         part.first = float8_at(r, COL_FIRST);
         part.first_at = int8_at(r, COL_FIRST_AT);
         part.first_order = int8_at(r, COL_FIRST_ID);
@@ -294,9 +297,10 @@ static int aggregate_record(const char *name, void *ctx) {
     free(run->topic); /* a topic's verdict is per record */
     run->topic = NULL;
     run->topic_known = false;
-    const char *params[7] = {name,      run->start, run->end, run->like, run->every,
-                             seen == AIMDB_SEE_BY_SOURCE ? "t" : "f", run->field};
-    int nparams = run->sql == value_sql ? 6 : 7;
+    const char *params[8] = {name,      run->start, run->end, run->like, run->every,
+                             seen == AIMDB_SEE_BY_SOURCE ? "t" : "f",
+                             run->a->without_first_last ? "f" : "t", run->field};
+    int nparams = run->sql == value_sql ? 7 : 8;
     PGconn *c = run->b->rconn;
     PGresult *r;
     if (!PQsendQueryParams(c, run->sql, nparams, NULL, params, NULL, NULL, 1) ||
