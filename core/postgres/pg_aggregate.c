@@ -107,11 +107,12 @@
     " AND (NOT $6 OR topic IS NOT DISTINCT FROM g.topic)"
 
 /* $1 record, $2 $3 range, $4 gateway LIKE, $5 every, $6 by topic, $7
- * first and last wanted (false: NULL, the seeks not run), ($8 field).  Lines of one (gateway, topic if $6, bucket): gateway, topic, a
- * time in the bucket, values, numbers, sum, min, max, first, first_at,
- * first_id, last, last_at, last_id.  MATERIALIZED: the grouping is
- * planned apart from the ORDER BY, which would otherwise talk the planner
- * into sorting every row instead of hashing them. */
+ * first and last wanted (false: NULL, their seeks not run), ($8 field).
+ * Lines of one (gateway, topic if $6, bucket): gateway, topic, a time in
+ * the bucket, values, numbers, sum, min, max, first, first_at, first_id,
+ * last, last_at, last_id.  MATERIALIZED: the grouping is planned apart
+ * from the ORDER BY, which would otherwise talk the planner into sorting
+ * every row instead of hashing them. */
 #define PG_AGG_SQL(JSON)                                                            \
     "WITH g AS MATERIALIZED (SELECT gateway, CASE WHEN $6 THEN topic END AS topic, "  \
     "min(stored_at) AS at, count(*) AS vals, count(x) AS n, sum(x) AS sum, "        \
@@ -126,9 +127,9 @@
     PG_AGG_DOUBLE("g.min") ", " PG_AGG_DOUBLE("g.max") ", " PG_AGG_DOUBLE("f.x") ", " \
     "g.first_at, f.id, " PG_AGG_DOUBLE("l.x") ", g.last_at, l.id FROM g "           \
     "LEFT JOIN LATERAL (SELECT id, x FROM " PG_AGG_ROWS(JSON, PG_AGG_AT("first_at")) \
-    " h WHERE x IS NOT NULL ORDER BY id LIMIT 1) f ON $7 AND g.n > 0 "                     \
+    " h WHERE x IS NOT NULL ORDER BY id LIMIT 1) f ON $7 AND g.n > 0 "              \
     "LEFT JOIN LATERAL (SELECT id, x FROM " PG_AGG_ROWS(JSON, PG_AGG_AT("last_at"))  \
-    " h WHERE x IS NOT NULL ORDER BY id DESC LIMIT 1) l ON $7 AND g.n > 0 "                \
+    " h WHERE x IS NOT NULL ORDER BY id DESC LIMIT 1) l ON $7 AND g.n > 0 "         \
     "ORDER BY g.gateway, g.topic"
 
 static const char value_sql[] = PG_AGG_SQL(PG_JSON_VALUE);
@@ -136,7 +137,7 @@ static const char members_sql[] = PG_AGG_SQL(PG_JSON_MEMBERS);
 static const char path_sql[] = PG_AGG_SQL(PG_JSON_PATH);
 
 enum { COL_GATEWAY, COL_TOPIC, COL_AT, COL_VALUES, COL_COUNT, COL_SUM, COL_MIN, COL_MAX,
-       COL_FIRST, COL_FIRST_AT, COL_FIRST_ID, COL_LAST, COL_LAST_AT, COL_LAST_ID, COLS };
+       COL_FIRST, COL_FIRST_AT, COL_FIRST_ID, COL_LAST, COL_LAST_AT, COL_LAST_ID };
 
 /* ------------------------------------------------------------- a field */
 
@@ -150,14 +151,15 @@ static bool reachable(const char *seg, size_t len) {
 /* Would #> read the segment as an array index (strtol, as PostgreSQL)? */
 static bool index_like(const char *seg, size_t len) {
     char text[AIMDB_FIELD_MAX + 1], *end;
-    if (len == 0 || len > AIMDB_FIELD_MAX) return len > AIMDB_FIELD_MAX;
+    if (len > AIMDB_FIELD_MAX) return true; /* longer than any index: the path is right anyway */
+    if (len == 0) return false;
     memcpy(text, seg, len);
     text[len] = '\0';
     (void)strtol(text, &end, 10);
     return end != text && *end == '\0';
 }
 
-/* The statement and $7 for a dotted field: "wind.speed" is the members
+/* The statement and $8 for a dotted field: "wind.speed" is the members
  * {"wind","speed"}, or the path strict $."wind"."speed" ? (@.type() ==
  * "number") if a segment reads as an index; *param NULL (nothing is
  * found) when a segment reaches no member.  AIMDB_OK or AIMDB_ENOMEM. */
