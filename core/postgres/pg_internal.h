@@ -228,13 +228,13 @@ int pg_reader_query(pg_backend *b, const aimdb_query_params *q, aimdb_row_fn fn,
                     char *err, size_t errlen);
 void pg_reader_close(pg_backend *b);
 
-/* What a query does inside its snapshot, on b->rconn; an AIMDB_ code. */
+/* One query on b->rconn, its transaction included (a REPEATABLE READ read
+ * only one, so what it reads is one snapshot); an AIMDB_ code. */
 typedef int (*pg_read_fn)(pg_backend *b, void *ctx);
-/* Run fn in one REPEATABLE READ read-only transaction on the query
- * connection (connected and its statements prepared on demand), one query
- * at a time; once more on a fresh connection if the connection broke while
- * *delivered is still false (nothing reached the caller).  err gets the
- * reason, naming the server. */
+/* Run fn on the query connection (connected and its statements prepared
+ * on demand), one query at a time; once more on a fresh connection if the
+ * connection broke while *delivered is still false (nothing reached the
+ * caller).  err gets the reason, naming the server. */
 int pg_reader_run(pg_backend *b, pg_read_fn fn, void *ctx, const bool *delivered, char *err,
                   size_t errlen);
 /* Inside pg_reader_run: fn(name) for every record name matching pattern,

@@ -26,9 +26,9 @@
  * only by topic takes the steps above: its newest row may be hidden while
  * an older one is visible.
  *
- * Aggregates (pg_aggregate.c) take step 1 and the transaction from here
- * (pg_reader_each_name, pg_reader_run) and have a statement of their own
- * for each record.
+ * Aggregates (pg_aggregate.c) take step 1 from here (pg_reader_each_name)
+ * and run on this connection (pg_reader_run), a statement of their own
+ * per record.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -71,6 +71,7 @@ static int ensure_reader(pg_backend *b, char *err, size_t errlen) {
     return rc;
 }
 
+/* gateway pattern -> LIKE: '*' is '%', every other character literal. */
 char *pg_like_of(const char *pattern) {
     size_t n = strlen(pattern);
     char *out = malloc(2 * n + 1), *o = out;
@@ -190,6 +191,11 @@ int pg_reader_each_name(pg_backend *b, const char *pattern, size_t prefix_len,
 
 static int record_of_run(const char *name, void *ctx) { return run_record(ctx, name); }
 
+static int run_matching(query_run *run, const char *pattern, size_t prefix_len) {
+    return pg_reader_each_name(run->b, pattern, prefix_len, record_of_run, run, run->err,
+                               run->errlen);
+}
+
 /* Latest-1 of the records matching pattern, from record_latest.  The
  * result comes whole (one row per record and gateway: the size of the
  * answer), so a record visible only by topic can run its own query in
@@ -222,28 +228,22 @@ static int run_latest(query_run *run, const char *pattern, size_t prefix_len) {
     return rc;
 }
 
-static int run_query(pg_backend *b, void *ctx) {
-    query_run *run = ctx;
+static int run_query(query_run *run) {
     const char *pattern = run->q->pattern ? run->q->pattern : "*";
     size_t prefix_len = aimdb_pattern_prefix_len(pattern);
-    const aimdb_query_params *q = run->q;
-    if (q->limit == 1 && !q->has_start && !q->has_end) return run_latest(run, pattern, prefix_len);
-    if (pattern[prefix_len] == '\0') return run_record(run, pattern); /* one record */
-    return pg_reader_each_name(b, pattern, prefix_len, record_of_run, run, run->err, run->errlen);
-}
-
-/* One try: the transaction around fn. */
-static int run_snapshot(pg_backend *b, pg_read_fn fn, void *ctx, char *err, size_t errlen) {
     char why[512];
-    int rc = pg_exec_sql(b->rconn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", why,
-                         sizeof(why));
+    int rc = pg_exec_sql(run->b->rconn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", why,
+                     sizeof(why));
     if (rc != AIMDB_OK) {
-        aimdb_errorf(err, errlen, "%s", why);
+        aimdb_errorf(run->err, run->errlen, "%s", why);
         return rc;
     }
-    rc = fn(b, ctx);
+    const aimdb_query_params *q = run->q;
+    if (q->limit == 1 && !q->has_start && !q->has_end) rc = run_latest(run, pattern, prefix_len);
+    else if (pattern[prefix_len] == '\0') rc = run_record(run, pattern); /* one record */
+    else rc = run_matching(run, pattern, prefix_len);
     /* Read only: ending it cannot lose anything. */
-    PQclear(PQexec(b->rconn, "COMMIT"));
+    PQclear(PQexec(run->b->rconn, "COMMIT"));
     return rc;
 }
 
@@ -252,12 +252,12 @@ int pg_reader_run(pg_backend *b, pg_read_fn fn, void *ctx, const bool *delivered
     pthread_mutex_lock(&b->read_lock);
     int rc = ensure_reader(b, err, errlen);
     if (rc == AIMDB_OK) {
-        rc = run_snapshot(b, fn, ctx, err, errlen);
+        rc = fn(b, ctx);
         /* A connection that broke since the last query: once more, anew
          * (only if the caller has seen nothing yet). */
         if (rc == AIMDB_EIO && !*delivered && pg_connection_lost(b->rconn) &&
             (rc = ensure_reader(b, err, errlen)) == AIMDB_OK)
-            rc = run_snapshot(b, fn, ctx, err, errlen);
+            rc = fn(b, ctx);
     }
     if (rc == AIMDB_EIO && err && *err && !strstr(err, b->where)) {
         char why[512];
@@ -268,6 +268,11 @@ int pg_reader_run(pg_backend *b, pg_read_fn fn, void *ctx, const bool *delivered
     return rc;
 }
 
+static int query_on(pg_backend *b, void *ctx) {
+    (void)b;
+    return run_query(ctx);
+}
+
 int pg_reader_query(pg_backend *b, const aimdb_query_params *q, aimdb_row_fn fn, void *ctx,
                     char *err, size_t errlen) {
     query_run run = {.b = b, .q = q, .fn = fn, .ctx = ctx, .err = err, .errlen = errlen};
@@ -276,7 +281,7 @@ int pg_reader_query(pg_backend *b, const aimdb_query_params *q, aimdb_row_fn fn,
     snprintf(run.limit, sizeof(run.limit), "%" PRIu32, q->limit);
     run.like = pg_like_of(q->gateway ? q->gateway : "*");
     if (!run.like) return AIMDB_ENOMEM;
-    int rc = pg_reader_run(b, run_query, &run, &run.emitted, err, errlen);
+    int rc = pg_reader_run(b, query_on, &run, &run.emitted, err, errlen);
     free(run.like);
     return rc;
 }
