@@ -169,6 +169,13 @@ static int run_record(query_run *run, const char *name) {
     return rc;
 }
 
+static int record_of_run(const char *name, void *ctx) { return run_record(ctx, name); }
+
+static int run_matching(query_run *run, const char *pattern, size_t prefix_len) {
+    return pg_reader_each_name(run->b, pattern, prefix_len, record_of_run, run, run->err,
+                               run->errlen);
+}
+
 int pg_reader_each_name(pg_backend *b, const char *pattern, size_t prefix_len,
                         pg_name_fn fn, void *ctx, char *err, size_t errlen) {
     char *prefix = strndup(pattern, prefix_len);
@@ -187,13 +194,6 @@ int pg_reader_each_name(pg_backend *b, const char *pattern, size_t prefix_len,
     }
     PQclear(names);
     return rc;
-}
-
-static int record_of_run(const char *name, void *ctx) { return run_record(ctx, name); }
-
-static int run_matching(query_run *run, const char *pattern, size_t prefix_len) {
-    return pg_reader_each_name(run->b, pattern, prefix_len, record_of_run, run, run->err,
-                               run->errlen);
 }
 
 /* Latest-1 of the records matching pattern, from record_latest.  The
