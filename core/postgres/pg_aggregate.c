@@ -55,7 +55,7 @@
  * sending it: on one machine over loopback a month of a fleet is 1.3x
  * faster, one chart a little slower, and records with a few rows per
  * bucket 0.3-0.45x, where a planned statement per record costs more than
- * the rows (bench/bench_pg_aggregate.c; README, Fleet aggregates).
+ * the rows (bench/bench_pg_aggregate.c; README, Performance: Fleet aggregates).
  */
 #include <endian.h>
 #include <inttypes.h>
