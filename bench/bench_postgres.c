@@ -12,13 +12,23 @@
  *   backend     aimdb_postgres_open, store() every row, flush;
  *   uplink      a local SQLite history of the same rows shipped by
  *               aimdb_uplink from the first row to the last.
+ * Each round measures all of them on an emptied table, in the opposite
+ * order to the round before (so drift in the machine's load favours
+ * none), and reports each as a ratio to its ceiling in that round; the
+ * summary is the median of those ratios.  Beside rows/s, the CPU time the
+ * server's process(es) for the writer spent per row (/proc: the work the
+ * writer asks of the server, which other load on the machine moves much
+ * less than it moves wall time), as the ceiling's divided by the
+ * writer's: below 1 means the server works harder for the writer's rows.
  * Goals: backend and uplink >= 0.8x the ceiling (record_latest's triggers
  * run in every one of them, the ceiling's too).  Then latest-1 over 100
- * gateways x 100 records (10 rows each) through the backend, p50/p99
- * (goal p50 < 20 ms).
+ * gateways x 100 records (10 rows each) through the backend, p50/p99 (goal
+ * p50 < 20 ms), interleaved with its statement run bare and with the
+ * derivation from record_history.
  *
  * The server is a throw-away cluster started like the tests' (fsync off:
- * the figures are about our code, not the disk).  bench_postgres [rows]
+ * the figures are about our code, not the disk).
+ * bench_postgres [rows per round (100000)] [rounds (5); 0: the query alone]
  */
 #include <libpq-fe.h>
 #include <setjmp.h>
@@ -42,7 +52,8 @@
 #define INSERT_ROWS 1000
 #define RECORDS 100
 #define GATEWAYS 100
-#define QUERY_RUNS 40
+#define QUERY_RUNS 60
+#define MAX_ROUNDS 20
 
 static double now_s(void) {
     struct timespec ts;
@@ -68,6 +79,39 @@ static void exec_or_die(PGconn *c, const char *sql) {
     PQclear(r);
 }
 
+/* User + system CPU seconds of process pid (/proc/PID/stat). */
+static double process_cpu_s(int pid) {
+    char path[64], line[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f || !fgets(line, sizeof(line), f)) die("cpu", path);
+    fclose(f);
+    unsigned long utime = 0, stime = 0;
+    const char *after = strrchr(line, ')'); /* comm may hold spaces */
+    if (!after || sscanf(after + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                         &utime, &stime) != 2)
+        die("cpu", path);
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* CPU seconds of the server processes serving AimDB's connections
+ * (application_name aimdb, pg_conn.c) over their lives so far. */
+static double aimdb_server_cpu_s(const pg_server *s) {
+    PGconn *c = connect_or_die(s);
+    PGresult *r = PQexec(c, "SELECT pid FROM pg_stat_activity WHERE application_name = 'aimdb'");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) die("pg_stat_activity", PQerrorMessage(c));
+    double cpu = 0;
+    for (int i = 0; i < PQntuples(r); i++) cpu += process_cpu_s(atoi(PQgetvalue(r, i, 0)));
+    PQclear(r);
+    PQfinish(c);
+    return cpu;
+}
+
+/* What a writer did: rows/s, and its server's CPU per row. */
+typedef struct measured {
+    double rate, cpu_us;
+} measured;
+
 /* Row i: one of RECORDS records, a small JSON object, a time. */
 static void row_text(long i, char *record, size_t rcap, char *json, size_t jcap, long long *ts) {
     snprintf(record, rcap, "temp::%03ld", i % RECORDS);
@@ -78,7 +122,9 @@ static void row_text(long i, char *record, size_t rcap, char *json, size_t jcap,
 static void reset_table(const pg_server *s) {
     PGconn *c = connect_or_die(s);
     exec_or_die(c, "TRUNCATE record_history");
-    exec_or_die(c, "VACUUM ANALYZE record_history");
+    /* TRUNCATE empties record_latest with a DELETE (its trigger): vacuumed
+     * too, so every measurement starts from the same table. */
+    exec_or_die(c, "VACUUM ANALYZE record_history, record_latest");
     PQfinish(c);
 }
 
@@ -91,10 +137,10 @@ static void set_latest_triggers(const pg_server *s, bool on) {
 }
 
 /* with_source: rows as the uplink writes them (source_id and topic set). */
-static double raw_copy(const pg_server *s, long rows, bool with_source) {
+static measured raw_copy(const pg_server *s, long rows, bool with_source) {
     PGconn *c = connect_or_die(s);
     char *buf = malloc((size_t)TXN_ROWS * 160);
-    double t0 = now_s();
+    double cpu0 = process_cpu_s(PQbackendPID(c)), t0 = now_s();
     for (long done = 0; done < rows;) {
         size_t len = 0;
         long n = rows - done < TXN_ROWS ? rows - done : TXN_ROWS;
@@ -122,13 +168,13 @@ static double raw_copy(const pg_server *s, long rows, bool with_source) {
         exec_or_die(c, "COMMIT");
         done += n;
     }
-    double secs = now_s() - t0;
+    measured m = {rows / (now_s() - t0), (process_cpu_s(PQbackendPID(c)) - cpu0) * 1e6 / rows};
     free(buf);
     PQfinish(c);
-    return rows / secs;
+    return m;
 }
 
-static double raw_insert(const pg_server *s, long rows) {
+static measured raw_insert(const pg_server *s, long rows) {
     PGconn *c = connect_or_die(s);
     /* INSERT ... VALUES ($1,$2,$3::jsonb,$4), ... for INSERT_ROWS rows. */
     size_t cap = (size_t)INSERT_ROWS * 64 + 256;
@@ -143,7 +189,7 @@ static double raw_insert(const pg_server *s, long rows) {
     PQclear(prep);
     static char text[INSERT_ROWS][3][96];
     const char *values[4 * INSERT_ROWS];
-    double t0 = now_s();
+    double cpu0 = process_cpu_s(PQbackendPID(c)), t0 = now_s();
     for (long done = 0; done < rows;) {
         if (done % TXN_ROWS == 0) exec_or_die(c, "BEGIN");
         for (int k = 0; k < INSERT_ROWS; k++) {
@@ -162,18 +208,18 @@ static double raw_insert(const pg_server *s, long rows) {
         done += INSERT_ROWS;
         if (done % TXN_ROWS == 0 || done >= rows) exec_or_die(c, "COMMIT");
     }
-    double secs = now_s() - t0;
+    measured m = {rows / (now_s() - t0), (process_cpu_s(PQbackendPID(c)) - cpu0) * 1e6 / rows};
     free(sql);
     PQfinish(c);
-    return rows / secs;
+    return m;
 }
 
-static double backend_rows(const pg_server *s, long rows) {
+static measured backend_rows(const pg_server *s, long rows) {
     aimdb_postgres_options o = {.uri = s->uri, .gateway = "bench"};
     aimdb_backend b;
     char err[512];
     if (aimdb_postgres_open(&o, &b, err, sizeof(err)) != AIMDB_OK) die("open", err);
-    double t0 = now_s();
+    double cpu0 = aimdb_server_cpu_s(s), t0 = now_s(); /* open made the writer's connection */
     for (long i = 0; i < rows; i++) {
         char record[32], json[96];
         long long ts;
@@ -182,9 +228,9 @@ static double backend_rows(const pg_server *s, long rows) {
             die("store", "refused");
     }
     if (b.ops->flush(b.self) != AIMDB_OK) die("flush", "failed");
-    double secs = now_s() - t0;
+    measured m = {rows / (now_s() - t0), (aimdb_server_cpu_s(s) - cpu0) * 1e6 / rows};
     b.ops->close(b.self);
-    return rows / secs;
+    return m;
 }
 
 /* A local SQLite history of the rows, written before the clock starts. */
@@ -203,7 +249,9 @@ static void build_local(const char *path, long rows) {
     b.ops->close(b.self);
 }
 
-static double uplink_rows(const pg_server *s, const char *path, long rows) {
+/* The uplink connects on its own thread: its server process's whole life
+ * counts (the connect and the resume point with the rows). */
+static measured uplink_rows(const pg_server *s, const char *path, long rows) {
     aimdb_uplink_options uo = {.uri = s->uri, .gateway = "bench", .sqlite_path = path,
                                .poll_ms = 1};
     aimdb_uplink *u;
@@ -216,10 +264,10 @@ static double uplink_rows(const pg_server *s, const char *path, long rows) {
         usleep(1000);
         aimdb_uplink_stats_get(u, &st);
     } while ((long)st.shipped < rows && now_s() - t0 < 600);
-    double secs = now_s() - t0;
+    measured m = {rows / (now_s() - t0), aimdb_server_cpu_s(s) * 1e6 / rows};
     aimdb_uplink_free(u);
     if ((long)st.shipped != rows) die("uplink", "did not ship every row in 10 minutes");
-    return rows / secs;
+    return m;
 }
 
 static int count_row(const aimdb_history_row *row, void *ctx) {
@@ -233,15 +281,33 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* The baselines, prepared, run bare from a C loop (rows fetched whole,
- * values not looked at): the backend's latest-1 statement on
- * record_latest, and the two statements that derive it from
- * record_history alone (what any other query runs). */
+/* The baselines, run bare from a C loop (rows fetched whole, values not
+ * looked at): the backend's latest-1 statement on record_latest, and the
+ * two statements that derive it from record_history alone (what any other
+ * query runs), prepared. */
 static double raw_latest_table(PGconn *c) {
-    const char *p[3] = {"", "f", "%"};
+    char *sql = pg_latest_sql(c, "", false, NULL);
+    if (!sql) die("latest", "out of memory");
     double t0 = now_s();
-    PQclear(PQexecPrepared(c, "latest", 3, p, NULL, NULL, 0));
-    return (now_s() - t0) * 1000;
+    PQclear(PQexec(c, sql));
+    double ms = (now_s() - t0) * 1000;
+    free(sql);
+    return ms;
+}
+
+/* How the server runs the latest-1 statement: its plan's first line. */
+static void print_latest_plan(PGconn *c) {
+    char *sql = pg_latest_sql(c, "", false, NULL);
+    size_t cap = sql ? strlen(sql) + 16 : 0;
+    char *explain = cap ? malloc(cap) : NULL;
+    if (!explain) die("latest", "out of memory");
+    snprintf(explain, cap, "EXPLAIN %s", sql);
+    PGresult *r = PQexec(c, explain);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) die("explain", PQerrorMessage(c));
+    printf("  its plan: %s\n", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    free(explain);
+    free(sql);
 }
 
 static double raw_latest(PGconn *c) {
@@ -265,11 +331,10 @@ static void fleet_query(const pg_server *s) {
                    "jsonb_build_object('value', k), 1700000000000 + k "
                    "FROM generate_series(1, 100) g, generate_series(1, 100) r, "
                    "generate_series(1, 10) k");
-    exec_or_die(c, "VACUUM ANALYZE record_history");
+    exec_or_die(c, "VACUUM ANALYZE record_history, record_latest");
     exec_or_die(c, "SET plan_cache_mode = force_generic_plan");
     PQclear(PQprepare(c, "names", PG_NAMES_SQL, 1, NULL));
     PQclear(PQprepare(c, "rows", PG_ROWS_SQL, 5, NULL));
-    PQclear(PQprepare(c, "latest", PG_LATEST_ROWS_SQL, 3, NULL));
     aimdb_postgres_options o = {.uri = s->uri, .gateway = "bench"};
     aimdb_backend b;
     char err[512];
@@ -287,7 +352,6 @@ static void fleet_query(const pg_server *s) {
         table[i] = raw_latest_table(c);
     }
     b.ops->close(b.self);
-    PQfinish(c);
     qsort(ms, QUERY_RUNS, sizeof(ms[0]), cmp_double);
     qsort(raw, QUERY_RUNS, sizeof(raw[0]), cmp_double);
     qsort(table, QUERY_RUNS, sizeof(table[0]), cmp_double);
@@ -298,11 +362,102 @@ static void fleet_query(const pg_server *s) {
            GATEWAYS, RECORDS, got, ms[QUERY_RUNS / 2], ms[QUERY_RUNS - 1],
            table[QUERY_RUNS / 2], ms[QUERY_RUNS / 2] / table[QUERY_RUNS / 2],
            raw[QUERY_RUNS / 2], raw[QUERY_RUNS / 2] / ms[QUERY_RUNS / 2]);
+    print_latest_plan(c);
+    PQfinish(c);
+}
+
+static double median(const double *v, int n) {
+    double sorted[MAX_ROUNDS];
+    memcpy(sorted, v, (size_t)n * sizeof(*v));
+    qsort(sorted, (size_t)n, sizeof(*v), cmp_double);
+    return n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+}
+
+/* What one round measures, in this order or the reverse: each next to
+ * its ceiling. */
+enum { UNTRACKED, CEILING, BACKEND, INSERT, CEILING_SOURCE, UPLINK, KINDS };
+
+static measured measure(int kind, const pg_server *s, const char *path, long rows) {
+    reset_table(s);
+    switch (kind) {
+    case CEILING: return raw_copy(s, rows, false);
+    case UNTRACKED: {
+        set_latest_triggers(s, false);
+        measured m = raw_copy(s, rows, false);
+        set_latest_triggers(s, true);
+        return m;
+    }
+    case INSERT: return raw_insert(s, rows);
+    case BACKEND: return backend_rows(s, rows);
+    case CEILING_SOURCE: return raw_copy(s, rows, true);
+    default: return uplink_rows(s, path, rows);
+    }
+}
+
+/* Rounds of every writer and its ceiling, each round's ratios and their
+ * medians. */
+static void write_rounds(const pg_server *s, const char *path, long rows, int rounds) {
+    printf("%ld rows of %d records per measurement, %d rounds, 4 indexes (primary key, unique, "
+           "idx_record_time, idx_record_gateway_time)\n",
+           rows, RECORDS, rounds);
+    /* ratio: rows/s against the ceiling's; cpu: the ceiling's server CPU
+     * per row against the writer's (for UNTRACKED: the ceiling's against
+     * it, what the triggers cost). */
+    double rate[KINDS][MAX_ROUNDS], cpu_us[KINDS][MAX_ROUNDS];
+    double ratio[KINDS][MAX_ROUNDS], cpu[KINDS][MAX_ROUNDS];
+    static const int ceiling_of[KINDS] = {[UNTRACKED] = CEILING, [CEILING] = -1,
+                                          [BACKEND] = CEILING, [INSERT] = CEILING,
+                                          [CEILING_SOURCE] = -1, [UPLINK] = CEILING_SOURCE};
+    for (int k = 0; k < rounds; k++) {
+        for (int i = 0; i < KINDS; i++) {
+            int kind = k % 2 ? KINDS - 1 - i : i;
+            measured m = measure(kind, s, path, rows);
+            rate[kind][k] = m.rate;
+            cpu_us[kind][k] = m.cpu_us;
+        }
+        for (int kind = 0; kind < KINDS; kind++) {
+            int base = ceiling_of[kind];
+            if (base < 0) continue;
+            bool inverse = kind == UNTRACKED; /* the ceiling against it */
+            ratio[kind][k] = inverse ? rate[base][k] / rate[kind][k]
+                                     : rate[kind][k] / rate[base][k];
+            cpu[kind][k] = inverse ? cpu_us[kind][k] / cpu_us[base][k]
+                                   : cpu_us[base][k] / cpu_us[kind][k];
+        }
+        printf("round %d: ceiling %.0f rows/s (server %.1f us/row); backend %.2fx (cpu %.2fx), "
+               "uplink %.2fx (cpu %.2fx) of %.0f, INSERT %.2fx (cpu %.2fx), triggers %.2fx "
+               "(cpu %.2fx)\n",
+               k + 1, rate[CEILING][k], cpu_us[CEILING][k], ratio[BACKEND][k], cpu[BACKEND][k],
+               ratio[UPLINK][k], cpu[UPLINK][k], rate[CEILING_SOURCE][k], ratio[INSERT][k],
+               cpu[INSERT][k], ratio[UNTRACKED][k], cpu[UNTRACKED][k]);
+    }
+    printf("medians of %d rounds (rows/s; server CPU per row as a ratio, 1 = the ceiling's):\n",
+           rounds);
+    printf("ceiling (raw COPY)            %9.0f rows/s, server %.1f us/row\n",
+           median(rate[CEILING], rounds), median(cpu_us[CEILING], rounds));
+    printf("raw COPY without record_latest's triggers %.0f rows/s: the ceiling is %.2fx that "
+           "(cpu %.2fx)\n",
+           median(rate[UNTRACKED], rounds), median(ratio[UNTRACKED], rounds),
+           median(cpu[UNTRACKED], rounds));
+    printf("multi-row INSERT              %9.0f rows/s  %.2fx the ceiling (cpu %.2fx)\n",
+           median(rate[INSERT], rounds), median(ratio[INSERT], rounds),
+           median(cpu[INSERT], rounds));
+    printf("backend (store + flush)       %9.0f rows/s  %.2fx (goal >= 0.8x) (cpu %.2fx)\n",
+           median(rate[BACKEND], rounds), median(ratio[BACKEND], rounds),
+           median(cpu[BACKEND], rounds));
+    printf("ceiling with source_id, topic %9.0f rows/s, server %.1f us/row\n",
+           median(rate[CEILING_SOURCE], rounds), median(cpu_us[CEILING_SOURCE], rounds));
+    printf("uplink (SQLite -> PG)         %9.0f rows/s  %.2fx that ceiling (goal >= 0.8x) "
+           "(cpu %.2fx)\n",
+           median(rate[UPLINK], rounds), median(ratio[UPLINK], rounds),
+           median(cpu[UPLINK], rounds));
 }
 
 int main(int argc, char **argv) {
-    long rows = argc > 1 ? atol(argv[1]) : 200000;
+    long rows = argc > 1 ? atol(argv[1]) : 100000;
     rows = rows < TXN_ROWS ? TXN_ROWS : rows / TXN_ROWS * TXN_ROWS; /* whole transactions */
+    int rounds = argc > 2 ? atoi(argv[2]) : 5;
+    rounds = rounds < 0 ? 0 : rounds > MAX_ROUNDS ? MAX_ROUNDS : rounds;
     if (!pg_server_available()) die("server", "Debian's postgresql package is not installed");
     pg_server s;
     pg_server_start(&s);
@@ -316,35 +471,10 @@ int main(int argc, char **argv) {
     if (!mkdtemp(dir)) die("mkdtemp", "failed");
     char path[128];
     snprintf(path, sizeof(path), "%s/local.db", dir);
-    build_local(path, rows);
-
-    printf("%ld rows of %d records, 4 indexes (primary key, unique, idx_record_time, "
-           "idx_record_gateway_time)\n", rows, RECORDS);
-    /* Each measured next to its ceiling, so both see the same load. */
-    reset_table(&s);
-    set_latest_triggers(&s, false);
-    double untracked = raw_copy(&s, rows, false);
-    set_latest_triggers(&s, true);
-    reset_table(&s); /* TRUNCATE, tracked: record_latest emptied too */
-    double ceiling = raw_copy(&s, rows, false);
-    reset_table(&s);
-    double insert = raw_insert(&s, rows);
-    reset_table(&s);
-    double backend = backend_rows(&s, rows);
-    reset_table(&s);
-    double ceiling_source = raw_copy(&s, rows, true);
-    reset_table(&s);
-    double uplink = uplink_rows(&s, path, rows);
-    printf("ceiling (raw COPY)            %9.0f rows/s\n", ceiling);
-    printf("raw COPY without record_latest's triggers %.0f rows/s: the ceiling is %.2fx that\n",
-           untracked, ceiling / untracked);
-    printf("multi-row INSERT              %9.0f rows/s  %.2fx the ceiling\n", insert,
-           insert / ceiling);
-    printf("backend (store + flush)       %9.0f rows/s  %.2fx (goal >= 0.8x)\n", backend,
-           backend / ceiling);
-    printf("ceiling with source_id, topic %9.0f rows/s\n", ceiling_source);
-    printf("uplink (SQLite -> PG)         %9.0f rows/s  %.2fx that ceiling (goal >= 0.8x)\n",
-           uplink, uplink / ceiling_source);
+    if (rounds) {
+        build_local(path, rows);
+        write_rounds(&s, path, rows, rounds);
+    }
     fleet_query(&s);
     unlink(path);
     char side[160];

@@ -126,7 +126,7 @@ int config_load(const plugin_options *o, aimdb_conf **out, char *err, size_t err
  * history.  Entries are never removed and their names never move, so other
  * threads may keep pointers to them until the plugin is torn down. */
 typedef struct catalog_entry {
-    char *name;
+    char *name;             /* in the entry's own allocation, after it */
     aimdb_record *record;   /* NULL until a value arrives (history only) */
     /* Every topic a rule could produce this name from: decides values whose
      * own topic is not in topics below.  Empty: no rule produces the name,

@@ -39,6 +39,9 @@ static const char usage_text[] =
     "      --agg LIST           of avg,min,max,sum,count,first,last (default\n"
     "                           avg,min,max,count)\n"
     "      --field F            the number at F in object values (e.g. wind.speed)\n"
+    "      --gateway P          fleet history (database postgresql://...): only the\n"
+    "                           gateways matching the pattern P (e.g. 'site-*'); the\n"
+    "                           output then has a GATEWAY column\n"
     "  list [PATTERN]     the records the broker keeps (buffer, persist, topic filter)\n"
     "  get NAME           the latest live value of one record\n"
     "\n"
@@ -51,7 +54,8 @@ static const char usage_text[] =
     "Exit status: 0 answered, 1 failed (no connection, no reply, error reply),\n"
     "2 bad command line.\n"
     "Examples: aimdb query 'accuracy::*' --since 24h --limit 5\n"
-    "          aimdb query 'accuracy::*' --since 7d --every 1h --agg avg,min,max\n";
+    "          aimdb query 'accuracy::*' --since 7d --every 1h --agg avg,min,max\n"
+    "          aimdb query 'accuracy::*' --gateway 'site-*'\n";
 
 typedef struct command_line {
     const char *command; /* "query", "list", "get" */
@@ -64,12 +68,13 @@ typedef struct command_line {
     const char *aggs[AGG_KINDS]; /* --agg, in its order; none: the server's default */
     size_t n_aggs;
     const char *field;
+    const char *gateway; /* --gateway: a pattern of gateway names; NULL: every gateway */
     const char *query_only; /* the first query-only option seen, for the error */
     sync_options conn;
 } command_line;
 
 enum { OPT_JSON = 1, OPT_TOPIC, OPT_LIMIT, OPT_SINCE, OPT_START, OPT_END, OPT_EVERY, OPT_AGG,
-       OPT_FIELD, OPT_VERSION };
+       OPT_FIELD, OPT_GATEWAY, OPT_VERSION };
 
 static const char *const agg_names[AGG_KINDS] = {"avg",   "min",   "max", "sum",
                                                  "count", "first", "last"};
@@ -80,6 +85,7 @@ static const struct option long_options[] = {
     {"start", required_argument, NULL, OPT_START}, {"end", required_argument, NULL, OPT_END},
     {"every", required_argument, NULL, OPT_EVERY}, {"agg", required_argument, NULL, OPT_AGG},
     {"field", required_argument, NULL, OPT_FIELD},
+    {"gateway", required_argument, NULL, OPT_GATEWAY},
     {"help", no_argument, NULL, 'h'},              {"version", no_argument, NULL, OPT_VERSION},
     CLI_CONNECTION_LONG_OPTIONS,
     {NULL, 0, NULL, 0}};
@@ -142,6 +148,12 @@ static bool query_option(int opt, const char *arg, command_line *cl) {
         ok = *arg && *arg != '.' && arg[strlen(arg) - 1] != '.' && !strstr(arg, "..");
         if (!ok) cli_usage_error(PROG, "--field '%s': give a dotted path such as wind.speed", arg);
         break;
+    case OPT_GATEWAY:
+        cl->gateway = arg;
+        ok = *arg != '\0';
+        if (!ok)
+            cli_usage_error(PROG, "--gateway '': give a pattern of gateway names such as site-*");
+        break;
     case OPT_START:
     case OPT_END:
         ok = parse_ms(arg, opt == OPT_START ? &cl->start_ms : &cl->end_ms);
@@ -177,6 +189,7 @@ static int parse_options(int argc, char **argv, command_line *cl) {
         case OPT_EVERY:
         case OPT_AGG:
         case OPT_FIELD:
+        case OPT_GATEWAY:
             if (!query_option(opt, optarg, cl)) return CLI_EXIT_USAGE;
             break;
         default: return cli_bad_option(PROG, opt, argv);
@@ -242,6 +255,7 @@ static cJSON *build_params(const command_line *cl, const char **method) {
          add_number(p, "end", cl->has_end, cl->end_ms) &&
          add_number(p, "every", cl->has_every, cl->every_ms) &&
          (!cl->field || cJSON_AddStringToObject(p, "field", cl->field)) &&
+         (!cl->gateway || cJSON_AddStringToObject(p, "gateway", cl->gateway)) &&
          (!cl->n_aggs ||
           cJSON_AddItemToObject(p, "agg", cJSON_CreateStringArray(cl->aggs, (int)cl->n_aggs)));
     return ok ? p : (cJSON_Delete(p), NULL);
@@ -264,7 +278,9 @@ static int print_result(const command_line *cl, const rpc_reply *r) {
     } else {
         const cJSON *values = cJSON_GetObjectItemCaseSensitive(r->result, "values");
         if (cJSON_IsArray(values) && cJSON_GetArraySize(values) == 0) {
-            fprintf(stderr, PROG ": no stored values match '%s'%s\n", cl->arg ? cl->arg : "*",
+            fprintf(stderr, PROG ": no stored values match '%s'%s%s%s%s\n", cl->arg ? cl->arg : "*",
+                    cl->gateway ? " on gateways '" : "", cl->gateway ? cl->gateway : "",
+                    cl->gateway ? "'" : "",
                     cl->has_since || cl->has_start || cl->has_end ? " in that time range" : "");
             return CLI_EXIT_OK;
         }

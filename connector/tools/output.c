@@ -5,17 +5,19 @@
  * nothing but one row's cells is held at a time.  The last column is never
  * padded: it holds values of any length.
  */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "output.h"
 
-#define MAX_COLUMNS 9 /* record, time and the seven aggregates */
+#define MAX_COLUMNS 10 /* record, gateway, time and the seven aggregates */
 
 typedef struct table {
     const char *headers[MAX_COLUMNS];
     size_t ncols;
+    bool gateway; /* record.query from fleet history: GATEWAY after RECORD */
     /* Fill cells[0..ncols) for one array entry, each malloc'd (NULL = "-"). */
     void (*cells)(const struct table *t, const cJSON *entry, char **cells);
 } table;
@@ -46,30 +48,33 @@ static char *text_of(const cJSON *item) {
     return cJSON_IsString(item) ? strdup(item->valuestring) : compact(item);
 }
 
-/* RECORD and TIME of a record.query entry. */
-static void record_and_time(const cJSON *entry, char **cells) {
-    cells[0] = text_of(cJSON_GetObjectItemCaseSensitive(entry, "record"));
+/* RECORD, GATEWAY (in t's fleet table) and TIME of a record.query entry;
+ * the number of cells filled. */
+static size_t record_and_time(const table *t, const cJSON *entry, char **cells) {
+    size_t n = 0;
+    cells[n++] = text_of(cJSON_GetObjectItemCaseSensitive(entry, "record"));
+    if (t->gateway) cells[n++] = text_of(cJSON_GetObjectItemCaseSensitive(entry, "gateway"));
     const cJSON *at = cJSON_GetObjectItemCaseSensitive(entry, "stored_at");
-    cells[1] = NULL;
+    char **time = &cells[n++];
+    *time = NULL;
     /* docs/protocol.md: times are int64 ms; anything else is shown as the server sent it */
     if (cJSON_IsNumber(at) && at->valuedouble > -9.2e18 && at->valuedouble < 9.2e18 &&
-        (cells[1] = malloc(40)))
-        output_local_time((int64_t)at->valuedouble, cells[1], 40);
+        (*time = malloc(40)))
+        output_local_time((int64_t)at->valuedouble, *time, 40);
     else if (at)
-        cells[1] = compact(at);
+        *time = compact(at);
+    return n;
 }
 
 static void query_cells(const table *t, const cJSON *entry, char **cells) {
-    (void)t;
-    record_and_time(entry, cells);
-    cells[2] = compact(cJSON_GetObjectItemCaseSensitive(entry, "value"));
+    size_t n = record_and_time(t, entry, cells);
+    cells[n] = compact(cJSON_GetObjectItemCaseSensitive(entry, "value"));
 }
 
 /* An aggregate row: one column per member of the value, by its header. */
 static void bucket_cells(const table *t, const cJSON *entry, char **cells) {
-    record_and_time(entry, cells);
     const cJSON *value = cJSON_GetObjectItemCaseSensitive(entry, "value");
-    for (size_t i = 2; i < t->ncols; i++)
+    for (size_t i = record_and_time(t, entry, cells); i < t->ncols; i++)
         cells[i] = compact(cJSON_GetObjectItemCaseSensitive(value, t->headers[i]));
 }
 
@@ -111,10 +116,30 @@ static void print_table(const table *t, const cJSON *array, FILE *out) {
     }
 }
 
+/* Fleet history names each entry's gateway; a node's own history does not. */
+static bool names_gateways(const cJSON *values) {
+    const cJSON *entry;
+    cJSON_ArrayForEach(entry, values) {
+        if (cJSON_GetObjectItemCaseSensitive(entry, "gateway")) return true;
+    }
+    return false;
+}
+
+/* RECORD, GATEWAY if any entry names one, TIME: the columns every
+ * record.query table starts with. */
+static void query_columns(table *t, const cJSON *values) {
+    t->headers[t->ncols++] = "RECORD";
+    t->gateway = names_gateways(values);
+    if (t->gateway) t->headers[t->ncols++] = "GATEWAY";
+    t->headers[t->ncols++] = "TIME";
+}
+
 int output_query(const cJSON *result, FILE *out) {
     const cJSON *values = cJSON_GetObjectItemCaseSensitive(result, "values");
     if (!cJSON_IsArray(values)) return -1;
-    static const table t = {{"RECORD", "TIME", "VALUE"}, 3, query_cells};
+    table t = {.cells = query_cells};
+    query_columns(&t, values);
+    t.headers[t.ncols++] = "VALUE";
     print_table(&t, values, out);
     return 0;
 }
@@ -122,19 +147,21 @@ int output_query(const cJSON *result, FILE *out) {
 int output_buckets(const cJSON *result, FILE *out) {
     const cJSON *values = cJSON_GetObjectItemCaseSensitive(result, "values");
     if (!cJSON_IsArray(values)) return -1;
-    table t = {{"RECORD", "TIME"}, 2, bucket_cells};
+    table t = {.cells = bucket_cells};
+    query_columns(&t, values);
+    size_t fixed = t.ncols;
     /* The columns are the aggregates the server answered, in its order. */
     const cJSON *first = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(values, 0), "value");
     const cJSON *agg;
     cJSON_ArrayForEach(agg, first) if (t.ncols < MAX_COLUMNS) t.headers[t.ncols++] = agg->string;
-    if (t.ncols == 2) t.headers[t.ncols++] = "VALUE";
+    if (t.ncols == fixed) t.headers[t.ncols++] = "VALUE";
     print_table(&t, values, out);
     return 0;
 }
 
 int output_list(const cJSON *result, FILE *out) {
     if (!cJSON_IsArray(result)) return -1;
-    static const table t = {{"RECORD", "BUFFER", "PERSIST", "TOPIC_FILTER"}, 4, list_cells};
+    static const table t = {{"RECORD", "BUFFER", "PERSIST", "TOPIC_FILTER"}, 4, false, list_cells};
     print_table(&t, result, out);
     return 0;
 }

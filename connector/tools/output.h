@@ -16,13 +16,15 @@
 /* "2025-03-01T14:05:09.042+01:00" in the local time zone. */
 void output_local_time(int64_t unix_ms, char *out, size_t cap);
 
-/* record.query's {"count", "values": [...]}: RECORD, TIME, VALUE.  -1 if
- * the result does not have that shape (nothing printed). */
+/* record.query's {"count", "values": [...]}: RECORD, TIME, VALUE, and
+ * GATEWAY after RECORD when entries name their gateway (fleet history).
+ * -1 if the result does not have that shape (nothing printed). */
 int output_query(const cJSON *result, FILE *out);
 
 /* record.query's aggregates, {"count", "skipped", "values": [...]}: RECORD,
- * TIME (the bucket's start), then a column per aggregate named as the
- * server names it (avg, min, ...).  -1 if the result has no values array. */
+ * GATEWAY as above, TIME (the bucket's start), then a column per aggregate
+ * named as the server names it (avg, min, ...).  -1 if the result has no
+ * values array. */
 int output_buckets(const cJSON *result, FILE *out);
 
 /* record.list's array: RECORD, BUFFER, PERSIST, TOPIC_FILTER.  -1 if the

@@ -4,7 +4,10 @@
  * gives SQLite's readers).  One query at a time on it; a query on a broken
  * connection reconnects once before it fails.  A query runs in one
  * REPEATABLE READ read-only transaction, so "latest N of every record" is
- * consistent across records.
+ * consistent across records.  Its COMMIT is sent without waiting for the
+ * answer, which the next query reads first (ensure_reader): ending a
+ * read-only transaction cannot lose anything, so the caller need not wait
+ * a round trip for it.
  *
  * The same semantics as the SQLite backend, by the same steps:
  *   1. record names in the pattern's literal prefix, one index seek each
@@ -22,9 +25,12 @@
  *
  * Latest-1 without a range (a dashboard's "every record now") reads
  * record_latest instead of steps 1-2 (pg_internal.h says what keeps it
- * exact): one statement for every record and gateway.  A record visible
- * only by topic takes the steps above: its newest row may be hidden while
- * an older one is visible.
+ * exact): one statement for every record and gateway, sent with BEGIN in
+ * one round trip (pg_latest_sql says why its values are literals).  Each
+ * of its rows is the one newest row of its record and gateway, so it goes
+ * to the caller as it is: no counting, no copy.  A record visible only by
+ * topic takes the steps above, in the same transaction: its newest row may
+ * be hidden while an older one is visible.
  *
  * Aggregates (pg_aggregate.c) take step 1 from here (pg_reader_each_name)
  * and run on this connection (pg_reader_run), a statement of their own
@@ -37,6 +43,8 @@
 
 #include "pg_internal.h"
 
+#define READ_BEGIN_SQL "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
 /* Prepared once per connection (planning ROWS_SQL costs more than running
  * it for one record). */
 static int prepare(PGconn *c, const char *name, const char *sql, int nparams, char *why,
@@ -48,8 +56,18 @@ static int prepare(PGconn *c, const char *name, const char *sql, int nparams, ch
     return rc;
 }
 
+/* Drain what is left of a streamed result (after the caller stopped), or
+ * the answer to the previous query's COMMIT. */
+static void drain(PGconn *c) {
+    PGresult *r;
+    while ((r = PQgetResult(c)) != NULL) PQclear(r);
+}
+
 static int ensure_reader(pg_backend *b, char *err, size_t errlen) {
-    if (b->rconn && !pg_connection_lost(b->rconn)) return AIMDB_OK;
+    if (b->rconn && !pg_connection_lost(b->rconn)) {
+        drain(b->rconn); /* the previous query's COMMIT */
+        if (!pg_connection_lost(b->rconn)) return AIMDB_OK;
+    }
     PQfinish(b->rconn);
     char why[512];
     b->rconn = pg_connect(b->uri, why, sizeof(why));
@@ -61,8 +79,6 @@ static int ensure_reader(pg_backend *b, char *err, size_t errlen) {
         rc = pg_exec_sql(b->rconn, "SET plan_cache_mode = force_generic_plan", why, sizeof(why));
     if (rc == AIMDB_OK) rc = prepare(b->rconn, "names", PG_NAMES_SQL, 1, why, sizeof(why));
     if (rc == AIMDB_OK) rc = prepare(b->rconn, "rows", PG_ROWS_SQL, 5, why, sizeof(why));
-    if (rc == AIMDB_OK)
-        rc = prepare(b->rconn, "latest", PG_LATEST_ROWS_SQL, 3, why, sizeof(why));
     if (rc != AIMDB_OK) {
         PQfinish(b->rconn);
         b->rconn = NULL;
@@ -99,12 +115,6 @@ typedef struct query_run {
     size_t errlen;
     bool emitted; /* a row reached fn: the query can no longer be rerun */
 } query_run;
-
-/* Drain what is left of a streamed result (after the caller stopped). */
-static void drain(PGconn *c) {
-    PGresult *r;
-    while ((r = PQgetResult(c)) != NULL) PQclear(r);
-}
 
 /* Where a record's rows are: which gateway is being counted, how many
  * of its rows may still be returned. */
@@ -196,34 +206,83 @@ int pg_reader_each_name(pg_backend *b, const char *pattern, size_t prefix_len,
     return rc;
 }
 
-/* Latest-1 of the records matching pattern, from record_latest.  The
- * result comes whole (one row per record and gateway: the size of the
- * answer), so a record visible only by topic can run its own query in
- * between, in the same record order. */
+/* A prefix's lower bound is written out: PostgreSQL before 15 derives no
+ * index range from starts_with. */
+char *pg_latest_sql(PGconn *c, const char *prefix, bool exact, const char *like) {
+    bool every_name = !exact && !*prefix;
+    char *name = every_name ? NULL : PQescapeLiteral(c, prefix, strlen(prefix));
+    char *gateways = like ? PQescapeLiteral(c, like, strlen(like)) : NULL;
+    char *sql = NULL;
+    if ((name || every_name) && (gateways || !like)) {
+        const char *n = name ? name : "";
+        size_t cap = 2 * strlen(n) + (gateways ? strlen(gateways) : 0) + 256;
+        if ((sql = malloc(cap))) {
+            size_t len = (size_t)snprintf(sql, cap, "SELECT gateway, value_json::text, stored_at, "
+                                                    "topic, record_name FROM record_latest WHERE ");
+            if (every_name)
+                len += (size_t)snprintf(sql + len, cap - len, "true");
+            else if (exact)
+                len += (size_t)snprintf(sql + len, cap - len, "record_name = %s", n);
+            else
+                len += (size_t)snprintf(sql + len, cap - len,
+                                        "record_name >= %s AND starts_with(record_name, %s)", n, n);
+            snprintf(sql + len, cap - len, " AND %s%s ORDER BY record_name, gateway",
+                     gateways ? "gateway LIKE " : "true", gateways ? gateways : "");
+        }
+    }
+    PQfreemem(name);
+    PQfreemem(gateways);
+    return sql;
+}
+
+/* Row i of a record_latest result to the caller: the newest row of its
+ * record and gateway, so visible (the record is SEE_ALL) and within the
+ * limit of 1 by itself. */
+static int offer_latest(query_run *run, PGresult *r, int i, const char *name) {
+    aimdb_history_row row = {.record = name, .value_json = PQgetvalue(r, i, 1),
+                             .value_len = (size_t)PQgetlength(r, i, 1),
+                             .stored_at = strtoll(PQgetvalue(r, i, 2), NULL, 10),
+                             .source = PQgetisnull(r, i, 3) ? NULL : PQgetvalue(r, i, 3),
+                             .gateway = PQgetvalue(r, i, 0)};
+    run->emitted = true;
+    return run->fn(&row, run->ctx);
+}
+
+/* Latest-1 of the records matching pattern, from record_latest, with the
+ * transaction's BEGIN in the same round trip.  The result comes whole (one
+ * row per record and gateway: the size of the answer), so a record visible
+ * only by topic can run its own query in between, in the same record
+ * order. */
 static int run_latest(query_run *run, const char *pattern, size_t prefix_len) {
+    PGconn *c = run->b->rconn;
     char *prefix = strndup(pattern, prefix_len);
-    if (!prefix) return AIMDB_ENOMEM;
-    const char *params[3] = {prefix, pattern[prefix_len] == '\0' ? "t" : "f", run->like};
-    PGresult *r = PQexecPrepared(run->b->rconn, "latest", 3, params, NULL, NULL, 0);
+    const char *like = strcmp(run->like, "%") == 0 ? NULL : run->like; /* every gateway */
+    char *sql = prefix ? pg_latest_sql(c, prefix, pattern[prefix_len] == '\0', like) : NULL;
+    size_t cap = sql ? sizeof(READ_BEGIN_SQL ";") + strlen(sql) : 0;
+    char *batch = cap ? malloc(cap) : NULL;
+    if (batch) snprintf(batch, cap, READ_BEGIN_SQL ";%s", sql);
     free(prefix);
+    free(sql);
+    if (!batch) return AIMDB_ENOMEM;
+    PGresult *r = PQexec(c, batch);
+    free(batch);
     int rc = AIMDB_OK;
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        pg_why(run->b->rconn, r, run->err, run->errlen);
+        pg_why(c, r, run->err, run->errlen);
         rc = AIMDB_EIO;
     }
-    record_rows rr = {0};
+    const char *name = NULL;
+    aimdb_visibility seen = AIMDB_SEE_NONE;
     for (int i = 0; rc == AIMDB_OK && i < PQntuples(r); i++) {
-        const char *name = PQgetvalue(r, i, 4);
-        if (!rr.name || strcmp(rr.name, name) != 0) {
-            free(rr.gateway);
-            rr = (record_rows){.name = name, .seen = AIMDB_SEE_NONE};
-            if (!aimdb_pattern_match(pattern, name)) continue;
-            rr.seen = aimdb_access_record(run->q->access, name);
-            if (rr.seen == AIMDB_SEE_BY_SOURCE) rc = run_record(run, name);
+        const char *row_name = PQgetvalue(r, i, 4);
+        if (!name || strcmp(name, row_name) != 0) {
+            name = row_name;
+            seen = aimdb_pattern_match(pattern, name) ? aimdb_access_record(run->q->access, name)
+                                                      : AIMDB_SEE_NONE;
+            if (seen == AIMDB_SEE_BY_SOURCE) rc = run_record(run, name);
         }
-        if (rc == AIMDB_OK && rr.seen == AIMDB_SEE_ALL) rc = offer_row(run, &rr, r, i);
+        if (rc == AIMDB_OK && seen == AIMDB_SEE_ALL) rc = offer_latest(run, r, i, name);
     }
-    free(rr.gateway);
     PQclear(r);
     return rc;
 }
@@ -231,19 +290,24 @@ static int run_latest(query_run *run, const char *pattern, size_t prefix_len) {
 static int run_query(query_run *run) {
     const char *pattern = run->q->pattern ? run->q->pattern : "*";
     size_t prefix_len = aimdb_pattern_prefix_len(pattern);
-    char why[512];
-    int rc = pg_exec_sql(run->b->rconn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", why,
-                     sizeof(why));
-    if (rc != AIMDB_OK) {
-        aimdb_errorf(run->err, run->errlen, "%s", why);
-        return rc;
-    }
     const aimdb_query_params *q = run->q;
-    if (q->limit == 1 && !q->has_start && !q->has_end) rc = run_latest(run, pattern, prefix_len);
-    else if (pattern[prefix_len] == '\0') rc = run_record(run, pattern); /* one record */
-    else rc = run_matching(run, pattern, prefix_len);
-    /* Read only: ending it cannot lose anything. */
-    PQclear(PQexec(run->b->rconn, "COMMIT"));
+    PGconn *c = run->b->rconn;
+    int rc;
+    if (q->limit == 1 && !q->has_start && !q->has_end) {
+        rc = run_latest(run, pattern, prefix_len); /* BEGIN included */
+    } else {
+        char why[512];
+        rc = pg_exec_sql(c, READ_BEGIN_SQL, why, sizeof(why));
+        if (rc != AIMDB_OK) {
+            aimdb_errorf(run->err, run->errlen, "%s", why);
+            return rc;
+        }
+        if (pattern[prefix_len] == '\0') rc = run_record(run, pattern); /* one record */
+        else rc = run_matching(run, pattern, prefix_len);
+    }
+    /* Answered by ensure_reader's drain before the next query.  Failing to
+     * send it means a broken connection, which the next query finds. */
+    (void)PQsendQuery(c, "COMMIT");
     return rc;
 }
 

@@ -94,7 +94,7 @@ typedef struct retry_state {
 static void batch_failed(pg_backend *b, retry_state *r, uint32_t n, bool data_error,
                          const char *why) {
     int64_t now = aimdb_monotonic_ms();
-    atomic_fetch_add_explicit(&b->counts.write_errors, 1, memory_order_relaxed);
+    sq_writer_counts_failed(&b->counts);
     sq_queue_commit_failed(&b->queue);
     if (data_error && n == 1) {
         /* This row alone is refused: it can never be written. */
@@ -236,7 +236,7 @@ static void *writer_main(void *arg) {
     for (;;) {
         uint32_t n = 0;
         sq_cleanup *c = NULL;
-        sq_work w = sq_queue_next_work(&b->queue, retry.retry_at, retry.max_rows, 0, false, &n,
+        sq_work w = sq_queue_next_work(&b->queue, retry.retry_at, retry.max_rows, 0, 0, &n,
                                        &c);
         if (w == SQ_WORK_EXIT) break;
         if (w == SQ_WORK_CLEANUP) {

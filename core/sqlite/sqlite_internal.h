@@ -213,8 +213,10 @@ typedef struct sq_backend {
         *rollup_hour_rows;
     aimdb_thread *writer;
     /* Rollups (sqlite_rollup.c): rows with id <= rolled_up_to are in the
-     * lines, no other; behind: some rows after it wait for a catch-up. */
-    int64_t rolled_up_to, rollup_pending;
+     * lines, no other; those up to rollup_mapped_to are added up in
+     * rollup_map, to be stored by rollup_store_at (monotonic ms, 0 = none);
+     * behind: some rows after them wait for a catch-up. */
+    int64_t rolled_up_to, rollup_mapped_to, rollup_pending, rollup_store_at;
     bool rollup_known;       /* rolled_up_to was read from this file */
     bool rollup_behind;
     int64_t rollup_retry_at; /* monotonic ms: a failed catch-up waits until then */
@@ -275,15 +277,18 @@ int sq_readers_each(sq_backend *b, const aimdb_query_params *q, sq_name_fn each,
 
 /* Rollups (sqlite_rollup.c), writer thread only except sq_rollup_aggregate.
  * open: after the schema, read where the lines stand.  batch: inside a row
- * batch's transaction, after its n inserts; batch_done once it committed or
- * not.  catch_up: one chunk of rows the lines miss, in its own
- * transaction.  trim: after retention deleted a record's rows before
- * cutoff. */
+ * batch's transaction, after its n inserts (adds them up, stores the lines
+ * when due); batch_done once it committed or not.  due: when the writer has
+ * rollup work of its own (monotonic ms, 0 = none), which work does: one
+ * chunk of rows the lines miss, or the lines waiting in memory, each in its
+ * own transaction.  store: those lines now (before the connection closes).
+ * trim: after retention deleted a record's rows before cutoff. */
 int sq_rollup_open(sq_backend *b);
 int sq_rollup_batch(sq_backend *b, uint32_t n);
 void sq_rollup_batch_done(sq_backend *b, bool committed);
-bool sq_rollup_behind(const sq_backend *b);
-void sq_rollup_catch_up(sq_backend *b);
+int64_t sq_rollup_due(const sq_backend *b);
+void sq_rollup_work(sq_backend *b);
+void sq_rollup_store(sq_backend *b);
 void sq_rollup_trim(sq_backend *b, const char *record, int64_t cutoff);
 void sq_rollup_map_free(sq_rollup_map *m);
 /* aimdb_backend_ops.aggregate, on the calling thread. */

@@ -196,7 +196,7 @@ static void wait_until_locked(sq_queue *q, int64_t deadline_ms) {
 }
 
 sq_work sq_queue_next_work(sq_queue *q, int64_t retry_at_ms, uint32_t max_rows,
-                           int64_t check_at_ms, bool background, uint32_t *n,
+                           int64_t check_at_ms, int64_t background_at_ms, uint32_t *n,
                            sq_cleanup **cleanup) {
     pthread_mutex_lock(&q->lock);
     for (;;) {
@@ -211,6 +211,7 @@ sq_work sq_queue_next_work(sq_queue *q, int64_t retry_at_ms, uint32_t max_rows,
         bool held = retry_at_ms != 0 && now < retry_at_ms;
         bool due = rows_due_locked(q, now);
         bool idle = (!due || held) && !q->cleanups;
+        bool background = background_at_ms != 0 && now >= background_at_ms;
         if (background && !q->closing && (idle || !q->background_went_last)) {
             q->background_went_last = true;
             pthread_mutex_unlock(&q->lock);
@@ -241,6 +242,7 @@ sq_work sq_queue_next_work(sq_queue *q, int64_t retry_at_ms, uint32_t max_rows,
         if (held) deadline = retry_at_ms;
         else if (q->count > 0) deadline = slot_at(q, 0)->arrived_ms + q->flush_ms;
         if (check_at_ms != 0 && check_at_ms < deadline) deadline = check_at_ms;
+        if (background_at_ms != 0 && background_at_ms < deadline) deadline = background_at_ms;
         wait_until_locked(q, deadline);
     }
 }
@@ -328,6 +330,10 @@ void sq_writer_counts_committed(sq_writer_counts *c, uint32_t n, int64_t commit_
     atomic_fetch_add_explicit(&c->batches, 1, memory_order_relaxed);
     atomic_store_explicit(&c->last_batch_rows, n, memory_order_relaxed);
     atomic_store_explicit(&c->last_commit_us, commit_us, memory_order_relaxed);
+}
+
+void sq_writer_counts_failed(sq_writer_counts *c) {
+    atomic_fetch_add_explicit(&c->write_errors, 1, memory_order_relaxed);
 }
 
 void sq_writer_counts_read(sq_writer_counts *c, sq_queue *q, aimdb_backend_stats *out) {

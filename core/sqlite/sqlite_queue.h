@@ -118,11 +118,11 @@ uint32_t sq_queue_depth(sq_queue *q);
  * *n = how many to commit: every waiting row up to max_batch (a retried
  * batch included), so under load transactions grow to half the queue; a
  * non-zero max_rows caps that further (retries after a failure).
- * background: the writer has work of its own (SQ_WORK_BACKGROUND), taken
- * when nothing else is waiting and otherwise every other turn with rows,
- * so neither starves. */
+ * background_at_ms: from then on (monotonic; 0 = never) the writer has
+ * work of its own (SQ_WORK_BACKGROUND), taken when nothing else is waiting
+ * and otherwise every other turn with rows, so neither starves. */
 sq_work sq_queue_next_work(sq_queue *q, int64_t retry_at_ms, uint32_t max_rows,
-                           int64_t check_at_ms, bool background, uint32_t *n,
+                           int64_t check_at_ms, int64_t background_at_ms, uint32_t *n,
                            sq_cleanup **cleanup);
 /* Any thread: have the writer return SQ_WORK_CHECK soon. */
 void sq_queue_poke(sq_queue *q);
@@ -151,6 +151,8 @@ typedef struct sq_writer_counts {
 
 /* Writer: a batch of n rows committed in commit_us. */
 void sq_writer_counts_committed(sq_writer_counts *c, uint32_t n, int64_t commit_us);
+/* Writer: a transaction failed (rows or rollup lines; retried). */
+void sq_writer_counts_failed(sq_writer_counts *c);
 /* The counts and q's depth and capacity into *out; other fields untouched. */
 void sq_writer_counts_read(sq_writer_counts *c, sq_queue *q, aimdb_backend_stats *out);
 

@@ -14,10 +14,16 @@
  * sum of lines.  A month is 720 lines per field, a year 8,760.
  *
  * Which rows the lines hold is one number, rolled_up_to (W): every row with
- * id <= W and no other, updated in the same transaction as the lines.  The
- * writer rolls up each batch in the transaction that inserts it when it is
- * caught up (ids W+1..), else catches up later in chunks between batches
- * (rows another tool inserted, a database from before rollups existed).
+ * id <= W and no other, updated in the same transaction as the lines.  When it is
+ * caught up (ids W+1..) the writer adds each batch's rows up in memory as
+ * it inserts them and stores the lines, with W, in the transaction of the
+ * first batch ROLLUP_STORE_MS after the oldest row they hold (or on their
+ * own when no batch comes): one upsert per line a second rather than per
+ * line a batch, which at a 100 ms flush over 1,000 records was a quarter
+ * of the writer's CPU.  Rows the lines miss (another tool inserted them, a
+ * database from before rollups existed, a batch whose commit failed after
+ * its rows were added up) are caught up from the table in chunks between
+ * batches.
  * A query therefore reads, inside one snapshot:
  *   - lines for the whole hours inside [start, end] (rows id <= W);
  *   - the rows of the partial hours at either end, via the index;
@@ -47,6 +53,10 @@
 #define ROLLUP_MAX_FIELDS 32        /* numbers rolled up per value */
 #define CATCH_UP_ROWS 20000         /* rows per catch-up transaction */
 #define TAIL_SCAN_MAX 200000        /* beyond this lag, queries do not look for its oldest row */
+/* How long rows wait in memory for their lines to be stored: at most this
+ * much of the newest history is read from rows by aggregates. */
+#define ROLLUP_STORE_MS 1000
+#define ROLLUP_STORE_LINES 16384    /* ... or until the map holds this many lines */
 
 /* ------------------------------------------------------------ the map */
 
@@ -261,7 +271,7 @@ static int know_where(sq_backend *b) {
     if (rc == SQLITE_ROW || rc == SQLITE_DONE)
         rc = single_int(b->wdb, "SELECT max(id) FROM record_history", &max_id);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return rc;
-    b->rolled_up_to = w;
+    b->rolled_up_to = b->rollup_mapped_to = w;
     b->rollup_behind = max_id > w;
     b->rollup_known = true;
     return SQLITE_OK;
@@ -275,19 +285,44 @@ int sq_rollup_open(sq_backend *b) {
     if (!b->rollup_map) b->rollup_map = calloc(1, sizeof(*b->rollup_map));
     if (!b->rollup_map) return SQLITE_NOMEM;
     map_clear(b->rollup_map);
+    b->rollup_store_at = 0;
+    b->rollup_mapped_to = b->rolled_up_to;
     b->rollup_known = false;
     b->rollup_behind = true; /* until know_where says */
     b->rollup_retry_at = 0;
     return SQLITE_OK;
 }
 
+/* The lines of every row up to rollup_mapped_to, stored with that W in
+ * the transaction open on the write connection; the commit makes it
+ * rolled_up_to (sq_rollup_batch_done). */
+static int store_lines(sq_backend *b) {
+    b->rollup_store_at = 0;
+    if (b->rollup_mapped_to == b->rolled_up_to) return SQLITE_OK;
+    int rc = map_store(b, b->rollup_map);
+    if (rc == SQLITE_OK) rc = set_rolled_up_to(b, b->rollup_mapped_to);
+    if (rc == SQLITE_OK) b->rollup_pending = b->rollup_mapped_to;
+    return rc;
+}
+
+/* Rows were added up that no committed line holds (their transaction
+ * failed): the lines start over from W, read back from the table. */
+static void forget_lines(sq_backend *b) {
+    map_clear(b->rollup_map);
+    b->rollup_store_at = 0;
+    b->rollup_mapped_to = b->rolled_up_to;
+    b->rollup_behind = true;
+}
+
 int sq_rollup_batch(sq_backend *b, uint32_t n) {
     int64_t last = sqlite3_last_insert_rowid(b->wdb), first = last - n + 1;
     b->rollup_pending = 0;
-    if (!b->rollup_known) return SQLITE_OK; /* the catch-up finds out, then takes these */
-    if (b->rollup_behind || first != b->rolled_up_to + 1) {
-        b->rollup_behind = true; /* rows someone else inserted come first */
-        return SQLITE_OK;
+    if (!b->rollup_known || b->rollup_behind) return SQLITE_OK; /* the catch-up takes these */
+    if (first != b->rollup_mapped_to + 1) {
+        /* Rows someone else inserted come first: the lines so far are
+         * stored, the rest is caught up. */
+        b->rollup_behind = true;
+        return store_lines(b);
     }
     int rc = SQLITE_OK;
     for (uint32_t i = 0; i < n && rc == SQLITE_OK; i++) {
@@ -296,25 +331,51 @@ int sq_rollup_batch(sq_backend *b, uint32_t n) {
         rc = rollup_row(b->rollup_map, s->bytes, json, s->json_len, s->ts_ms,
                         s->has_source ? json + s->json_len + 1 : NULL, first + i);
     }
-    if (rc == SQLITE_OK) rc = map_store(b, b->rollup_map);
-    if (rc == SQLITE_OK) rc = set_rolled_up_to(b, last);
-    if (rc == SQLITE_OK) b->rollup_pending = last;
-    map_clear(b->rollup_map);
+    if (rc != SQLITE_OK) return rc;
+    b->rollup_mapped_to = last;
+    int64_t now = aimdb_monotonic_ms();
+    if (!b->rollup_store_at) b->rollup_store_at = now + ROLLUP_STORE_MS;
+    if (now >= b->rollup_store_at || b->rollup_map->n >= ROLLUP_STORE_LINES ||
+        sq_queue_closing(&b->queue))
+        rc = store_lines(b);
     return rc;
 }
 
 void sq_rollup_batch_done(sq_backend *b, bool committed) {
     if (committed && b->rollup_pending) b->rolled_up_to = b->rollup_pending;
+    if (!committed && b->rollup_mapped_to != b->rolled_up_to) forget_lines(b);
     b->rollup_pending = 0;
 }
 
-bool sq_rollup_behind(const sq_backend *b) {
-    return b->wdb && b->rollup_behind && aimdb_monotonic_ms() >= b->rollup_retry_at;
+void sq_rollup_store(sq_backend *b) {
+    if (!b->wdb || b->rollup_mapped_to == b->rolled_up_to) return;
+    int rc = sqlite3_step(b->begin);
+    sqlite3_reset(b->begin);
+    rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    if (rc == SQLITE_OK) rc = store_lines(b);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(b->commit)) == SQLITE_DONE) rc = SQLITE_OK;
+    sqlite3_reset(b->commit);
+    if (rc != SQLITE_OK) {
+        /* The sums start over from the table (sq_rollup_batch_done); the
+         * catch-up logs if writing lines keeps failing. */
+        sq_writer_counts_failed(&b->counts);
+        if (!sqlite3_get_autocommit(b->wdb)) {
+            sqlite3_step(b->rollback);
+            sqlite3_reset(b->rollback);
+        }
+    }
+    sq_rollup_batch_done(b, rc == SQLITE_OK);
+}
+
+int64_t sq_rollup_due(const sq_backend *b) {
+    if (!b->wdb) return 0;
+    if (b->rollup_behind) return b->rollup_retry_at > 1 ? b->rollup_retry_at : 1;
+    return b->rollup_store_at;
 }
 
 #define CATCH_UP_RETRY_MS 1000
 
-void sq_rollup_catch_up(sq_backend *b) {
+static void catch_up(sq_backend *b) {
     sqlite3_stmt *st = b->rollup_rows_after;
     size_t rows = 0;
     int rc = sqlite3_step(b->begin);
@@ -348,6 +409,7 @@ void sq_rollup_catch_up(sq_backend *b) {
     if (rc != SQLITE_OK) {
         /* A damaged file is left to the next commit to find (and move
          * aside): rolling up is never what decides about the history. */
+        sq_writer_counts_failed(&b->counts);
         uint64_t held;
         if (aimdb_log_limit_pass(&b->rollup_log, aimdb_monotonic_ms(), 10000, &held))
             aimdb_log(b->rt, AIMDB_LOG_ERROR,
@@ -361,12 +423,18 @@ void sq_rollup_catch_up(sq_backend *b) {
         b->rollup_retry_at = aimdb_monotonic_ms() + CATCH_UP_RETRY_MS;
         return;
     }
-    b->rolled_up_to = w;
+    b->rolled_up_to = b->rollup_mapped_to = w;
     if (rows < CATCH_UP_ROWS) b->rollup_behind = false;
 }
 
+void sq_rollup_work(sq_backend *b) {
+    if (b->rollup_behind) catch_up(b);
+    else sq_rollup_store(b);
+}
+
 /* Lines of record before cutoff go; the hour holding cutoff is rebuilt
- * from the rows still there.  One transaction. */
+ * from the rows still there.  One transaction, which stores the lines
+ * waiting in memory first (the rebuild uses the map). */
 void sq_rollup_trim(sq_backend *b, const char *record, int64_t cutoff) {
     if (cutoff <= INT64_MIN + SQ_ROLLUP_MS) return;
     /* The last hour has no end to rebuild to: everything before it goes. */
@@ -374,6 +442,7 @@ void sq_rollup_trim(sq_backend *b, const char *record, int64_t cutoff) {
     int rc = sqlite3_step(b->begin);
     sqlite3_reset(b->begin);
     rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    if (rc == SQLITE_OK) rc = store_lines(b);
     sqlite3_stmt *del = b->rollup_delete_before;
     sqlite3_bind_text(del, 1, record, -1, SQLITE_STATIC);
     /* The hour the cutoff falls in goes too, and is rebuilt below. */
@@ -386,7 +455,7 @@ void sq_rollup_trim(sq_backend *b, const char *record, int64_t cutoff) {
         sqlite3_bind_int64(st, 2, hour);
         sqlite3_bind_int64(st, 3, hour + SQ_ROLLUP_MS - 1);
         sqlite3_bind_int64(st, 4, INT64_MIN);
-        sqlite3_bind_int64(st, 5, b->rolled_up_to); /* the lines' rows only */
+        sqlite3_bind_int64(st, 5, b->rollup_mapped_to); /* the lines' rows only */
         int step;
         while (rc == SQLITE_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
             const char *json = (const char *)sqlite3_column_text(st, 1);
@@ -403,13 +472,15 @@ void sq_rollup_trim(sq_backend *b, const char *record, int64_t cutoff) {
     if (rc == SQLITE_OK && (rc = sqlite3_step(b->commit)) == SQLITE_DONE) rc = SQLITE_OK;
     sqlite3_reset(b->commit);
     map_clear(b->rollup_map);
-    if (rc == SQLITE_OK) return;
-    aimdb_log(b->rt, AIMDB_LOG_ERROR, "history: trimming the rollups of %s in %s: %s", record,
-              b->opts.path, sqlite3_errmsg(b->wdb));
-    if (!sqlite3_get_autocommit(b->wdb)) {
-        sqlite3_step(b->rollback);
-        sqlite3_reset(b->rollback);
+    if (rc != SQLITE_OK) {
+        aimdb_log(b->rt, AIMDB_LOG_ERROR, "history: trimming the rollups of %s in %s: %s",
+                  record, b->opts.path, sqlite3_errmsg(b->wdb));
+        if (!sqlite3_get_autocommit(b->wdb)) {
+            sqlite3_step(b->rollback);
+            sqlite3_reset(b->rollback);
+        }
     }
+    sq_rollup_batch_done(b, rc == SQLITE_OK);
 }
 
 /* ------------------------------------------------------------ reader */

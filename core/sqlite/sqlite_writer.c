@@ -227,7 +227,7 @@ typedef struct retry_state {
 
 static void batch_failed(sq_backend *b, retry_state *r, uint32_t n, const char *why) {
     int64_t now = aimdb_monotonic_ms();
-    atomic_fetch_add_explicit(&b->counts.write_errors, 1, memory_order_relaxed);
+    sq_writer_counts_failed(&b->counts);
     sq_queue_commit_failed(&b->queue);
     r->failures++;
     r->max_rows = n > 1 ? n / 2 : 1;
@@ -354,6 +354,7 @@ static void cleanup_step(sq_backend *b, sq_cleanup *c) {
 /* --------------------------------------------------------------- thread */
 
 static void checkpoint_and_close(sq_backend *b) {
+    sq_rollup_store(b);
     if (!b->memory && b->wdb) {
         int log_frames = 0, done = 0;
         int rc = sqlite3_wal_checkpoint_v2(b->wdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log_frames,
@@ -373,10 +374,10 @@ static void *writer_main(void *arg) {
         uint32_t n = 0;
         sq_cleanup *c = NULL;
         sq_work w = sq_queue_next_work(&b->queue, retry.retry_at, retry.max_rows,
-                                       sq_health_due(b), sq_rollup_behind(b), &n, &c);
+                                       sq_health_due(b), sq_rollup_due(b), &n, &c);
         if (w == SQ_WORK_EXIT) break;
         if (w == SQ_WORK_BACKGROUND) {
-            sq_rollup_catch_up(b);
+            sq_rollup_work(b);
             continue;
         }
         if (w == SQ_WORK_CLEANUP) {

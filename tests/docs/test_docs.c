@@ -18,10 +18,8 @@
  *                       (tests/postgres/pg_server.h) started for a
  *                       document that has one, "localhost:5432" being its address in
  *                       files, commands and output; not
- *                       run where there is none, nor in the sanitizer
- *                       build, whose Mosquitto cannot run libpq (see
- *                       tests/postgres/CMakeLists.txt) -- the count of
- *                       such blocks left out is printed
+ *                       run where there is none -- the count of such
+ *                       blocks left out is printed
  *
  * Every other block is text for the reader.  A document that runs a
  * command before it starts a broker (the README, whose reader has `make
@@ -259,7 +257,7 @@ static char *substitute(const doc_run *d, const char *s) {
  * first block so that its files name it too. */
 static bool postgres_ready(doc_run *d) {
     if (d->pg.running) return true;
-    if (!AIMDB_DOCS_POSTGRES || !pg_server_available()) return false;
+    if (!pg_server_available()) return false;
     pg_server_start(&d->pg);
     return true;
 }

@@ -2,8 +2,8 @@
  * test_aggregate.c -- aggregates on the SQLite backend: the shared case
  * table (aggregate_cases.json) answered by its rollups and by the layer's
  * aggregation of its rows, on rows it stored itself, on rows another tool
- * wrote before and while it runs (the catch-up), and after retention cut
- * an hour in two.
+ * wrote before and while it runs (the catch-up), after a failed commit,
+ * and after retention cut an hour in two.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -52,10 +53,13 @@ static void test_cases_on_rows_it_stored(void **state) {
     aimdb_sqlite_options o = {.path = path};
     aimdb_backend b = fixture_open(&o);
     aggregate_cases_store(cases, b);
-    /* Rolled up in the batches' own transactions: nothing left behind. */
-    assert_true(caught_up(path));
-    assert_true(single(path, "SELECT count(*) FROM record_rollup") > 0);
     cases_db *d = cases_db_open(b);
+    /* Right away (the lines may still wait in the writer's memory), then
+     * once the writer stored them, which it does within a second, by
+     * itself: no row is left for a catch-up. */
+    check_both(d, "stored, lines in memory");
+    assert_true(fixture_wait(caught_up, path, 10000));
+    assert_true(single(path, "SELECT count(*) FROM record_rollup") > 0);
     check_both(d, "stored");
     cases_db_close(d);
     free(path);
@@ -196,11 +200,124 @@ static int teardown(void **state) {
     return 0;
 }
 
+static bool a_write_failed(void *ctx) {
+    aimdb_backend *b = ctx;
+    aimdb_backend_stats st = {0};
+    b->ops->stats(b->self, &st);
+    return st.write_errors > 0;
+}
+
+/* A commit fails while lines of committed rows wait in memory: once the
+ * lock is gone every row is in the lines exactly once (after a failure
+ * they start over from the table, by the catch-up). */
+static void test_a_failed_commit_counts_each_row_once(void **state) {
+    (void)state;
+    char *dir = fixture_tmpdir(), *path = fixture_path(dir, "h.db");
+    aimdb_sqlite_options o = {.path = path, .flush_interval_ms = 5};
+    aimdb_backend b = fixture_open(&o);
+    sqlite3 *other;
+    assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+    sqlite3_busy_timeout(other, 10000); /* the writer may be storing lines just then */
+    char v[16];
+    for (int i = 0; i < 100; i++) {
+        if (i == 50) {
+            /* The first half committed, its lines most likely still in memory;
+             * then another connection sits on the write lock. */
+            assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+            assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                             SQLITE_OK);
+        }
+        snprintf(v, sizeof(v), "{\"x\":%d}", i);
+        assert_int_equal(b.ops->store(b.self, "f::x", v, strlen(v), 5 * HOUR + i, "t"),
+                         AIMDB_OK);
+    }
+    assert_true(fixture_wait(a_write_failed, &b, 10000));
+    assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+    assert_true(fixture_wait(caught_up, path, 10000));
+    assert_int_equal(single(path, "SELECT sum(rows) FROM record_rollup WHERE field = ''"), 100);
+    assert_int_equal(single(path, "SELECT sum(n) FROM record_rollup WHERE field = 'x'"), 100);
+    assert_int_equal(single(path, "SELECT sum(sum) FROM record_rollup WHERE field = 'x'"), 4950);
+    cases_db *d = cases_db_open(b);
+    aimdb_history_request req = {.pattern = "f::x", .every_ms = HOUR, .field = "x", .n_agg = 2,
+                                 .agg = {AIMDB_AGG_COUNT, AIMDB_AGG_SUM}};
+    assert_true(aggregate_layers_agree(d, &req));
+    cases_db_close(d);
+    free(path);
+    fixture_rmtree(dir);
+}
+
+static void exec_sql(const char *path, const char *sql) {
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* Storing the lines fails after rows were added up in memory (a trigger
+ * refuses them, where a full disk or an I/O error could fail that write):
+ * the sums start over from the table, so once lines can be written again
+ * every row is in them exactly once. */
+static void test_a_refused_line_write_counts_each_row_once(void **state) {
+    (void)state;
+    char *dir = fixture_tmpdir(), *path = fixture_path(dir, "h.db");
+    aimdb_sqlite_options o = {.path = path, .flush_interval_ms = 5};
+    aimdb_backend b = fixture_open(&o);
+    char v[32];
+    int64_t stored = 0, sum = 0;
+    for (; stored < 10; stored++) {
+        snprintf(v, sizeof(v), "{\"x\":%lld}", (long long)stored);
+        assert_int_equal(b.ops->store(b.self, "f::x", v, strlen(v), 5 * HOUR + stored, "t"),
+                         AIMDB_OK);
+        sum += stored;
+    }
+    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+    assert_true(fixture_wait(caught_up, path, 10000));
+    exec_sql(path, "CREATE TABLE refuse_lines(x);"
+                   "INSERT INTO refuse_lines VALUES (1);"
+                   "CREATE TRIGGER refuse_new_lines BEFORE INSERT ON record_rollup"
+                   " WHEN EXISTS (SELECT 1 FROM refuse_lines)"
+                   " BEGIN SELECT RAISE(ABORT, 'lines refused'); END;"
+                   "CREATE TRIGGER refuse_line_updates BEFORE UPDATE ON record_rollup"
+                   " WHEN EXISTS (SELECT 1 FROM refuse_lines)"
+                   " BEGIN SELECT RAISE(ABORT, 'lines refused'); END;");
+    /* Rows keep coming, a batch every few ms, until a write of their lines
+     * (due a second after the first) has been refused. */
+    aimdb_backend_stats st = {0};
+    while (st.write_errors == 0) {
+        assert_true(stored < 10 + 1000); /* ten seconds at most */
+        snprintf(v, sizeof(v), "{\"x\":%lld}", (long long)stored);
+        assert_int_equal(b.ops->store(b.self, "f::x", v, strlen(v), 5 * HOUR + stored, "t"),
+                         AIMDB_OK);
+        sum += stored++;
+        usleep(10000);
+        b.ops->stats(b.self, &st);
+    }
+    exec_sql(path, "DELETE FROM refuse_lines");
+    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+    assert_true(fixture_wait(caught_up, path, 10000));
+    assert_int_equal(single(path, "SELECT count(*) FROM record_history"), stored);
+    assert_int_equal(single(path, "SELECT sum(rows) FROM record_rollup WHERE field = ''"), stored);
+    assert_int_equal(single(path, "SELECT sum(n) FROM record_rollup WHERE field = 'x'"), stored);
+    assert_int_equal(single(path, "SELECT sum(sum) FROM record_rollup WHERE field = 'x'"), sum);
+    cases_db *d = cases_db_open(b);
+    aimdb_history_request req = {.pattern = "f::x", .every_ms = HOUR, .field = "x", .n_agg = 2,
+                                 .agg = {AIMDB_AGG_COUNT, AIMDB_AGG_SUM}};
+    assert_true(aggregate_layers_agree(d, &req));
+    cases_db_close(d);
+    free(path);
+    fixture_rmtree(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cases_on_rows_it_stored),
         cmocka_unit_test(test_cases_on_rows_another_tool_wrote),
         cmocka_unit_test(test_retention_cuts_the_rollups_with_the_rows),
+        cmocka_unit_test(test_a_failed_commit_counts_each_row_once),
+        cmocka_unit_test(test_a_refused_line_write_counts_each_row_once),
         cmocka_unit_test(test_typed_buckets),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -3,8 +3,10 @@
  * server (pg_server.h): schema created and checked, rows batched and
  * committed, the same query answers as the SQLite backend for the same
  * rows (ordering, limits, ranges, patterns with % and _ literal), gateway
- * patterns, retention in chunks, an outage of the server under load, and
- * the errors a bad URI, a refused login or a foreign table give.
+ * patterns, latest-1 from record_latest (its trigger function replaced
+ * when another version's), retention in chunks, an outage of the server
+ * under load, and the errors a bad URI, a refused login or a foreign table
+ * give.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -375,6 +377,50 @@ static void test_latest_exact(void **state) {
     g2.ops->close(g2.self);
 }
 
+/* A database whose trigger function is another version's (here one that
+ * keeps nothing): the next connect puts this version's in its place. */
+static void test_latest_function_replaced(void **state) {
+    (void)state;
+    aimdb_backend g = open_pg("gw1");
+    g.ops->close(g.self);
+    pg_exec(&server, "CREATE OR REPLACE FUNCTION aimdb_record_latest() RETURNS trigger "
+                     "LANGUAGE plpgsql AS $f$ BEGIN RETURN NULL; END $f$");
+    g = open_pg("gw1");
+    store(g, "t", "1", 100, NULL);
+    store(g, "t", "2", 200, NULL);
+    assert_int_equal(g.ops->flush(g.self), AIMDB_OK);
+    rows r;
+    latest_both_ways(g, "*", NULL, &r);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.text[0], "t|gw1|200|-|2");
+    g.ops->close(g.self);
+}
+
+/* Latest-1 writes names and gateway patterns into its statement as
+ * literals: quotes and backslashes in them are characters like any other. */
+static void test_latest_quoted_names(void **state) {
+    (void)state;
+    aimdb_backend g = open_pg("it's\\gw");
+    store(g, "o'k\\t", "1", 100, NULL);
+    store(g, "o'k\\u", "2", 100, NULL);
+    store(g, "o'kx", "3", 100, NULL);
+    assert_int_equal(g.ops->flush(g.self), AIMDB_OK);
+    rows r;
+    latest_both_ways(g, "o'k\\t", NULL, &r);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.text[0], "o'k\\t|it's\\gw|100|-|1");
+    latest_both_ways(g, "o'k\\*", NULL, &r);
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.text[1], "o'k\\u|it's\\gw|100|-|2");
+    aimdb_query_params q = {.pattern = "*", .limit = 1, .gateway = "it's\\*"};
+    query(g, &q, &r);
+    assert_int_equal(r.n, 3);
+    q.gateway = "it's";
+    query(g, &q, &r);
+    assert_int_equal(r.n, 0);
+    g.ops->close(g.self);
+}
+
 static void test_retention_in_chunks(void **state) {
     (void)state;
     aimdb_backend b = open_pg("central");
@@ -490,6 +536,8 @@ int main(void) {
         cmocka_unit_test_setup(test_access_by_topic, fresh_table),
         cmocka_unit_test_setup(test_gateway_patterns, fresh_table),
         cmocka_unit_test_setup(test_latest_exact, fresh_table),
+        cmocka_unit_test_setup(test_latest_quoted_names, fresh_table),
+        cmocka_unit_test_setup(test_latest_function_replaced, fresh_table),
         cmocka_unit_test_setup(test_retention_in_chunks, fresh_table),
         cmocka_unit_test_setup(test_value_jsonb_refuses_is_dropped_alone, fresh_table),
         cmocka_unit_test_setup(test_errors, fresh_table),

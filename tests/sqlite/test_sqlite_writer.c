@@ -299,9 +299,13 @@ static void test_locked_database_recovers(void **state) {
     aimdb_sqlite_options o = {.path = path, .flush_interval_ms = 5};
     aimdb_backend b = fixture_open(&o);
 
-    /* Another process (here: connection) takes the write lock and sits on it. */
+    /* Another process (here: connection) takes the write lock and sits on it.
+     * It waits for the lock as any other process would: the writer holds it
+     * for moments of its own (start-up catch-up, a flush), and under load
+     * one of them can be under way just now. */
     sqlite3 *other;
     assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+    sqlite3_busy_timeout(other, 10000);
     assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     for (int64_t i = 0; i < 100; i++) store_number(b, "locked", i, i);
     error_probe probe = {.b = b};

@@ -427,6 +427,8 @@ static void test_usage_errors(void **state) {
         {{"query", "--agg", "avg", NULL}, "--agg needs --every"},
         {{"query", "--field", "x", NULL}, "--field needs --every"},
         {{"list", "--every", "1h", NULL}, "--every applies to query only"},
+        {{"query", "--gateway", "", NULL}, "--gateway '': give a pattern of gateway names"},
+        {{"get", "x", "--gateway", "site-*", NULL}, "--gateway applies to query only"},
         {{"list", "--timeout", "0", NULL}, "--timeout '0'"},
         {{"list", "--topic", "a/#", NULL}, "--topic 'a/#'"},
         {{"list", "--bogus", NULL}, "unknown option '--bogus'"},

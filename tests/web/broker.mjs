@@ -1,4 +1,5 @@
-// broker.mjs -- a real Mosquitto with the AimDB plugin for the dashboard
+// broker.mjs -- a real Mosquitto with the AimDB plugin (or without it, for
+// aimdb-bridge: startBridge) for the dashboard
 // test: one MQTT TCP listener (seeding with mosquitto_pub, checks with
 // mosquitto_rr) and one websockets listener whose http_dir serves the built
 // page, both on free 127.0.0.1 ports.  The broker can be stopped and started
@@ -41,8 +42,9 @@ async function portAccepts(port) {
 }
 
 /*
- * opts: plugin (path of aimdb_mosquitto.so), httpDir (the built page),
+ * opts: plugin (path of aimdb_mosquitto.so; none: a plain broker), httpDir (the built page),
  * dir (where config, database and log go), records (aimdb.conf record lines),
+ * database (the `database` setting; default a SQLite file in dir),
  * env (extra environment for mosquitto, e.g. LD_PRELOAD for an ASan plugin),
  * login ({username, password}, optional: no anonymous clients, that one user
  * in the broker's password_file, and publish/request log in as it).
@@ -54,7 +56,8 @@ export async function createBroker(opts) {
   const mosquittoConf = join(opts.dir, 'mosquitto.conf');
   const logPath = join(opts.dir, 'mosquitto.log');
   const log = createWriteStream(logPath, { flags: 'a' });
-  await writeFile(aimdbConf, [`database ${join(opts.dir, 'history.db')}`, ...opts.records, ''].join('\n'));
+  const database = opts.database ?? join(opts.dir, 'history.db');
+  if (opts.plugin) await writeFile(aimdbConf, [`database ${database}`, ...opts.records, ''].join('\n'));
   const passwordFile = join(opts.dir, 'passwd');
   if (opts.login)
     await run('mosquitto_passwd', ['-b', '-c', passwordFile, opts.login.username, opts.login.password]);
@@ -67,8 +70,7 @@ export async function createBroker(opts) {
     'persistence false',
     'log_dest stdout',
     'log_type all',
-    `plugin ${opts.plugin}`,
-    `plugin_opt_config ${aimdbConf}`,
+    ...(opts.plugin ? [`plugin ${opts.plugin}`, `plugin_opt_config ${aimdbConf}`] : []),
     `listener ${tcpPort} 127.0.0.1`,
     `listener ${wsPort} 127.0.0.1`,
     'protocol websockets',
@@ -138,4 +140,41 @@ export async function createBroker(opts) {
     },
   };
   return broker;
+}
+
+/*
+ * aimdb-bridge (path `program`) on `broker` (one made without a plugin),
+ * with the aimdb.conf `lines` in dir/bridge.conf and its log in
+ * dir/bridge.log; resolves once its subscriptions are active.  The result's
+ * stop() sends SIGTERM and throws unless it exits 0 with no sanitizer
+ * report in its log.
+ */
+export async function startBridge(program, broker, dir, lines) {
+  const conf = join(dir, 'bridge.conf');
+  const logPath = join(dir, 'bridge.log');
+  await writeFile(conf, [`broker mqtt://127.0.0.1:${broker.tcpPort}`, ...lines, ''].join('\n'));
+  const log = createWriteStream(logPath, { flags: 'a' });
+  const child = spawn(program, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  const exited = once(child, 'exit');
+  for (const deadline = Date.now() + START_TIMEOUT_MS; ; await sleep(50)) {
+    if ((await readFile(logPath, 'utf8').catch(() => '')).includes('subscription(s) active')) break;
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      await exited;
+      throw new Error(`aimdb-bridge did not come up; see ${logPath}`);
+    }
+  }
+  return {
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+      const [code, signal] = await exited;
+      clearTimeout(timer);
+      const text = await readFile(logPath, 'utf8');
+      if (code !== 0 || /ERROR: (Address|Leak)Sanitizer|runtime error:/.test(text))
+        throw new Error(`aimdb-bridge stopped with ${signal ?? `exit ${code}`} or a sanitizer report; see ${logPath}`);
+    },
+  };
 }

@@ -10,12 +10,17 @@
 // anywhere but the broker that serves it.  Then 30 days of history written
 // straight into SQLite (the schema of docs/schema.md, as another tool would)
 // must chart as aggregates when 7 d and 30 d are picked, on axes spanning
-// the range.  Screenshots (desktop and phone) go to AIMDB_TEST_OUT.
+// the range.  A central node with history in a real PostgreSQL server
+// (postgres.mjs; skipped where none is installed) holding two gateways'
+// rows must offer both in a selector, chart one at a time, and follow new
+// rows and gateways; a node with its own history shows no selector.
+// Screenshots (desktop and phone) go to AIMDB_TEST_OUT.
 //
 // Run by CTest (tests/web/CMakeLists.txt) as `node --test` with:
 //   AIMDB_PLUGIN     path of aimdb_mosquitto.so (required)
 //   AIMDB_TEST_OUT   output folder (default: a fresh temp folder)
 //   AIMDB_CHROMIUM   browser binary (default /usr/bin/chromium)
+//   AIMDB_BRIDGE     path of aimdb-bridge (required)
 //   AIMDB_BROKER_PRELOAD  LD_PRELOAD for mosquitto (ASan builds of the plugin;
 //                         LeakSanitizer then also judges mosquitto: ../lsan-mosquitto.supp)
 import assert from 'node:assert/strict';
@@ -28,7 +33,8 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
-import { createBroker, freePort } from './broker.mjs';
+import { createBroker, freePort, startBridge } from './broker.mjs';
+import { startPostgres } from './postgres.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const webDir = resolve(here, '../../web');
@@ -55,7 +61,7 @@ const SEED = {
 };
 const CITIES = Object.keys(SEED).sort();
 
-let out, broker, browser;
+let out, broker, browser, postgres;
 let pageOpenAcrossRestart; /* opened by the first test, watched through the restart */
 const pageProblems = []; /* console errors, page errors, requests off the broker */
 
@@ -143,6 +149,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await broker?.stop();
+  await postgres?.stop();
 });
 
 test('an empty history says "no data yet", then values arrive live', async () => {
@@ -189,6 +196,7 @@ test('after a broker restart the panel is full before any new message', async ()
   const shownTimes = await page.$$eval('#accuracy .card', (cards) => Object.fromEntries(
     cards.map((c) => [c.dataset.city, Date.parse(c.querySelector('time').dateTime)])));
   assert.deepEqual(shownTimes, storedAt, 'each card shows when its value was stored, before the restart');
+  assert.equal(await page.isHidden('#gateways'), true, 'a node with its own history has no gateways to pick');
 
   /* The charts hold the seeded history of the last 24 h, as 15-minute
    * buckets on an axis of 24 h. */
@@ -253,6 +261,9 @@ test('bad page parameters are reported, not guessed at', async () => {
   const page = await openPage(`${broker.pageUrl}?topic=weather/%23`);
   await page.waitForSelector('#status[data-state="config-error"]', WAIT);
   assert.match(await page.textContent('#status'), /topic filter "weather\/#" must have exactly one "\+"/);
+  await page.goto(`${broker.pageUrl}?gateway=site-*`);
+  await page.waitForSelector('#status[data-state="config-error"]', WAIT);
+  assert.match(await page.textContent('#status'), /\?gateway=site-\*: expected a gateway's name/);
   await page.context().close();
 });
 
@@ -425,6 +436,145 @@ test('30 days written into SQLite chart as aggregates of 7 d and 30 d', async ()
     await phone.context().close();
   } finally {
     await seeded.stop();
+  }
+});
+
+/* ------------------------------------------- a central node's fleet */
+
+/* [minutes ago, value] per gateway and city: history the gateways' uplinks
+ * would have shipped, written into PostgreSQL as another tool would. */
+const FLEET = {
+  'site-a': { vienna: [[90, 70], [60, 72], [30, 74]], graz: [[45, 60]] },
+  'site-b': { vienna: [[80, 95], [20, 97]], linz: [[50, 85]] },
+};
+
+/* The averages a chart draws, oldest first: each seeded value is a bucket of its own. */
+const chartAverages = (page, city) =>
+  page.$eval(`.card[data-city="${city}"] .chart`, (c) => c.series.map((b) => b[1]));
+
+async function waitForGateway(page, name, cities) {
+  await page.waitForFunction(([name, cities]) => {
+    const select = document.querySelector('#gateways select');
+    const shown = [...document.querySelectorAll('#accuracy .card')].map((c) => c.dataset.city);
+    const charts = [...document.querySelectorAll('#accuracy .card .chart')];
+    return select.value === name && shown.join() === cities.join() &&
+           charts.every((c) => Number(c.dataset.points) > 0);
+  }, [name, cities], WAIT);
+}
+
+/* The PostgreSQL server of the fleet tests, started by the first; null
+ * (the test skipped, saying why) where none is installed. */
+async function fleetServer(t) {
+  postgres ??= await startPostgres();
+  if (!postgres) t.skip('no PostgreSQL server package (postgresql): skipped');
+  return postgres;
+}
+
+/* INSERT of FLEET's rows into record_history, stored minutes before `now`. */
+function fleetRows(now) {
+  const rows = Object.entries(FLEET).flatMap(([gw, cities]) => Object.entries(cities).flatMap(
+    ([city, values]) => values.map(([ago, v]) =>
+      `('${gw}', 'accuracy::${city}', '${v}', ${now - ago * MINUTE}, 'weather/${city}/accuracy')`)));
+  return `INSERT INTO record_history(gateway, record_name, value_json, stored_at, topic) VALUES ${rows.join(', ')}`;
+}
+
+test('a central node offers its gateways and charts one at a time', async (t) => {
+  const pg = await fleetServer(t);
+  if (!pg) return;
+  const dir = join(out, 'dashboard-fleet');
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const central = await createBroker({
+    plugin: resolve(plugin),
+    httpDir: join(out, 'dashboard-run', 'www'),
+    dir,
+    database: pg.uri,
+    records: ['gateway central', 'record accuracy::{1} weather/+/accuracy persist'],
+    env: brokerEnv(),
+  });
+  try {
+    await central.start(); /* creates the table */
+    await pg.sql(fleetRows(Date.now()));
+
+    /* The first gateway by name, its cities only, each chart its own line. */
+    /* No re-read during the test: what it shows comes from the first reads alone. */
+    const page = await openPage(`${central.pageUrl}?refresh=86400`, { viewport: { width: 1280, height: 800 } });
+    await page.waitForSelector('#gateways:not([hidden])', WAIT);
+    assert.deepEqual(await page.$$eval('#gateways option', (os) => os.map((o) => o.value)), ['site-a', 'site-b']);
+    await waitForGateway(page, 'site-a', ['graz', 'vienna']);
+    assert.deepEqual(await shownValues(page), { graz: 60, vienna: 74 });
+    assert.deepEqual(await chartAverages(page, 'vienna'), [70, 72, 74]);
+    await page.screenshot({ path: join(out, 'dashboard-fleet.png'), fullPage: true });
+
+    /* The other one: nothing of the first stays. */
+    await page.selectOption('#gateways select', 'site-b');
+    await waitForGateway(page, 'site-b', ['linz', 'vienna']);
+    assert.deepEqual(await shownValues(page), { linz: 85, vienna: 97 });
+    assert.deepEqual(await chartAverages(page, 'vienna'), [95, 97]);
+    assert.equal(await page.getAttribute('#status', 'data-state'), 'live');
+
+    /* The URL names the first one; re-reads every second follow new rows of
+     * it, and a gateway new to history joins the choice.  The central
+     * broker's own live message is that new gateway's value (stored as
+     * `central`): neither page draws it into site-b's vienna. */
+    const following = await openPage(`${central.pageUrl}?gateway=site-b&refresh=1`);
+    await waitForGateway(following, 'site-b', ['linz', 'vienna']);
+    await pg.sql(`INSERT INTO record_history(gateway, record_name, value_json, stored_at, topic) ` +
+                 `VALUES ('site-b', 'accuracy::vienna', '98', ${Date.now() - MINUTE}, 'weather/vienna/accuracy')`);
+    await central.publish('weather/vienna/accuracy', '99');
+    await following.waitForFunction((want) =>
+      [...document.querySelectorAll('#gateways option')].map((o) => o.value).join() === want,
+    'central,site-a,site-b', WAIT);
+    await following.waitForSelector('.card[data-city="vienna"] .value[data-value="98"]', WAIT);
+    await following.waitForSelector('.card[data-city="vienna"] .chart[data-values="3"]', WAIT);
+    assert.deepEqual(await chartAverages(following, 'vienna'), [95, 97, 98]);
+    assert.deepEqual(await shownValues(page), { linz: 85, vienna: 97 });
+    assert.deepEqual(await chartAverages(page, 'vienna'), [95, 97]);
+    await following.selectOption('#gateways select', 'central');
+    await waitForGateway(following, 'central', ['vienna']);
+    assert.deepEqual(await shownValues(following), { vienna: 99 });
+    await following.context().close();
+    await page.context().close();
+  } finally {
+    await central.stop();
+  }
+});
+
+/* aimdb-bridge as the central node, on a broker without the plugin that
+ * serves the page: ?request= names the bridge's request topic. */
+test('aimdb-bridge as a central node: the same choice through ?request=', async (t) => {
+  const pg = await fleetServer(t);
+  if (!pg) return;
+  const dir = join(out, 'dashboard-bridge');
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  await pg.sql('CREATE DATABASE bridge');
+  const plain = await createBroker({ httpDir: join(out, 'dashboard-run', 'www'), dir, env: brokerEnv() });
+  await plain.start();
+  let bridge;
+  try {
+    bridge = await startBridge(process.env.AIMDB_BRIDGE, plain, dir, [
+      'client_id web-bridge', `database ${pg.uriOf('bridge')}`, 'gateway cloud',
+      'record accuracy::{1} weather/+/accuracy persist']);
+    await pg.sql(fleetRows(Date.now()), 'bridge'); /* into the table the bridge made at its start */
+    await plain.publish('weather/graz/accuracy', '42');
+    /* The bridge commits in batches: its row is there before the page asks. */
+    for (const deadline = Date.now() + WAIT.timeout; ; await new Promise((r) => setTimeout(r, 100))) {
+      if ((await pg.sql(`SELECT count(*) FROM record_history WHERE gateway = 'cloud'`, 'bridge')).trim() === '1') break;
+      assert.ok(Date.now() < deadline, 'the bridge never stored its value');
+    }
+    const page = await openPage(`${plain.pageUrl}?request=aimdb/web-bridge/rpc`);
+    await waitForGateway(page, 'cloud', ['graz']);
+    assert.deepEqual(await page.$$eval('#gateways option', (os) => os.map((o) => o.value)),
+                     ['cloud', 'site-a', 'site-b']);
+    assert.deepEqual(await shownValues(page), { graz: 42 });
+    await page.selectOption('#gateways select', 'site-b');
+    await waitForGateway(page, 'site-b', ['linz', 'vienna']);
+    assert.deepEqual(await chartAverages(page, 'vienna'), [95, 97]);
+    await page.context().close();
+  } finally {
+    await bridge?.stop();
+    await plain.stop();
   }
 });
 

@@ -1,7 +1,8 @@
 /*
  * aimx.js -- AimX requests over MQTT v5 request/response (docs/protocol.md).
  *
- * A request goes to $CONTROL/aimdb/v1 with this page's Response Topic and a
+ * A request goes to $CONTROL/aimdb/v1 (aimdb-bridge: its request_topic,
+ * ?request= in config.js) with this page's Response Topic and a
  * Correlation Data naming the request; the plugin publishes the reply to
  * that topic, to this client only, with the same Correlation Data.  Each
  * request returns a promise that settles exactly once: with the reply's
@@ -9,8 +10,6 @@
  * `timeout` / `disconnected` when no reply can come, so a view never waits
  * forever on a lost reply.
  */
-import { REQUEST_TOPIC } from './config.js';
-
 export class AimxError extends Error {
   constructor(code, message) {
     super(message);
@@ -21,12 +20,12 @@ export class AimxError extends Error {
 const text = new TextDecoder();
 
 /*
- * Requests through `client` (a connected mqtt.js v5 client).  The caller
+ * Requests to `requestTopic` through `client` (a connected mqtt.js v5 client).  The caller
  * subscribes `replyTopic` before the first request and calls failAll when
  * the connection drops: a reply to a request sent on a dead connection
  * would never arrive.
  */
-export function createAimxClient(client, replyTopic, timeoutMs = 10000) {
+export function createAimxClient(client, requestTopic, replyTopic, timeoutMs = 10000) {
   const pending = new Map(); /* correlation text -> {resolve, reject, timer} */
   let nextId = 1;
 
@@ -65,7 +64,7 @@ export function createAimxClient(client, replyTopic, timeoutMs = 10000) {
           reject(new AimxError('timeout', `no reply to ${method} within ${timeoutMs / 1000} s`));
         }, timeoutMs);
         pending.set(correlation, { resolve, reject, timer });
-        client.publish(REQUEST_TOPIC, JSON.stringify({ id, method, params }), {
+        client.publish(requestTopic, JSON.stringify({ id, method, params }), {
           qos: 0,
           properties: { responseTopic: replyTopic, correlationData: correlation },
         });

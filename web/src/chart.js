@@ -109,15 +109,18 @@ function options(width, label, span) {
 export function createHistoryChart(container, label) {
   let plot = null;
   let from = 0, to = 0; /* the x axis, Unix ms */
+
+  let resized = null;
   const span = () => [from / 1000, to / 1000];
 
   function draw(data) {
     if (!plot) {
       plot = new uPlot(options(Math.max(container.clientWidth, 200), label, span), data, container);
-      new ResizeObserver(() => {
+      resized = new ResizeObserver(() => {
         const width = container.clientWidth;
         if (width > 0 && width !== plot.width) plot.setSize({ width, height: HEIGHT });
-      }).observe(container);
+      });
+      resized.observe(container);
     } else {
       plot.setData(data);
     }
@@ -144,6 +147,12 @@ export function createHistoryChart(container, label) {
         to: String(end),
       });
       container.series = points;
+    },
+
+    /* The card goes away: stop following its width. */
+    destroy() {
+      resized?.disconnect();
+      plot?.destroy();
     },
   };
 }

@@ -9,17 +9,21 @@
  *   ?broker=ws://host:port  &topic=weather/+/accuracy  &record=accuracy::{1}
  *   &unit=%  &range=24h (the chart range first shown: 1h, 24h, 7d or 30d)
  *   &points=3600 (raw values per city in a range charted raw)
+ *   &request=aimdb/cloud/rpc (aimdb-bridge: its request_topic)
+ *   &gateway=site-7 (on a central node: the gateway shown first)
+ *   &refresh=30 (on a central node: seconds between re-reads of history)
  */
 import { DEFAULT_RANGE, RANGES, rangeOf } from './ranges.js';
 import { makeCityMapping } from './topics.js';
 
-export const REQUEST_TOPIC = '$CONTROL/aimdb/v1'; /* docs/protocol.md */
+const REQUEST_TOPIC = '$CONTROL/aimdb/v1'; /* docs/protocol.md; the plugin's */
 
 const DEFAULTS = {
   topic: 'weather/+/accuracy',
   record: 'accuracy::{1}',
   unit: '%', /* conf/aimdb.conf: forecast accuracy in percent */
   points: 3600,
+  refresh: 30,
 };
 
 function positiveInteger(params, key, max) {
@@ -39,6 +43,23 @@ function readRange(params) {
   return range;
 }
 
+/* Where requests go: a topic name (no wildcards). */
+function readRequestTopic(params) {
+  const topic = params.get('request') ?? REQUEST_TOPIC;
+  if (topic === '' || /[+#]/.test(topic))
+    throw new Error(`?request=${topic}: expected a topic name without "+" or "#"`);
+  return topic;
+}
+
+/* A gateway's name (docs/configuration.md: no blanks, control characters
+ * or '*'), asked for as a pattern that matches it alone. */
+function readGateway(params) {
+  const name = params.get('gateway');
+  if (name !== null && (name === '' || /[\s*\x00-\x1f\x7f]/.test(name)))
+    throw new Error(`?gateway=${name}: expected a gateway's name (no blanks, control characters or "*")`);
+  return name;
+}
+
 /* The page's origin as a WebSocket URL: http -> ws, https -> wss. */
 function ownBroker(location) {
   return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/mqtt`;
@@ -51,11 +72,14 @@ export function readConfig(location) {
                                   params.get('record') ?? DEFAULTS.record);
   return {
     brokerUrl: params.get('broker') ?? ownBroker(location),
+    requestTopic: readRequestTopic(params),
     mapping,
     unit: params.get('unit') ?? DEFAULTS.unit,
     range: readRange(params),
     /* The broker knows its own cap on record.query's limit and says so in an
      * invalid_params reply; the page does not guess it. */
     historyPoints: positiveInteger(params, 'points', Number.MAX_SAFE_INTEGER),
+    gateway: readGateway(params),
+    refreshMs: positiveInteger(params, 'refresh', 86400) * 1000,
   };
 }

@@ -14,6 +14,13 @@
  * Choosing another range asks 3. again; the cards stay.
  * A reconnect repeats all of it: the broker may have restarted, and the
  * messages sent while we were away are in its history, not in our socket.
+ * On a central node (fleet history in PostgreSQL: the answer to 2. names
+ * each value's gateway) the page shows one gateway at a time, chosen in
+ * a selector (gateways.js), and asks 3. for that gateway alone.  Live
+ * messages there are the central broker's own and do not say which
+ * gateway stored them, while the other gateways' values arrive through
+ * their uplinks, never as messages: so the page draws no live message
+ * there and asks 2. and 3. again every `refresh` seconds instead.
  * A broker that refuses anonymous clients gets the sign-in form (login.js),
  * and the connection is tried again with what was typed.
  */
@@ -22,6 +29,7 @@ import mqtt from 'mqtt';
 import { createAimxClient } from './aimx.js';
 import { createCityTable } from './cities.js';
 import { readConfig } from './config.js';
+import { createGatewayPicker, gatewaysIn } from './gateways.js';
 import { createLoginForm, isRefusedLogin } from './login.js';
 import { createAccuracyPanel } from './panel.js';
 import { RANGES, historyParams, rangeCaption } from './ranges.js';
@@ -74,7 +82,10 @@ function start(config) {
   const windowEl = document.getElementById('window');
   const status = createStatusBanner(document.getElementById('status'));
   const panel = createAccuracyPanel(document.getElementById('accuracy'), unit);
-  const table = createCityTable(range);
+  let table = createCityTable(range);
+  let gateway = null; /* on a central node, the gateway shown; null elsewhere */
+  let refreshing = null; /* the timer of a central node's re-reads */
+  let asked = 0; /* history requests so far: an answer to an earlier one (another range, gateway) is dropped */
 
   const clientId = `aimdb-dashboard-${randomSuffix()}`;
   const replyTopic = `aimdb/dashboard/${clientId}/reply`;
@@ -86,7 +97,7 @@ function start(config) {
     reconnectPeriod: 2000,
     resubscribe: false, /* we subscribe on every connect, before querying */
   });
-  const aimx = createAimxClient(client, replyTopic);
+  const aimx = createAimxClient(client, config.requestTopic, replyTopic);
   status.connecting(brokerUrl);
   panel.loading('Connecting to the broker…');
 
@@ -100,15 +111,37 @@ function start(config) {
     client.reconnect();
   });
 
+  /* Show another gateway (or, the first time, the fleet's first): nothing
+   * of the one shown before stays. */
+  function showGateway(name) {
+    gateway = name;
+    asked++;
+    table = createCityTable(range);
+    panel.clear(`Loading the values of ${name}…`);
+  }
+
+  /* The answer names gateways: this is a central node.  The first time,
+   * show the gateway the URL names (it may have no values yet), else the first. */
+  function foundGateways(names) {
+    if (gateway === null) showGateway(config.gateway ?? names[0]);
+    picker.show(names, gateway);
+    refreshing ??= setInterval(() => { if (client.connected) loadAll(); }, config.refreshMs);
+  }
+
+  /* Asked for every gateway: the answer also says which there are. */
   async function loadLatest() {
     try {
       const result = await aimx.request('record.query', { name: mapping.recordPattern });
+      const names = gatewaysIn(result.values);
+      if (names) foundGateways(names);
       for (const row of result.values) {
         const city = mapping.cityFromRecord(row.record);
-        if (city !== null && table.applyLatest(city, row.value, row.stored_at))
+        if (city !== null && (gateway === null || row.gateway === gateway) &&
+            table.applyLatest(city, row.value, row.stored_at))
           panel.showValue(city, row.value, row.stored_at);
       }
-      panel.empty(`No data yet: waiting for the first value on ${mapping.topicFilter}.`);
+      panel.empty(gateway === null ? `No data yet: waiting for the first value on ${mapping.topicFilter}.`
+                                   : `No values of ${gateway} yet.`);
     } catch (err) {
       if (err.code === 'disconnected') return; /* the next connect asks again */
       status.queryError('latest values', err);
@@ -122,15 +155,13 @@ function start(config) {
              start: now - range.ms, end: now };
   }
 
-  /* Answers to a range that is no longer chosen are dropped. */
-  let asked = 0;
   async function loadHistory() {
     const now = Date.now();
     const shown = range, mine = ++asked;
     windowEl.textContent = `· charts: ${rangeCaption(shown)}`;
     try {
-      const result = await aimx.request('record.query',
-        historyParams(shown, mapping.recordPattern, now, historyPoints));
+      const params = historyParams(shown, mapping.recordPattern, now, historyPoints);
+      const result = await aimx.request('record.query', gateway === null ? params : { ...params, gateway });
       if (mine !== asked) return;
       const byCity = pointsByCity(result.values, mapping, shown.every > 0);
       for (const city of new Set([...table.names(), ...byCity.keys()]))
@@ -141,6 +172,17 @@ function start(config) {
       panel.seriesUnavailable(`history unavailable: ${err.message}`);
     }
   }
+
+  /* The latest values first: on a central node they say which gateway the range is asked for. */
+  async function loadAll() {
+    await loadLatest();
+    await loadHistory();
+  }
+
+  const picker = createGatewayPicker(document.getElementById('gateways'), (picked) => {
+    showGateway(picked);
+    if (client.connected) loadAll();
+  });
 
   createRangePicker(document.getElementById('ranges'), range, (picked) => {
     range = picked;
@@ -158,12 +200,12 @@ function start(config) {
       return;
     }
     status.live(brokerUrl);
-    loadLatest();
-    loadHistory();
+    loadAll();
   });
 
   client.on('message', (topic, payload) => {
     if (topic === replyTopic) return; /* aimx.js takes replies */
+    if (gateway !== null) return; /* a central node's: whose, it does not say (above) */
     const city = mapping.cityFromTopic(topic);
     if (city === null) return;
     const value = decodePayload(payload);

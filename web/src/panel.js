@@ -125,6 +125,18 @@ export function createAccuracyPanel(root, unit) {
       }
     },
 
+    /* Another gateway was chosen: no card stays, the panel waits for its values. */
+    clear(note) {
+      for (const c of cards.values()) {
+        c.chart.destroy();
+        c.el.remove();
+      }
+      cards.clear();
+      pendingNote = 'loading history…';
+      root.dataset.state = 'loading';
+      noteEl.textContent = note;
+    },
+
     /* History could not be read: say so under every chart not drawn yet. */
     seriesUnavailable(why) {
       pendingNote = why;
