@@ -99,49 +99,52 @@
  * doubles (rounding keeps order, so min and max are those of the
  * doubles).  OFFSET 0 keeps each level computed once per row: inlined,
  * each aggregate naming x would extract it again. */
+#define PG_AGG_COLS "record_name, gateway, topic, stored_at, id"
 #define PG_AGG_ROWS(JSON, WHERE)                                                    \
-    "(SELECT gateway, topic, stored_at, id, CASE WHEN n > -" PG_DBL_OVER " AND n < " \
-    PG_DBL_OVER " THEN n END AS x FROM (SELECT gateway, topic, stored_at, id, "     \
+    "(SELECT " PG_AGG_COLS ", CASE WHEN n > -" PG_DBL_OVER " AND n < " PG_DBL_OVER  \
+    " THEN n END AS x FROM (SELECT " PG_AGG_COLS ", "                               \
     "CASE WHEN jsonb_typeof(j) = 'number' THEN j::numeric END AS n FROM ("          \
-    "SELECT gateway, topic, stored_at, id, " JSON " AS j FROM record_history "      \
+    "SELECT " PG_AGG_COLS ", " JSON " AS j FROM record_history "                    \
     "WHERE " WHERE " OFFSET 0) s0 OFFSET 0) s1 OFFSET 0)"
 
 /* The row of a line's first or last number (its time in g.COL). */
 #define PG_AGG_AT(col)                                                              \
-    "record_name = $1 AND gateway = g.gateway AND stored_at = g." col               \
+    "record_name = g.record_name AND gateway = g.gateway AND stored_at = g." col    \
     " AND (NOT $6 OR topic IS NOT DISTINCT FROM g.topic)"
 
-/* $1 record, $2 $3 range, $4 gateway LIKE, $5 every, $6 by topic, $7
- * first and last wanted (false: NULL, their seeks not run), ($8 field).
- * Lines of one (gateway, topic if $6, bucket): gateway, topic, a time in
- * the bucket, values, numbers, sum, min, max, first, first_at, first_id,
- * last, last_at, last_id.  MATERIALIZED: the grouping is planned apart
+/* $1 records (text[]), $2 $3 range, $4 gateway LIKE, $5 every, $6 by
+ * topic, $7 first and last wanted (false: NULL, their seeks not run), ($8
+ * field).  Lines of one (record, gateway, topic if $6, bucket): record,
+ * gateway, topic, a time in the bucket, values, numbers, sum, min, max,
+ * first, first_at, first_id, last, last_at, last_id, in record and gateway
+ * order (COLLATE "C": the order pg_reader_each_name finds names in).  MATERIALIZED: the grouping is planned apart
  * from the ORDER BY, which would otherwise talk the planner into sorting
  * every row instead of hashing them. */
 #define PG_AGG_SQL(JSON)                                                            \
-    "WITH g AS MATERIALIZED (SELECT gateway, CASE WHEN $6 THEN topic END AS topic, "  \
+    "WITH g AS MATERIALIZED (SELECT record_name, gateway, "                         \
+    "CASE WHEN $6 THEN topic END AS topic, "                                        \
     "min(stored_at) AS at, count(*) AS vals, count(x) AS n, sum(x) AS sum, "        \
     "min(x) AS min, max(x) AS max, "                                                \
     "min(stored_at) FILTER (WHERE x IS NOT NULL) AS first_at, "                     \
     "max(stored_at) FILTER (WHERE x IS NOT NULL) AS last_at FROM "                  \
-    PG_AGG_ROWS(JSON, "record_name = $1 AND stored_at >= $2 AND stored_at <= $3 "   \
-                      "AND gateway LIKE $4") " v "                                  \
-    "GROUP BY 1, 2, CASE WHEN stored_at >= 0 THEN stored_at / $5 "                  \
+    PG_AGG_ROWS(JSON, "record_name = ANY ($1::text[]) AND stored_at >= $2 "         \
+                      "AND stored_at <= $3 AND gateway LIKE $4") " v "              \
+    "GROUP BY 1, 2, 3, CASE WHEN stored_at >= 0 THEN stored_at / $5 "                  \
     "ELSE -((-(stored_at + 1)) / $5) - 1 END) "                                     \
-    "SELECT g.gateway, g.topic, g.at, g.vals, g.n, " PG_AGG_SUM_DOUBLE("g.sum") ", " \
+    "SELECT g.record_name, g.gateway, g.topic, g.at, g.vals, g.n, " PG_AGG_SUM_DOUBLE("g.sum") ", " \
     PG_AGG_DOUBLE("g.min") ", " PG_AGG_DOUBLE("g.max") ", " PG_AGG_DOUBLE("f.x") ", " \
     "g.first_at, f.id, " PG_AGG_DOUBLE("l.x") ", g.last_at, l.id FROM g "           \
     "LEFT JOIN LATERAL (SELECT id, x FROM " PG_AGG_ROWS(JSON, PG_AGG_AT("first_at")) \
     " h WHERE x IS NOT NULL ORDER BY id LIMIT 1) f ON $7 AND g.n > 0 "              \
     "LEFT JOIN LATERAL (SELECT id, x FROM " PG_AGG_ROWS(JSON, PG_AGG_AT("last_at"))  \
     " h WHERE x IS NOT NULL ORDER BY id DESC LIMIT 1) l ON $7 AND g.n > 0 "         \
-    "ORDER BY g.gateway, g.topic"
+    "ORDER BY g.record_name, g.gateway, g.topic"
 
 static const char value_sql[] = PG_AGG_SQL(PG_JSON_VALUE);
 static const char members_sql[] = PG_AGG_SQL(PG_JSON_MEMBERS);
 static const char path_sql[] = PG_AGG_SQL(PG_JSON_PATH);
 
-enum { COL_GATEWAY, COL_TOPIC, COL_AT, COL_VALUES, COL_COUNT, COL_SUM, COL_MIN, COL_MAX,
+enum { COL_RECORD, COL_GATEWAY, COL_TOPIC, COL_AT, COL_VALUES, COL_COUNT, COL_SUM, COL_MIN, COL_MAX,
        COL_FIRST, COL_FIRST_AT, COL_FIRST_ID, COL_LAST, COL_LAST_AT, COL_LAST_ID };
 
 /* ------------------------------------------------------------- a field */
@@ -201,6 +204,19 @@ static int field_of(const char *field, const char **sql, char **param) {
 
 /* --------------------------------------------------------------- a run */
 
+/* Records per statement: one statement for all of a request's records
+ * (a plan and a round trip each cost more than a small record's rows), in
+ * chunks so that one statement's groups -- records x gateways x buckets,
+ * held by the server until the last row is read -- stay bounded. */
+#define AGG_CHUNK 128
+
+/* Consecutive records of one visibility, waiting for their statement. */
+typedef struct agg_chunk {
+    char *names[AGG_CHUNK]; /* owned, ascending */
+    int n;
+    aimdb_visibility seen; /* of every name: SEE_ALL or SEE_BY_SOURCE */
+} agg_chunk;
+
 typedef struct agg_run {
     pg_backend *b;
     const aimdb_aggregate_params *a;
@@ -210,10 +226,11 @@ typedef struct agg_run {
     const char *sql;
     char start[24], end[24], every[24];
     char *like;
-    char *field; /* $7 (field_of) */
+    char *field; /* $8 (field_of) */
+    agg_chunk chunk;
     aimdb_bucket_set *set;
-    char *gateway;  /* whose lines the set holds; NULL: none yet */
-    char *topic;    /* the last topic asked about, and the answer */
+    char *record, *gateway; /* whose lines the set holds; NULL: none yet */
+    char *topic;            /* the last topic asked about, and the answer */
     bool topic_known, topic_seen;
     char *err;
     size_t errlen;
@@ -225,14 +242,23 @@ static int deliver(const aimdb_bucket *b, void *ctx) {
     return run->fn(b, run->ctx);
 }
 
-/* The set's buckets to the caller, then the set belongs to no gateway. */
-static int emit(agg_run *run, const char *record) {
+/* The set's buckets to the caller, then the set belongs to no pair. */
+static int emit(agg_run *run) {
     if (!run->gateway) return 0;
-    int rc = aimdb_bucket_set_emit(run->set, record, run->gateway, run->a->q.limit, deliver,
-                                   run);
+    int rc = aimdb_bucket_set_emit(run->set, run->record, run->gateway, run->a->q.limit,
+                                   deliver, run);
     free(run->gateway);
     run->gateway = NULL;
     return rc;
+}
+
+/* Lines of record from here on: a topic's verdict is per record. */
+static int begin_record(agg_run *run, const char *record) {
+    free(run->record);
+    free(run->topic);
+    run->topic = NULL;
+    run->topic_known = false;
+    return (run->record = strdup(record)) ? 0 : AIMDB_ENOMEM;
 }
 
 static int64_t int8_at(PGresult *r, int col) {
@@ -248,8 +274,7 @@ static double float8_at(PGresult *r, int col) {
     return v;
 }
 
-static bool topic_visible(agg_run *run, const char *record, aimdb_visibility seen,
-                          const char *topic) {
+static bool topic_visible(agg_run *run, aimdb_visibility seen, const char *topic) {
     if (seen == AIMDB_SEE_ALL) return true;
     bool same = run->topic_known && (run->topic == topic ||
                                      (run->topic && topic && strcmp(run->topic, topic) == 0));
@@ -257,20 +282,27 @@ static bool topic_visible(agg_run *run, const char *record, aimdb_visibility see
     free(run->topic);
     run->topic = topic ? strdup(topic) : NULL;
     run->topic_known = !topic || run->topic; /* out of memory: ask again next time */
-    run->topic_seen = aimdb_access_value(run->a->q.access, seen, record, topic);
+    run->topic_seen = aimdb_access_value(run->a->q.access, seen, run->record, topic);
     return run->topic_seen;
 }
 
-/* One line (a single-row result, binary) into the set of its gateway. */
-static int take_line(agg_run *run, const char *record, aimdb_visibility seen, PGresult *r) {
-    const char *gateway = PQgetvalue(r, 0, COL_GATEWAY);
-    if (!run->gateway || strcmp(run->gateway, gateway) != 0) {
-        int rc = emit(run, record);
-        if (rc) return rc;
-        if (!(run->gateway = strdup(gateway))) return AIMDB_ENOMEM;
-    }
+/* A line's record and gateway: a new pair emits the previous one's. */
+static int pair_of_line(agg_run *run, PGresult *r) {
+    const char *record = PQgetvalue(r, 0, COL_RECORD), *gateway = PQgetvalue(r, 0, COL_GATEWAY);
+    bool same_record = run->record && strcmp(run->record, record) == 0;
+    if (same_record && run->gateway && strcmp(run->gateway, gateway) == 0) return 0;
+    int rc = emit(run);
+    if (rc == 0 && !same_record) rc = begin_record(run, record);
+    if (rc == 0 && !(run->gateway = strdup(gateway))) rc = AIMDB_ENOMEM;
+    return rc;
+}
+
+/* One line (a single-row result, binary) into the set of its pair. */
+static int take_line(agg_run *run, aimdb_visibility seen, PGresult *r) {
+    int rc = pair_of_line(run, r);
+    if (rc) return rc;
     const char *topic = PQgetisnull(r, 0, COL_TOPIC) ? NULL : PQgetvalue(r, 0, COL_TOPIC);
-    if (!topic_visible(run, record, seen, topic)) return 0;
+    if (!topic_visible(run, seen, topic)) return 0;
     aimdb_bucket_part part = {.ts_ms = int8_at(r, COL_AT),
                               .values = (uint64_t)int8_at(r, COL_VALUES),
                               .count = (uint64_t)int8_at(r, COL_COUNT)};
@@ -282,7 +314,7 @@ static int take_line(agg_run *run, const char *record, aimdb_visibility seen, PG
     if (part.count && !run->a->without_first_last) {
         if (PQgetisnull(r, 0, COL_FIRST) || PQgetisnull(r, 0, COL_LAST)) {
             aimdb_errorf(run->err, run->errlen, "a bucket of %s lost its first or last row",
-                         record);
+                         run->record);
             return AIMDB_EIO;
         }
         part.first = float8_at(r, COL_FIRST);
@@ -295,42 +327,88 @@ static int take_line(agg_run *run, const char *record, aimdb_visibility seen, PG
     return aimdb_bucket_set_merge(run->set, &part);
 }
 
-/* One record's lines, streamed (single-row mode: a long range in narrow
- * buckets can be many lines), then its last gateway's buckets. */
-static int aggregate_record(const char *name, void *ctx) {
-    agg_run *run = ctx;
-    aimdb_visibility seen = aimdb_access_record(run->a->q.access, name);
-    if (seen == AIMDB_SEE_NONE) return 0;
-    free(run->topic); /* a topic's verdict is per record */
-    run->topic = NULL;
-    run->topic_known = false;
-    const char *params[8] = {name,      run->start, run->end, run->like, run->every,
-                             seen == AIMDB_SEE_BY_SOURCE ? "t" : "f",
+/* The chunk's names as a text[] literal ({"a","b\"c"}); NULL: no memory. */
+static char *array_of(const agg_chunk *k) {
+    size_t cap = 3;
+    for (int i = 0; i < k->n; i++) cap += 2 * strlen(k->names[i]) + 3;
+    char *out = malloc(cap), *o = out;
+    if (!out) return NULL;
+    *o++ = '{';
+    for (int i = 0; i < k->n; i++) {
+        if (i) *o++ = ',';
+        *o++ = '"';
+        for (const char *c = k->names[i]; *c; c++) {
+            if (*c == '"' || *c == '\\') *o++ = '\\';
+            *o++ = *c;
+        }
+        *o++ = '"';
+    }
+    *o++ = '}';
+    *o = '\0';
+    return out;
+}
+
+static void chunk_clear(agg_chunk *k) {
+    for (int i = 0; i < k->n; i++) free(k->names[i]);
+    k->n = 0;
+}
+
+/* The chunk's lines, streamed (single-row mode: a long range in narrow
+ * buckets can be many lines), then its last pair's buckets. */
+static int aggregate_chunk(agg_run *run) {
+    agg_chunk *k = &run->chunk;
+    if (k->n == 0) return 0;
+    char *records = array_of(k);
+    if (!records) {
+        aimdb_errorf(run->err, run->errlen, "out of memory");
+        return AIMDB_ENOMEM;
+    }
+    const char *params[8] = {records,   run->start, run->end, run->like, run->every,
+                             k->seen == AIMDB_SEE_BY_SOURCE ? "t" : "f",
                              run->a->without_first_last ? "f" : "t", run->field};
     int nparams = run->sql == value_sql ? 7 : 8;
     PGconn *c = run->b->rconn;
     PGresult *r;
+    int rc = 0;
     if (!PQsendQueryParams(c, run->sql, nparams, NULL, params, NULL, NULL, 1) ||
         !PQsetSingleRowMode(c)) {
         pg_why(c, NULL, run->err, run->errlen);
-        while ((r = PQgetResult(c)) != NULL) PQclear(r);
-        return AIMDB_EIO;
+        rc = AIMDB_EIO;
     }
-    int rc = 0;
     while ((r = PQgetResult(c)) != NULL) {
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_SINGLE_TUPLE && rc == 0) {
-            rc = take_line(run, name, seen, r);
+            rc = take_line(run, k->seen, r);
         } else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && rc == 0) {
             pg_why(c, r, run->err, run->errlen);
             rc = AIMDB_EIO;
         }
         PQclear(r);
     }
-    if (rc == 0) rc = emit(run, name);
+    free(records);
+    if (rc == 0) rc = emit(run);
     free(run->gateway); /* what a failure left */
     run->gateway = NULL;
+    chunk_clear(k);
     return rc;
+}
+
+/* A record the request matches joins the chunk; a full chunk, or one of
+ * the other visibility, runs first (records stay in name order). */
+static int aggregate_record(const char *name, void *ctx) {
+    agg_run *run = ctx;
+    agg_chunk *k = &run->chunk;
+    aimdb_visibility seen = aimdb_access_record(run->a->q.access, name);
+    if (seen == AIMDB_SEE_NONE) return 0;
+    int rc = k->n == AGG_CHUNK || (k->n && k->seen != seen) ? aggregate_chunk(run) : 0;
+    if (rc) return rc;
+    if (!(k->names[k->n] = strdup(name))) {
+        aimdb_errorf(run->err, run->errlen, "out of memory");
+        return AIMDB_ENOMEM;
+    }
+    k->n++;
+    k->seen = seen;
+    return 0;
 }
 
 /* The snapshot, and the planner's defaults for it only: it cannot
@@ -346,6 +424,8 @@ static int aggregate_matching(pg_backend *b, void *ctx) {
     agg_run *run = ctx;
     /* Anew on every try: a try cut short by a lost connection left lines. */
     aimdb_bucket_set_free(run->set);
+    free(run->record);
+    run->record = NULL;
     if (!(run->set = aimdb_bucket_set_new(run->a->every_ms))) {
         aimdb_errorf(run->err, run->errlen, "out of memory");
         return AIMDB_ENOMEM;
@@ -362,6 +442,8 @@ static int aggregate_matching(pg_backend *b, void *ctx) {
                  ? aggregate_record(pattern, run)
                  : pg_reader_each_name(b, pattern, prefix_len, aggregate_record, run,
                                        run->err, run->errlen);
+    if (rc == 0) rc = aggregate_chunk(run);
+    chunk_clear(&run->chunk); /* what a failure left */
     /* Read only: ending it cannot lose anything. */
     PQclear(PQexec(b->rconn, "COMMIT"));
     return rc;
@@ -389,6 +471,7 @@ int pg_aggregate(void *self, const aimdb_aggregate_params *a, aimdb_bucket_fn fn
     aimdb_bucket_set_free(run.set);
     free(run.like);
     free(run.field);
+    free(run.record);
     free(run.topic);
     return rc;
 }

@@ -143,6 +143,50 @@ static void test_layers_agree_on_edges(void **state) {
     cases_db_close(d);
 }
 
+/* Visibility by record name: every third record hidden, every third by
+ * topic, the rest whole. */
+static aimdb_visibility by_name(const char *record, void *ctx) {
+    (void)ctx;
+    const char *digits = strpbrk(record, "0123456789");
+    int i = digits ? atoi(digits) : 0;
+    return i % 3 == 0 ? AIMDB_SEE_NONE : i % 3 == 1 ? AIMDB_SEE_BY_SOURCE : AIMDB_SEE_ALL;
+}
+
+/* More records than one statement takes, names a text[] must quote, runs
+ * of whole, hidden and by-topic records, two gateways: both layers give
+ * the same answer, with and without a limit. */
+static void test_layers_agree_on_many_records(void **state) {
+    (void)state;
+    aimdb_backend a = open_pg("site-a"), b = open_pg("site-b");
+    for (int i = 0; i < 300; i++) {
+        char name[64], value[64];
+        snprintf(name, sizeof(name), "%s%03d", i % 7 == 0 ? "m\\\"{x}," : "m/", i);
+        for (int k = 0; k < 3; k++) {
+            aimdb_backend *on = (i + k) % 2 ? &a : &b;
+            int len = snprintf(value, sizeof(value), "{\"t\": %d.5}", i * 10 + k);
+            const char *topic = k == 1 ? "hidden/t" : "open/t";
+            assert_int_equal(on->ops->store(on->self, name, value, (size_t)len,
+                                            (int64_t)(i % 5 + k) * 1000, topic),
+                             AIMDB_OK);
+        }
+    }
+    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+    assert_int_equal(a.ops->flush(a.self), AIMDB_OK);
+    cases_db *d = cases_db_open(a);
+    aimdb_access mixed = {.record = by_name, .value = not_hidden};
+    aimdb_history_request req = {.pattern = "m*", .every_ms = 2000, .field = "t", .n_agg = 5,
+                                 .agg = {AIMDB_AGG_AVG, AIMDB_AGG_SUM, AIMDB_AGG_COUNT,
+                                         AIMDB_AGG_FIRST, AIMDB_AGG_LAST}};
+    assert_true(aggregate_layers_agree(d, &req));
+    req.access = &mixed;
+    assert_true(aggregate_layers_agree(d, &req));
+    req.limit = 1;
+    req.gateway = "site-*";
+    assert_true(aggregate_layers_agree(d, &req));
+    cases_db_close(d);
+    b.ops->close(b.self);
+}
+
 /* A server restarted between two aggregates: the second reconnects and
  * gives the same answer. */
 static void test_reconnects_after_a_restart(void **state) {
@@ -171,6 +215,7 @@ int main(void) {
         cmocka_unit_test_setup(test_cases_one_gateway, fresh_table),
         cmocka_unit_test_setup(test_cases_two_gateways_apart, fresh_table),
         cmocka_unit_test_setup(test_layers_agree_on_edges, fresh_table),
+        cmocka_unit_test_setup(test_layers_agree_on_many_records, fresh_table),
         cmocka_unit_test_setup(test_reconnects_after_a_restart, fresh_table),
     };
     return cmocka_run_group_tests(tests, setup_server, teardown_server);
