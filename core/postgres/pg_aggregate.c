@@ -4,9 +4,10 @@
  *
  * Without them the persistence layer reads every raw row of the range
  * through pg_reader and buckets it in C: 30 days of 15 s values is 172,800
- * rows per record and gateway over the wire.  Here one statement per
- * record groups the rows on the server and sends one line per gateway and
- * bucket (720 for those 30 days into hours), and C merges the lines into
+ * rows per record and gateway over the wire.  Here one statement for up to
+ * AGG_CHUNK records groups the rows on the server and sends one line per
+ * record, gateway and bucket (720 a pair for those 30 days into hours),
+ * and C merges the lines into
  * the layer's bucket set (aimdb_bucket_set_merge): where a bucket starts,
  * what first and last mean, which buckets a limit keeps and their order
  * stay the layer's rules, stated once in core/persist/aggregate.c.
@@ -39,10 +40,11 @@
  * lets it read the value's topic.  SQL cannot apply that predicate (it is
  * a call into the broker, not a list it could be given), and declining
  * would send such a client back to reading every row.  So a record
- * visible only by topic is grouped by topic too and C asks the callback
- * once per topic, merging only visible topics' lines: exact, with the
- * callback asked as for raw rows, and a line per topic and bucket on the
- * wire (a record fed by one topic has no more lines than without).
+ * visible only by topic is grouped by topic too (its statement holds only
+ * such records: a run of records of one visibility shares one) and C asks
+ * the callback once per topic, merging only visible topics' lines: exact,
+ * with the callback asked as for raw rows, and a line per topic and bucket
+ * on the wire (a record fed by one topic has no more lines than without).
  *
  * Each statement is planned with its values (force_custom_plan for the
  * transaction: the reader's connection plans generically, pg_reader.c).
@@ -56,10 +58,10 @@
  * What it saves is the wire and the client: a month of one record and
  * gateway is 720 lines instead of 172,800 rows, and the node asking does
  * not parse them.  The server still reads every row, at about the cost of
- * sending it: on one machine over loopback a month of a fleet is 1.3x
- * faster, one chart a little slower, and records with a few rows per
- * bucket 0.3-0.45x, where a planned statement per record costs more than
- * the rows (bench/bench_pg_aggregate.c; README, Performance: Fleet aggregates).
+ * sending it: on one machine over loopback a month of a fleet is 1.3-1.4x
+ * faster, one chart 1.1-1.3x, and 100 records with four rows a bucket
+ * 0.8-1.1x, where a line costs the server about what its rows save
+ * (bench/bench_pg_aggregate.c; README, Performance: Fleet aggregates).
  */
 #include <endian.h>
 #include <inttypes.h>

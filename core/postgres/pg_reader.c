@@ -34,7 +34,7 @@
  *
  * Aggregates (pg_aggregate.c) take step 1 from here (pg_reader_each_name)
  * and run on this connection (pg_reader_run), a statement of their own
- * per record.
+ * for a run of records.
  */
 #include <inttypes.h>
 #include <stdio.h>
