@@ -49,11 +49,11 @@
  * Each statement is planned with its values (force_custom_plan for the
  * transaction: the reader's connection plans generically, pg_reader.c).
  * The generic plan cannot know which records, gateways and range it reads
- * (it took the index without the gateway for one chart, reading every
- * gateway's rows), nor that first and last are not wanted (it ran both
- * seeks for every line and dropped their rows: 24,000 lines of small
- * records, two thirds of the statement's time), nor how many buckets a
- * range makes; planning costs a millisecond or two.
+ * (for one chart it took the index without the gateway, which holds
+ * every gateway's rows of the record), nor that first and last are not
+ * wanted (it ran both seeks for every line and dropped their rows: 24,000
+ * lines of small records, two thirds of the statement's time), nor how
+ * many buckets a range makes; planning costs a millisecond or two.
  *
  * What it saves is the wire and the client: a month of one record and
  * gateway is 720 lines instead of 172,800 rows, and the node asking does
