@@ -58,9 +58,9 @@
  * What it saves is the wire and the client: a month of one record and
  * gateway is 720 lines instead of 172,800 rows, and the node asking does
  * not parse them.  The server still reads every row, at about the cost of
- * sending it: on one machine over loopback a month of a fleet is 1.3-1.4x
+ * sending it: on one machine over loopback a month of a fleet is 1.3-1.7x
  * faster, one chart 1.1-1.3x, and 100 records with four rows a bucket
- * 0.8-1.1x, where a line costs the server about what its rows save
+ * 0.5-1.1x, where a line costs the server about what its rows save
  * (bench/bench_pg_aggregate.c; README, Performance: Fleet aggregates).
  */
 #include <endian.h>
