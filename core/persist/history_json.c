@@ -156,7 +156,11 @@ static int collect(aimdb_persist *p, const aimdb_history_request *req, collect_c
     int rc = json_buf_append(c->out, "[", 1);
     if (rc != AIMDB_OK) return rc;
     if (!req->every_ms) return persist_query_checked(p, &q, append_row, c, skipped, err, errlen);
-    aimdb_aggregate_params a = {.q = q, .every_ms = req->every_ms, .field = req->field};
+    aimdb_aggregate_params a = {.q = q, .every_ms = req->every_ms, .field = req->field,
+                                .without_first_last = true};
+    for (unsigned i = 0; i < req->n_agg; i++)
+        if (req->agg[i] == AIMDB_AGG_FIRST || req->agg[i] == AIMDB_AGG_LAST)
+            a.without_first_last = false;
     return aimdb_persist_aggregate(p, &a, append_bucket, c, skipped, err, errlen);
 }
 

@@ -67,6 +67,7 @@ static const aimdb_backend_ops postgres_ops = {
     .store = backend_store,
     .flush = backend_flush,
     .query = backend_query,
+    .aggregate = pg_aggregate,
     .cleanup = backend_cleanup,
     .stats = backend_stats,
     .close = backend_close,

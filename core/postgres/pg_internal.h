@@ -8,6 +8,7 @@
  *   pg_writer.c   the writer thread: batches from the row queue, retries,
  *                 reconnects, retention chunks
  *   pg_reader.c   history queries on their own connection
+ *   pg_aggregate.c  aggregates computed by the server, on that connection
  *   pg_uplink.c   the store-and-forward thread (local SQLite -> PostgreSQL)
  */
 #ifndef AIMDB_PG_INTERNAL_H
@@ -248,6 +249,29 @@ void pg_writer_stop(pg_backend *b);
 int pg_reader_query(pg_backend *b, const aimdb_query_params *q, aimdb_row_fn fn, void *ctx,
                     char *err, size_t errlen);
 void pg_reader_close(pg_backend *b);
+
+/* One query on b->rconn, its transaction included (a REPEATABLE READ read
+ * only one, so what it reads is one snapshot); an AIMDB_ code. */
+typedef int (*pg_read_fn)(pg_backend *b, void *ctx);
+/* Run fn on the query connection (connected and its statements prepared
+ * on demand), one query at a time; once more on a fresh connection if the
+ * connection broke while *delivered is still false (nothing reached the
+ * caller).  err gets the reason, naming the server. */
+int pg_reader_run(pg_backend *b, pg_read_fn fn, void *ctx, const bool *delivered, char *err,
+                  size_t errlen);
+/* Inside pg_reader_run: fn(name) for every record name matching pattern,
+ * ascending, found by index seeks over its literal prefix (prefix_len
+ * bytes, aimdb_pattern_prefix_len); stops at fn's first non-zero return. */
+typedef int (*pg_name_fn)(const char *name, void *ctx);
+int pg_reader_each_name(pg_backend *b, const char *pattern, size_t prefix_len, pg_name_fn fn,
+                        void *ctx, char *err, size_t errlen);
+/* A gateway pattern as LIKE: '*' is '%', every other character literal
+ * (malloc'd; NULL when out of memory). */
+char *pg_like_of(const char *pattern);
+
+/* aimdb_backend_ops.aggregate (pg_aggregate.c). */
+int pg_aggregate(void *self, const aimdb_aggregate_params *a, aimdb_bucket_fn fn, void *ctx,
+                 char *err, size_t errlen);
 
 
 #endif

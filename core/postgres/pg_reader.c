@@ -32,8 +32,9 @@
  * topic takes the steps above, in the same transaction: its newest row may
  * be hidden while an older one is visible.
  *
- * Aggregates, when they come, are another statement for step 2; steps 1
- * and 3 stay as they are (run_record takes the statement's rows).
+ * Aggregates (pg_aggregate.c) take step 1 from here (pg_reader_each_name)
+ * and run on this connection (pg_reader_run), a statement of their own
+ * for a run of records.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -87,7 +88,7 @@ static int ensure_reader(pg_backend *b, char *err, size_t errlen) {
 }
 
 /* gateway pattern -> LIKE: '*' is '%', every other character literal. */
-static char *like_of(const char *pattern) {
+char *pg_like_of(const char *pattern) {
     size_t n = strlen(pattern);
     char *out = malloc(2 * n + 1), *o = out;
     if (!out) return NULL;
@@ -178,20 +179,28 @@ static int run_record(query_run *run, const char *name) {
     return rc;
 }
 
+static int record_of_run(const char *name, void *ctx) { return run_record(ctx, name); }
+
 static int run_matching(query_run *run, const char *pattern, size_t prefix_len) {
+    return pg_reader_each_name(run->b, pattern, prefix_len, record_of_run, run, run->err,
+                               run->errlen);
+}
+
+int pg_reader_each_name(pg_backend *b, const char *pattern, size_t prefix_len,
+                        pg_name_fn fn, void *ctx, char *err, size_t errlen) {
     char *prefix = strndup(pattern, prefix_len);
     if (!prefix) return AIMDB_ENOMEM;
     const char *params[1] = {prefix};
-    PGresult *names = PQexecPrepared(run->b->rconn, "names", 1, params, NULL, NULL, 0);
+    PGresult *names = PQexecPrepared(b->rconn, "names", 1, params, NULL, NULL, 0);
     free(prefix);
     int rc = AIMDB_OK;
     if (PQresultStatus(names) != PGRES_TUPLES_OK) {
-        pg_why(run->b->rconn, names, run->err, run->errlen);
+        pg_why(b->rconn, names, err, errlen);
         rc = AIMDB_EIO;
     }
     for (int i = 0; rc == AIMDB_OK && i < PQntuples(names); i++) {
         const char *name = PQgetvalue(names, i, 0);
-        if (aimdb_pattern_match(pattern, name)) rc = run_record(run, name);
+        if (aimdb_pattern_match(pattern, name)) rc = fn(name, ctx);
     }
     PQclear(names);
     return rc;
@@ -302,23 +311,17 @@ static int run_query(query_run *run) {
     return rc;
 }
 
-int pg_reader_query(pg_backend *b, const aimdb_query_params *q, aimdb_row_fn fn, void *ctx,
-                    char *err, size_t errlen) {
-    query_run run = {.b = b, .q = q, .fn = fn, .ctx = ctx, .err = err, .errlen = errlen};
-    snprintf(run.start, sizeof(run.start), "%" PRId64, q->has_start ? q->start_ms : INT64_MIN);
-    snprintf(run.end, sizeof(run.end), "%" PRId64, q->has_end ? q->end_ms : INT64_MAX);
-    snprintf(run.limit, sizeof(run.limit), "%" PRIu32, q->limit);
-    run.like = like_of(q->gateway ? q->gateway : "*");
-    if (!run.like) return AIMDB_ENOMEM;
+int pg_reader_run(pg_backend *b, pg_read_fn fn, void *ctx, const bool *delivered, char *err,
+                  size_t errlen) {
     pthread_mutex_lock(&b->read_lock);
     int rc = ensure_reader(b, err, errlen);
     if (rc == AIMDB_OK) {
-        rc = run_query(&run);
+        rc = fn(b, ctx);
         /* A connection that broke since the last query: once more, anew
          * (only if the caller has seen nothing yet). */
-        if (rc == AIMDB_EIO && !run.emitted && pg_connection_lost(b->rconn) &&
+        if (rc == AIMDB_EIO && !*delivered && pg_connection_lost(b->rconn) &&
             (rc = ensure_reader(b, err, errlen)) == AIMDB_OK)
-            rc = run_query(&run);
+            rc = fn(b, ctx);
     }
     if (rc == AIMDB_EIO && err && *err && !strstr(err, b->where)) {
         char why[512];
@@ -326,6 +329,23 @@ int pg_reader_query(pg_backend *b, const aimdb_query_params *q, aimdb_row_fn fn,
         aimdb_errorf(err, errlen, "history query on %s failed: %s", b->where, why);
     }
     pthread_mutex_unlock(&b->read_lock);
+    return rc;
+}
+
+static int query_on(pg_backend *b, void *ctx) {
+    (void)b;
+    return run_query(ctx);
+}
+
+int pg_reader_query(pg_backend *b, const aimdb_query_params *q, aimdb_row_fn fn, void *ctx,
+                    char *err, size_t errlen) {
+    query_run run = {.b = b, .q = q, .fn = fn, .ctx = ctx, .err = err, .errlen = errlen};
+    snprintf(run.start, sizeof(run.start), "%" PRId64, q->has_start ? q->start_ms : INT64_MIN);
+    snprintf(run.end, sizeof(run.end), "%" PRId64, q->has_end ? q->end_ms : INT64_MAX);
+    snprintf(run.limit, sizeof(run.limit), "%" PRIu32, q->limit);
+    run.like = pg_like_of(q->gateway ? q->gateway : "*");
+    if (!run.like) return AIMDB_ENOMEM;
+    int rc = pg_reader_run(b, query_on, &run, &run.emitted, err, errlen);
     free(run.like);
     return rc;
 }

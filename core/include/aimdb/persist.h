@@ -68,6 +68,10 @@ typedef struct aimdb_aggregate_params {
                              holding at least one number, 0 = every bucket */
     int64_t every_ms;     /* bucket width, > 0 */
     const char *field;    /* dotted path into an object value; NULL = the value itself */
+    /* The caller reads neither first nor last: a backend may leave them 0
+     * where finding them costs extra work (PostgreSQL's, an index seek
+     * per bucket each). */
+    bool without_first_last;
 } aimdb_aggregate_params;
 
 /* One bucket of one record (and, on a fleet backend, one gateway).
