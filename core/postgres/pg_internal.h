@@ -235,7 +235,6 @@ typedef struct pg_backend {
     PGconn *wconn;
     pg_copy_buf copy;
     aimdb_thread *writer;
-    aimdb_log_limit error_log, resume_log;
 
     /* The query connection (pg_reader.c), one query at a time. */
     pthread_mutex_t read_lock;

@@ -13,8 +13,8 @@
  * queue.  A batch the server refuses for its data (a value jsonb does not
  * take, e.g. "\u0000") is halved until the offending row stands alone;
  * that row alone is dropped, counted in rows_failed and logged.  At
- * shutdown, after SHUTDOWN_GRACE_MS of failures, the remaining rows are
- * given up (counted and logged).
+ * shutdown, after a grace of failures (sq_retry, the row queue's), the
+ * remaining rows are given up (counted and logged).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,10 +23,6 @@
 
 #include "pg_internal.h"
 
-#define RETRY_MIN_MS 50
-#define RETRY_MAX_MS 5000
-#define SHUTDOWN_GRACE_MS 5000
-#define ERROR_LOG_INTERVAL_MS 10000
 
 static int64_t monotonic_us(void) {
     struct timespec ts;
@@ -83,61 +79,26 @@ static int commit_batch(pg_backend *b, uint32_t n, bool *data_error, char *why, 
     return AIMDB_OK;
 }
 
-typedef struct retry_state {
-    int64_t retry_at; /* monotonic ms; 0 = not backing off */
-    int64_t backoff;
-    int64_t give_up_at;
-    uint64_t failures;
-    uint32_t max_rows; /* 0 = no cap; halved on refused data */
-} retry_state;
-
-static void batch_failed(pg_backend *b, retry_state *r, uint32_t n, bool data_error,
+/* A refused batch is halved, with no backoff (the server is fine, one
+ * row is not), until the row stands alone; every other failure is the
+ * row queue's retry (sq_retry). */
+static void batch_failed(pg_backend *b, sq_retry *r, uint32_t n, bool data_error,
                          const char *why) {
-    int64_t now = aimdb_monotonic_ms();
+    if (!data_error) {
+        sq_retry_failed(r, &b->queue, &b->counts, b->rt, b->where, n, why);
+        return;
+    }
     sq_writer_counts_failed(&b->counts);
     sq_queue_commit_failed(&b->queue);
-    if (data_error && n == 1) {
-        /* This row alone is refused: it can never be written. */
-        sq_queue_finish(&b->queue, 1, false);
-        atomic_fetch_add_explicit(&b->counts.rows_failed, 1, memory_order_relaxed);
-        aimdb_log(b->rt, AIMDB_LOG_ERROR, "history: %s refused a row, dropped: %s", b->where,
-                  why);
-        r->max_rows = 0;
+    if (n > 1) {
+        r->max_rows = n / 2;
         return;
     }
-    if (data_error) {
-        r->max_rows = n / 2; /* no backoff: the server is fine, one row is not */
-        return;
-    }
-    r->failures++;
-    r->backoff = r->backoff ? r->backoff * 2 : RETRY_MIN_MS;
-    if (r->backoff > RETRY_MAX_MS) r->backoff = RETRY_MAX_MS;
-    r->retry_at = now + r->backoff;
-    uint64_t held;
-    if (aimdb_log_limit_pass(&b->error_log, now, ERROR_LOG_INTERVAL_MS, &held))
-        aimdb_log(b->rt, AIMDB_LOG_ERROR,
-                  "history: writing %u rows to %s failed: %s; rows kept, retrying "
-                  "(%llu failures so far, %llu not logged)",
-                  n, b->where, why, (unsigned long long)r->failures, (unsigned long long)held);
-    if (!sq_queue_closing(&b->queue)) return;
-    if (r->give_up_at == 0) r->give_up_at = now + SHUTDOWN_GRACE_MS;
-    if (now < r->give_up_at) return;
-    uint32_t lost = sq_queue_drop_all(&b->queue);
-    atomic_fetch_add_explicit(&b->counts.rows_failed, lost, memory_order_relaxed);
-    aimdb_log(b->rt, AIMDB_LOG_ERROR, "history: shutting down with %s unreachable (%s): %u rows lost",
-              b->where, why, lost);
-}
-
-static void batch_committed(pg_backend *b, retry_state *r, uint32_t n) {
-    sq_queue_finish(&b->queue, n, true);
-    uint64_t held;
-    if (r->failures && aimdb_log_limit_pass(&b->resume_log, aimdb_monotonic_ms(),
-                                            ERROR_LOG_INTERVAL_MS, &held))
-        aimdb_log(b->rt, AIMDB_LOG_INFO,
-                  "history: writing to %s resumed after %llu failures (%llu resumptions not "
-                  "logged)",
-                  b->where, (unsigned long long)r->failures, (unsigned long long)held);
-    *r = (retry_state){0};
+    /* This row alone is refused: it can never be written. */
+    sq_queue_finish(&b->queue, 1, false);
+    atomic_fetch_add_explicit(&b->counts.rows_failed, 1, memory_order_relaxed);
+    aimdb_log(b->rt, AIMDB_LOG_ERROR, "history: %s refused a row, dropped: %s", b->where, why);
+    r->max_rows = 0;
 }
 
 /* ------------------------------------------------------------ retention */
@@ -231,7 +192,7 @@ static void cleanup_step(pg_backend *b, sq_cleanup *c) {
 
 static void *writer_main(void *arg) {
     pg_backend *b = arg;
-    retry_state retry = {0};
+    sq_retry retry = {0};
     char why[512];
     for (;;) {
         uint32_t n = 0;
@@ -246,7 +207,7 @@ static void *writer_main(void *arg) {
         if (w != SQ_WORK_ROWS) continue;
         bool data_error;
         if (commit_batch(b, n, &data_error, why, sizeof(why)) == AIMDB_OK)
-            batch_committed(b, &retry, n);
+            sq_retry_committed(&retry, &b->queue, b->rt, b->where, n);
         else
             batch_failed(b, &retry, n, data_error, why);
     }

@@ -222,7 +222,6 @@ typedef struct sq_backend {
     int64_t rollup_retry_at; /* monotonic ms: a failed catch-up waits until then */
     aimdb_log_limit rollup_log;
     sq_rollup_map *rollup_map;
-    aimdb_log_limit error_log, resume_log;
     int64_t page_size;
     int64_t max_text_bytes;    /* SQLITE_LIMIT_LENGTH, read at open; immutable after */
 

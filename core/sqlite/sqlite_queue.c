@@ -332,6 +332,54 @@ void sq_writer_counts_committed(sq_writer_counts *c, uint32_t n, int64_t commit_
     atomic_store_explicit(&c->last_commit_us, commit_us, memory_order_relaxed);
 }
 
+#define RETRY_MIN_MS 50
+#define RETRY_MAX_MS 5000
+#define SHUTDOWN_GRACE_MS 5000
+#define RETRY_LOG_INTERVAL_MS 10000
+
+void sq_retry_reset(sq_retry *r) {
+    r->retry_at = r->backoff = r->give_up_at = 0;
+    r->failures = 0;
+    r->max_rows = 0;
+}
+
+void sq_retry_failed(sq_retry *r, sq_queue *q, sq_writer_counts *c, const aimdb_runtime *rt,
+                     const char *where, uint32_t n, const char *why) {
+    int64_t now = aimdb_monotonic_ms();
+    sq_writer_counts_failed(c);
+    sq_queue_commit_failed(q);
+    r->failures++;
+    r->backoff = r->backoff ? r->backoff * 2 : RETRY_MIN_MS;
+    if (r->backoff > RETRY_MAX_MS) r->backoff = RETRY_MAX_MS;
+    r->retry_at = now + r->backoff;
+    uint64_t held;
+    if (aimdb_log_limit_pass(&r->error_log, now, RETRY_LOG_INTERVAL_MS, &held))
+        aimdb_log(rt, AIMDB_LOG_ERROR,
+                  "history: writing %u rows to %s failed: %s; rows kept, retrying "
+                  "(%llu failures so far, %llu not logged)",
+                  n, where, why, (unsigned long long)r->failures, (unsigned long long)held);
+    if (!sq_queue_closing(q)) return;
+    if (r->give_up_at == 0) r->give_up_at = now + SHUTDOWN_GRACE_MS;
+    if (now < r->give_up_at) return;
+    uint32_t lost = sq_queue_drop_all(q);
+    atomic_fetch_add_explicit(&c->rows_failed, lost, memory_order_relaxed);
+    aimdb_log(rt, AIMDB_LOG_ERROR, "history: shutting down with %s still failing (%s): %u rows lost",
+              where, why, lost);
+}
+
+void sq_retry_committed(sq_retry *r, sq_queue *q, const aimdb_runtime *rt, const char *where,
+                        uint32_t n) {
+    sq_queue_finish(q, n, true);
+    uint64_t held;
+    if (r->failures && aimdb_log_limit_pass(&r->resume_log, aimdb_monotonic_ms(),
+                                            RETRY_LOG_INTERVAL_MS, &held))
+        aimdb_log(rt, AIMDB_LOG_INFO,
+                  "history: writing to %s resumed after %llu failures (%llu resumptions not "
+                  "logged)",
+                  where, (unsigned long long)r->failures, (unsigned long long)held);
+    sq_retry_reset(r);
+}
+
 void sq_writer_counts_failed(sq_writer_counts *c) {
     atomic_fetch_add_explicit(&c->write_errors, 1, memory_order_relaxed);
 }

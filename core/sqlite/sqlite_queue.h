@@ -149,6 +149,34 @@ typedef struct sq_writer_counts {
     _Atomic int64_t last_commit_us;
 } sq_writer_counts;
 
+/* A writer thread's retry state, one policy for every backend: after a
+ * failed commit the next waits a backoff doubling from 50 ms to 5 s;
+ * failures and resumption are logged at most once per 10 s each; once the
+ * queue is closing, failures go on for 5 s more, then the rows still
+ * queued are given up (counted in rows_failed).  max_rows (0 = no cap) is
+ * the caller's: how many rows the next attempt may take.  Only the writer
+ * thread touches it. */
+typedef struct sq_retry {
+    int64_t retry_at;   /* monotonic ms; 0 = not backing off */
+    int64_t backoff;
+    int64_t give_up_at; /* set once failing while closing */
+    uint64_t failures;  /* consecutive */
+    uint32_t max_rows;
+    aimdb_log_limit error_log, resume_log; /* kept across resets */
+} sq_retry;
+
+/* Writer: a commit of n taken rows to `where` failed for `why`: counted,
+ * the rows kept for the retry (or, closing and past the grace, every
+ * queued row dropped), backed off and logged. */
+void sq_retry_failed(sq_retry *r, sq_queue *q, sq_writer_counts *c, const aimdb_runtime *rt,
+                     const char *where, uint32_t n, const char *why);
+/* Writer: the n taken rows committed to `where`: finished in q; after
+ * failures, their end logged; the retry state cleared. */
+void sq_retry_committed(sq_retry *r, sq_queue *q, const aimdb_runtime *rt, const char *where,
+                        uint32_t n);
+/* Writer: the retry state cleared (no backoff, no cap), the log limits kept. */
+void sq_retry_reset(sq_retry *r);
+
 /* Writer: a batch of n rows committed in commit_us. */
 void sq_writer_counts_committed(sq_writer_counts *c, uint32_t n, int64_t commit_us);
 /* Writer: a transaction failed (rows or rollup lines; retried). */

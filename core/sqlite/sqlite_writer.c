@@ -13,8 +13,8 @@
  * A failed commit (disk full, database locked by another process, I/O
  * error) never loses rows and never stops the thread: the batch stays in
  * the queue and is retried with exponential backoff while the error is
- * logged (rate-limited) and counted.  Only at shutdown, after
- * SHUTDOWN_GRACE_MS of failures, are the remaining rows given up.
+ * logged (rate-limited) and counted.  Only at shutdown, after a grace of
+ * failures (sq_retry, the row queue's), are the remaining rows given up.
  *
  * Before each commit, and every second while idle, sqlite_recovery.c checks
  * the file: a damaged one (reported by a commit, a retention delete or a
@@ -28,13 +28,9 @@
 
 #include "sqlite_internal.h"
 
-#define RETRY_MIN_MS 50
-#define RETRY_MAX_MS 5000
-#define SHUTDOWN_GRACE_MS 5000
 /* How long a statement waits for another process's lock before it fails
  * and the retry loop takes over (so the thread stays responsive). */
 #define WRITER_BUSY_MS 1000
-#define ERROR_LOG_INTERVAL_MS 10000
 
 static const char *sync_pragma(aimdb_sqlite_sync s) {
     switch (s) {
@@ -214,53 +210,12 @@ static int commit_batch(sq_backend *b, uint32_t n, char *why, size_t whylen) {
     return rc;
 }
 
-/* Retry state of the writer thread.  After a failure the next attempt
- * commits half as many rows (down to one): on a nearly full disk whatever
- * still fits gets written, and the size grows back after a success. */
-typedef struct retry_state {
-    int64_t retry_at;    /* monotonic ms; 0 = not backing off */
-    int64_t backoff;
-    int64_t give_up_at;  /* set once failing while closing */
-    uint64_t failures;   /* consecutive */
-    uint32_t max_rows;   /* 0 = no cap */
-} retry_state;
-
-static void batch_failed(sq_backend *b, retry_state *r, uint32_t n, const char *why) {
-    int64_t now = aimdb_monotonic_ms();
-    sq_writer_counts_failed(&b->counts);
-    sq_queue_commit_failed(&b->queue);
-    r->failures++;
+/* After a failure the next attempt commits half as many rows (down to
+ * one): on a nearly full disk whatever still fits gets written, and the
+ * size grows back after a success. */
+static void batch_failed(sq_backend *b, sq_retry *r, uint32_t n, const char *why) {
+    sq_retry_failed(r, &b->queue, &b->counts, b->rt, b->opts.path, n, why);
     r->max_rows = n > 1 ? n / 2 : 1;
-    r->backoff = r->backoff ? r->backoff * 2 : RETRY_MIN_MS;
-    if (r->backoff > RETRY_MAX_MS) r->backoff = RETRY_MAX_MS;
-    r->retry_at = now + r->backoff;
-    uint64_t held;
-    if (aimdb_log_limit_pass(&b->error_log, now, ERROR_LOG_INTERVAL_MS, &held))
-        aimdb_log(b->rt, AIMDB_LOG_ERROR,
-                  "history: writing %u rows to %s failed: %s; rows kept, retrying "
-                  "(%llu failures so far, %llu not logged)",
-                  n, b->opts.path, why, (unsigned long long)r->failures,
-                  (unsigned long long)held);
-    if (!sq_queue_closing(&b->queue)) return;
-    if (r->give_up_at == 0) r->give_up_at = now + SHUTDOWN_GRACE_MS;
-    if (now < r->give_up_at) return;
-    uint32_t lost = sq_queue_drop_all(&b->queue);
-    atomic_fetch_add_explicit(&b->counts.rows_failed, lost, memory_order_relaxed);
-    aimdb_log(b->rt, AIMDB_LOG_ERROR,
-              "history: shutting down with %s unwritable (%s): %u rows lost", b->opts.path,
-              why, lost);
-}
-
-static void batch_committed(sq_backend *b, retry_state *r, uint32_t n) {
-    sq_queue_finish(&b->queue, n, true);
-    uint64_t held;
-    if (r->failures && aimdb_log_limit_pass(&b->resume_log, aimdb_monotonic_ms(),
-                                            ERROR_LOG_INTERVAL_MS, &held))
-        aimdb_log(b->rt, AIMDB_LOG_INFO,
-                  "history: writing to %s resumed after %llu failures (%llu resumptions not "
-                  "logged)",
-                  b->opts.path, (unsigned long long)r->failures, (unsigned long long)held);
-    *r = (retry_state){0};
 }
 
 /* ------------------------------------------------------------ retention */
@@ -368,7 +323,7 @@ static void checkpoint_and_close(sq_backend *b) {
 
 static void *writer_main(void *arg) {
     sq_backend *b = arg;
-    retry_state retry = {0};
+    sq_retry retry = {0};
     char why[256];
     for (;;) {
         uint32_t n = 0;
@@ -386,10 +341,10 @@ static void *writer_main(void *arg) {
         }
         /* On a new file the old one's failures say nothing: no backoff, and
          * rows that failed on a damaged file are committed at once. */
-        if (sq_health_check(b)) retry = (retry_state){0};
+        if (sq_health_check(b)) sq_retry_reset(&retry);
         if (w == SQ_WORK_CHECK) continue;
         if (commit_batch(b, n, why, sizeof(why)) == SQLITE_OK) {
-            batch_committed(b, &retry, n);
+            sq_retry_committed(&retry, &b->queue, b->rt, b->opts.path, n);
         } else {
             batch_failed(b, &retry, n, why);
         }
