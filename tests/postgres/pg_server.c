@@ -266,3 +266,24 @@ int64_t pg_wait_int(const pg_server *s, const char *sql, int64_t want, int timeo
     while ((v = try_query_int(s, sql)) < want && now_ms() < deadline) sleep_ms(50);
     return v;
 }
+
+pg_server pg_test_server;
+
+int pg_test_server_setup(void **state) {
+    (void)state;
+    pg_server_start_if_installed(&pg_test_server);
+    return 0;
+}
+
+int pg_test_server_teardown(void **state) {
+    (void)state;
+    pg_server_cleanup(&pg_test_server);
+    return 0;
+}
+
+int pg_test_fresh_history(void **state) {
+    (void)state;
+    if (!pg_test_server.running) skip();
+    pg_exec(&pg_test_server, "DROP TABLE IF EXISTS record_history");
+    return 0;
+}

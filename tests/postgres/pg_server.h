@@ -54,4 +54,13 @@ void pg_exec(const pg_server *s, const char *sql);
 /* Wait (bounded) until pg_query_int(sql) >= want; the last value seen. */
 int64_t pg_wait_int(const pg_server *s, const char *sql, int64_t want, int timeout_ms);
 
+/* The server a test program's tests share, with its cmocka fixtures:
+ * group setup starts it (or says the tests are skipped), group teardown
+ * stops and removes it; a test's setup skips the test without a server,
+ * else drops record_history so that the test starts on an empty database. */
+extern pg_server pg_test_server;
+int pg_test_server_setup(void **state);
+int pg_test_server_teardown(void **state);
+int pg_test_fresh_history(void **state);
+
 #endif

@@ -20,27 +20,16 @@
 #include "aimdb/postgres.h"
 #include "pg_server.h"
 
-static pg_server server;
 static aggregate_cases *cases;
 
 static int setup_server(void **state) {
-    (void)state;
     cases = aggregate_cases_load(AGGREGATE_CASES_JSON);
-    pg_server_start_if_installed(&server);
-    return 0;
+    return pg_test_server_setup(state);
 }
 
 static int teardown_server(void **state) {
-    (void)state;
-    pg_server_cleanup(&server);
+    pg_test_server_teardown(state);
     aggregate_cases_free(cases);
-    return 0;
-}
-
-static int fresh_table(void **state) {
-    (void)state;
-    if (!server.running) skip();
-    pg_exec(&server, "DROP TABLE IF EXISTS record_history");
     return 0;
 }
 
@@ -55,7 +44,7 @@ static bool not_hidden(const char *record, const char *source, void *ctx) {
 }
 
 static aimdb_backend open_pg(const char *gateway) {
-    aimdb_postgres_options o = {.uri = server.uri, .gateway = gateway, .flush_interval_ms = 10};
+    aimdb_postgres_options o = {.uri = pg_test_server.uri, .gateway = gateway, .flush_interval_ms = 10};
     aimdb_backend b;
     char err[512] = "";
     if (aimdb_postgres_open(&o, &b, err, sizeof(err)) != AIMDB_OK)
@@ -200,7 +189,7 @@ static void test_reconnects_after_a_restart(void **state) {
     assert_int_equal(aimdb_persist_query_json(cases_db_persist(d), &req, &before, NULL, err,
                                               sizeof(err)),
                      AIMDB_OK);
-    pg_server_restart(&server);
+    pg_server_restart(&pg_test_server);
     assert_int_equal(aimdb_persist_query_json(cases_db_persist(d), &req, &after, NULL, err,
                                               sizeof(err)),
                      AIMDB_OK);
@@ -212,11 +201,11 @@ static void test_reconnects_after_a_restart(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_cases_one_gateway, fresh_table),
-        cmocka_unit_test_setup(test_cases_two_gateways_apart, fresh_table),
-        cmocka_unit_test_setup(test_layers_agree_on_edges, fresh_table),
-        cmocka_unit_test_setup(test_layers_agree_on_many_records, fresh_table),
-        cmocka_unit_test_setup(test_reconnects_after_a_restart, fresh_table),
+        cmocka_unit_test_setup(test_cases_one_gateway, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_cases_two_gateways_apart, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_layers_agree_on_edges, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_layers_agree_on_many_records, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_reconnects_after_a_restart, pg_test_fresh_history),
     };
     return cmocka_run_group_tests(tests, setup_server, teardown_server);
 }

@@ -23,30 +23,9 @@
 #include "harness.h"
 #include "pg_server.h"
 
-static pg_server server;
-
-static int setup_server(void **state) {
-    (void)state;
-    pg_server_start_if_installed(&server);
-    return 0;
-}
-
-static int teardown_server(void **state) {
-    (void)state;
-    pg_server_cleanup(&server);
-    return 0;
-}
-
-/* Each test starts on an empty database. */
-static int fresh_table(void **state) {
-    (void)state;
-    if (!server.running) skip();
-    pg_exec(&server, "DROP TABLE IF EXISTS record_history");
-    return 0;
-}
 
 static aimdb_backend open_pg(const char *gateway) {
-    aimdb_postgres_options o = {.uri = server.uri, .gateway = gateway, .flush_interval_ms = 10};
+    aimdb_postgres_options o = {.uri = pg_test_server.uri, .gateway = gateway, .flush_interval_ms = 10};
     aimdb_backend b;
     char err[512] = "";
     int rc = aimdb_postgres_open(&o, &b, err, sizeof(err));
@@ -140,12 +119,12 @@ static void test_schema_created_and_rows_committed(void **state) {
         store(b, "temp::vienna", json, 1000 + i, "weather/vienna/temperature");
     }
     assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
-    assert_int_equal(pg_query_int(&server, "SELECT count(*) FROM record_history"), 1000);
-    assert_int_equal(pg_query_int(&server, "SELECT count(DISTINCT value_json->>'n') FROM "
+    assert_int_equal(pg_query_int(&pg_test_server, "SELECT count(*) FROM record_history"), 1000);
+    assert_int_equal(pg_query_int(&pg_test_server, "SELECT count(DISTINCT value_json->>'n') FROM "
                                            "record_history WHERE gateway = 'central' AND "
                                            "source_id IS NULL"),
                      1000);
-    assert_int_equal(pg_query_int(&server, "SELECT count(*) FROM pg_indexes WHERE tablename = "
+    assert_int_equal(pg_query_int(&pg_test_server, "SELECT count(*) FROM pg_indexes WHERE tablename = "
                                            "'record_history' AND indexname IN "
                                            "('idx_record_time', 'idx_record_gateway_time')"),
                      2);
@@ -347,30 +326,30 @@ static void test_latest_exact(void **state) {
     latest_both_ways(g1, "t::*", NULL, &r);
     assert_int_equal(r.n, 0);
 
-    pg_exec(&server, "DELETE FROM record_history WHERE gateway = 'gw1' AND value_json = '3'");
+    pg_exec(&pg_test_server, "DELETE FROM record_history WHERE gateway = 'gw1' AND value_json = '3'");
     latest_both_ways(g1, "t", NULL, &r);
     assert_string_equal(r.text[0], "t|gw1|500|topic/a|2");
-    pg_exec(&server, "UPDATE record_history SET stored_at = 900 WHERE value_json = '1'");
+    pg_exec(&pg_test_server, "UPDATE record_history SET stored_at = 900 WHERE value_json = '1'");
     latest_both_ways(g1, "t", NULL, &r);
     assert_string_equal(r.text[0], "t|gw1|900|topic/a|1");
-    pg_exec(&server, "UPDATE record_history SET gateway = 'gw3' WHERE value_json = '30'");
+    pg_exec(&pg_test_server, "UPDATE record_history SET gateway = 'gw3' WHERE value_json = '30'");
     latest_both_ways(g1, "*", NULL, &r);
     assert_int_equal(r.n, 3);
     assert_string_equal(r.text[1], "t|gw3|100|-|30");
-    pg_exec(&server, "INSERT INTO record_history(gateway, record_name, value_json, stored_at) "
+    pg_exec(&pg_test_server, "INSERT INTO record_history(gateway, record_name, value_json, stored_at) "
                      "VALUES ('gw1', 'v', '40', 50)");
     latest_both_ways(g1, "v", NULL, &r);
     assert_int_equal(r.n, 1);
 
     /* A trigger gone: the next connect rebuilds record_latest from the rows. */
-    pg_exec(&server, "DROP TRIGGER aimdb_latest_insert ON record_history");
-    pg_exec(&server, "INSERT INTO record_history(gateway, record_name, value_json, stored_at) "
+    pg_exec(&pg_test_server, "DROP TRIGGER aimdb_latest_insert ON record_history");
+    pg_exec(&pg_test_server, "INSERT INTO record_history(gateway, record_name, value_json, stored_at) "
                      "VALUES ('gw1', 'v', '41', 60)");
     g2.ops->close(g2.self);
     g2 = open_pg("gw2");
     latest_both_ways(g2, "v", NULL, &r);
     assert_string_equal(r.text[0], "v|gw1|60|-|41");
-    pg_exec(&server, "TRUNCATE record_history");
+    pg_exec(&pg_test_server, "TRUNCATE record_history");
     latest_both_ways(g2, "*", NULL, &r);
     assert_int_equal(r.n, 0);
     g1.ops->close(g1.self);
@@ -383,7 +362,7 @@ static void test_latest_function_replaced(void **state) {
     (void)state;
     aimdb_backend g = open_pg("gw1");
     g.ops->close(g.self);
-    pg_exec(&server, "CREATE OR REPLACE FUNCTION aimdb_record_latest() RETURNS trigger "
+    pg_exec(&pg_test_server, "CREATE OR REPLACE FUNCTION aimdb_record_latest() RETURNS trigger "
                      "LANGUAGE plpgsql AS $f$ BEGIN RETURN NULL; END $f$");
     g = open_pg("gw1");
     store(g, "t", "1", 100, NULL);
@@ -431,9 +410,9 @@ static void test_retention_in_chunks(void **state) {
     const char *except[] = {"keep"};
     assert_int_equal(b.ops->cleanup(b.self, NULL, except, 1, 1000 + 11000, &deleted), AIMDB_OK);
     assert_int_equal(deleted, 11000);
-    assert_int_equal(pg_query_int(&server, "SELECT count(*) FROM record_history"), 1001);
+    assert_int_equal(pg_query_int(&pg_test_server, "SELECT count(*) FROM record_history"), 1001);
     assert_int_equal(b.ops->cleanup(b.self, "keep", NULL, 0, 2000, &deleted), AIMDB_OK);
-    assert_int_equal(pg_query_int(&server, "SELECT count(*) FROM record_history WHERE "
+    assert_int_equal(pg_query_int(&pg_test_server, "SELECT count(*) FROM record_history WHERE "
                                            "record_name = 'keep'"),
                      0);
     b.ops->close(b.self);
@@ -451,20 +430,20 @@ static void test_outage_under_load(void **state) {
         store(b, "load", json, n, NULL);
     }
     assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
-    pg_server_stop(&server);
+    pg_server_stop(&pg_test_server);
     for (; n < 6000; n++) {
         char json[32];
         snprintf(json, sizeof(json), "%d", n);
         store(b, "load", json, n, NULL);
     }
     assert_int_equal(b.ops->flush(b.self), AIMDB_EIO); /* commits fail meanwhile */
-    pg_server_restart(&server);
+    pg_server_restart(&pg_test_server);
     /* flush returns EIO on each failed attempt; the rows stay queued. */
     long long deadline = now_ms() + 30000;
     while (b.ops->flush(b.self) != AIMDB_OK && now_ms() < deadline) sleep_ms(50);
     assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
-    assert_int_equal(pg_query_int(&server, "SELECT count(*) FROM record_history"), 6000);
-    assert_int_equal(pg_query_int(&server, "SELECT count(DISTINCT value_json) FROM record_history"),
+    assert_int_equal(pg_query_int(&pg_test_server, "SELECT count(*) FROM record_history"), 6000);
+    assert_int_equal(pg_query_int(&pg_test_server, "SELECT count(DISTINCT value_json) FROM record_history"),
                      6000);
     /* The query connection broke too: it reconnects. */
     rows r;
@@ -480,7 +459,7 @@ static void test_value_jsonb_refuses_is_dropped_alone(void **state) {
     aimdb_backend b = open_pg("central");
     for (int i = 0; i < 100; i++) store(b, "s", i == 40 ? "\"\\u0000\"" : "\"ok\"", i, NULL);
     b.ops->flush(b.self);
-    assert_int_equal(pg_wait_int(&server, "SELECT count(*) FROM record_history", 99, 10000), 99);
+    assert_int_equal(pg_wait_int(&pg_test_server, "SELECT count(*) FROM record_history", 99, 10000), 99);
     aimdb_backend_stats st;
     b.ops->stats(b.self, &st);
     assert_int_equal(st.rows_failed, 1);
@@ -501,47 +480,47 @@ static void test_errors(void **state) {
     char uri[256];
     expect_open_error("postgresql://127.0.0.1:notaport/x", "bad PostgreSQL URI");
     expect_open_error("postgresql://a@b@c?sslmode=sometimes", "bad PostgreSQL URI");
-    snprintf(uri, sizeof(uri), "postgresql://nobody_here@127.0.0.1:%d/postgres", server.port);
+    snprintf(uri, sizeof(uri), "postgresql://nobody_here@127.0.0.1:%d/postgres", pg_test_server.port);
     expect_open_error(uri, "nobody_here");
     /* The message names the server, never a password. */
     snprintf(uri, sizeof(uri), "postgresql://nobody_here:s3cret@127.0.0.1:%d/postgres",
-             server.port);
+             pg_test_server.port);
     aimdb_postgres_options o = {.uri = uri, .gateway = "g"};
     aimdb_backend b;
     char err[512] = "";
     assert_int_equal(aimdb_postgres_open(&o, &b, err, sizeof(err)), AIMDB_EINVAL);
     assert_null(strstr(err, "s3cret"));
     assert_non_null(strstr(err, "nobody_here@127.0.0.1:"));
-    pg_exec(&server, "CREATE TABLE record_history(id BIGSERIAL PRIMARY KEY, gateway TEXT NOT "
+    pg_exec(&pg_test_server, "CREATE TABLE record_history(id BIGSERIAL PRIMARY KEY, gateway TEXT NOT "
                      "NULL, record_name TEXT NOT NULL, value_json TEXT NOT NULL, stored_at "
                      "BIGINT NOT NULL, source_id BIGINT)");
-    expect_open_error(server.uri, "column value_json is text, expected jsonb");
-    pg_exec(&server, "DROP TABLE record_history");
-    pg_exec(&server, "CREATE TABLE record_history(id BIGSERIAL PRIMARY KEY, gateway TEXT "
+    expect_open_error(pg_test_server.uri, "column value_json is text, expected jsonb");
+    pg_exec(&pg_test_server, "DROP TABLE record_history");
+    pg_exec(&pg_test_server, "CREATE TABLE record_history(id BIGSERIAL PRIMARY KEY, gateway TEXT "
                      "COLLATE \"C\" NOT NULL, record_name TEXT COLLATE \"C\" NOT NULL, "
                      "value_json JSONB NOT NULL, stored_at BIGINT NOT NULL, source_id BIGINT)");
-    expect_open_error(server.uri, "no UNIQUE (gateway, source_id)");
-    pg_exec(&server, "DROP TABLE record_history");
-    pg_exec(&server, "CREATE TABLE record_history(id BIGSERIAL PRIMARY KEY, gateway TEXT "
+    expect_open_error(pg_test_server.uri, "no UNIQUE (gateway, source_id)");
+    pg_exec(&pg_test_server, "DROP TABLE record_history");
+    pg_exec(&pg_test_server, "CREATE TABLE record_history(id BIGSERIAL PRIMARY KEY, gateway TEXT "
                      "COLLATE \"und-x-icu\" NOT NULL, record_name TEXT NOT NULL, "
                      "value_json JSONB NOT NULL, stored_at BIGINT NOT NULL, source_id BIGINT, "
                      "UNIQUE (gateway, source_id))");
-    expect_open_error(server.uri, "column gateway has collation \"und-x-icu\"; aimdb needs \"C\"");
+    expect_open_error(pg_test_server.uri, "column gateway has collation \"und-x-icu\"; aimdb needs \"C\"");
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_schema_created_and_rows_committed, fresh_table),
-        cmocka_unit_test_setup(test_queries_match_sqlite, fresh_table),
-        cmocka_unit_test_setup(test_access_by_topic, fresh_table),
-        cmocka_unit_test_setup(test_gateway_patterns, fresh_table),
-        cmocka_unit_test_setup(test_latest_exact, fresh_table),
-        cmocka_unit_test_setup(test_latest_quoted_names, fresh_table),
-        cmocka_unit_test_setup(test_latest_function_replaced, fresh_table),
-        cmocka_unit_test_setup(test_retention_in_chunks, fresh_table),
-        cmocka_unit_test_setup(test_value_jsonb_refuses_is_dropped_alone, fresh_table),
-        cmocka_unit_test_setup(test_errors, fresh_table),
-        cmocka_unit_test_setup(test_outage_under_load, fresh_table),
+        cmocka_unit_test_setup(test_schema_created_and_rows_committed, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_queries_match_sqlite, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_access_by_topic, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_gateway_patterns, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_latest_exact, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_latest_quoted_names, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_latest_function_replaced, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_retention_in_chunks, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_value_jsonb_refuses_is_dropped_alone, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_errors, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_outage_under_load, pg_test_fresh_history),
     };
-    return cmocka_run_group_tests(tests, setup_server, teardown_server);
+    return cmocka_run_group_tests(tests, pg_test_server_setup, pg_test_server_teardown);
 }

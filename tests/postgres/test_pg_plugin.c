@@ -32,26 +32,6 @@
 
 #define WAIT_MS 30000
 
-static pg_server server;
-
-static int setup_server(void **state) {
-    (void)state;
-    pg_server_start_if_installed(&server);
-    return 0;
-}
-
-static int teardown_server(void **state) {
-    (void)state;
-    pg_server_cleanup(&server);
-    return 0;
-}
-
-static int fresh_table(void **state) {
-    (void)state;
-    if (!server.running) skip();
-    pg_exec(&server, "DROP TABLE IF EXISTS record_history");
-    return 0;
-}
 
 /* A broker whose aimdb.conf is the rule below plus `settings`. */
 static void start_node(broker *b, const char *settings) {
@@ -72,7 +52,7 @@ static void start_node(broker *b, const char *settings) {
 static void start_gateway(broker *b, const char *name) {
     char settings[1024];
     snprintf(settings, sizeof(settings), "database @DIR@/data/aimdb.db\nuplink %s\ngateway %s",
-             server.uri, name);
+             pg_test_server.uri, name);
     start_node(b, settings);
 }
 
@@ -110,12 +90,12 @@ static void assert_shipped_exactly(const broker *b, const char *gw, int64_t rows
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM record_history WHERE gateway = '%s' AND source_id IS NOT NULL",
              gw);
-    int64_t got = pg_wait_int(&server, sql, rows, WAIT_MS);
+    int64_t got = pg_wait_int(&pg_test_server, sql, rows, WAIT_MS);
     if (got != rows) fail_msg("gateway %s: %lld rows in PostgreSQL, %lld local", gw, (long long)got,
                               (long long)rows);
     snprintf(sql, sizeof(sql),
              "SELECT count(DISTINCT source_id) FROM record_history WHERE gateway = '%s'", gw);
-    assert_int_equal(pg_query_int(&server, sql), rows);
+    assert_int_equal(pg_query_int(&pg_test_server, sql), rows);
     /* Row by row against the local file: same id, record, time, value, topic. */
     sqlite3 *db;
     assert_int_equal(sqlite3_open_v2(b->db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
@@ -138,7 +118,7 @@ static void assert_shipped_exactly(const broker *b, const char *gw, int64_t rows
              "WHERE gateway = '%s' AND topic = 'sensors/' || substr(record_name, 7) || "
              "'/temperature' AND (value_json ? 'n' OR value_json ? 'last')",
              gw);
-    assert_true(pg_query_text(&server, sql, have, sizeof(have)));
+    assert_true(pg_query_text(&pg_test_server, sql, have, sizeof(have)));
     assert_string_equal(have, want);
 }
 
@@ -187,7 +167,7 @@ static void test_fleet(void **state) {
     start_gateway(&a, "site-a");
     start_gateway(&b, "site_b");
     char settings[512];
-    snprintf(settings, sizeof(settings), "database %s\ngateway central", server.uri);
+    snprintf(settings, sizeof(settings), "database %s\ngateway central", pg_test_server.uri);
     start_node(&central, settings);
     publish_n(a.port, "sensors/kitchen/temperature", 0, 300);
     publish_n(b.port, "sensors/kitchen/temperature", 1000, 1200);
@@ -195,7 +175,7 @@ static void test_fleet(void **state) {
     publish_n(central.port, "sensors/dc/temperature", 0, 5);
     assert_shipped_exactly(&a, "site-a", 301);
     assert_shipped_exactly(&b, "site_b", 212);
-    assert_int_equal(pg_wait_int(&server, "SELECT count(*) FROM record_history WHERE gateway = "
+    assert_int_equal(pg_wait_int(&pg_test_server, "SELECT count(*) FROM record_history WHERE gateway = "
                                           "'central' AND source_id IS NULL",
                                  6, WAIT_MS),
                      6);
@@ -269,7 +249,7 @@ static void test_outage_under_load(void **state) {
     start_gateway(&a, "site-a");
     publish_n(a.port, "sensors/kitchen/temperature", 0, 1000);
     assert_shipped_exactly(&a, "site-a", 1001);
-    pg_server_stop(&server);
+    pg_server_stop(&pg_test_server);
     publish_n(a.port, "sensors/kitchen/temperature", 1000, 4000);
     wait_sys(a.port, "$SYS/broker/aimdb/uplink/state", "retrying: ", 0);
     assert_true(broker_log_wait(&a, "uplink to postgres@127.0.0.1:", WAIT_MS));
@@ -277,7 +257,7 @@ static void test_outage_under_load(void **state) {
     wait_sys(a.port, "$SYS/broker/aimdb/uplink/lag/rows", NULL, 3001);
     wait_sys(a.port, "$SYS/broker/aimdb/uplink/lag/ms", NULL, 1);
     assert_true(sys_number(a.port, "$SYS/broker/aimdb/uplink/errors") >= 1);
-    pg_server_restart(&server);
+    pg_server_restart(&pg_test_server);
     /* Local history was never held up: all 3,002 rows are there. */
     assert_int_equal(local_count(&a), 4002);
     assert_shipped_exactly(&a, "site-a", 4002);
@@ -295,7 +275,7 @@ static void test_sigkill_mid_shipping(void **state) {
     start_gateway(&a, "site-a");
     publish_n(a.port, "sensors/kitchen/temperature", 0, 500);
     assert_shipped_exactly(&a, "site-a", 501);
-    PGconn *lock = PQconnectdb(server.uri);
+    PGconn *lock = PQconnectdb(pg_test_server.uri);
     assert_int_equal(PQstatus(lock), CONNECTION_OK);
     PQclear(PQexec(lock, "BEGIN"));
     PGresult *r = PQexec(lock, "LOCK TABLE record_history IN EXCLUSIVE MODE");
@@ -303,7 +283,7 @@ static void test_sigkill_mid_shipping(void **state) {
     PQclear(r);
     publish_n(a.port, "sensors/kitchen/temperature", 500, 3000);
     /* The uplink's COPY is in flight, waiting for the lock. */
-    assert_int_equal(pg_wait_int(&server, "SELECT count(*) FROM pg_stat_activity WHERE "
+    assert_int_equal(pg_wait_int(&pg_test_server, "SELECT count(*) FROM pg_stat_activity WHERE "
                                           "application_name = 'aimdb' AND wait_event_type = 'Lock'",
                                  1, WAIT_MS),
                      1);
@@ -311,7 +291,7 @@ static void test_sigkill_mid_shipping(void **state) {
     PQclear(PQexec(lock, "COMMIT"));
     PQfinish(lock);
     /* The killed connection's transaction never commits. */
-    assert_int_equal(pg_query_int(&server, "SELECT count(*) FROM record_history"), 501);
+    assert_int_equal(pg_query_int(&pg_test_server, "SELECT count(*) FROM record_history"), 501);
     assert_true(broker_start(&a, NULL));
     int64_t local = local_count(&a);
     assert_true(local > 501);
@@ -350,7 +330,7 @@ static void test_bad_uri_and_refused_login(void **state) {
     snprintf(settings, sizeof(settings),
              "database @DIR@/data/aimdb.db\nuplink postgresql://nobody@127.0.0.1:%d/postgres\n"
              "gateway g",
-             server.port);
+             pg_test_server.port);
     start_node(&b, settings);
     wait_sys(b.port, "$SYS/broker/aimdb/uplink/state",
              "retrying: connecting: connection to server at \"127.0.0.1\"", 0);
@@ -384,7 +364,7 @@ static void test_central_acl(void **state) {
     char text[1024], passwd[HARNESS_PATH_MAX + 16], acl[HARNESS_PATH_MAX + 16], extra[2048];
     snprintf(text, sizeof(text),
              "database %s\ngateway central\nrecord temp::{1} sensors/+/temperature persist\n",
-             server.uri);
+             pg_test_server.uri);
     broker_write_aimdb(&central, text);
     snprintf(passwd, sizeof(passwd), "%s/passwd", central.dir);
     snprintf(acl, sizeof(acl), "%s/acl", central.dir);
@@ -433,7 +413,7 @@ static void test_bridge_central(void **state) {
     snprintf(text, sizeof(text),
              "broker mqtt://127.0.0.1:%d\nclient_id pg-bridge\ndatabase %s\ngateway cloud\n"
              "record temp::{1} sensors/+/temperature persist\n",
-             b.port, server.uri);
+             b.port, pg_test_server.uri);
     write_file(conf, text);
     daemon_proc d;
     char *argv[] = {AIMDB_BRIDGE, "-c", conf, NULL};
@@ -444,7 +424,7 @@ static void test_bridge_central(void **state) {
     }
     assert_true(file_contains(d.log_path, "history in postgresql://postgres@127.0.0.1:"));
     publish_n(b.port, "sensors/roof/temperature", 0, 20);
-    assert_int_equal(pg_wait_int(&server, "SELECT count(*) FROM record_history WHERE gateway = "
+    assert_int_equal(pg_wait_int(&pg_test_server, "SELECT count(*) FROM record_history WHERE gateway = "
                                           "'cloud'",
                                  21, WAIT_MS),
                      21);
@@ -467,12 +447,12 @@ static void test_bridge_central(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_fleet, fresh_table),
-        cmocka_unit_test_setup(test_outage_under_load, fresh_table),
-        cmocka_unit_test_setup(test_sigkill_mid_shipping, fresh_table),
-        cmocka_unit_test_setup(test_bad_uri_and_refused_login, fresh_table),
-        cmocka_unit_test_setup(test_bridge_central, fresh_table),
-        cmocka_unit_test_setup(test_central_acl, fresh_table),
+        cmocka_unit_test_setup(test_fleet, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_outage_under_load, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_sigkill_mid_shipping, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_bad_uri_and_refused_login, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_bridge_central, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_central_acl, pg_test_fresh_history),
     };
-    return cmocka_run_group_tests(tests, setup_server, teardown_server);
+    return cmocka_run_group_tests(tests, pg_test_server_setup, pg_test_server_teardown);
 }

@@ -22,25 +22,10 @@
 #include "harness.h"
 #include "pg_server.h"
 
-static pg_server server;
 static char dir[64], path[128];
 
-static int setup_server(void **state) {
-    (void)state;
-    pg_server_start_if_installed(&server);
-    return 0;
-}
-
-static int teardown_server(void **state) {
-    (void)state;
-    pg_server_cleanup(&server);
-    return 0;
-}
-
 static int fresh(void **state) {
-    (void)state;
-    if (!server.running) skip();
-    pg_exec(&server, "DROP TABLE IF EXISTS record_history");
+    pg_test_fresh_history(state);
     snprintf(dir, sizeof(dir), "/tmp/aimdb-uplink-test-XXXXXX");
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/local.db", dir);
@@ -94,7 +79,7 @@ static int64_t local_int(const char *sql) {
 }
 
 static aimdb_uplink *start_uplink(void) {
-    aimdb_uplink_options uo = {.uri = server.uri, .gateway = "g", .sqlite_path = path,
+    aimdb_uplink_options uo = {.uri = pg_test_server.uri, .gateway = "g", .sqlite_path = path,
                                .poll_ms = 10};
     aimdb_uplink *u;
     char err[256];
@@ -134,13 +119,13 @@ static void test_lost_rows_counted(void **state) {
     assert_int_equal(st.shipped, 50);
     assert_int_equal(st.lost, 50);
     aimdb_uplink_free(u);
-    assert_int_equal(pg_query_int(&server, "SELECT count(*) FROM record_history"), 150);
-    assert_int_equal(pg_query_int(&server, "SELECT min(source_id) FROM record_history WHERE "
+    assert_int_equal(pg_query_int(&pg_test_server, "SELECT count(*) FROM record_history"), 150);
+    assert_int_equal(pg_query_int(&pg_test_server, "SELECT min(source_id) FROM record_history WHERE "
                                            "source_id > 100"),
                      151);
     /* The first rows of a gateway new to PostgreSQL are no loss: a local
      * history whose oldest rows retention deleted before the uplink came. */
-    pg_exec(&server, "TRUNCATE record_history");
+    pg_exec(&pg_test_server, "TRUNCATE record_history");
     local_exec("DELETE FROM record_history WHERE id <= 160");
     u = start_uplink();
     st = wait_shipped(u, 200);
@@ -163,10 +148,10 @@ static void test_refused_row_skipped(void **state) {
     assert_int_equal(st.shipped, 299);
     assert_int_equal(st.lost, 1);
     aimdb_uplink_free(u);
-    assert_int_equal(pg_query_int(&server, "SELECT count(*) FROM record_history WHERE "
+    assert_int_equal(pg_query_int(&pg_test_server, "SELECT count(*) FROM record_history WHERE "
                                            "source_id = 124"),
                      0);
-    assert_int_equal(pg_query_int(&server, "SELECT count(*) FROM record_history"), 299);
+    assert_int_equal(pg_query_int(&pg_test_server, "SELECT count(*) FROM record_history"), 299);
 }
 
 static int64_t shipped_50(void *ctx) {
@@ -199,5 +184,5 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_refused_row_skipped, fresh, remove_dir),
         cmocka_unit_test_setup_teardown(test_retention_hold, fresh, remove_dir),
     };
-    return cmocka_run_group_tests(tests, setup_server, teardown_server);
+    return cmocka_run_group_tests(tests, pg_test_server_setup, pg_test_server_teardown);
 }
