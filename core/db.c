@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aimdb/hash.h"
 #include "aimdb/name_index.h"
 #include "core_internal.h"
 
@@ -230,15 +231,8 @@ void *aimdb_ext_get(aimdb_db *db, const char *key) {
 
 /* ------------------------------------------------------------- registry */
 
-/* FNV-1a: short names, no adversary worth a keyed hash (names come from the
- * operator's configuration and the topics it maps). */
 static size_t name_hash(const char *name) {
-    uint64_t h = 14695981039346656037ull;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-        h ^= *p;
-        h *= 1099511628211ull;
-    }
-    return (size_t)h;
+    return (size_t)aimdb_hash(AIMDB_HASH_SEED, name, strlen(name));
 }
 
 static aimdb_record *find_locked(aimdb_db *db, const char *name) {

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aimdb/hash.h"
 #include "aimdb/name_index.h"
 #include "plugin.h"
 
@@ -38,11 +39,7 @@ struct catalog {
     aimdb_name_index by_name; /* over order */
 };
 
-uint64_t catalog_hash(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    while (*s) h = (h ^ (unsigned char)*s++) * 1099511628211ull;
-    return h;
-}
+uint64_t catalog_hash(const char *s) { return aimdb_hash(AIMDB_HASH_SEED, s, strlen(s)); }
 
 catalog *catalog_new(void) {
     catalog *c = calloc(1, sizeof(*c));

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aimdb/hash.h"
 #include "weather_model.h"
 
 static const char *const kind_names[WEATHER_KINDS] = {"temperature", "forecast", "accuracy"};
@@ -27,12 +28,8 @@ static double uniform(uint64_t *state, double lo, double hi) {
 
 static double clamp(double v, double lo, double hi) { return v < lo ? lo : v > hi ? hi : v; }
 
-/* FNV-1a: a city's climate depends on its name, not on the seed. */
-static uint64_t name_hash(const char *s) {
-    uint64_t h = 14695981039346656037ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
+/* A city's climate depends on its name, not on the seed. */
+static uint64_t name_hash(const char *s) { return aimdb_hash(AIMDB_HASH_SEED, s, strlen(s)); }
 
 int weather_model_init(weather_model *m, const char *const *names, size_t n, uint64_t seed) {
     m->rng = seed;

@@ -47,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aimdb/hash.h"
 #include "aimdb/json.h"
 #include "sqlite_internal.h"
 
@@ -78,9 +79,7 @@ struct sq_rollup_map {
 };
 
 static uint64_t line_hash(const char *key, size_t len, int64_t bucket) {
-    uint64_t h = 1469598103934665603ull ^ (uint64_t)bucket;
-    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)key[i]) * 1099511628211ull;
-    return h;
+    return aimdb_hash(AIMDB_HASH_SEED ^ (uint64_t)bucket, key, len);
 }
 
 static size_t key_len(const rollup_line *l) {
