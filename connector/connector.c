@@ -72,7 +72,19 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
     c->delivering++;
     if (!c->closed) {
         c->stats.received++;
-        links_in_deliver(c, topic, topic_len > 0 ? (size_t)topic_len : strlen(topic), m);
+        size_t len = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+        if (m->qos == 0) {
+            links_in_deliver(c, topic, len, m);
+        } else {
+            uint64_t key = redelivery_key(m->msgid, topic, len, m->payload,
+                                          m->payloadlen > 0 ? (size_t)m->payloadlen : 0);
+            if ((m->dup || m->qos == 2) && redelivery_seen(&c->redelivery, key)) {
+                c->stats.redelivered++;
+            } else {
+                links_in_deliver(c, topic, len, m);
+                redelivery_note(&c->redelivery, key);
+            }
+        }
     }
     MQTTAsync_freeMessage(&m);
     MQTTAsync_free(topic);
@@ -174,9 +186,11 @@ void connector_unsubscribe(aimdb_connector *c, const char *filter) {
 }
 
 static void on_connected(void *ctx, MQTTAsync_successData5 *r) {
-    (void)r;
     aimdb_connector *c = ctx;
     c->stats.connects++;
+    /* A new session has nothing to resend; the list belongs to an old one,
+     * whose packet ids the new one reuses. */
+    if (!r || !r->alt.connect.sessionPresent) redelivery_clear(&c->redelivery);
     subscription *subs = NULL;
     size_t n = 0;
     char **gone = NULL;
@@ -263,9 +277,14 @@ static void begin_connect(aimdb_connector *c) {
     MQTTProperties props = MQTTProperties_initializer;
     MQTTProperty expiry = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL,
                            .value.integer4 = c->session_expiry_s};
+    /* What the broker may have in flight is what redelivery.c remembers. */
+    MQTTProperty receive_max = {.identifier = MQTTPROPERTY_CODE_RECEIVE_MAXIMUM,
+                                .value.integer2 = REDELIVERY_WINDOW};
     o.cleanstart = c->session_expiry_s == 0;
-    if (c->session_expiry_s && MQTTProperties_add(&props, &expiry) == 0)
-        o.connectProperties = &props;
+    if ((c->session_expiry_s && MQTTProperties_add(&props, &expiry) != 0) ||
+        MQTTProperties_add(&props, &receive_max) != 0)
+        aimdb_log(c->rt, AIMDB_LOG_ERROR, "connector: out of memory for the CONNECT properties");
+    o.connectProperties = &props;
     o.username = c->username;
     o.password = c->password;
     o.connectTimeout = CONNECT_TIMEOUT_S;
@@ -371,7 +390,8 @@ int aimdb_connector_new(aimdb_db *db, const aimdb_connector_options *o, aimdb_co
     if (copy_option(&c->client_id, o->client_id ? o->client_id : generated) ||
         copy_option(&c->username, o->username) || copy_option(&c->password, o->password) ||
         copy_option(&c->ca_file, o->ca_file) || copy_option(&c->cert_file, o->cert_file) ||
-        copy_option(&c->key_file, o->key_file) || !(c->in.router = aimdb_router_new()))
+        copy_option(&c->key_file, o->key_file) ||
+        copy_option(&c->session_file, o->session_file) || !(c->in.router = aimdb_router_new()))
         goto nomem;
 
     /* Paho formats every packet and function call it handles into an
@@ -399,6 +419,12 @@ nomem:
 
 int aimdb_connector_start(aimdb_connector *c) {
     if (c->started) return AIMDB_ESTATE;
+    char why[256];
+    if (c->session_file && redelivery_load(&c->redelivery, c->session_file, why,
+                                           sizeof(why)) != AIMDB_OK)
+        aimdb_log(c->rt, AIMDB_LOG_WARNING, "connector: cannot read %s: %s; messages the "
+                  "broker resends from before the restart are recorded again",
+                  c->session_file, why);
     int rc = aimdb_relay_start(c->rt, &c->relay);
     if (rc != AIMDB_OK) return rc;
     c->started = true;
@@ -454,6 +480,11 @@ void aimdb_connector_stop(aimdb_connector *c) {
      * then the relay produces every value it was handed. */
     c->closed = true;
     while (c->delivering) c->rt->sleep_ms(c->rt->self, 1);
+    char why[256];
+    if (c->session_file &&
+        redelivery_save(&c->redelivery, c->session_file, why, sizeof(why)) != AIMDB_OK)
+        aimdb_log(c->rt, AIMDB_LOG_WARNING, "connector: cannot save %s: %s; after a restart "
+                  "the broker's resent messages are recorded again", c->session_file, why);
     pthread_mutex_lock(&c->lock); /* stats_get reads the relay under it */
     aimdb_relay *relay = c->relay;
     c->relay = NULL;
@@ -477,6 +508,7 @@ void aimdb_connector_free(aimdb_connector *c) {
     free(c->ca_file);
     free(c->cert_file);
     free(c->key_file);
+    free(c->session_file);
     pthread_rwlock_destroy(&c->links_lock);
     pthread_cond_destroy(&c->cond);
     pthread_mutex_destroy(&c->lock);
@@ -558,6 +590,7 @@ void aimdb_connector_stats_get(aimdb_connector *c, aimdb_connector_stats *out) {
     out->produced = c->stats.produced;
     out->unrouted = c->stats.unrouted;
     out->duplicates = c->stats.duplicates;
+    out->redelivered = c->stats.redelivered;
     pthread_mutex_lock(&c->lock);
     uint64_t relay_failed = c->relay ? aimdb_relay_failed(c->relay) : c->relay_failed;
     out->dropped = c->stats.dropped + relay_failed;

@@ -8,6 +8,8 @@
  *   links_in.c    inbound links and handlers: routing a received message,
  *                 keeping the broker's subscriptions in step with the links
  *   links_out.c   outbound links: a reader and a wake-up tap per record
+ *   redelivery.c  the last deliveries taken, to recognise the broker's
+ *                 resending of one after a reconnect or a restart
  *
  * Threads and locks.  Paho runs the callbacks on its own threads; the
  * session thread connects and publishes outbound values; set_links_in runs
@@ -64,6 +66,18 @@ typedef struct inbound {
 
 typedef struct link_out link_out;
 
+/* The broker's in-flight limit we ask for (MQTT v5 Receive Maximum), and
+ * so the deliveries redelivery.c must remember. */
+#define REDELIVERY_WINDOW 1024
+
+/* The last `count` QoS 1/2 deliveries taken, oldest overwritten first at
+ * `next`.  Invariant: count <= REDELIVERY_WINDOW, next < REDELIVERY_WINDOW,
+ * and next == count until the ring is full. */
+typedef struct redelivery {
+    uint64_t taken[REDELIVERY_WINDOW]; /* redelivery_key of each */
+    size_t count, next;
+} redelivery;
+
 typedef enum session_state {
     SESSION_DOWN,       /* waiting for next_attempt_ms */
     SESSION_CONNECTING, /* a connect is in flight */
@@ -117,10 +131,12 @@ struct aimdb_connector {
     aimdb_log_limit drop_log;   /* guarded by lock */
     _Atomic int delivering;     /* on_message calls running (stop waits for 0) */
     _Atomic bool closed;        /* set by stop: on_message drops what still comes */
+    redelivery redelivery;      /* Paho's receive thread; before start, after stop */
+    char *session_file;         /* where redelivery is kept across restarts, or NULL */
 
     struct {
         _Atomic uint64_t connects, connect_failures, disconnects, received, produced, unrouted,
-            duplicates, dropped, published, publish_failed, lost;
+            duplicates, redelivered, dropped, published, publish_failed, lost;
     } stats;
 };
 
@@ -133,6 +149,17 @@ void connector_note_drop(aimdb_connector *c, const char *topic, const char *why)
 void connector_subscribe(aimdb_connector *c, const char *filter, int qos, int id);
 /* Send an UNSUBSCRIBE (callers know a session is up).  Without `lock`. */
 void connector_unsubscribe(aimdb_connector *c, const char *filter);
+
+/* redelivery.c */
+uint64_t redelivery_key(int msgid, const char *topic, size_t topic_len, const void *payload,
+                        size_t len);
+void redelivery_clear(redelivery *r);
+bool redelivery_seen(const redelivery *r, uint64_t key);
+void redelivery_note(redelivery *r, uint64_t key);
+/* AIMDB_OK, or AIMDB_EIO / AIMDB_EINVAL with the reason in err (the list
+ * is then empty, for load). */
+int redelivery_save(const redelivery *r, const char *path, char *err, size_t errlen);
+int redelivery_load(redelivery *r, const char *path, char *err, size_t errlen);
 
 /* links_in.c */
 /* Route one received message to its handler or record.  Paho's thread. */

@@ -50,6 +50,11 @@ const char *options_client_id(const aimdb_conf *conf, char *buf, size_t cap);
 /* The database when aimdb.conf and -d give none: ./data/CLIENT-ID.db (see
  * options.c for why).  Writes into buf. */
 const char *options_default_database(const char *client_id, char *buf, size_t cap);
+/* Where the connector keeps its last deliveries across restarts: DIR/
+ * CLIENT-ID.session beside a database file, else ./data/CLIENT-ID.session.
+ * Writes into buf. */
+const char *options_session_file(const char *database, const char *client_id, char *buf,
+                                 size_t cap);
 /* request_topic, or "aimdb/CLIENT-ID/rpc".  Writes into buf. */
 const char *options_request_topic(const aimdb_conf *conf, const char *client_id, char *buf,
                                   size_t cap);

@@ -86,6 +86,10 @@ static int start(bridge *b, char *err, size_t errlen) {
     }
     rc = aimdb_gateway_open(&b->gw, &conf->settings, b->default_database,
                             aimdb_runtime_pthread(), err, errlen);
+    char session_file[4096];
+    if (rc == AIMDB_OK)
+        co.session_file = options_session_file(b->gw.database_path, client_id, session_file,
+                                               sizeof(session_file));
     if (rc == AIMDB_OK) rc = aimdb_connector_new(b->gw.db, &co, &b->conn, err, errlen);
     if (rc == AIMDB_OK)
         rc = requests_serve(&b->requests, b->conn, &b->gw, request_topic, err, errlen);
@@ -123,9 +127,11 @@ static void stop(bridge *b, bool report) {
         snprintf(unanswered, sizeof(unanswered), ", %llu unanswered (see the log)",
                  (unsigned long long)n.unanswered);
     fprintf(stderr, "aimdb-bridge: stopped: %llu message(s) received, %llu recorded, %llu "
-            "matched no rule, %llu dropped; %llu request(s) answered%s; %llu reconnect(s)\n",
+            "matched no rule, %llu dropped, %llu resent by the broker and skipped; %llu "
+            "request(s) answered%s; %llu reconnect(s)\n",
             (unsigned long long)s.received, (unsigned long long)s.produced,
             (unsigned long long)s.unrouted, (unsigned long long)s.dropped,
+            (unsigned long long)s.redelivered,
             (unsigned long long)n.answered, unanswered, (unsigned long long)s.disconnects);
 }
 

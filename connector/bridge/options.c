@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "aimdb/broker_url.h"
+#include "aimdb/postgres.h"
 #include "bridge.h"
 #include "cli_usage.h"
 
@@ -122,20 +123,42 @@ const char *options_client_id(const aimdb_conf *conf, char *buf, size_t cap) {
     return buf;
 }
 
+/* The client id as a file name: bytes a file name should not hold become
+ * '-'; a long id is cut at 127 bytes. */
+static void file_name_of(const char *client_id, char name[128]) {
+    snprintf(name, 128, "%s", client_id);
+    for (char *p = name; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("-_.", *p)) *p = '-';
+}
+
 /* Each bridge its own history, beside the session it belongs to: the
  * broker keeps a session per client id (what was published while the
  * bridge was away), and the file that records it is named after the same
  * id.  Never the plugin's ./data/aimdb.db, so a broker with the plugin and
  * a bridge started in one directory keep two histories, and two bridges
  * with their own client ids keep two as well (sqlite_lock.c refuses a
- * second writer of one file in any case).  Bytes a file name should not
- * hold become '-'; a long id is cut at 127 bytes. */
+ * second writer of one file in any case). */
 const char *options_default_database(const char *client_id, char *buf, size_t cap) {
     char name[128];
-    snprintf(name, sizeof(name), "%s", client_id);
-    for (char *p = name; *p; p++)
-        if (!isalnum((unsigned char)*p) && !strchr("-_.", *p)) *p = '-';
+    file_name_of(client_id, name);
     snprintf(buf, cap, "./data/%s.db", name);
+    return buf;
+}
+
+/* The connector's session file (redelivery.c) lives beside the history it
+ * keeps from duplicates, named after the session's client id; a database
+ * that is no file (PostgreSQL, :memory:) keeps it in ./data, where the
+ * default database would be. */
+const char *options_session_file(const char *database, const char *client_id, char *buf,
+                                 size_t cap) {
+    char name[128];
+    file_name_of(client_id, name);
+    const char *slash = strrchr(database, '/');
+    bool is_file = !aimdb_postgres_is_uri(database) && strcmp(database, ":memory:") != 0 &&
+                   strncmp(database, "file:", 5) != 0;
+    if (!is_file) snprintf(buf, cap, "./data/%s.session", name);
+    else if (!slash) snprintf(buf, cap, "%s.session", name);
+    else snprintf(buf, cap, "%.*s/%s.session", (int)(slash - database), database, name);
     return buf;
 }
 

@@ -60,6 +60,10 @@ typedef struct aimdb_connector_options {
      * messages for us queue up (within the broker's limits) until we are
      * back, also across a restart with the same client_id. */
     unsigned session_expiry_s;
+    /* NULL: none.  With a session, the file (rewritten at stop, read at
+     * start) that keeps the last deliveries taken, so that after a restart
+     * the broker's resending of a message already taken is skipped. */
+    const char *session_file;
 } aimdb_connector_options;
 
 /* Check the options (the URL, the TLS files) and create an unconnected
@@ -175,6 +179,7 @@ typedef struct aimdb_connector_stats {
     uint64_t produced;         /* ... handed on to be produced into a record */
     uint64_t unrouted;         /* ... no link matched */
     uint64_t duplicates;       /* ... copies from overlapping subscriptions, skipped */
+    uint64_t redelivered;      /* ... QoS 1/2 messages sent again that were taken, skipped */
     uint64_t dropped;          /* ... routed but not produced (bad name, open failed, too big) */
     uint64_t published;        /* outbound values and publishes handed to Paho */
     uint64_t publish_failed;   /* refused: disconnected, serialiser skipped, Paho error */
