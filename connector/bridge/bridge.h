@@ -51,8 +51,9 @@ const char *options_client_id(const aimdb_conf *conf, char *buf, size_t cap);
  * options.c for why).  Writes into buf. */
 const char *options_default_database(const char *client_id, char *buf, size_t cap);
 /* Where the connector keeps its last deliveries across restarts: DIR/
- * CLIENT-ID.session beside a database file, else ./data/CLIENT-ID.session.
- * Writes into buf. */
+ * CLIENT-ID.session beside a database file, ./data/CLIENT-ID.session for
+ * PostgreSQL (creating ./data if missing), NULL for :memory:.  Writes into
+ * buf. */
 const char *options_session_file(const char *database, const char *client_id, char *buf,
                                  size_t cap);
 /* request_topic, or "aimdb/CLIENT-ID/rpc".  Writes into buf. */

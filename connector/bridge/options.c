@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "aimdb/broker_url.h"
@@ -146,19 +147,24 @@ const char *options_default_database(const char *client_id, char *buf, size_t ca
 }
 
 /* The connector's session file (redelivery.c) lives beside the history it
- * keeps from duplicates, named after the session's client id; a database
- * that is no file (PostgreSQL, :memory:) keeps it in ./data, where the
- * default database would be. */
+ * keeps from duplicates, named after the session's client id.  A database
+ * that is no file keeps it in ./data, where the default database would be
+ * (created if missing, as for that database); :memory: needs none, since
+ * its history does not outlive the process either. */
 const char *options_session_file(const char *database, const char *client_id, char *buf,
                                  size_t cap) {
+    if (strcmp(database, ":memory:") == 0) return NULL;
     char name[128];
     file_name_of(client_id, name);
     const char *slash = strrchr(database, '/');
-    bool is_file = !aimdb_postgres_is_uri(database) && strcmp(database, ":memory:") != 0 &&
-                   strncmp(database, "file:", 5) != 0;
-    if (!is_file) snprintf(buf, cap, "./data/%s.session", name);
-    else if (!slash) snprintf(buf, cap, "%s.session", name);
-    else snprintf(buf, cap, "%.*s/%s.session", (int)(slash - database), database, name);
+    if (aimdb_postgres_is_uri(database) || strncmp(database, "file:", 5) == 0) {
+        mkdir("./data", 0755); /* an error shows when the file is saved */
+        snprintf(buf, cap, "./data/%s.session", name);
+    } else if (!slash) {
+        snprintf(buf, cap, "%s.session", name);
+    } else {
+        snprintf(buf, cap, "%.*s/%s.session", (int)(slash - database), database, name);
+    }
     return buf;
 }
 

@@ -154,7 +154,9 @@ export async function startBridge(program, broker, dir, lines) {
   const logPath = join(dir, 'bridge.log');
   await writeFile(conf, [`broker mqtt://127.0.0.1:${broker.tcpPort}`, ...lines, ''].join('\n'));
   const log = createWriteStream(logPath, { flags: 'a' });
-  const child = spawn(program, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // In dir, where whatever it keeps beside a database that is no file
+  // (./data/CLIENT-ID.session) goes with the test's other files.
+  const child = spawn(program, ['-c', conf], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.pipe(log);
   child.stderr.pipe(log);
   const exited = once(child, 'exit');
