@@ -26,26 +26,34 @@ double bench_now_ms(void) {
  * for the CPUs with the broker it measures (perf sched: 16,000 to 22,000
  * wake-ups of the pinging thread in a 2 s phase, up to a third of a CPU,
  * preempting a flooded broker thread every ~60 us). */
+void bench_sleep_past(struct timespec *due, int interval_ms) {
+    due->tv_nsec += (long)interval_ms * 1000000L;
+    due->tv_sec += due->tv_nsec / 1000000000L;
+    due->tv_nsec %= 1000000000L;
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, due, NULL) == EINTR) {
+    }
+}
+
+double bench_ping(client *c) {
+    double t0 = bench_now_ms();
+    client_publish(c, "bench-ping/self", "ping", 4, 0);
+    received m;
+    if (!client_receive(c, 1000, &m)) {
+        fprintf(stderr, "bench: a ping was not back within 1 s\n");
+        exit(1);
+    }
+    received_free(&m);
+    return bench_now_ms() - t0;
+}
+
 size_t bench_ping_phase(client *c, int phase_ms, int interval_ms, double *v, size_t cap) {
     size_t n = 0;
     double end = bench_now_ms() + phase_ms;
     while (n < cap && bench_now_ms() < end) {
         struct timespec due;
         clock_gettime(CLOCK_MONOTONIC, &due);
-        double t0 = bench_now_ms();
-        client_publish(c, "bench-ping/self", "ping", 4, 0);
-        received m;
-        if (!client_receive(c, 1000, &m)) {
-            fprintf(stderr, "bench: a ping was not back within 1 s\n");
-            exit(1);
-        }
-        received_free(&m);
-        v[n++] = bench_now_ms() - t0;
-        due.tv_nsec += (long)interval_ms * 1000000L;
-        due.tv_sec += due.tv_nsec / 1000000000L;
-        due.tv_nsec %= 1000000000L;
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &due, NULL) == EINTR) {
-        }
+        v[n++] = bench_ping(c);
+        bench_sleep_past(&due, interval_ms);
     }
     return n;
 }

@@ -9,6 +9,7 @@
 #define AIMDB_BENCH_UTIL_H
 
 #include <stddef.h>
+#include <time.h>
 #include <sys/types.h>
 
 #include "client.h"
@@ -27,6 +28,10 @@ long long bench_count_rows(const char *path);
  * ("bench-ping/self"), one every interval_ms for phase_ms, into v (at most
  * cap); returns how many.  Exits if one is not back within a second. */
 size_t bench_ping_phase(client *c, int phase_ms, int interval_ms, double *v, size_t cap);
+/* One such round trip, in ms. */
+double bench_ping(client *c);
+/* Sleep until interval_ms after *due, which becomes that time. */
+void bench_sleep_past(struct timespec *due, int interval_ms);
 
 /* The largest id in record_history (the rows one writer has committed,
  * found without a scan, so it can be polled); -1 if it cannot be read. */
