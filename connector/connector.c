@@ -63,6 +63,23 @@ static void on_connection_lost(void *ctx, char *cause) {
     }
 }
 
+/* Hand a message on, unless it is a QoS 1/2 message taken before that the
+ * broker sends again (redelivery.c). */
+static void take(aimdb_connector *c, const char *topic, size_t len, const MQTTAsync_message *m) {
+    if (m->qos == 0) {
+        links_in_deliver(c, topic, len, m);
+        return;
+    }
+    uint64_t key = redelivery_key(m->msgid, topic, len, m->payload,
+                                  m->payloadlen > 0 ? (size_t)m->payloadlen : 0);
+    if ((m->dup || m->qos == 2) && redelivery_seen(&c->redelivery, key)) {
+        c->stats.redelivered++;
+        return;
+    }
+    links_in_deliver(c, topic, len, m);
+    redelivery_note(&c->redelivery, key);
+}
+
 static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m) {
     aimdb_connector *c = ctx;
     /* delivering before closed, stop sets closed before it waits for
@@ -72,19 +89,7 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
     c->delivering++;
     if (!c->closed) {
         c->stats.received++;
-        size_t len = topic_len > 0 ? (size_t)topic_len : strlen(topic);
-        if (m->qos == 0) {
-            links_in_deliver(c, topic, len, m);
-        } else {
-            uint64_t key = redelivery_key(m->msgid, topic, len, m->payload,
-                                          m->payloadlen > 0 ? (size_t)m->payloadlen : 0);
-            if ((m->dup || m->qos == 2) && redelivery_seen(&c->redelivery, key)) {
-                c->stats.redelivered++;
-            } else {
-                links_in_deliver(c, topic, len, m);
-                redelivery_note(&c->redelivery, key);
-            }
-        }
+        take(c, topic, topic_len > 0 ? (size_t)topic_len : strlen(topic), m);
     }
     MQTTAsync_freeMessage(&m);
     MQTTAsync_free(topic);
