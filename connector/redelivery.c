@@ -108,6 +108,7 @@ int redelivery_load(redelivery *r, const char *path, char *err, size_t errlen) {
               memcmp(magic, FILE_MAGIC, sizeof(magic)) == 0 &&
               fread(head, sizeof(head), 1, in) == 1 && head[0] <= REDELIVERY_WINDOW &&
               head[1] < REDELIVERY_WINDOW &&
+              (head[0] == REDELIVERY_WINDOW || head[1] == head[0]) && /* the invariant */
               fread(r->taken, sizeof(r->taken[0]), head[0], in) == head[0];
     fclose(in);
     remove(path);

@@ -103,6 +103,10 @@ static void test_a_damaged_file_is_refused_and_the_list_is_empty(void **state) {
     uint32_t too_many = REDELIVERY_WINDOW + 1;
     memcpy(whole + 8, &too_many, sizeof(too_many));
     refused(path, whole, sizeof(whole));                /* a count no list has */
+    uint32_t count = 40, next = 5;
+    memcpy(whole + 8, &count, sizeof(count));
+    memcpy(whole + 12, &next, sizeof(next));
+    refused(path, whole, sizeof(whole)); /* not full, yet not appending at its end */
 }
 
 static void test_a_save_that_cannot_write_says_why(void **state) {
