@@ -17,6 +17,7 @@
 #define AIMDB_PERSIST_INTERNAL_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 
 #include "aimdb/history.h"
@@ -36,14 +37,27 @@ typedef struct persist_tap {
 
 typedef struct query_job query_job;
 
-/* The query threads behind AIMDB_HISTORY_EXT (query_service.c). */
+/* A link of the query FIFO; the first member of every job. */
+typedef struct query_node {
+    struct query_node *_Atomic next;
+} query_node;
+
+/* The query threads behind AIMDB_HISTORY_EXT (query_service.c).  The FIFO
+ * of accepted, unanswered queries is a list submitters push to without a
+ * lock (query_service.c says why): `last` is the newest node, `first` the
+ * oldest not taken, and `stub` keeps the list from ever being empty. */
 typedef struct query_service {
-    pthread_mutex_t lock;
-    pthread_cond_t work;
-    query_job *head, *tail;    /* FIFO of accepted, unanswered queries */
-    unsigned pending, max_pending;
-    bool stopping;             /* no more queries are accepted */
-    aimdb_log_limit busy_log;  /* refusals when the FIFO is full */
+    query_node *_Atomic last;
+    query_node *first;           /* guarded by pop_lock */
+    query_node stub;
+    pthread_mutex_t pop_lock;    /* query threads take jobs one at a time */
+    sem_t work;                  /* a post per queued job, and one per thread at stop */
+    _Atomic unsigned pending;    /* accepted and not answered yet */
+    unsigned max_pending;
+    _Atomic bool stopping;       /* no more queries are accepted */
+    _Atomic unsigned submitting; /* submits under way: stop waits for none */
+    pthread_mutex_t busy_lock;   /* busy_log's; taken by submitters only */
+    aimdb_log_limit busy_log;    /* refusals when the FIFO is full */
     aimdb_thread **threads;
     unsigned nthreads, started;
 } query_service;

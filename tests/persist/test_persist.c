@@ -7,7 +7,9 @@
  */
 #include <cjson/cJSON.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -479,6 +481,81 @@ static void test_queued_queries_are_answered_at_stop(void **state) {
     answer_free(&a);
 }
 
+/* Submitters on several threads racing the query threads and then the
+ * database stopping, each until it is refused: every accepted query is
+ * answered exactly once (with its result or AIMDB_ESTOPPED), every
+ * refused one never. */
+#define RACE_THREADS 4
+#define RACE_EACH 100000
+#define RACE_STOP_AFTER 2000
+
+typedef struct race {
+    aimdb_history_service *svc;
+    int status[RACE_THREADS][RACE_EACH];
+    _Atomic int answers[RACE_THREADS][RACE_EACH];
+    int tried[RACE_THREADS];
+    _Atomic int submitted;
+} race;
+
+static void count_answer(const aimdb_history_result *res, void *ctx) {
+    (void)res;
+    atomic_fetch_add((_Atomic int *)ctx, 1);
+}
+
+typedef struct racer {
+    race *r;
+    int thread;
+} racer;
+
+static void *submit_many(void *arg) {
+    racer *me = arg;
+    race *r = me->r;
+    aimdb_history_request req = {.pattern = "nothing::*"};
+    for (int i = 0; i < RACE_EACH; i++) {
+        int rc = r->svc->query_json(r->svc->self, &req, count_answer, &r->answers[me->thread][i]);
+        r->status[me->thread][i] = rc;
+        atomic_fetch_add(&r->submitted, 1);
+        if (rc == AIMDB_ESTOPPED) {
+            r->tried[me->thread] = i + 1;
+            return NULL;
+        }
+    }
+    r->tried[me->thread] = RACE_EACH;
+    return NULL;
+}
+
+static void test_queries_from_many_threads_are_answered_once(void **state) {
+    (void)state;
+    aimdb_db *db = aimdb_db_new(NULL);
+    aimdb_persist_options po = {.query_threads = 3, .query_queue = 100000};
+    attach(db, ":memory:", &po, 0);
+    assert_int_equal(aimdb_db_start(db), AIMDB_OK);
+    static race r;
+    memset(&r, 0, sizeof(r));
+    r.svc = aimdb_ext_get(db, AIMDB_HISTORY_EXT);
+    pthread_t t[RACE_THREADS];
+    racer who[RACE_THREADS];
+    for (int i = 0; i < RACE_THREADS; i++) {
+        who[i] = (racer){&r, i};
+        assert_int_equal(pthread_create(&t[i], NULL, submit_many, &who[i]), 0);
+    }
+    while (atomic_load(&r.submitted) < RACE_STOP_AFTER) sched_yield();
+    aimdb_db_stop(db);
+    for (int i = 0; i < RACE_THREADS; i++) pthread_join(t[i], NULL);
+    int accepted = 0, refused = 0;
+    for (int i = 0; i < RACE_THREADS; i++)
+        for (int j = 0; j < r.tried[i]; j++) {
+            bool ok = r.status[i][j] == AIMDB_OK;
+            assert_true(ok || r.status[i][j] == AIMDB_ESTOPPED || r.status[i][j] == AIMDB_EAGAIN);
+            assert_int_equal(atomic_load(&r.answers[i][j]), ok ? 1 : 0);
+            accepted += ok;
+            refused += !ok;
+        }
+    assert_true(accepted >= RACE_STOP_AFTER / 2);
+    assert_true(refused >= RACE_THREADS); /* each thread ended on a refusal */
+    aimdb_db_free(db);
+}
+
 /* ------------------------------------------------------- JSON form */
 
 static int as_json(aimdb_persist *p, aimdb_history_request req, char **out) {
@@ -639,6 +716,7 @@ int main(void) {
         cmocka_unit_test(test_typed_query_decodes_with_the_record_codec),
         cmocka_unit_test(test_history_service_answers_json),
         cmocka_unit_test(test_queued_queries_are_answered_at_stop),
+        cmocka_unit_test(test_queries_from_many_threads_are_answered_once),
         cmocka_unit_test(test_json_form_is_the_protocols_result),
         cmocka_unit_test(test_retention_at_start_and_per_record),
         cmocka_unit_test(test_bad_calls_get_clear_errors),
