@@ -88,9 +88,13 @@ void aimdb_log(const aimdb_runtime *rt, aimdb_log_level level, const char *fmt, 
 }
 
 int64_t aimdb_monotonic_ms(void) {
+    return aimdb_monotonic_us() / 1000;
+}
+
+int64_t aimdb_monotonic_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 void aimdb_cond_init_monotonic(pthread_cond_t *cond) {

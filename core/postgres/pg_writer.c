@@ -19,16 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "pg_internal.h"
-
-
-static int64_t monotonic_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* A connection with the schema in place, made if there is none. */
 static int ensure_connection(pg_backend *b, char *why, size_t whylen) {
@@ -58,7 +50,7 @@ static int commit_batch(pg_backend *b, uint32_t n, bool *data_error, char *why, 
     *data_error = false;
     int rc = ensure_connection(b, why, whylen);
     if (rc != AIMDB_OK) return rc;
-    int64_t started = monotonic_us();
+    int64_t started = aimdb_monotonic_us();
     b->copy.len = 0;
     for (uint32_t i = 0; rc == AIMDB_OK && i < n; i++) {
         pg_row row = row_of(sq_queue_taken(&b->queue, i));
@@ -75,7 +67,7 @@ static int commit_batch(pg_backend *b, uint32_t n, bool *data_error, char *why, 
         if (!pg_connection_lost(b->wconn)) PQclear(PQexec(b->wconn, "ROLLBACK"));
         return rc;
     }
-    sq_writer_counts_committed(&b->counts, n, monotonic_us() - started);
+    sq_writer_counts_committed(&b->counts, n, aimdb_monotonic_us() - started);
     return AIMDB_OK;
 }
 

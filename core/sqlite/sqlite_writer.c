@@ -171,14 +171,8 @@ static int insert_row(sq_backend *b, const sq_slot *s) {
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-static int64_t monotonic_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void note_commit(sq_backend *b, uint32_t n, int64_t started_us) {
-    sq_writer_counts_committed(&b->counts, n, monotonic_us() - started_us);
+    sq_writer_counts_committed(&b->counts, n, aimdb_monotonic_us() - started_us);
 }
 
 /* Commit the first n taken rows in one transaction.  On failure the
@@ -190,7 +184,7 @@ static int commit_batch(sq_backend *b, uint32_t n, char *why, size_t whylen) {
         snprintf(why, whylen, "the database is not open");
         return SQLITE_CANTOPEN;
     }
-    int64_t started = monotonic_us();
+    int64_t started = aimdb_monotonic_us();
     int rc = step_done(b->begin);
     for (uint32_t i = 0; rc == SQLITE_OK && i < n; i++)
         rc = insert_row(b, sq_queue_taken(&b->queue, i));

@@ -59,8 +59,10 @@ const aimdb_runtime *aimdb_runtime_pthread(void);
 void aimdb_log(const aimdb_runtime *rt, aimdb_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Monotonic milliseconds, for deadlines and intervals (never for timestamps). */
+/* Monotonic milliseconds and microseconds, for deadlines and intervals
+ * (never for timestamps).  Any thread. */
 int64_t aimdb_monotonic_ms(void);
+int64_t aimdb_monotonic_us(void);
 
 /* Initialise cond so that its timed waits run on the monotonic clock: a
  * wall-clock step then neither stalls nor hurries them.  Every condition
