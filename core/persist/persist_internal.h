@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 
 #include "aimdb/history.h"
+#include "aimdb/mpsc.h"
 #include "aimdb/persist.h"
 
 /* One persisted record: the tap's context. */
@@ -35,21 +36,9 @@ typedef struct persist_tap {
     aimdb_log_limit reject_log, store_log, lag_log;
 } persist_tap;
 
-typedef struct query_job query_job;
-
-/* A link of the query FIFO; the first member of every job. */
-typedef struct query_node {
-    struct query_node *_Atomic next;
-} query_node;
-
-/* The query threads behind AIMDB_HISTORY_EXT (query_service.c).  The FIFO
- * of accepted, unanswered queries is a list submitters push to without a
- * lock (query_service.c says why): `last` is the newest node, `first` the
- * oldest not taken, and `stub` keeps the list from ever being empty. */
+/* The query threads behind AIMDB_HISTORY_EXT (query_service.c). */
 typedef struct query_service {
-    query_node *_Atomic last;
-    query_node *first;           /* guarded by pop_lock */
-    query_node stub;
+    aimdb_mpsc fifo;             /* accepted, not yet taken; popped under pop_lock */
     pthread_mutex_t pop_lock;    /* query threads take jobs one at a time */
     sem_t work;                  /* a post per queued job, and one per thread at stop */
     _Atomic unsigned pending;    /* accepted and not answered yet */

@@ -14,11 +14,11 @@
  * at idle priority (SCHED_IDLE), and a query thread preempted while it
  * held the FIFO's mutex left the broker thread waiting for it: 9 such
  * waits in 16 s of request floods (perf sched), each as long as the
- * machine kept the idle thread off a CPU.  So the FIFO is Vyukov's
- * multi-producer list: a push is one atomic exchange and one store, a
- * semaphore post wakes a query thread, and the query threads take jobs
- * one at a time under a mutex of their own.  A request's copy is one
- * allocation, freed by the query thread that answers it.
+ * machine kept the idle thread off a CPU.  So the FIFO is a lock-free
+ * multi-producer list (aimdb/mpsc.h), a semaphore post wakes a query
+ * thread, and the query threads take jobs one at a time under a mutex of
+ * their own.  A request's copy is one allocation, freed by the query
+ * thread that answers it.
  */
 #include <sched.h>
 #include <stdlib.h>
@@ -28,18 +28,16 @@
 
 #define BUSY_LOG_INTERVAL_MS 10000
 
-struct query_job {
-    query_node node;           /* first: the FIFO links nodes */
+typedef struct query_job {
+    aimdb_mpsc_node node;      /* first: the FIFO links nodes */
     aimdb_history_request req; /* pattern, field and gateway point into the job's block */
     aimdb_history_done_fn done;
     void *ctx;
-};
+} query_job;
 
 void query_service_init(aimdb_persist *p) {
     query_service *s = &p->queries;
-    atomic_init(&s->stub.next, NULL);
-    atomic_init(&s->last, &s->stub);
-    s->first = &s->stub;
+    aimdb_mpsc_init(&s->fifo);
     pthread_mutex_init(&s->pop_lock, NULL);
     pthread_mutex_init(&s->busy_lock, NULL);
     sem_init(&s->work, 0, 0);
@@ -52,36 +50,6 @@ void query_service_destroy(aimdb_persist *p) {
     sem_destroy(&s->work);
     pthread_mutex_destroy(&s->busy_lock);
     pthread_mutex_destroy(&s->pop_lock);
-}
-
-/* ------------------------------------------------------------ the FIFO */
-
-/* Any thread, no lock: the node is in the list once the exchange is done,
- * reachable once the store links it. */
-static void fifo_push(query_service *s, query_node *n) {
-    atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
-    query_node *prev = atomic_exchange_explicit(&s->last, n, memory_order_acq_rel);
-    atomic_store_explicit(&prev->next, n, memory_order_release);
-}
-
-/* The oldest job, or NULL if there is none or the oldest push has not
- * linked its node yet.  One caller at a time (pop_lock, or no threads). */
-static query_job *fifo_pop(query_service *s) {
-    query_node *first = s->first;
-    query_node *next = atomic_load_explicit(&first->next, memory_order_acquire);
-    if (first == &s->stub) {
-        if (!next) return NULL;
-        s->first = first = next;
-        next = atomic_load_explicit(&first->next, memory_order_acquire);
-    }
-    if (!next) {
-        if (first != atomic_load_explicit(&s->last, memory_order_acquire)) return NULL;
-        fifo_push(s, &s->stub); /* first is the last node: the stub goes behind it */
-        next = atomic_load_explicit(&first->next, memory_order_acquire);
-        if (!next) return NULL;
-    }
-    s->first = next;
-    return (query_job *)first;
 }
 
 /* ---------------------------------------------------------- the threads */
@@ -109,13 +77,13 @@ static void run_job(aimdb_persist *p, query_job *job) {
     free(out.data);
 }
 
-/* The job a post announced.  Its push is complete, but an older push may
- * still be between its two steps: that takes a few instructions of a
- * thread that is running, so wait for it. */
+/* The job a post announced.  Its push is complete, but another may still
+ * be between its two steps and hold back the oldest job: that takes a few
+ * instructions of a submitting thread, so wait for it. */
 static query_job *take_job(query_service *s) {
     pthread_mutex_lock(&s->pop_lock);
     query_job *job;
-    while (!(job = fifo_pop(s))) sched_yield();
+    while (!(job = (query_job *)aimdb_mpsc_pop(&s->fifo))) sched_yield();
     pthread_mutex_unlock(&s->pop_lock);
     return job;
 }
@@ -163,7 +131,7 @@ void query_service_stop(aimdb_persist *p) {
     for (unsigned i = 0; i < s->started; i++) p->rt->join(p->rt->self, s->threads[i]);
     s->started = 0;
     query_job *job;
-    while ((job = fifo_pop(s))) {
+    while ((job = (query_job *)aimdb_mpsc_pop(&s->fifo))) {
         answer_stopped(job);
         free(job);
     }
@@ -219,7 +187,7 @@ int query_service_submit(void *self, const aimdb_history_request *req,
         atomic_fetch_sub(&s->pending, 1);
         rc = AIMDB_EAGAIN;
     } else {
-        fifo_push(s, &job->node);
+        aimdb_mpsc_push(&s->fifo, &job->node);
         sem_post(&s->work);
     }
     atomic_fetch_sub(&s->submitting, 1);

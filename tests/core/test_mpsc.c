@@ -1,0 +1,135 @@
+/*
+ * test_mpsc.c -- the lock-free FIFO of mpsc.h: one thread's pushes come out
+ * in order; four threads pushing while the consumer pops lose nothing and
+ * repeat nothing, each producer's nodes in its own order; and a push caught
+ * between its two steps holds back the node before it and all after it,
+ * and reads as "not empty" rather than as the end.
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "aimdb/mpsc.h"
+
+#define PRODUCERS 4
+#define PER_PRODUCER 50000
+
+typedef struct item {
+    aimdb_mpsc_node node; /* first: popped nodes are items */
+    unsigned producer, seq;
+} item;
+
+static void test_one_thread_fifo_order(void **state) {
+    (void)state;
+    aimdb_mpsc q;
+    aimdb_mpsc_init(&q);
+    assert_null(aimdb_mpsc_pop(&q));
+    assert_true(aimdb_mpsc_is_empty(&q));
+    item items[100];
+    for (unsigned round = 0; round < 3; round++) { /* the stub goes in and out again */
+        for (unsigned i = 0; i < 100; i++) {
+            items[i].seq = i;
+            aimdb_mpsc_push(&q, &items[i].node);
+        }
+        for (unsigned i = 0; i < 100; i++) {
+            item *it = (item *)aimdb_mpsc_pop(&q);
+            assert_non_null(it);
+            assert_int_equal(it->seq, i);
+        }
+        assert_null(aimdb_mpsc_pop(&q));
+        assert_true(aimdb_mpsc_is_empty(&q));
+    }
+}
+
+typedef struct producer {
+    aimdb_mpsc *q;
+    item *items;
+    unsigned id;
+    atomic_bool *go;
+} producer;
+
+static void *produce(void *arg) {
+    producer *p = arg;
+    while (!atomic_load(p->go)) sched_yield();
+    for (unsigned i = 0; i < PER_PRODUCER; i++) {
+        p->items[i].producer = p->id;
+        p->items[i].seq = i;
+        aimdb_mpsc_push(p->q, &p->items[i].node);
+        if (i % 1024 == 0) sched_yield(); /* let the consumer catch up and empty the list */
+    }
+    return NULL;
+}
+
+static void test_many_producers_lose_and_repeat_nothing(void **state) {
+    (void)state;
+    aimdb_mpsc q;
+    aimdb_mpsc_init(&q);
+    atomic_bool go = false;
+    pthread_t threads[PRODUCERS];
+    producer prods[PRODUCERS];
+    for (unsigned i = 0; i < PRODUCERS; i++) {
+        prods[i] = (producer){&q, calloc(PER_PRODUCER, sizeof(item)), i, &go};
+        assert_non_null(prods[i].items);
+        assert_int_equal(pthread_create(&threads[i], NULL, produce, &prods[i]), 0);
+    }
+    atomic_store(&go, true);
+    unsigned next_seq[PRODUCERS] = {0};
+    unsigned popped = 0, empty_seen = 0;
+    while (popped < PRODUCERS * PER_PRODUCER) {
+        item *it = (item *)aimdb_mpsc_pop(&q);
+        if (!it) {
+            empty_seen += aimdb_mpsc_is_empty(&q);
+            sched_yield();
+            continue;
+        }
+        assert_true(it->producer < PRODUCERS);
+        assert_int_equal(it->seq, next_seq[it->producer]); /* each producer's order, no repeat */
+        next_seq[it->producer]++;
+        popped++;
+    }
+    for (unsigned i = 0; i < PRODUCERS; i++) {
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+        assert_int_equal(next_seq[i], PER_PRODUCER);
+        free(prods[i].items);
+    }
+    assert_null(aimdb_mpsc_pop(&q));
+    assert_true(aimdb_mpsc_is_empty(&q));
+    (void)empty_seen; /* how often the consumer outran the producers: the machine's business */
+}
+
+/* The state between a push's exchange and its link, made by hand: what a
+ * consumer sees while a producer is preempted right there. */
+static void test_a_push_under_way_is_not_the_end(void **state) {
+    (void)state;
+    aimdb_mpsc q;
+    aimdb_mpsc_init(&q);
+    item a = {.seq = 1}, b = {.seq = 2}, c = {.seq = 3};
+    aimdb_mpsc_push(&q, &a.node);
+    atomic_store(&b.node.next, NULL);
+    aimdb_mpsc_node *prev = atomic_exchange(&q.last, &b.node); /* b's first step only */
+    aimdb_mpsc_push(&q, &c.node);                              /* c queued behind b */
+    assert_null(aimdb_mpsc_pop(&q)); /* a waits for its link to b; c is beyond b */
+    assert_false(aimdb_mpsc_is_empty(&q));
+    atomic_store(&prev->next, &b.node); /* b's second step */
+    assert_ptr_equal(aimdb_mpsc_pop(&q), &a.node);
+    assert_ptr_equal(aimdb_mpsc_pop(&q), &b.node);
+    assert_ptr_equal(aimdb_mpsc_pop(&q), &c.node);
+    assert_null(aimdb_mpsc_pop(&q));
+    assert_true(aimdb_mpsc_is_empty(&q));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_one_thread_fifo_order),
+        cmocka_unit_test(test_many_producers_lose_and_repeat_nothing),
+        cmocka_unit_test(test_a_push_under_way_is_not_the_end),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
