@@ -3,64 +3,62 @@
  *
  * Mosquitto may be called only on its own thread, but replies are computed
  * on query threads and log lines come from any thread.  They are queued
- * here (a mutex-guarded FIFO: pushes are rare and short, so a lock is
- * simpler than lock-free and never contended for long) and delivered on
- * the broker thread, in order, when MOSQ_EVT_TICK drains the queue.
+ * here and delivered on the broker thread, in order, when MOSQ_EVT_TICK
+ * drains the queue.
+ *
+ * The queue is the lock-free list of aimdb/mpsc.h, not a mutex-guarded one:
+ * the query threads that push replies run under SCHED_IDLE, and a mutex
+ * they share with the broker thread made it wait for a preempted holder
+ * (2 such waits in 16 s of request floods, perf sched).  The cost is a
+ * push caught between its two steps: the drain can deliver neither it, nor
+ * the item before it, nor any behind it, and must not wait for it; it
+ * comes back for them through the wake-up's backup timer (wake.c),
+ * BACKUP_MS later.
  *
  * An idle Mosquitto 2.0.11 ticks only every ~100 ms, so an item that must
  * go out at once (a reply) wakes the broker (wake.c).  One wake-up is
  * enough for any number of items queued before the drain, so only the
- * first push after a drain signals.
+ * first urgent push after a drain signals.
  */
 #include <stdlib.h>
 
 #include "plugin.h"
 
 void outbox_init(outbox *o) {
-    pthread_mutex_init(&o->lock, NULL);
-    o->head = NULL;
-    o->tail = &o->head;
-    o->depth = 0;
-    o->wake_pending = false;
+    aimdb_mpsc_init(&o->fifo);
+    atomic_init(&o->depth, 0);
+    atomic_init(&o->wake_pending, false);
 }
 
-void outbox_destroy(outbox *o) {
-    pthread_mutex_destroy(&o->lock);
-}
-
+/* The push comes before the wake_pending exchange, and the drain's own
+ * exchange before its pops: either the drain's exchange comes first, and
+ * this one reads its false and signals, or this one comes first, and the
+ * drain synchronises with it and sees the item. */
 void outbox_push(plugin *pl, outbox_item *item, bool urgent) {
     outbox *o = &pl->outbox;
-    item->next = NULL;
-    pthread_mutex_lock(&o->lock);
-    *o->tail = item;
-    o->tail = &item->next;
-    o->depth++;
-    bool signal_now = urgent && !o->wake_pending;
-    if (signal_now) o->wake_pending = true;
-    pthread_mutex_unlock(&o->lock);
+    atomic_fetch_add(&o->depth, 1); /* before the push: depth never undercounts */
+    aimdb_mpsc_push(&o->fifo, &item->node);
+    bool signal_now = urgent && !atomic_exchange(&o->wake_pending, true);
     /* The broker thread drains right after the event it is handling. */
     if (signal_now && !on_broker_thread(pl)) wake_broker(&pl->wake);
 }
 
+/* Delivers what was queued when the drain began.  Items pushed during it
+ * are left for the next drain, which their own pushes signal for, so a
+ * stream of replies cannot keep the broker thread here. */
 void outbox_drain(plugin *pl, bool broker_alive) {
     outbox *o = &pl->outbox;
-    pthread_mutex_lock(&o->lock);
-    outbox_item *item = o->head;
-    o->head = NULL;
-    o->tail = &o->head;
-    o->depth = 0;
-    o->wake_pending = false;
-    pthread_mutex_unlock(&o->lock);
-    while (item) {
-        outbox_item *next = item->next;
+    atomic_exchange(&o->wake_pending, false);
+    size_t budget = atomic_load(&o->depth);
+    aimdb_mpsc_node *node = NULL;
+    while (budget-- > 0 && (node = aimdb_mpsc_pop(&o->fifo))) {
+        atomic_fetch_sub(&o->depth, 1);
+        outbox_item *item = (outbox_item *)node;
         item->deliver(item, pl, broker_alive);
-        item = next;
     }
+    if (!node && !aimdb_mpsc_is_empty(&o->fifo)) wake_broker_later(&pl->wake);
 }
 
 size_t outbox_depth(outbox *o) {
-    pthread_mutex_lock(&o->lock);
-    size_t n = o->depth;
-    pthread_mutex_unlock(&o->lock);
-    return n;
+    return atomic_load(&o->depth);
 }

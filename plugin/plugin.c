@@ -133,7 +133,6 @@ static void teardown(plugin *pl) {
     catalog_free(pl->catalog);
     aimdb_ruleset_free(pl->rules);
     options_free(&pl->options);
-    outbox_destroy(&pl->outbox);
     free(pl);
 }
 

@@ -22,6 +22,7 @@
 #define AIMDB_PLUGIN_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +35,7 @@
 #include "aimdb/aimdb.h"
 #include "aimdb/aimx.h"
 #include "aimdb/gateway.h"
+#include "aimdb/mpsc.h"
 #include "aimdb/mqtt_conf.h"
 #include "aimdb/mqtt_route.h"
 #include "aimdb/payload.h"
@@ -53,24 +55,25 @@ typedef struct plugin plugin;
  * and frees the item. */
 typedef struct outbox_item outbox_item;
 struct outbox_item {
-    outbox_item *next;
+    aimdb_mpsc_node node; /* first: the FIFO links items */
     void (*deliver)(outbox_item *item, plugin *pl, bool broker_alive);
 };
 
 typedef struct outbox {
-    pthread_mutex_t lock;
-    outbox_item *head, **tail; /* FIFO, guarded by lock */
-    size_t depth;              /* items queued, guarded by lock */
-    bool wake_pending;         /* a wake-up was sent and not yet drained */
+    aimdb_mpsc fifo;            /* pushed by any thread, popped by the broker thread */
+    _Atomic size_t depth;       /* items pushed and not delivered; >= what fifo holds */
+    _Atomic bool wake_pending;  /* a wake-up was sent and not yet drained */
 } outbox;
 
+/* Empty; nothing to destroy (the items are gone once drained). */
 void outbox_init(outbox *o);
-void outbox_destroy(outbox *o);
-/* Queue an item (any thread).  urgent: make the broker thread drain soon
- * (signalled only if no wake-up is already on its way). */
+/* Queue an item (any thread, never blocks).  urgent: make the broker thread
+ * drain soon (signalled only if no wake-up is already on its way). */
 void outbox_push(plugin *pl, outbox_item *item, bool urgent);
-/* Broker thread: deliver every queued item in order. */
+/* Broker thread: deliver, in order, the items queued when it began; with
+ * every other thread stopped, that is all of them. */
 void outbox_drain(plugin *pl, bool broker_alive);
+/* Items queued (any thread; a moment's count). */
 size_t outbox_depth(outbox *o);
 
 /* --------------------------------------------------------------- wake.c */
@@ -88,6 +91,8 @@ typedef struct wake {
 bool wake_install(wake *w);
 /* Any thread other than the broker's. */
 void wake_broker(const wake *w);
+/* Any thread: only the backup, a wake-up BACKUP_MS from now (wake.c). */
+void wake_broker_later(const wake *w);
 /* At cleanup, once no thread can call wake_broker: ignore the signal. */
 void wake_uninstall(wake *w);
 

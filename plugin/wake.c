@@ -82,10 +82,13 @@ bool wake_install(wake *w) {
 void wake_broker(const wake *w) {
     if (!w->signo) return;
     pthread_kill(w->broker, w->signo);
-    if (w->has_backup) {
-        struct itimerspec once = {.it_value = {0, BACKUP_MS * 1000000L}};
-        timer_settime(w->backup, 0, &once, NULL);
-    }
+    wake_broker_later(w);
+}
+
+void wake_broker_later(const wake *w) {
+    if (!w->has_backup) return;
+    struct itimerspec once = {.it_value = {0, BACKUP_MS * 1000000L}};
+    timer_settime(w->backup, 0, &once, NULL);
 }
 
 void wake_uninstall(wake *w) {
