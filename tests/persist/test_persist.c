@@ -2,8 +2,9 @@
  * test_persist.c -- the persistence layer on a real database and a real
  * SQLite backend: taps store values with their produce time, nothing is
  * lost at stop, rejections and lag are counted, bad rows are skipped, the
- * history service and the raw JSON form answer as the protocol expects, and
- * retention deletes exactly what it should, at start and on demand.
+ * history service and the raw JSON form answer as the protocol expects, its
+ * query threads sleep when there is nothing to answer, and retention
+ * deletes exactly what it should, at start and on demand.
  */
 #include <cjson/cJSON.h>
 #include <pthread.h>
@@ -16,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -556,6 +559,41 @@ static void test_queries_from_many_threads_are_answered_once(void **state) {
     aimdb_db_free(db);
 }
 
+/* CPU time of this process so far, user + system, in ms. */
+static double process_cpu_ms(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e3 +
+           (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e3;
+}
+
+/* A query thread polls for a moment after each query (query_service.c);
+ * then it must sleep: a gateway between two dashboard refreshes spends
+ * nothing on its query threads.  A thread that never stopped polling would
+ * take the whole 500 ms measured here. */
+static void test_query_threads_sleep_between_bursts(void **state) {
+    (void)state;
+    aimdb_db *db = aimdb_db_new(NULL);
+    aimdb_persist_options po = {.query_threads = 2};
+    attach(db, ":memory:", &po, 0);
+    assert_int_equal(aimdb_db_start(db), AIMDB_OK);
+    aimdb_history_service *svc = aimdb_ext_get(db, AIMDB_HISTORY_EXT);
+    for (int i = 0; i < 20; i++) {
+        answer a;
+        aimdb_history_request req = {.pattern = "*", .limit = 1};
+        ask(svc, &req, &a);
+        assert_int_equal(a.status, AIMDB_OK);
+        answer_free(&a);
+    }
+    nanosleep(&(struct timespec){0, 50 * 1000000L}, NULL); /* past any polling */
+    double cpu0 = process_cpu_ms();
+    nanosleep(&(struct timespec){0, 500 * 1000000L}, NULL);
+    double idle_cpu = process_cpu_ms() - cpu0;
+    aimdb_db_stop(db);
+    aimdb_db_free(db);
+    if (idle_cpu >= 50) fail_msg("%.1f ms of CPU in 500 ms with no query to run", idle_cpu);
+}
+
 /* ------------------------------------------------------- JSON form */
 
 static int as_json(aimdb_persist *p, aimdb_history_request req, char **out) {
@@ -717,6 +755,7 @@ int main(void) {
         cmocka_unit_test(test_history_service_answers_json),
         cmocka_unit_test(test_queued_queries_are_answered_at_stop),
         cmocka_unit_test(test_queries_from_many_threads_are_answered_once),
+        cmocka_unit_test(test_query_threads_sleep_between_bursts),
         cmocka_unit_test(test_json_form_is_the_protocols_result),
         cmocka_unit_test(test_retention_at_start_and_per_record),
         cmocka_unit_test(test_bad_calls_get_clear_errors),
