@@ -237,6 +237,39 @@ static void test_sigterm_mid_stream_records_each_value_once(void **state) {
     assert_int_equal(stored_rows(f), FLOW_VALUES);
 }
 
+/* The broker restarts, its persistence keeping the bridge's session, while
+ * the bridge (paused) holds in its socket messages it has not acknowledged:
+ * it records them once it runs again, and the restarted broker sends them
+ * again with DUP on the resumed session.  Each is recognised and skipped,
+ * so every value is recorded exactly once.  Without the check the broker's
+ * in-flight window (the bridge's Receive Maximum) would be stored twice. */
+static void test_broker_restart_mid_stream_records_each_value_once(void **state) {
+    fixture *f = *state;
+    assert_int_equal(broker_stop(&f->b), 0);
+    broker_write_conf(&f->b, "max_queued_messages 0\npersistence true\n"
+                             "persistence_location @DIR@/\n");
+    assert_true(broker_start(&f->b, NULL));
+    start_bridge(f, NULL);
+    wait_bridge_connected(f);
+    assert_int_equal(kill(f->bridge.pid, SIGSTOP), 0);
+    flow fl = {.port = f->b.port};
+    publish_flow(&fl); /* every value accepted by the broker: in flight or queued */
+    assert_int_equal(fl.status, 0);
+    assert_int_equal(broker_stop(&f->b), 0); /* saves the session */
+    assert_true(broker_start(&f->b, NULL));
+    assert_int_equal(kill(f->bridge.pid, SIGCONT), 0);
+    for (long long end = now_ms() + WAIT_MS; stored_rows(f) < FLOW_VALUES && now_ms() < end;)
+        sleep_ms(50);
+    sleep_ms(300); /* a second copy, if one came, would be committed by now */
+    assert_int_equal(daemon_stop(&f->bridge, SIGTERM), 0);
+    assert_int_equal(sql_int(f, "select count(distinct value_json) from record_history"),
+                     FLOW_VALUES);
+    assert_int_equal(stored_rows(f), FLOW_VALUES);
+    assert_true(file_contains(f->bridge.log_path, "1 reconnect(s)"));
+    assert_true(file_contains(f->bridge.log_path, "resent by the broker and skipped"));
+    assert_false(file_contains(f->bridge.log_path, ", 0 resent by the broker"));
+}
+
 /* Published while the bridge is down: queued by the broker in the bridge's
  * persistent session, recorded once it is back -- and a retained message
  * it recorded before is not recorded again when it resubscribes. */
@@ -502,6 +535,8 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_mid_stream_records_each_value_once, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_broker_restart_mid_stream_records_each_value_once,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_messages_while_down_are_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_against_bridge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_restart_while_running, setup, teardown),
