@@ -42,8 +42,9 @@ aimdb_mpsc_node *aimdb_mpsc_pop(aimdb_mpsc *q) {
     return first;
 }
 
-/* Each NULL return of pop leaves `first` short of `last` exactly when some
- * push has swung `last` and not linked yet; an empty list has both on the
+/* After a NULL pop, `first` is short of `last` when some push has swung
+ * `last` and not linked yet, or when a push completed after pop looked
+ * (harmless: the caller just looks again); an empty list has both on the
  * stub. */
 bool aimdb_mpsc_is_empty(aimdb_mpsc *q) {
     return q->first == atomic_load_explicit(&q->last, memory_order_acquire);

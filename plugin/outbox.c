@@ -30,10 +30,12 @@ void outbox_init(outbox *o) {
     atomic_init(&o->wake_pending, false);
 }
 
-/* The push comes before the wake_pending exchange, and the drain's own
- * exchange before its pops: either the drain's exchange comes first, and
- * this one reads its false and signals, or this one comes first, and the
- * drain synchronises with it and sees the item. */
+/* Every access to wake_pending is an exchange, so they fall in one order.
+ * The push comes before this one, and the drain's exchange before its pops:
+ * if the drain's comes first, this push (or an urgent one between the two)
+ * reads false and signals for the next drain; if this one comes first, the
+ * drain synchronises with it, so the item is in the list the drain walks
+ * (deliverable unless a push ahead of it is half-way: see the drain). */
 void outbox_push(plugin *pl, outbox_item *item, bool urgent) {
     outbox *o = &pl->outbox;
     atomic_fetch_add(&o->depth, 1); /* before the push: depth never undercounts */
@@ -43,20 +45,26 @@ void outbox_push(plugin *pl, outbox_item *item, bool urgent) {
     if (signal_now && !on_broker_thread(pl)) wake_broker(&pl->wake);
 }
 
-/* Delivers what was queued when the drain began.  Items pushed during it
- * are left for the next drain, which their own pushes signal for, so a
- * stream of replies cannot keep the broker thread here. */
+/* Delivers at most the items counted in depth when the drain began, so a
+ * stream of replies cannot keep the broker thread here; what it leaves is
+ * delivered by the next drain, which an urgent push signals for (a log
+ * line waits for the next tick).  Stopped by a push caught half-way, it
+ * arms the backup timer to come back for what that push holds up. */
 void outbox_drain(plugin *pl, bool broker_alive) {
     outbox *o = &pl->outbox;
     atomic_exchange(&o->wake_pending, false);
-    size_t budget = atomic_load(&o->depth);
-    aimdb_mpsc_node *node = NULL;
-    while (budget-- > 0 && (node = aimdb_mpsc_pop(&o->fifo))) {
+    bool stalled = false;
+    for (size_t budget = atomic_load(&o->depth); budget > 0; budget--) {
+        aimdb_mpsc_node *node = aimdb_mpsc_pop(&o->fifo);
+        if (!node) {
+            stalled = !aimdb_mpsc_is_empty(&o->fifo);
+            break;
+        }
         atomic_fetch_sub(&o->depth, 1);
         outbox_item *item = (outbox_item *)node;
         item->deliver(item, pl, broker_alive);
     }
-    if (!node && !aimdb_mpsc_is_empty(&o->fifo)) wake_broker_later(&pl->wake);
+    if (stalled) wake_broker_later(&pl->wake);
 }
 
 size_t outbox_depth(outbox *o) {

@@ -61,7 +61,7 @@ struct outbox_item {
 
 typedef struct outbox {
     aimdb_mpsc fifo;            /* pushed by any thread, popped by the broker thread */
-    _Atomic size_t depth;       /* items pushed and not delivered; >= what fifo holds */
+    _Atomic size_t depth;       /* items being pushed or queued, not yet popped */
     _Atomic bool wake_pending;  /* a wake-up was sent and not yet drained */
 } outbox;
 

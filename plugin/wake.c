@@ -22,7 +22,9 @@
  * The reply would then wait for the next tick, up to 100 ms; seen once in
  * 300 round trips under load.  So every wake-up also arms a one-shot
  * timer that sends the same signal to the broker thread BACKUP_MS later:
- * a lost wake-up costs 2 ms, and a spurious one nothing.
+ * a lost wake-up costs 2 ms, and a spurious one nothing.  The same timer,
+ * armed alone (wake_broker_later), brings the broker thread back for
+ * outbox items that a push caught half-way held up (outbox.c).
  */
 #define _GNU_SOURCE /* SIGEV_THREAD_ID, gettid */
 #include <signal.h>

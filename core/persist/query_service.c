@@ -30,8 +30,11 @@
  * periodic balance, ~4 ms, while the other CPU went idle between queries.
  * A thread that keeps its CPU under SCHED_IDLE leaves that CPU free for
  * any normal thread to take at once, and the broker's post finds no
- * sleeper to wake with a system call.  The price is 200 us of idle-priority
- * polling after the last query of a burst.
+ * sleeper to wake with a system call.  The price is 200 us of polling after
+ * the last query of a burst: idle-priority time in the plugin; in a process
+ * whose query threads run at normal priority (aimdb-bridge) a yield hands
+ * the CPU to any thread that wants it, so the polling takes only time left
+ * over, at the cost of a busy CPU for those 200 us.
  */
 #include <sched.h>
 #include <stdlib.h>

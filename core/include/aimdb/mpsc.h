@@ -43,9 +43,9 @@ void aimdb_mpsc_init(aimdb_mpsc *q);
 /* Append n (any thread, never blocks).  n belongs to the list until popped. */
 void aimdb_mpsc_push(aimdb_mpsc *q, aimdb_mpsc_node *n);
 
-/* The oldest node, or NULL: empty, or a push behind the oldest node is
- * still between its two steps.  One consumer at a time (the caller's lock
- * or thread). */
+/* The oldest node, or NULL: empty, or a push is still between its two
+ * steps -- the oldest node's own, or the one right behind it.  One consumer
+ * at a time (the caller's lock or thread). */
 aimdb_mpsc_node *aimdb_mpsc_pop(aimdb_mpsc *q);
 
 /* After a NULL pop: true if nothing was pushed and not popped (a push
