@@ -205,6 +205,18 @@ static int sql_int(fixture *f, const char *sql) {
     return atoi(out);
 }
 
+/* Once the flow's values are in: stop the bridge, then every value must be
+ * there exactly once. */
+static void stop_bridge_with_each_flow_value_once(fixture *f) {
+    for (long long end = now_ms() + WAIT_MS; stored_rows(f) < FLOW_VALUES && now_ms() < end;)
+        sleep_ms(50);
+    sleep_ms(300); /* a second copy, if one came, would be committed by now */
+    assert_int_equal(daemon_stop(&f->bridge, SIGTERM), 0);
+    assert_int_equal(sql_int(f, "select count(distinct value_json) from record_history"),
+                     FLOW_VALUES);
+    assert_int_equal(stored_rows(f), FLOW_VALUES);
+}
+
 /* Stopped while the broker streams to it, the bridge leaves acknowledgements
  * the broker has not read yet (Mosquitto reads one packet per loop), and
  * the broker sends those messages again when the bridge is back: each is
@@ -228,13 +240,7 @@ static void test_sigterm_mid_stream_records_each_value_once(void **state) {
     wait_bridge_connected(f);
     pthread_join(publisher, NULL);
     assert_int_equal(fl.status, 0);
-    for (long long end = now_ms() + WAIT_MS; stored_rows(f) < FLOW_VALUES && now_ms() < end;)
-        sleep_ms(50);
-    sleep_ms(300); /* a second copy, if one came, would be committed by now */
-    assert_int_equal(daemon_stop(&f->bridge, SIGTERM), 0);
-    assert_int_equal(sql_int(f, "select count(distinct value_json) from record_history"),
-                     FLOW_VALUES);
-    assert_int_equal(stored_rows(f), FLOW_VALUES);
+    stop_bridge_with_each_flow_value_once(f);
 }
 
 /* The broker restarts, its persistence keeping the bridge's session, while
@@ -258,13 +264,7 @@ static void test_broker_restart_mid_stream_records_each_value_once(void **state)
     assert_int_equal(broker_stop(&f->b), 0); /* saves the session */
     assert_true(broker_start(&f->b, NULL));
     assert_int_equal(kill(f->bridge.pid, SIGCONT), 0);
-    for (long long end = now_ms() + WAIT_MS; stored_rows(f) < FLOW_VALUES && now_ms() < end;)
-        sleep_ms(50);
-    sleep_ms(300); /* a second copy, if one came, would be committed by now */
-    assert_int_equal(daemon_stop(&f->bridge, SIGTERM), 0);
-    assert_int_equal(sql_int(f, "select count(distinct value_json) from record_history"),
-                     FLOW_VALUES);
-    assert_int_equal(stored_rows(f), FLOW_VALUES);
+    stop_bridge_with_each_flow_value_once(f);
     assert_true(file_contains(f->bridge.log_path, "1 reconnect(s)"));
     assert_true(file_contains(f->bridge.log_path, "resent by the broker and skipped"));
     assert_false(file_contains(f->bridge.log_path, ", 0 resent by the broker"));

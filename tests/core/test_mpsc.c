@@ -108,20 +108,30 @@ static void test_many_producers_lose_and_repeat_nothing(void **state) {
 }
 
 /* The state between a push's exchange and its link, made by hand: what a
- * consumer sees while a producer is preempted right there. */
+ * consumer sees while a producer is preempted right there.  Returns the
+ * node whose link is missing. */
+static aimdb_mpsc_node *push_first_step(aimdb_mpsc *q, item *it) {
+    atomic_store(&it->node.next, NULL);
+    return atomic_exchange(&q->last, &it->node);
+}
+
+/* However often the consumer looks, nothing comes and the list is not empty. */
+static void assert_held_up(aimdb_mpsc *q) {
+    for (int look = 0; look < 3; look++) {
+        assert_null(aimdb_mpsc_pop(q));
+        assert_false(aimdb_mpsc_is_empty(q));
+    }
+}
+
 static void test_a_push_under_way_is_not_the_end(void **state) {
     (void)state;
     aimdb_mpsc q;
     aimdb_mpsc_init(&q);
     item a = {.seq = 1}, b = {.seq = 2}, c = {.seq = 3};
     aimdb_mpsc_push(&q, &a.node);
-    atomic_store(&b.node.next, NULL);
-    aimdb_mpsc_node *prev = atomic_exchange(&q.last, &b.node); /* b's first step only */
-    aimdb_mpsc_push(&q, &c.node);                              /* c queued behind b */
-    for (int look = 0; look < 3; look++) { /* however often the consumer looks */
-        assert_null(aimdb_mpsc_pop(&q)); /* a waits for its link to b; c is beyond b */
-        assert_false(aimdb_mpsc_is_empty(&q));
-    }
+    aimdb_mpsc_node *prev = push_first_step(&q, &b);
+    aimdb_mpsc_push(&q, &c.node); /* c queued behind b */
+    assert_held_up(&q);           /* a waits for its link to b; c is beyond b */
     atomic_store(&prev->next, &b.node); /* b's second step */
     assert_ptr_equal(aimdb_mpsc_pop(&q), &a.node);
     assert_ptr_equal(aimdb_mpsc_pop(&q), &b.node);
@@ -136,13 +146,9 @@ static void test_a_push_under_way_on_an_empty_list(void **state) {
     aimdb_mpsc q;
     aimdb_mpsc_init(&q);
     item a = {.seq = 1};
-    atomic_store(&a.node.next, NULL);
-    aimdb_mpsc_node *prev = atomic_exchange(&q.last, &a.node);
+    aimdb_mpsc_node *prev = push_first_step(&q, &a);
     assert_ptr_equal(prev, &q.stub);
-    for (int look = 0; look < 3; look++) {
-        assert_null(aimdb_mpsc_pop(&q));
-        assert_false(aimdb_mpsc_is_empty(&q));
-    }
+    assert_held_up(&q);
     atomic_store(&prev->next, &a.node);
     assert_ptr_equal(aimdb_mpsc_pop(&q), &a.node);
     assert_null(aimdb_mpsc_pop(&q));
