@@ -87,6 +87,13 @@ void aimdb_log(const aimdb_runtime *rt, aimdb_log_level level, const char *fmt, 
     va_end(ap);
 }
 
+void aimdb_release_block(const aimdb_runtime *rt, void *block) {
+    if (rt->release)
+        rt->release(rt->self, block);
+    else
+        free(block);
+}
+
 int64_t aimdb_monotonic_ms(void) {
     return aimdb_monotonic_us() / 1000;
 }

@@ -69,9 +69,12 @@ static void answer_rows(const query_call *q, const aimdb_history_result *res) {
     aimx_answer(q->rt, q->reply, q->reply_ctx, text, len);
 }
 
+/* Made on the caller's thread, most often freed on a query thread: through
+ * the runtime, which may hand it back (runtime.h). */
 static void free_query_call(query_call *q) {
+    const aimdb_runtime *rt = q->rt;
     aimx_release(q->x);
-    free(q);
+    aimdb_release_block(rt, q);
 }
 
 /* The service's completion, on a query thread. */

@@ -17,8 +17,9 @@
  * machine kept the idle thread off a CPU.  So the FIFO is a lock-free
  * multi-producer list (aimdb/mpsc.h), a semaphore post wakes a query
  * thread, and the query threads take jobs one at a time under a mutex of
- * their own.  A request's copy is one allocation, freed by the query
- * thread that answers it.
+ * their own.  A request's copy is one allocation, which the query thread
+ * that answers it releases through the runtime (runtime.h: the plugin
+ * frees it on the broker thread that made it).
  *
  * A query thread lingers (LINGER_US, polling the semaphore and yielding)
  * after each job before it sleeps.  Under a flood of light requests it
@@ -127,7 +128,7 @@ static void *query_thread(void *arg) {
         if (atomic_load(&s->stopping)) break; /* queued jobs are answered by query_service_stop */
         query_job *job = take_job(s);
         run_job(p, job);
-        free(job);
+        aimdb_release_block(p->rt, job); /* allocated by the submitter's thread */
         atomic_fetch_sub(&s->pending, 1);
     }
     return NULL;
@@ -163,7 +164,7 @@ void query_service_stop(aimdb_persist *p) {
     query_job *job;
     while ((job = (query_job *)aimdb_mpsc_pop(&s->fifo))) {
         answer_stopped(job);
-        free(job);
+        aimdb_release_block(p->rt, job);
     }
 }
 

@@ -559,6 +559,37 @@ static void test_queries_from_many_threads_are_answered_once(void **state) {
     aimdb_db_free(db);
 }
 
+static _Atomic int blocks_released;
+
+static void count_and_free(void *self, void *block) {
+    (void)self;
+    atomic_fetch_add(&blocks_released, 1);
+    free(block);
+}
+
+/* A query's copy is made on the submitter's thread and freed through the
+ * runtime, which a host uses to free it back where it was made
+ * (runtime.h): answered or answered at stop, each goes that way once. */
+static void test_query_copies_go_back_through_the_runtime(void **state) {
+    (void)state;
+    aimdb_runtime rt = *aimdb_runtime_pthread();
+    rt.release = count_and_free;
+    atomic_store(&blocks_released, 0);
+    aimdb_db *db = aimdb_db_new(&(aimdb_db_options){.runtime = &rt});
+    attach(db, ":memory:", NULL, 0);
+    assert_int_equal(aimdb_db_start(db), AIMDB_OK);
+    aimdb_history_service *svc = aimdb_ext_get(db, AIMDB_HISTORY_EXT);
+    enum { ASKED = 10 };
+    for (int i = 0; i < ASKED; i++) {
+        answer a;
+        ask(svc, &(aimdb_history_request){.pattern = "*"}, &a);
+        answer_free(&a);
+    }
+    aimdb_db_stop(db); /* joins the query threads: every release is done */
+    assert_int_equal(atomic_load(&blocks_released), ASKED);
+    aimdb_db_free(db);
+}
+
 /* CPU time of this process so far, user + system, in ms. */
 static double process_cpu_ms(void) {
     struct rusage u;
@@ -756,6 +787,7 @@ int main(void) {
         cmocka_unit_test(test_queued_queries_are_answered_at_stop),
         cmocka_unit_test(test_queries_from_many_threads_are_answered_once),
         cmocka_unit_test(test_query_threads_sleep_between_bursts),
+        cmocka_unit_test(test_query_copies_go_back_through_the_runtime),
         cmocka_unit_test(test_json_form_is_the_protocols_result),
         cmocka_unit_test(test_retention_at_start_and_per_record),
         cmocka_unit_test(test_bad_calls_get_clear_errors),

@@ -48,6 +48,13 @@ typedef struct aimdb_runtime {
     void (*sleep_ms)(void *self, int64_t ms);
     /* Must be safe to call from any thread. */
     void (*log)(void *self, aimdb_log_level level, const char *fmt, va_list ap);
+    /* Free a block that a caller's thread malloc'd and handed to libaimdb (a
+     * query's copy), from the aimdb thread done with it; the block is at
+     * least 4 pointers long and the host may use those bytes.  NULL: free()
+     * at once.  A host whose calling thread must never wait on a malloc lock
+     * held by an aimdb thread gives the block back to that thread to free
+     * (plugin/host.c says why). */
+    void (*release)(void *self, void *block);
     void *self;
 } aimdb_runtime;
 
@@ -58,6 +65,10 @@ const aimdb_runtime *aimdb_runtime_pthread(void);
 /* printf-style helper over rt->log. */
 void aimdb_log(const aimdb_runtime *rt, aimdb_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* block freed through rt->release, or free() when the runtime has none.
+ * Any thread. */
+void aimdb_release_block(const aimdb_runtime *rt, void *block);
 
 /* Monotonic milliseconds and microseconds, for deadlines and intervals
  * (never for timestamps).  Any thread. */
