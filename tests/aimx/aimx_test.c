@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,15 +26,28 @@ static void keep_log(void *self, aimdb_log_level level, const char *fmt, va_list
     pthread_mutex_unlock(&aimx_test_log.lock);
 }
 
+static _Atomic unsigned released_blocks;
+
+static void count_release(void *self, void *block) {
+    (void)self;
+    atomic_fetch_add(&released_blocks, 1);
+    free(block);
+}
+
 static aimdb_runtime test_runtime;
 
 aimdb_db *test_db_new(void) {
     test_runtime = *aimdb_runtime_pthread();
     test_runtime.log = keep_log;
+    test_runtime.release = count_release;
     aimdb_db_options opts = {.runtime = &test_runtime};
     aimdb_db *db = aimdb_db_new(&opts);
     assert_non_null(db);
     return db;
+}
+
+unsigned test_released_blocks(void) {
+    return atomic_load(&released_blocks);
 }
 
 unsigned test_log_lines(void) {

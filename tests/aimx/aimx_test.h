@@ -27,6 +27,8 @@ extern test_log aimx_test_log;
 /* A database on the pthread runtime, logging into aimx_test_log. */
 aimdb_db *test_db_new(void);
 unsigned test_log_lines(void);
+/* Blocks freed through the test runtime's release (runtime.h), so far. */
+unsigned test_released_blocks(void);
 unsigned test_log_warnings(void);
 /* The last line logged (caller frees). */
 char *test_log_last(void);

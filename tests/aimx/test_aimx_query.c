@@ -2,8 +2,8 @@
  * test_aimx_query.c -- record.query end to end on the real persistence
  * layer and the SQLite backend (":memory:"): defaults, patterns, time
  * ranges, limits, the access predicate, the reply limit, replies on a query
- * thread, the handler freed while a query runs, a flood of queries, and
- * queries after stop.
+ * thread, the handler freed while a query runs, a flood of queries, the
+ * query's copies freed through the runtime, and queries after stop.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -288,6 +288,25 @@ static void test_query_flood(void **state) {
 }
 
 /* After stop the service refuses: internal_error, logged. */
+/* A query's copies -- the handler's call and the history service's job --
+ * are made on the caller's thread and freed through the runtime, which a
+ * host uses to free them where they were made (runtime.h). */
+static void test_query_copies_go_back_through_the_runtime(void **state) {
+    fixture *f = *state;
+    unsigned before = test_released_blocks();
+    enum { ASKED = 5 };
+    for (int i = 0; i < ASKED; i++)
+        assert_query(f, "{\"name\":\"temp::b\",\"limit\":1}", NULL, "temp::b@2500=20");
+    /* Released right after each reply, on the query thread (at least: an
+     * earlier test's last releases may land in this window too). */
+    int64_t deadline = aimdb_monotonic_ms() + 10000;
+    while (test_released_blocks() - before < 2 * ASKED && aimdb_monotonic_ms() < deadline) {
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    assert_true(test_released_blocks() - before >= 2 * ASKED);
+}
+
 static void test_query_after_stop(void **state) {
     fixture *f = *state;
     aimdb_db_stop(f->db);
@@ -314,6 +333,7 @@ int main(void) {
         cmocka_unit_test(test_query_reply_limit),
         cmocka_unit_test(test_query_replies_on_query_thread),
         cmocka_unit_test(test_query_flood),
+        cmocka_unit_test(test_query_copies_go_back_through_the_runtime),
         cmocka_unit_test(test_query_after_stop),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
