@@ -107,7 +107,7 @@ static query_job *take_job(query_service *s) {
 }
 
 /* The next post.  Right after a job the thread polls for LINGER_US before
- * it sleeps (query_service.c's top says why). */
+ * it sleeps (the top of this file says why). */
 static void wait_for_work(query_service *s, bool after_job) {
     if (after_job) {
         int64_t until = aimdb_monotonic_us() + LINGER_US;
