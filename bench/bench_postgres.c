@@ -24,7 +24,10 @@
  * run in every one of them, the ceiling's too).  Then latest-1 over 100
  * gateways x 100 records (10 rows each) through the backend, p50/p99 (goal
  * p50 < 20 ms), interleaved with its statement run bare and with the
- * derivation from record_history.
+ * derivation from record_history; and raw range reads through the backend
+ * against one statement per record run bare, which sorts each record's
+ * rows (a long range of one record on two gateways, 345,600 rows; a short
+ * one of 1,000 records).
  *
  * The server is a throw-away cluster started like the tests' (fsync off:
  * the figures are about our code, not the disk).
@@ -53,6 +56,7 @@
 #define RECORDS 100
 #define GATEWAYS 100
 #define QUERY_RUNS 60
+#define RANGE_RUNS 7
 #define MAX_ROUNDS 20
 
 static double now_s(void) {
@@ -282,11 +286,24 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 /* The baselines, run bare from a C loop (rows fetched whole, values not
- * looked at): the backend's latest-1 statement on record_latest, and the
- * two statements that derive it from record_history alone (what any other
- * query runs), prepared. */
+ * looked at): the backend's latest-1 statement on record_latest, and
+ * latest-1 derived from record_history alone, prepared: the record names
+ * (PG_NAMES_SQL) and per record ROWS_SQL, its gateways by a recursive CTE,
+ * each one's newest rows through a LATERAL join. */
+#define ROWS_SQL                                                                      \
+    "WITH RECURSIVE gw(g) AS ("                                                    \
+    "SELECT min(gateway) FROM record_history WHERE record_name = $1 "              \
+    "UNION ALL SELECT (SELECT min(gateway) FROM record_history "                   \
+    "WHERE record_name = $1 AND gateway > gw.g) FROM gw WHERE gw.g IS NOT NULL) "  \
+    "SELECT gw.g, r.value_json::text, r.stored_at, r.topic FROM gw "               \
+    "CROSS JOIN LATERAL (SELECT value_json, stored_at, topic, id FROM record_history " \
+    "WHERE record_name = $1 AND gateway = gw.g AND stored_at >= $2 AND stored_at <= $3 " \
+    "ORDER BY stored_at DESC, id DESC LIMIT $4) r "                                \
+    "WHERE gw.g IS NOT NULL AND gw.g LIKE $5 "                                     \
+    "ORDER BY gw.g, r.stored_at DESC, r.id DESC"
+
 static double raw_latest_table(PGconn *c) {
-    char *sql = pg_latest_sql(c, "", false, NULL);
+    char *sql = pg_latest_sql(c, PG_LATEST_COLUMNS, "", false, NULL);
     if (!sql) die("latest", "out of memory");
     double t0 = now_s();
     PQclear(PQexec(c, sql));
@@ -297,7 +314,7 @@ static double raw_latest_table(PGconn *c) {
 
 /* How the server runs the latest-1 statement: its plan's first line. */
 static void print_latest_plan(PGconn *c) {
-    char *sql = pg_latest_sql(c, "", false, NULL);
+    char *sql = pg_latest_sql(c, PG_LATEST_COLUMNS, "", false, NULL);
     size_t cap = sql ? strlen(sql) + 16 : 0;
     char *explain = cap ? malloc(cap) : NULL;
     if (!explain) die("latest", "out of memory");
@@ -334,7 +351,7 @@ static void fleet_query(const pg_server *s) {
     exec_or_die(c, "VACUUM ANALYZE record_history, record_latest");
     exec_or_die(c, "SET plan_cache_mode = force_generic_plan");
     PQclear(PQprepare(c, "names", PG_NAMES_SQL, 1, NULL));
-    PQclear(PQprepare(c, "rows", PG_ROWS_SQL, 5, NULL));
+    PQclear(PQprepare(c, "rows", ROWS_SQL, 5, NULL));
     aimdb_postgres_options o = {.uri = s->uri, .gateway = "bench"};
     aimdb_backend b;
     char err[512];
@@ -363,6 +380,78 @@ static void fleet_query(const pg_server *s) {
            table[QUERY_RUNS / 2], ms[QUERY_RUNS / 2] / table[QUERY_RUNS / 2],
            raw[QUERY_RUNS / 2], raw[QUERY_RUNS / 2] / ms[QUERY_RUNS / 2]);
     print_latest_plan(c);
+    PQfinish(c);
+}
+
+/* The one-statement-per-record way bare: the names, then ROWS_SQL for each
+ * over the whole range, results fetched whole. */
+static double raw_range(PGconn *c, const char *prefix) {
+    const char *p1[1] = {prefix};
+    double t0 = now_s();
+    PGresult *names = PQexecPrepared(c, "names", 1, p1, NULL, NULL, 0);
+    for (int i = 0; i < PQntuples(names); i++) {
+        const char *p[5] = {PQgetvalue(names, i, 0), "-9223372036854775808",
+                            "9223372036854775807", NULL, "%"};
+        PGresult *r = PQexecPrepared(c, "rows", 5, p, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) die("rows", PQerrorMessage(c));
+        PQclear(r);
+    }
+    PQclear(names);
+    return (now_s() - t0) * 1000;
+}
+
+static double backend_range(aimdb_backend b, const char *pattern, long *got) {
+    aimdb_query_params q = {.pattern = pattern, .has_start = true, .start_ms = INT64_MIN,
+                            .has_end = true, .end_ms = INT64_MAX};
+    char err[512];
+    *got = 0;
+    double t0 = now_s();
+    if (b.ops->query(b.self, &q, count_row, got, err, sizeof(err)) != AIMDB_OK) die("query", err);
+    return (now_s() - t0) * 1000;
+}
+
+/* Raw range reads through the backend (a statement per record and gateway,
+ * pipelined, each streamed from idx_record_gateway_time in the reply's
+ * order) against one statement per record run bare, which sorts all of
+ * the record's rows: a long range of one record on two gateways, and a
+ * short one of many records on one. */
+static void fleet_range(const pg_server *s) {
+    PGconn *c = connect_or_die(s);
+    exec_or_die(c, "TRUNCATE record_history");
+    exec_or_die(c, "INSERT INTO record_history(gateway, record_name, value_json, stored_at, topic) "
+                   "SELECT 'site-' || g, 'temp::hall', jsonb_build_object('t', k % 100 * 0.25, "
+                   "'rh', k % 90), 1700000000000 + k::bigint * 15000, 'sensors/hall/temp' "
+                   "FROM generate_series(1, 2) g, generate_series(1, 172800) k");
+    exec_or_die(c, "INSERT INTO record_history(gateway, record_name, value_json, stored_at) "
+                   "SELECT 'solo', 'many::' || lpad(r::text, 4, '0'), jsonb_build_object('v', k), "
+                   "1700000000000 + k FROM generate_series(1, 1000) r, generate_series(1, 10) k");
+    exec_or_die(c, "VACUUM ANALYZE record_history, record_latest");
+    exec_or_die(c, "SET plan_cache_mode = force_generic_plan");
+    PQclear(PQprepare(c, "names", PG_NAMES_SQL, 1, NULL));
+    PQclear(PQprepare(c, "rows", ROWS_SQL, 5, NULL));
+    aimdb_postgres_options o = {.uri = s->uri, .gateway = "bench"};
+    aimdb_backend b;
+    char err[512];
+    if (aimdb_postgres_open(&o, &b, err, sizeof(err)) != AIMDB_OK) die("open", err);
+    const struct {
+        const char *pattern, *prefix, *what;
+    } cases[] = {{"temp::hall", "temp::hall", "one record on 2 gateways"},
+                 {"many::*", "many::", "1,000 records on one gateway"}};
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        double ms[RANGE_RUNS], raw[RANGE_RUNS];
+        long got = 0;
+        for (int i = 0; i < RANGE_RUNS; i++) { /* interleaved */
+            ms[i] = backend_range(b, cases[k].pattern, &got);
+            raw[i] = raw_range(c, cases[k].prefix);
+        }
+        qsort(ms, RANGE_RUNS, sizeof(ms[0]), cmp_double);
+        qsort(raw, RANGE_RUNS, sizeof(raw[0]), cmp_double);
+        printf("fleet range, %s (%ld rows): p50 %.1f ms; one statement per record bare: "
+               "p50 %.1f ms (%.2fx the backend)\n",
+               cases[k].what, got, ms[RANGE_RUNS / 2], raw[RANGE_RUNS / 2],
+               raw[RANGE_RUNS / 2] / ms[RANGE_RUNS / 2]);
+    }
+    b.ops->close(b.self);
     PQfinish(c);
 }
 
@@ -476,6 +565,7 @@ int main(int argc, char **argv) {
         write_rounds(&s, path, rows, rounds);
     }
     fleet_query(&s);
+    fleet_range(&s);
     unlink(path);
     char side[160];
     snprintf(side, sizeof(side), "%s-wal", path);

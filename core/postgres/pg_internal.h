@@ -137,7 +137,7 @@
     "FROM STDIN"
 
 /* The queries (pg_reader.c says how they are used; bench_postgres runs
- * them bare as its baseline, pg_latest_sql's too).  NAMES_SQL: the record
+ * NAMES_SQL and pg_latest_sql's bare as baselines).  NAMES_SQL: the record
  * names with prefix $1, one index seek each (a loose index scan as a
  * recursive CTE). */
 #define PG_NAMES_SQL                                                                  \
@@ -148,29 +148,27 @@
     "WHERE names.n IS NOT NULL AND starts_with(names.n, $1)) "                     \
     "SELECT n FROM names WHERE n IS NOT NULL AND starts_with(n, $1)"
 
-/* $1 record, $2 $3 range, $4 limit (NULL: all), $5 gateway LIKE pattern. */
-#define PG_ROWS_SQL                                                                   \
-    "WITH RECURSIVE gw(g) AS ("                                                    \
-    "SELECT min(gateway) FROM record_history WHERE record_name = $1 "              \
-    "UNION ALL SELECT (SELECT min(gateway) FROM record_history "                   \
-    "WHERE record_name = $1 AND gateway > gw.g) FROM gw WHERE gw.g IS NOT NULL) "  \
-    "SELECT gw.g, r.value_json::text, r.stored_at, r.topic FROM gw "               \
-    "CROSS JOIN LATERAL (SELECT value_json, stored_at, topic, id FROM record_history " \
-    "WHERE record_name = $1 AND gateway = gw.g AND stored_at >= $2 AND stored_at <= $3 " \
-    "ORDER BY stored_at DESC, id DESC LIMIT $4) r "                                \
-    "WHERE gw.g IS NOT NULL AND gw.g LIKE $5 "                                     \
-    "ORDER BY gw.g, r.stored_at DESC, r.id DESC"
+/* $1 record, $2 gateway, $3 $4 range, $5 limit (NULL: all): one pair's
+ * rows, newest first, in the order idx_record_gateway_time keeps them, so
+ * the server streams them from the index without a sort. */
+#define PG_PAIR_ROWS_SQL                                                              \
+    "SELECT value_json::text, stored_at, topic FROM record_history "               \
+    "WHERE record_name = $1 AND gateway = $2 AND stored_at >= $3 AND stored_at <= $4 " \
+    "ORDER BY stored_at DESC, id DESC LIMIT $5"
 
-/* Latest-1 without a range, from record_latest: the statement for the
- * records with name prefix (exactly that record when exact; "" and not
- * exact: every record) on the gateways matching LIKE pattern like (NULL:
- * every gateway), its values written in as literals, so that the plan is
- * made for them: a prefix and a LIKE pattern with a literal start become
- * ranges of record_latest's primary key, whose order is the reply's, so
- * the rows come in index order with no sort (a generic plan guesses a few
- * rows and sorts them all).  Columns as ROWS_SQL's, then the record.
- * Malloc'd; NULL when out of memory. */
-char *pg_latest_sql(PGconn *c, const char *prefix, bool exact, const char *like);
+/* record_latest's rows for the records with name prefix (exactly that
+ * record when exact; "" and not exact: every record) on the gateways
+ * matching LIKE pattern like (NULL: every gateway), select list columns,
+ * by record and gateway: latest-1 itself (PG_LATEST_COLUMNS), or the pairs
+ * other queries read.
+ * Its values are written in as literals, so that the plan is made for
+ * them: a prefix and a LIKE pattern with a literal start become ranges of
+ * record_latest's primary key, whose order is the reply's, so the rows
+ * come in index order with no sort (a generic plan guesses a few rows and
+ * sorts them all).  Malloc'd; NULL when out of memory. */
+#define PG_LATEST_COLUMNS "record_name, gateway, value_json::text, stored_at, topic"
+char *pg_latest_sql(PGconn *c, const char *columns, const char *prefix, bool exact,
+                    const char *like);
 
 /* Rows per retention transaction, as in SQLite: a few ms each, so row
  * batches are never held up noticeably. */

@@ -9,31 +9,40 @@
  * read-only transaction cannot lose anything, so the caller need not wait
  * a round trip for it.
  *
- * The same semantics as the SQLite backend, by the same steps:
- *   1. record names in the pattern's literal prefix, one index seek each
- *      (a recursive CTE: the loose index scan PostgreSQL has no plan for),
- *      each matched exactly in C with aimdb_pattern_match and offered to
- *      the access filter;
- *   2. per record, its gateways (seeks on idx_record_gateway_time) that
- *      match the gateway pattern (LIKE, every character but '*' escaped),
- *      and for each the newest rows first -- stored_at DESC, then id DESC,
- *      which is store order for rows of one millisecond -- inclusive range,
- *      LIMIT N per record and gateway;
+ * The same semantics as the SQLite backend:
+ *   1. the (record, gateway) pairs with rows, from record_latest
+ *      (pg_internal.h says what keeps it exact): the records in the
+ *      pattern's literal prefix on the gateways matching the gateway
+ *      pattern (LIKE, every character but '*' escaped), by record and
+ *      gateway, each record matched exactly in C with aimdb_pattern_match
+ *      and offered to the access filter;
+ *   2. per pair, its rows newest first -- stored_at DESC, then id DESC,
+ *      which is store order for rows of one millisecond -- inclusive
+ *      range, LIMIT N, straight from idx_record_gateway_time;
  *   3. rows streamed (single-row mode), never the whole result in memory.
  * A record whose values are visible only by topic gets no LIMIT in SQL:
  * hidden rows must not count, so C counts and skips the rest.
  *
- * Latest-1 without a range (a dashboard's "every record now") reads
- * record_latest instead of steps 1-2 (pg_internal.h says what keeps it
- * exact): one statement for every record and gateway, sent with BEGIN in
- * one round trip (pg_latest_sql says why its values are literals).  Each
- * of its rows is the one newest row of its record and gateway, so it goes
- * to the caller as it is: no counting, no copy.  A record visible only by
- * topic takes the steps above, in the same transaction: its newest row may
- * be hidden while an older one is visible.
+ * Why a statement per pair: one statement per record (its gateways by a
+ * recursive CTE, each read through a LATERAL join) put every row of the
+ * record through a final sort, since PostgreSQL does not know that a
+ * nested loop emits them in order already: 345,600 rows of a record on two
+ * gateways took 370-570 ms, sorting them on disk (28 MB), against 130-180
+ * ms a gateway alone.  The pairs' statements go in pipelines of
+ * PIPELINE_PAIRS (run_window), so a record on 100 gateways costs two round
+ * trips, not 100.
  *
- * Aggregates (pg_aggregate.c) take step 1 from here (pg_reader_each_name)
- * and run on this connection (pg_reader_run), a statement of their own
+ * Latest-1 without a range (a dashboard's "every record now") reads
+ * record_latest's rows themselves: one statement for every record and
+ * gateway, sent with BEGIN in one round trip (pg_latest_sql says why its
+ * values are literals).  Each of its rows is the one newest row of its
+ * record and gateway, so it goes to the caller as it is: no counting, no
+ * copy.  A record visible only by topic takes steps 2-3 for its pairs, in
+ * the same transaction: its newest row may be hidden while an older one is
+ * visible.
+ *
+ * Aggregates (pg_aggregate.c) take the record names from here
+ * (pg_reader_each_name) and run on this connection (pg_reader_run), a statement of their own
  * for a run of records.
  */
 #include <inttypes.h>
@@ -45,8 +54,8 @@
 
 #define READ_BEGIN_SQL "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
-/* Prepared once per connection (planning ROWS_SQL costs more than running
- * it for one record). */
+/* Prepared once per connection: a pair's statement runs once per record
+ * and gateway, and planning each would cost about as much as running it. */
 static int prepare(PGconn *c, const char *name, const char *sql, int nparams, char *why,
                    size_t whylen) {
     PGresult *r = PQprepare(c, name, sql, nparams, NULL);
@@ -56,15 +65,15 @@ static int prepare(PGconn *c, const char *name, const char *sql, int nparams, ch
     return rc;
 }
 
-/* Drain what is left of a streamed result (after the caller stopped), or
- * the answer to the previous query's COMMIT. */
+/* Read the answer to the previous query's COMMIT. */
 static void drain(PGconn *c) {
     PGresult *r;
     while ((r = PQgetResult(c)) != NULL) PQclear(r);
 }
 
 static int ensure_reader(pg_backend *b, char *err, size_t errlen) {
-    if (b->rconn && !pg_connection_lost(b->rconn)) {
+    if (b->rconn && !pg_connection_lost(b->rconn) &&
+        PQpipelineStatus(b->rconn) == PQ_PIPELINE_OFF) { /* see run_window */
         drain(b->rconn); /* the previous query's COMMIT */
         if (!pg_connection_lost(b->rconn)) return AIMDB_OK;
     }
@@ -72,13 +81,13 @@ static int ensure_reader(pg_backend *b, char *err, size_t errlen) {
     char why[512];
     b->rconn = pg_connect(b->uri, why, sizeof(why));
     int rc = b->rconn ? AIMDB_OK : AIMDB_EIO;
-    /* A custom plan per execution cost 4 ms of planning against 2 ms of
-     * running for one record over 100 gateways; the generic plan is the
-     * same index walk. */
+    /* Generic plans: each statement here walks the same index whatever
+     * its values, and planning it anew per execution would cost about as
+     * much as running it for one record or pair. */
     if (rc == AIMDB_OK)
         rc = pg_exec_sql(b->rconn, "SET plan_cache_mode = force_generic_plan", why, sizeof(why));
     if (rc == AIMDB_OK) rc = prepare(b->rconn, "names", PG_NAMES_SQL, 1, why, sizeof(why));
-    if (rc == AIMDB_OK) rc = prepare(b->rconn, "rows", PG_ROWS_SQL, 5, why, sizeof(why));
+    if (rc == AIMDB_OK) rc = prepare(b->rconn, "pair_rows", PG_PAIR_ROWS_SQL, 5, why, sizeof(why));
     if (rc != AIMDB_OK) {
         PQfinish(b->rconn);
         b->rconn = NULL;
@@ -116,74 +125,114 @@ typedef struct query_run {
     bool emitted; /* a row reached fn: the query can no longer be rerun */
 } query_run;
 
-/* Where a record's rows are: which gateway is being counted, how many
- * of its rows may still be returned. */
-typedef struct record_rows {
-    const char *name;
-    aimdb_visibility seen;
-    char *gateway; /* owned */
-    uint32_t left;
-} record_rows;
+/* Statements per round trip.  A pipeline's results wait in the socket
+ * buffers until its statements are all sent: a few KB of statements never
+ * fill them (the deadlock libpq's pipeline mode warns of), and 64 pairs a
+ * round trip is most of what a fleet's round trips could save. */
+#define PIPELINE_PAIRS 64
 
-/* Offer row i of r to the caller; 0, the caller's stop, or AIMDB_ENOMEM. */
-static int offer_row(query_run *run, record_rows *rr, PGresult *r, int i) {
-    const aimdb_query_params *q = run->q;
-    const char *gw = PQgetvalue(r, i, 0);
-    if (!rr->gateway || strcmp(rr->gateway, gw) != 0) {
-        free(rr->gateway);
-        if (!(rr->gateway = strdup(gw))) return AIMDB_ENOMEM;
-        rr->left = q->limit ? q->limit : UINT32_MAX;
-    }
-    const char *topic = PQgetisnull(r, i, 3) ? NULL : PQgetvalue(r, i, 3);
-    if (!rr->left || !aimdb_access_value(q->access, rr->seen, rr->name, topic)) return 0;
-    aimdb_history_row row = {.record = rr->name, .value_json = PQgetvalue(r, i, 1),
-                             .value_len = (size_t)PQgetlength(r, i, 1),
-                             .stored_at = strtoll(PQgetvalue(r, i, 2), NULL, 10),
-                             .source = topic, .gateway = rr->gateway};
-    rr->left--;
+/* A record and gateway whose rows a query reads; the strings are in the
+ * result that listed the pairs. */
+typedef struct pair {
+    const char *record, *gateway;
+    aimdb_visibility seen;
+} pair;
+
+typedef struct pair_window {
+    pair pairs[PIPELINE_PAIRS];
+    int n;
+} pair_window;
+
+/* Row i of a pair's result to the caller while the pair has rows left;
+ * 0, the caller's stop, or AIMDB_ENOMEM. */
+static int offer_row(query_run *run, const pair *p, uint32_t *left, PGresult *r, int i) {
+    const char *topic = PQgetisnull(r, i, 2) ? NULL : PQgetvalue(r, i, 2);
+    if (!*left || !aimdb_access_value(run->q->access, p->seen, p->record, topic)) return 0;
+    aimdb_history_row row = {.record = p->record, .value_json = PQgetvalue(r, i, 0),
+                             .value_len = (size_t)PQgetlength(r, i, 0),
+                             .stored_at = strtoll(PQgetvalue(r, i, 1), NULL, 10),
+                             .source = topic, .gateway = p->gateway};
+    (*left)--;
     run->emitted = true;
     return run->fn(&row, run->ctx);
 }
 
-/* One record's rows, per gateway newest first.  With the limit in SQL the
- * result is bounded and comes whole; without, it is streamed row by row
- * (single-row mode: a range can be any size). */
-static int run_record(query_run *run, const char *name) {
-    const aimdb_query_params *q = run->q;
-    record_rows rr = {.name = name, .seen = aimdb_access_record(q->access, name)};
-    if (rr.seen == AIMDB_SEE_NONE) return 0;
-    /* Visible by topic: hidden rows must not use up the limit. */
-    bool sql_limit = q->limit && rr.seen == AIMDB_SEE_ALL;
-    const char *params[5] = {name, run->start, run->end, sql_limit ? run->limit : NULL,
-                             run->like};
+/* The limit is in SQL, so the result is bounded and comes whole; without,
+ * it is streamed row by row (single-row mode: a range can be any size).
+ * Rows of a record visible only by topic are counted in C instead: hidden
+ * ones must not use up the limit. */
+static bool pair_is_bounded(const query_run *run, const pair *p) {
+    return run->q->limit && p->seen == AIMDB_SEE_ALL;
+}
+
+/* One pair's results, then a NULL.  A failed statement's error is kept
+ * unless the caller already stopped. */
+static int read_pair(query_run *run, const pair *p, int rc) {
     PGconn *c = run->b->rconn;
-    if (!PQsendQueryPrepared(c, "rows", 5, params, NULL, NULL, 0) ||
-        (!sql_limit && !PQsetSingleRowMode(c))) {
-        pg_why(c, NULL, run->err, run->errlen);
-        drain(c);
-        return AIMDB_EIO;
-    }
-    int rc = 0;
+    uint32_t left = run->q->limit ? run->q->limit : UINT32_MAX;
+    if (!pair_is_bounded(run, p))
+        (void)PQsetSingleRowMode(c); /* refused for a statement the pipeline aborted */
     PGresult *r;
     while ((r = PQgetResult(c)) != NULL) {
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_SINGLE_TUPLE || st == PGRES_TUPLES_OK) {
-            for (int i = 0; rc == 0 && i < PQntuples(r); i++) rc = offer_row(run, &rr, r, i);
+            for (int i = 0; rc == 0 && i < PQntuples(r); i++) rc = offer_row(run, p, &left, r, i);
         } else if (rc == 0) {
             pg_why(c, r, run->err, run->errlen);
             rc = AIMDB_EIO;
         }
         PQclear(r);
     }
-    free(rr.gateway);
     return rc;
 }
 
-static int record_of_run(const char *name, void *ctx) { return run_record(ctx, name); }
+static bool send_pair(query_run *run, const pair *p) {
+    const char *params[5] = {p->record, p->gateway, run->start, run->end,
+                             pair_is_bounded(run, p) ? run->limit : NULL};
+    return PQsendQueryPrepared(run->b->rconn, "pair_rows", 5, params, NULL, NULL, 0) == 1;
+}
 
-static int run_matching(query_run *run, const char *pattern, size_t prefix_len) {
-    return pg_reader_each_name(run->b, pattern, prefix_len, record_of_run, run, run->err,
-                               run->errlen);
+static int window_failed(query_run *run) {
+    pg_why(run->b->rconn, NULL, run->err, run->errlen);
+    return AIMDB_EIO;
+}
+
+/* The window's pairs in one round trip: every statement sent, then one
+ * sync, then each one's rows in turn.  After an error the server skips the
+ * rest up to the sync (PGRES_PIPELINE_ABORTED), which is read all the
+ * same, so the connection leaves pipeline mode ready for the next query.
+ * Nothing sent comes back without the sync: a window that cannot send it
+ * stays in pipeline mode, and the next query connects anew (ensure_reader),
+ * as it does after a connection that broke. */
+static int run_window(query_run *run, const pair_window *w) {
+    PGconn *c = run->b->rconn;
+    if (!PQenterPipelineMode(c)) return window_failed(run);
+    int sent = 0;
+    while (sent < w->n && send_pair(run, &w->pairs[sent])) sent++;
+    if (!PQpipelineSync(c)) return window_failed(run);
+    int rc = sent < w->n ? window_failed(run) : 0;
+    for (int i = 0; i < sent && !pg_connection_lost(c); i++) rc = read_pair(run, &w->pairs[i], rc);
+    PGresult *sync;
+    while ((sync = PQgetResult(c)) != NULL) { /* the sync's result, or what a broken one left */
+        bool synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+        PQclear(sync);
+        if (synced) break;
+    }
+    if (!PQexitPipelineMode(c) && rc == 0) rc = window_failed(run);
+    return rc;
+}
+
+/* Read the pairs gathered so far. */
+static int flush_pairs(query_run *run, pair_window *w) {
+    int rc = w->n ? run_window(run, w) : 0;
+    w->n = 0;
+    return rc;
+}
+
+/* Add a pair; a full window is read at once. */
+static int add_pair(query_run *run, pair_window *w, const pair *p) {
+    w->pairs[w->n++] = *p;
+    return w->n == PIPELINE_PAIRS ? flush_pairs(run, w) : 0;
 }
 
 int pg_reader_each_name(pg_backend *b, const char *pattern, size_t prefix_len,
@@ -208,17 +257,18 @@ int pg_reader_each_name(pg_backend *b, const char *pattern, size_t prefix_len,
 
 /* A prefix's lower bound is written out: PostgreSQL before 15 derives no
  * index range from starts_with. */
-char *pg_latest_sql(PGconn *c, const char *prefix, bool exact, const char *like) {
+char *pg_latest_sql(PGconn *c, const char *columns, const char *prefix, bool exact,
+                    const char *like) {
     bool every_name = !exact && !*prefix;
     char *name = every_name ? NULL : PQescapeLiteral(c, prefix, strlen(prefix));
     char *gateways = like ? PQescapeLiteral(c, like, strlen(like)) : NULL;
     char *sql = NULL;
     if ((name || every_name) && (gateways || !like)) {
         const char *n = name ? name : "";
-        size_t cap = 2 * strlen(n) + (gateways ? strlen(gateways) : 0) + 256;
+        size_t cap = strlen(columns) + 2 * strlen(n) + (gateways ? strlen(gateways) : 0) + 256;
         if ((sql = malloc(cap))) {
-            size_t len = (size_t)snprintf(sql, cap, "SELECT gateway, value_json::text, stored_at, "
-                                                    "topic, record_name FROM record_latest WHERE ");
+            size_t len =
+                (size_t)snprintf(sql, cap, "SELECT %s FROM record_latest WHERE ", columns);
             if (every_name)
                 len += (size_t)snprintf(sql + len, cap - len, "true");
             else if (exact)
@@ -235,79 +285,84 @@ char *pg_latest_sql(PGconn *c, const char *prefix, bool exact, const char *like)
     return sql;
 }
 
-/* Row i of a record_latest result to the caller: the newest row of its
- * record and gateway, so visible (the record is SEE_ALL) and within the
- * limit of 1 by itself. */
+/* Row i of a latest-1 listing to the caller: the newest row of its record
+ * and gateway, so visible (the record is SEE_ALL) and within the limit of
+ * 1 by itself. */
 static int offer_latest(query_run *run, PGresult *r, int i, const char *name) {
-    aimdb_history_row row = {.record = name, .value_json = PQgetvalue(r, i, 1),
-                             .value_len = (size_t)PQgetlength(r, i, 1),
-                             .stored_at = strtoll(PQgetvalue(r, i, 2), NULL, 10),
-                             .source = PQgetisnull(r, i, 3) ? NULL : PQgetvalue(r, i, 3),
-                             .gateway = PQgetvalue(r, i, 0)};
+    aimdb_history_row row = {.record = name, .value_json = PQgetvalue(r, i, 2),
+                             .value_len = (size_t)PQgetlength(r, i, 2),
+                             .stored_at = strtoll(PQgetvalue(r, i, 3), NULL, 10),
+                             .source = PQgetisnull(r, i, 4) ? NULL : PQgetvalue(r, i, 4),
+                             .gateway = PQgetvalue(r, i, 1)};
     run->emitted = true;
     return run->fn(&row, run->ctx);
 }
 
-/* Latest-1 of the records matching pattern, from record_latest, with the
- * transaction's BEGIN in the same round trip.  The result comes whole (one
- * row per record and gateway: the size of the answer), so a record visible
- * only by topic can run its own query in between, in the same record
- * order. */
-static int run_latest(query_run *run, const char *pattern, size_t prefix_len) {
+/* BEGIN and the listing of the pattern's pairs (record_name, gateway, then
+ * latest-1's own columns if latest) in one round trip: *listing, whose
+ * status the caller looks at.  AIMDB_ENOMEM when nothing could be sent. */
+static int begin_and_list(query_run *run, const char *pattern, size_t prefix_len, bool latest,
+                          PGresult **listing) {
     PGconn *c = run->b->rconn;
     char *prefix = strndup(pattern, prefix_len);
     const char *like = strcmp(run->like, "%") == 0 ? NULL : run->like; /* every gateway */
-    char *sql = prefix ? pg_latest_sql(c, prefix, pattern[prefix_len] == '\0', like) : NULL;
+    char *sql = prefix ? pg_latest_sql(c, latest ? PG_LATEST_COLUMNS : "record_name, gateway",
+                                       prefix, pattern[prefix_len] == '\0', like)
+                       : NULL;
     size_t cap = sql ? sizeof(READ_BEGIN_SQL ";") + strlen(sql) : 0;
     char *batch = cap ? malloc(cap) : NULL;
     if (batch) snprintf(batch, cap, READ_BEGIN_SQL ";%s", sql);
     free(prefix);
     free(sql);
     if (!batch) return AIMDB_ENOMEM;
-    PGresult *r = PQexec(c, batch);
+    *listing = PQexec(c, batch);
     free(batch);
-    int rc = AIMDB_OK;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        pg_why(c, r, run->err, run->errlen);
+    return AIMDB_OK;
+}
+
+/* The query over the pairs the listing names, in its order.  Latest-1
+ * answers from the listing itself (it comes whole: one row per record and
+ * gateway, the size of the answer) but for records visible only by topic,
+ * whose pairs are read, each record's before the next record's rows;
+ * anything else reads every pair, windows spanning records. */
+static int run_pairs(query_run *run, const char *pattern, size_t prefix_len, bool latest) {
+    PGresult *r = NULL;
+    int rc = begin_and_list(run, pattern, prefix_len, latest, &r);
+    if (rc != AIMDB_OK) return rc;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) { /* NULL too: the connection's error */
+        pg_why(run->b->rconn, r, run->err, run->errlen);
         rc = AIMDB_EIO;
     }
+    pair_window w = {.n = 0};
     const char *name = NULL;
     aimdb_visibility seen = AIMDB_SEE_NONE;
     for (int i = 0; rc == AIMDB_OK && i < PQntuples(r); i++) {
-        const char *row_name = PQgetvalue(r, i, 4);
+        const char *row_name = PQgetvalue(r, i, 0);
         if (!name || strcmp(name, row_name) != 0) {
+            if (latest) rc = flush_pairs(run, &w);
             name = row_name;
             seen = aimdb_pattern_match(pattern, name) ? aimdb_access_record(run->q->access, name)
                                                       : AIMDB_SEE_NONE;
-            if (seen == AIMDB_SEE_BY_SOURCE) rc = run_record(run, name);
         }
-        if (rc == AIMDB_OK && seen == AIMDB_SEE_ALL) rc = offer_latest(run, r, i, name);
+        if (rc != AIMDB_OK || seen == AIMDB_SEE_NONE) continue;
+        if (latest && seen == AIMDB_SEE_ALL)
+            rc = offer_latest(run, r, i, name);
+        else
+            rc = add_pair(run, &w, &(pair){name, PQgetvalue(r, i, 1), seen});
     }
+    if (rc == AIMDB_OK) rc = flush_pairs(run, &w);
     PQclear(r);
     return rc;
 }
 
 static int run_query(query_run *run) {
     const char *pattern = run->q->pattern ? run->q->pattern : "*";
-    size_t prefix_len = aimdb_pattern_prefix_len(pattern);
     const aimdb_query_params *q = run->q;
-    PGconn *c = run->b->rconn;
-    int rc;
-    if (q->limit == 1 && !q->has_start && !q->has_end) {
-        rc = run_latest(run, pattern, prefix_len); /* BEGIN included */
-    } else {
-        char why[512];
-        rc = pg_exec_sql(c, READ_BEGIN_SQL, why, sizeof(why));
-        if (rc != AIMDB_OK) {
-            aimdb_errorf(run->err, run->errlen, "%s", why);
-            return rc;
-        }
-        if (pattern[prefix_len] == '\0') rc = run_record(run, pattern); /* one record */
-        else rc = run_matching(run, pattern, prefix_len);
-    }
+    bool latest = q->limit == 1 && !q->has_start && !q->has_end;
+    int rc = run_pairs(run, pattern, aimdb_pattern_prefix_len(pattern), latest);
     /* Answered by ensure_reader's drain before the next query.  Failing to
      * send it means a broken connection, which the next query finds. */
-    (void)PQsendQuery(c, "COMMIT");
+    (void)PQsendQuery(run->b->rconn, "COMMIT");
     return rc;
 }
 

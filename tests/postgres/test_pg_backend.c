@@ -4,7 +4,8 @@
  * committed, the same query answers as the SQLite backend for the same
  * rows (ordering, limits, ranges, patterns with % and _ literal), gateway
  * patterns, latest-1 from record_latest (its trigger function replaced
- * when another version's), retention in chunks, an outage of the server
+ * when another version's), range reads that make the server sort nothing
+ * (more gateways than one pipeline of statements), retention in chunks, an outage of the server
  * under load, and the errors a bad URI, a refused login or a foreign table
  * give.
  */
@@ -263,6 +264,88 @@ static void test_gateway_patterns(void **state) {
     for (int i = 0; i < 3; i++) g[i].ops->close(g[i].self);
 }
 
+/* ------------------------------------------------------- range reads */
+
+#define SORT_GATEWAYS 70 /* more than one pipeline's statements (pg_reader.c) */
+#define SORT_ROWS 60     /* per gateway and record */
+
+/* The reply's order, checked row by row: record, then gateway ascending,
+ * then newest first; and how many rows each record had. */
+typedef struct ordered {
+    char record[32], gateway[32];
+    long long stored_at;
+    size_t n, out_of_order;
+} ordered;
+
+static int check_order(const aimdb_history_row *row, void *ctx) {
+    ordered *o = ctx;
+    int by_record = strcmp(row->record, o->record);
+    int by_gateway = by_record ? 0 : strcmp(row->gateway, o->gateway);
+    if (o->n && (by_record < 0 || by_gateway < 0 ||
+                 (!by_record && !by_gateway && row->stored_at >= o->stored_at)))
+        o->out_of_order++;
+    snprintf(o->record, sizeof(o->record), "%s", row->record);
+    snprintf(o->gateway, sizeof(o->gateway), "%s", row->gateway);
+    o->stored_at = row->stored_at;
+    o->n++;
+    return 0;
+}
+
+/* The caller's stop after 100 rows, inside the first pipeline. */
+static int stop_at_100(const aimdb_history_row *row, void *ctx) {
+    (void)row;
+    return ++*(size_t *)ctx == 100 ? 42 : 0;
+}
+
+static void query_in_order(aimdb_backend b, const aimdb_query_params *q, size_t want) {
+    ordered o = {.n = 0};
+    char err[512] = "";
+    int rc = b.ops->query(b.self, q, check_order, &o, err, sizeof(err));
+    if (rc != AIMDB_OK) fail_msg("query: %s", err);
+    assert_int_equal(o.n, want);
+    assert_int_equal(o.out_of_order, 0);
+}
+
+/* Each record's rows on each gateway are read from idx_record_gateway_time
+ * in the reply's order, so the server sorts nothing.  The reader here may
+ * not write a temporary file (temp_file_limit 0) and sorts in 64 kB at
+ * most: a sort of a record's 4,200 rows (~500 kB) would fail the query. */
+static void test_range_reads_sort_nothing(void **state) {
+    (void)state;
+    aimdb_backend setup = open_pg("site-00");
+    setup.ops->close(setup.self);
+    pg_exec(&pg_test_server,
+            "INSERT INTO record_history(gateway, record_name, value_json, stored_at, topic) "
+            "SELECT 'site-' || lpad(g::text, 2, '0'), 'temp::' || r, "
+            "jsonb_build_object('t', k, 'pad', repeat('x', 80)), 1000 + k, 'temp/' || r "
+            "FROM generate_series(1, 70) g, generate_series(1, 2) r, generate_series(1, 60) k");
+    char uri[512];
+    snprintf(uri, sizeof(uri), "%s?options=-c%%20work_mem%%3D64kB%%20-c%%20temp_file_limit%%3D0",
+             pg_test_server.uri);
+    aimdb_postgres_options o = {.uri = uri, .gateway = "reader"};
+    aimdb_backend b;
+    char err[512] = "";
+    if (aimdb_postgres_open(&o, &b, err, sizeof(err)) != AIMDB_OK)
+        fail_msg("aimdb_postgres_open: %s", err);
+    aimdb_query_params q = {.pattern = "temp::1", .has_start = true, .start_ms = 0,
+                            .has_end = true, .end_ms = 5000};
+    query_in_order(b, &q, SORT_GATEWAYS * SORT_ROWS); /* one record, every gateway */
+    q.pattern = "temp::*"; /* two records: windows across records */
+    query_in_order(b, &q, 2 * SORT_GATEWAYS * SORT_ROWS);
+    q.limit = 7;
+    query_in_order(b, &q, 2 * SORT_GATEWAYS * 7);
+    q.gateway = "site-0*";
+    query_in_order(b, &q, 2 * 9 * 7); /* site-01 .. site-09 */
+    /* Stopped half-way through a pipeline: the rest is read and dropped,
+     * and the connection serves the next query. */
+    q.gateway = NULL;
+    size_t seen = 0;
+    assert_int_equal(b.ops->query(b.self, &q, stop_at_100, &seen, err, sizeof(err)), 42);
+    assert_int_equal(seen, 100);
+    query_in_order(b, &q, 2 * SORT_GATEWAYS * 7);
+    b.ops->close(b.self);
+}
+
 /* ------------------------------------------------- latest-1 (record_latest) */
 
 /* "t" in full, "u" by topic: the newest "u" row is hidden. */
@@ -514,6 +597,7 @@ int main(void) {
         cmocka_unit_test_setup(test_queries_match_sqlite, pg_test_fresh_history),
         cmocka_unit_test_setup(test_access_by_topic, pg_test_fresh_history),
         cmocka_unit_test_setup(test_gateway_patterns, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_range_reads_sort_nothing, pg_test_fresh_history),
         cmocka_unit_test_setup(test_latest_exact, pg_test_fresh_history),
         cmocka_unit_test_setup(test_latest_quoted_names, pg_test_fresh_history),
         cmocka_unit_test_setup(test_latest_function_replaced, pg_test_fresh_history),
