@@ -14,7 +14,7 @@
  *
  * The answers are those of the layer's aggregation of pg_reader's rows
  * (tests/postgres runs the shared cases of tests/persist on both):
- *   - per record (names as pg_reader finds them), then per gateway in byte
+ *   - per record (names from pg_reader_each_name), then per gateway in byte
  *     order (COLLATE "C", strcmp's order), the limit per pair;
  *   - a bucket is floor(stored_at / every), before the epoch too, in
  *     bigint arithmetic that cannot overflow;

@@ -24,8 +24,8 @@
 /* ------------------------------------------------------------------ SQL */
 
 /* docs/schema.md's table, with two additions of ours: `topic` (per-value
- * access control, as in SQLite) and idx_record_gateway_time, which answers "newest N of one record on one
- * gateway" and walks a record's gateways by index seeks.  COLLATE "C":
+ * access control, as in SQLite) and idx_record_gateway_time, which gives
+ * one record on one gateway newest first (PG_PAIR_ROWS_SQL).  COLLATE "C":
  * byte order, so a literal name prefix is an index range, as in SQLite.
  * The advisory lock makes concurrent first connects (two gateways, or
  * the writer and the reader) create the table once. */
@@ -46,7 +46,8 @@
 /* record_latest: the newest row of every (record, gateway) -- its id,
  * time, value and topic -- so latest-1 of a fleet is one index range of a
  * table with a row per pair, where deriving it from record_history costs
- * two index seeks per pair (and joining the id back, one more).
+ * two index seeks per pair (and joining the id back, one more); and every
+ * other query's list of the pairs it reads (pg_reader.c).
  *
  * What keeps it exact: statement triggers on record_history, so every
  * writer -- the backend's COPY, the uplink's, an older AimDB, psql --

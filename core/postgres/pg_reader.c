@@ -19,18 +19,18 @@
  *   2. per pair, its rows newest first -- stored_at DESC, then id DESC,
  *      which is store order for rows of one millisecond -- inclusive
  *      range, LIMIT N, straight from idx_record_gateway_time;
- *   3. rows streamed (single-row mode), never the whole result in memory.
+ *   3. rows streamed (single-row mode), never a range whole in memory;
+ *      the listing of step 1 comes whole, two names a pair.
  * A record whose values are visible only by topic gets no LIMIT in SQL:
  * hidden rows must not count, so C counts and skips the rest.
  *
- * Why a statement per pair: one statement per record (its gateways by a
- * recursive CTE, each read through a LATERAL join) put every row of the
- * record through a final sort, since PostgreSQL does not know that a
- * nested loop emits them in order already: 345,600 rows of a record on two
- * gateways took 370-570 ms, sorting them on disk (28 MB), against 130-180
- * ms a gateway alone.  The pairs' statements go in pipelines of
- * PIPELINE_PAIRS (run_window), so a record on 100 gateways costs two round
- * trips, not 100.
+ * Why a statement per pair: one statement per record, joining its
+ * gateways, would end in a sort of all the record's rows -- PostgreSQL
+ * does not know that a nested loop emits them in order -- which spills to
+ * disk once they outgrow work_mem; each pair's statement is an index walk
+ * in the reply's order.  They go in pipelines of PIPELINE_PAIRS
+ * (run_window), so a record on 100 gateways costs two round trips, not
+ * 100.
  *
  * Latest-1 without a range (a dashboard's "every record now") reads
  * record_latest's rows themselves: one statement for every record and
@@ -42,8 +42,9 @@
  * visible.
  *
  * Aggregates (pg_aggregate.c) take the record names from here
- * (pg_reader_each_name) and run on this connection (pg_reader_run), a statement of their own
- * for a run of records.
+ * (pg_reader_each_name: from record_history, one index seek a name) and
+ * run on this connection (pg_reader_run), a statement of their own for a
+ * run of records.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -72,8 +73,7 @@ static void drain(PGconn *c) {
 }
 
 static int ensure_reader(pg_backend *b, char *err, size_t errlen) {
-    if (b->rconn && !pg_connection_lost(b->rconn) &&
-        PQpipelineStatus(b->rconn) == PQ_PIPELINE_OFF) { /* see run_window */
+    if (b->rconn && !pg_connection_lost(b->rconn)) {
         drain(b->rconn); /* the previous query's COMMIT */
         if (!pg_connection_lost(b->rconn)) return AIMDB_OK;
     }
@@ -123,12 +123,13 @@ typedef struct query_run {
     char *err;
     size_t errlen;
     bool emitted; /* a row reached fn: the query can no longer be rerun */
+    bool stopped; /* fn returned non-zero */
 } query_run;
 
-/* Statements per round trip.  A pipeline's results wait in the socket
- * buffers until its statements are all sent: a few KB of statements never
- * fill them (the deadlock libpq's pipeline mode warns of), and 64 pairs a
- * round trip is most of what a fleet's round trips could save. */
+/* Statements per round trip: 64 pairs a round trip is most of what a
+ * fleet's round trips could save.  libpq holds them until the sync (a few
+ * KB); were a write to block, libpq reads results meanwhile, so a
+ * blocking connection cannot deadlock with the server. */
 #define PIPELINE_PAIRS 64
 
 /* A record and gateway whose rows a query reads; the strings are in the
@@ -154,7 +155,9 @@ static int offer_row(query_run *run, const pair *p, uint32_t *left, PGresult *r,
                              .source = topic, .gateway = p->gateway};
     (*left)--;
     run->emitted = true;
-    return run->fn(&row, run->ctx);
+    int rc = run->fn(&row, run->ctx);
+    run->stopped = rc != 0;
+    return rc;
 }
 
 /* The limit is in SQL, so the result is bounded and comes whole; without,
@@ -165,15 +168,16 @@ static bool pair_is_bounded(const query_run *run, const pair *p) {
     return run->q->limit && p->seen == AIMDB_SEE_ALL;
 }
 
-/* One pair's results, then a NULL.  A failed statement's error is kept
- * unless the caller already stopped. */
-static int read_pair(query_run *run, const pair *p, int rc) {
+/* One pair's results, then a NULL; after the caller's stop, only if
+ * drain.  A failed statement's error is kept unless the caller already
+ * stopped. */
+static int read_pair(query_run *run, const pair *p, int rc, bool drain) {
     PGconn *c = run->b->rconn;
     uint32_t left = run->q->limit ? run->q->limit : UINT32_MAX;
     if (!pair_is_bounded(run, p))
         (void)PQsetSingleRowMode(c); /* refused for a statement the pipeline aborted */
     PGresult *r;
-    while ((r = PQgetResult(c)) != NULL) {
+    while ((drain || !run->stopped) && (r = PQgetResult(c)) != NULL) {
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_SINGLE_TUPLE || st == PGRES_TUPLES_OK) {
             for (int i = 0; rc == 0 && i < PQntuples(r); i++) rc = offer_row(run, p, &left, r, i);
@@ -192,33 +196,51 @@ static bool send_pair(query_run *run, const pair *p) {
     return PQsendQueryPrepared(run->b->rconn, "pair_rows", 5, params, NULL, NULL, 0) == 1;
 }
 
-static int window_failed(query_run *run) {
-    pg_why(run->b->rconn, NULL, run->err, run->errlen);
-    return AIMDB_EIO;
+/* A window that cannot finish closes the connection (the next query
+ * connects anew, ensure_reader) rather than leave it in pipeline mode, or
+ * idle in a transaction that holds its snapshot and locks. */
+static int abandon_window(query_run *run, int rc) {
+    if (rc == 0) {
+        pg_why(run->b->rconn, NULL, run->err, run->errlen);
+        rc = AIMDB_EIO;
+    }
+    PQfinish(run->b->rconn);
+    run->b->rconn = NULL;
+    return rc;
+}
+
+/* Every pair's limit is in SQL: after a stop, the rest is small enough to
+ * read rather than reconnect. */
+static bool window_is_bounded(const query_run *run, const pair_window *w) {
+    for (int i = 0; i < w->n; i++)
+        if (!pair_is_bounded(run, &w->pairs[i])) return false;
+    return true;
 }
 
 /* The window's pairs in one round trip: every statement sent, then one
  * sync, then each one's rows in turn.  After an error the server skips the
  * rest up to the sync (PGRES_PIPELINE_ABORTED), which is read all the
  * same, so the connection leaves pipeline mode ready for the next query.
- * Nothing sent comes back without the sync: a window that cannot send it
- * stays in pipeline mode, and the next query connects anew (ensure_reader),
- * as it does after a connection that broke. */
+ * After the caller's stop, an unbounded window could have whole ranges
+ * left to read (a month of each of its records): it is abandoned. */
 static int run_window(query_run *run, const pair_window *w) {
     PGconn *c = run->b->rconn;
-    if (!PQenterPipelineMode(c)) return window_failed(run);
+    if (!PQenterPipelineMode(c)) return abandon_window(run, 0);
     int sent = 0;
     while (sent < w->n && send_pair(run, &w->pairs[sent])) sent++;
-    if (!PQpipelineSync(c)) return window_failed(run);
-    int rc = sent < w->n ? window_failed(run) : 0;
-    for (int i = 0; i < sent && !pg_connection_lost(c); i++) rc = read_pair(run, &w->pairs[i], rc);
+    if (sent < w->n || !PQpipelineSync(c)) return abandon_window(run, 0);
+    bool drain = window_is_bounded(run, w);
+    int rc = 0;
+    for (int i = 0; i < sent && !pg_connection_lost(c) && (drain || !run->stopped); i++)
+        rc = read_pair(run, &w->pairs[i], rc, drain);
+    if (run->stopped && !drain) return abandon_window(run, rc);
     PGresult *sync;
     while ((sync = PQgetResult(c)) != NULL) { /* the sync's result, or what a broken one left */
         bool synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
         PQclear(sync);
         if (synced) break;
     }
-    if (!PQexitPipelineMode(c) && rc == 0) rc = window_failed(run);
+    if (!PQexitPipelineMode(c)) return abandon_window(run, rc);
     return rc;
 }
 
