@@ -137,18 +137,6 @@
     "COPY record_history(gateway, record_name, value_json, stored_at, source_id, topic) " \
     "FROM STDIN"
 
-/* The queries (pg_reader.c says how they are used; bench_postgres runs
- * NAMES_SQL and pg_latest_sql's bare as baselines).  NAMES_SQL: the record
- * names with prefix $1, one index seek each (a loose index scan as a
- * recursive CTE). */
-#define PG_NAMES_SQL                                                                  \
-    "WITH RECURSIVE names(n) AS ("                                                 \
-    "SELECT min(record_name) FROM record_history WHERE record_name >= $1 "         \
-    "UNION ALL SELECT (SELECT min(record_name) FROM record_history "               \
-    "WHERE record_name > names.n) FROM names "                                     \
-    "WHERE names.n IS NOT NULL AND starts_with(names.n, $1)) "                     \
-    "SELECT n FROM names WHERE n IS NOT NULL AND starts_with(n, $1)"
-
 /* $1 record, $2 gateway, $3 $4 range, $5 limit (NULL: all): one pair's
  * rows, newest first, in the order idx_record_gateway_time keeps them, so
  * the server streams them from the index without a sort. */
@@ -258,8 +246,9 @@ typedef int (*pg_read_fn)(pg_backend *b, void *ctx);
 int pg_reader_run(pg_backend *b, pg_read_fn fn, void *ctx, const bool *delivered, char *err,
                   size_t errlen);
 /* Inside pg_reader_run: fn(name) for every record name matching pattern,
- * ascending, found by index seeks over its literal prefix (prefix_len
- * bytes, aimdb_pattern_prefix_len); stops at fn's first non-zero return. */
+ * ascending, found in record_latest's range of its literal prefix
+ * (prefix_len bytes, aimdb_pattern_prefix_len); stops at fn's first
+ * non-zero return. */
 typedef int (*pg_name_fn)(const char *name, void *ctx);
 int pg_reader_each_name(pg_backend *b, const char *pattern, size_t prefix_len, pg_name_fn fn,
                         void *ctx, char *err, size_t errlen);

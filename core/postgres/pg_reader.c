@@ -41,9 +41,8 @@
  * the same transaction: its newest row may be hidden while an older one is
  * visible.
  *
- * Aggregates (pg_aggregate.c) take the record names from here
- * (pg_reader_each_name: from record_history, one index seek a name) and
- * run on this connection (pg_reader_run), a statement of their own for a
+ * Aggregates (pg_aggregate.c) take the record names from the same
+ * listing (pg_reader_each_name) and run on this connection (pg_reader_run), a statement of their own for a
  * run of records.
  */
 #include <inttypes.h>
@@ -86,7 +85,6 @@ static int ensure_reader(pg_backend *b, char *err, size_t errlen) {
      * much as running it for one record or pair. */
     if (rc == AIMDB_OK)
         rc = pg_exec_sql(b->rconn, "SET plan_cache_mode = force_generic_plan", why, sizeof(why));
-    if (rc == AIMDB_OK) rc = prepare(b->rconn, "names", PG_NAMES_SQL, 1, why, sizeof(why));
     if (rc == AIMDB_OK) rc = prepare(b->rconn, "pair_rows", PG_PAIR_ROWS_SQL, 5, why, sizeof(why));
     if (rc != AIMDB_OK) {
         PQfinish(b->rconn);
@@ -260,20 +258,24 @@ static int add_pair(query_run *run, pair_window *w, const pair *p) {
 int pg_reader_each_name(pg_backend *b, const char *pattern, size_t prefix_len,
                         pg_name_fn fn, void *ctx, char *err, size_t errlen) {
     char *prefix = strndup(pattern, prefix_len);
-    if (!prefix) return AIMDB_ENOMEM;
-    const char *params[1] = {prefix};
-    PGresult *names = PQexecPrepared(b->rconn, "names", 1, params, NULL, NULL, 0);
+    char *sql = prefix ? pg_latest_sql(b->rconn, "record_name", prefix, false, NULL) : NULL;
     free(prefix);
+    if (!sql) return AIMDB_ENOMEM;
+    PGresult *pairs = PQexec(b->rconn, sql);
+    free(sql);
     int rc = AIMDB_OK;
-    if (PQresultStatus(names) != PGRES_TUPLES_OK) {
-        pg_why(b->rconn, names, err, errlen);
+    if (PQresultStatus(pairs) != PGRES_TUPLES_OK) {
+        pg_why(b->rconn, pairs, err, errlen);
         rc = AIMDB_EIO;
     }
-    for (int i = 0; rc == AIMDB_OK && i < PQntuples(names); i++) {
-        const char *name = PQgetvalue(names, i, 0);
+    const char *last = NULL; /* a name comes once per gateway, in a run */
+    for (int i = 0; rc == AIMDB_OK && i < PQntuples(pairs); i++) {
+        const char *name = PQgetvalue(pairs, i, 0);
+        if (last && strcmp(last, name) == 0) continue;
+        last = name;
         if (aimdb_pattern_match(pattern, name)) rc = fn(name, ctx);
     }
-    PQclear(names);
+    PQclear(pairs);
     return rc;
 }
 
