@@ -335,17 +335,36 @@ static void print_latest_plan(PGconn *c) {
     free(sql);
 }
 
-static double raw_latest(PGconn *c) {
-    const char *prefix[1] = {""};
+/* The one-statement-per-record way bare: the names with prefix, then
+ * ROWS_SQL for each over the whole range, limit per pair (NULL: all),
+ * results fetched whole. */
+static double raw_per_record(PGconn *c, const char *prefix, const char *limit) {
+    const char *p1[1] = {prefix};
     double t0 = now_s();
-    PGresult *names = PQexecPrepared(c, "names", 1, prefix, NULL, NULL, 0);
+    PGresult *names = PQexecPrepared(c, "names", 1, p1, NULL, NULL, 0);
     for (int i = 0; i < PQntuples(names); i++) {
         const char *p[5] = {PQgetvalue(names, i, 0), "-9223372036854775808",
-                            "9223372036854775807", "1", "%"};
-        PQclear(PQexecPrepared(c, "rows", 5, p, NULL, NULL, 0));
+                            "9223372036854775807", limit, "%"};
+        PGresult *r = PQexecPrepared(c, "rows", 5, p, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) die("rows", PQerrorMessage(c));
+        PQclear(r);
     }
     PQclear(names);
     return (now_s() - t0) * 1000;
+}
+
+/* The table filled by the caller: analysed, the baseline's statements
+ * prepared on c, and the backend opened. */
+static aimdb_backend open_for_queries(const pg_server *s, PGconn *c) {
+    exec_or_die(c, "VACUUM ANALYZE record_history, record_latest");
+    exec_or_die(c, "SET plan_cache_mode = force_generic_plan");
+    PQclear(PQprepare(c, "names", NAMES_SQL, 1, NULL));
+    PQclear(PQprepare(c, "rows", ROWS_SQL, 5, NULL));
+    aimdb_postgres_options o = {.uri = s->uri, .gateway = "bench"};
+    aimdb_backend b;
+    char err[512];
+    if (aimdb_postgres_open(&o, &b, err, sizeof(err)) != AIMDB_OK) die("open", err);
+    return b;
 }
 
 static void fleet_query(const pg_server *s) {
@@ -356,14 +375,8 @@ static void fleet_query(const pg_server *s) {
                    "jsonb_build_object('value', k), 1700000000000 + k "
                    "FROM generate_series(1, 100) g, generate_series(1, 100) r, "
                    "generate_series(1, 10) k");
-    exec_or_die(c, "VACUUM ANALYZE record_history, record_latest");
-    exec_or_die(c, "SET plan_cache_mode = force_generic_plan");
-    PQclear(PQprepare(c, "names", NAMES_SQL, 1, NULL));
-    PQclear(PQprepare(c, "rows", ROWS_SQL, 5, NULL));
-    aimdb_postgres_options o = {.uri = s->uri, .gateway = "bench"};
-    aimdb_backend b;
+    aimdb_backend b = open_for_queries(s, c);
     char err[512];
-    if (aimdb_postgres_open(&o, &b, err, sizeof(err)) != AIMDB_OK) die("open", err);
     double ms[QUERY_RUNS], raw[QUERY_RUNS], table[QUERY_RUNS];
     long got = 0;
     for (int i = 0; i < QUERY_RUNS; i++) { /* interleaved: both see the same load */
@@ -373,7 +386,7 @@ static void fleet_query(const pg_server *s) {
         if (b.ops->query(b.self, &q, count_row, &got, err, sizeof(err)) != AIMDB_OK)
             die("query", err);
         ms[i] = (now_s() - t0) * 1000;
-        raw[i] = raw_latest(c);
+        raw[i] = raw_per_record(c, "", "1");
         table[i] = raw_latest_table(c);
     }
     b.ops->close(b.self);
@@ -389,23 +402,6 @@ static void fleet_query(const pg_server *s) {
            raw[QUERY_RUNS / 2], raw[QUERY_RUNS / 2] / ms[QUERY_RUNS / 2]);
     print_latest_plan(c);
     PQfinish(c);
-}
-
-/* The one-statement-per-record way bare: the names, then ROWS_SQL for each
- * over the whole range, results fetched whole. */
-static double raw_range(PGconn *c, const char *prefix) {
-    const char *p1[1] = {prefix};
-    double t0 = now_s();
-    PGresult *names = PQexecPrepared(c, "names", 1, p1, NULL, NULL, 0);
-    for (int i = 0; i < PQntuples(names); i++) {
-        const char *p[5] = {PQgetvalue(names, i, 0), "-9223372036854775808",
-                            "9223372036854775807", NULL, "%"};
-        PGresult *r = PQexecPrepared(c, "rows", 5, p, NULL, NULL, 0);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) die("rows", PQerrorMessage(c));
-        PQclear(r);
-    }
-    PQclear(names);
-    return (now_s() - t0) * 1000;
 }
 
 static double backend_range(aimdb_backend b, const char *pattern, long *got) {
@@ -433,14 +429,7 @@ static void fleet_range(const pg_server *s) {
     exec_or_die(c, "INSERT INTO record_history(gateway, record_name, value_json, stored_at) "
                    "SELECT 'solo', 'many::' || lpad(r::text, 4, '0'), jsonb_build_object('v', k), "
                    "1700000000000 + k FROM generate_series(1, 1000) r, generate_series(1, 10) k");
-    exec_or_die(c, "VACUUM ANALYZE record_history, record_latest");
-    exec_or_die(c, "SET plan_cache_mode = force_generic_plan");
-    PQclear(PQprepare(c, "names", NAMES_SQL, 1, NULL));
-    PQclear(PQprepare(c, "rows", ROWS_SQL, 5, NULL));
-    aimdb_postgres_options o = {.uri = s->uri, .gateway = "bench"};
-    aimdb_backend b;
-    char err[512];
-    if (aimdb_postgres_open(&o, &b, err, sizeof(err)) != AIMDB_OK) die("open", err);
+    aimdb_backend b = open_for_queries(s, c);
     const struct {
         const char *pattern, *prefix, *what;
     } cases[] = {{"temp::hall", "temp::hall", "one record on 2 gateways"},
@@ -450,7 +439,7 @@ static void fleet_range(const pg_server *s) {
         long got = 0;
         for (int i = 0; i < RANGE_RUNS; i++) { /* interleaved */
             ms[i] = backend_range(b, cases[k].pattern, &got);
-            raw[i] = raw_range(c, cases[k].prefix);
+            raw[i] = raw_per_record(c, cases[k].prefix, NULL);
         }
         qsort(ms, RANGE_RUNS, sizeof(ms[0]), cmp_double);
         qsort(raw, RANGE_RUNS, sizeof(raw[0]), cmp_double);
