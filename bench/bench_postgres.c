@@ -311,7 +311,7 @@ static int cmp_double(const void *a, const void *b) {
     "ORDER BY gw.g, r.stored_at DESC, r.id DESC"
 
 static double raw_latest_table(PGconn *c) {
-    char *sql = pg_latest_sql(c, PG_LATEST_COLUMNS, "", false, NULL);
+    char *sql = pg_latest_sql(c, &(pg_listing){.columns = PG_LATEST_COLUMNS, .prefix = ""});
     if (!sql) die("latest", "out of memory");
     double t0 = now_s();
     PQclear(PQexec(c, sql));
@@ -322,7 +322,7 @@ static double raw_latest_table(PGconn *c) {
 
 /* How the server runs the latest-1 statement: its plan's first line. */
 static void print_latest_plan(PGconn *c) {
-    char *sql = pg_latest_sql(c, PG_LATEST_COLUMNS, "", false, NULL);
+    char *sql = pg_latest_sql(c, &(pg_listing){.columns = PG_LATEST_COLUMNS, .prefix = ""});
     size_t cap = sql ? strlen(sql) + 16 : 0;
     char *explain = cap ? malloc(cap) : NULL;
     if (!explain) die("latest", "out of memory");

@@ -145,19 +145,24 @@
     "WHERE record_name = $1 AND gateway = $2 AND stored_at >= $3 AND stored_at <= $4 " \
     "ORDER BY stored_at DESC, id DESC LIMIT $5"
 
-/* record_latest's rows for the records with name prefix (exactly that
- * record when exact; "" and not exact: every record) on the gateways
- * matching LIKE pattern like (NULL: every gateway), select list columns,
- * by record and gateway: latest-1 itself (PG_LATEST_COLUMNS), or the pairs
- * other queries read.
- * Its values are written in as literals, so that the plan is made for
- * them: a prefix and a LIKE pattern with a literal start become ranges of
- * record_latest's primary key, whose order is the reply's, so the rows
- * come in index order with no sort (a generic plan guesses a few rows and
- * sorts them all).  Malloc'd; NULL when out of memory. */
+/* A listing of record_latest's rows, by record and gateway: latest-1
+ * itself (PG_LATEST_COLUMNS), or the pairs other queries read. */
+typedef struct pg_listing {
+    const char *columns; /* the select list, record_name and gateway first */
+    const char *prefix;  /* records with this name prefix; "" and not exact: every record */
+    bool exact;          /* exactly the record named prefix */
+    const char *like;    /* gateways matching this LIKE pattern; NULL: every gateway */
+    const char *after_record, *after_gateway; /* only pairs past this one; NULL: from the start */
+    int limit;           /* at most this many rows; 0: all */
+} pg_listing;
 #define PG_LATEST_COLUMNS "record_name, gateway, value_json::text, stored_at, topic"
-char *pg_latest_sql(PGconn *c, const char *columns, const char *prefix, bool exact,
-                    const char *like);
+/* The statement for l, its values written in as literals, so that the
+ * plan is made for them: a prefix, a LIKE pattern with a literal start and
+ * the pair to start after become ranges of record_latest's primary key,
+ * whose order is the listing's, so the rows come in index order with no
+ * sort (a generic plan guesses a few rows and sorts them all).  Malloc'd;
+ * NULL when out of memory. */
+char *pg_latest_sql(PGconn *c, const pg_listing *l);
 
 /* Rows per retention transaction, as in SQLite: a few ms each, so row
  * batches are never held up noticeably. */

@@ -19,8 +19,8 @@
  *   2. per pair, its rows newest first -- stored_at DESC, then id DESC,
  *      which is store order for rows of one millisecond -- inclusive
  *      range, LIMIT N, straight from idx_record_gateway_time;
- *   3. rows streamed (single-row mode), never a range whole in memory;
- *      the listing of step 1 comes whole, two names a pair.
+ *   3. rows streamed (single-row mode), never a range whole in memory,
+ *      and the listing of step 1 read in pages (LISTING_PAGE).
  * A record whose values are visible only by topic gets no LIMIT in SQL:
  * hidden rows must not count, so C counts and skips the rest.
  *
@@ -34,16 +34,16 @@
  *
  * Latest-1 without a range (a dashboard's "every record now") reads
  * record_latest's rows themselves: one statement for every record and
- * gateway, sent with BEGIN in one round trip (pg_latest_sql says why its
- * values are literals).  Each of its rows is the one newest row of its
+ * gateway (a page of them), the first sent with BEGIN in one round trip
+ * (pg_latest_sql says why its values are literals).  Each of its rows is the one newest row of its
  * record and gateway, so it goes to the caller as it is: no counting, no
  * copy.  A record visible only by topic takes steps 2-3 for its pairs, in
  * the same transaction: its newest row may be hidden while an older one is
  * visible.
  *
  * Aggregates (pg_aggregate.c) take the record names from the same
- * listing (pg_reader_each_name) and run on this connection (pg_reader_run), a statement of their own for a
- * run of records.
+ * listing (pg_reader_each_name) and run on this connection
+ * (pg_reader_run), a statement of their own for a run of records.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -255,57 +255,43 @@ static int add_pair(query_run *run, pair_window *w, const pair *p) {
     return w->n == PIPELINE_PAIRS ? flush_pairs(run, w) : 0;
 }
 
-int pg_reader_each_name(pg_backend *b, const char *pattern, size_t prefix_len,
-                        pg_name_fn fn, void *ctx, char *err, size_t errlen) {
-    char *prefix = strndup(pattern, prefix_len);
-    char *sql = prefix ? pg_latest_sql(b->rconn, "record_name", prefix, false, NULL) : NULL;
-    free(prefix);
-    if (!sql) return AIMDB_ENOMEM;
-    PGresult *pairs = PQexec(b->rconn, sql);
-    free(sql);
-    int rc = AIMDB_OK;
-    if (PQresultStatus(pairs) != PGRES_TUPLES_OK) {
-        pg_why(b->rconn, pairs, err, errlen);
-        rc = AIMDB_EIO;
-    }
-    const char *last = NULL; /* a name comes once per gateway, in a run */
-    for (int i = 0; rc == AIMDB_OK && i < PQntuples(pairs); i++) {
-        const char *name = PQgetvalue(pairs, i, 0);
-        if (last && strcmp(last, name) == 0) continue;
-        last = name;
-        if (aimdb_pattern_match(pattern, name)) rc = fn(name, ctx);
-    }
-    PQclear(pairs);
-    return rc;
+static char *escaped(PGconn *c, const char *text) {
+    return PQescapeLiteral(c, text, strlen(text));
 }
 
 /* A prefix's lower bound is written out: PostgreSQL before 15 derives no
  * index range from starts_with. */
-char *pg_latest_sql(PGconn *c, const char *columns, const char *prefix, bool exact,
-                    const char *like) {
-    bool every_name = !exact && !*prefix;
-    char *name = every_name ? NULL : PQescapeLiteral(c, prefix, strlen(prefix));
-    char *gateways = like ? PQescapeLiteral(c, like, strlen(like)) : NULL;
+char *pg_latest_sql(PGconn *c, const pg_listing *l) {
+    bool every_name = !l->exact && !*l->prefix;
+    char *name = every_name ? NULL : escaped(c, l->prefix);
+    char *gateways = l->like ? escaped(c, l->like) : NULL;
+    char *after_r = l->after_record ? escaped(c, l->after_record) : NULL;
+    char *after_g = l->after_gateway ? escaped(c, l->after_gateway) : NULL;
     char *sql = NULL;
-    if ((name || every_name) && (gateways || !like)) {
+    if ((name || every_name) && (gateways || !l->like) && (after_r || !l->after_record) &&
+        (after_g || !l->after_gateway)) {
         const char *n = name ? name : "";
-        size_t cap = strlen(columns) + 2 * strlen(n) + (gateways ? strlen(gateways) : 0) + 256;
-        if ((sql = malloc(cap))) {
-            size_t len =
-                (size_t)snprintf(sql, cap, "SELECT %s FROM record_latest WHERE ", columns);
-            if (every_name)
-                len += (size_t)snprintf(sql + len, cap - len, "true");
-            else if (exact)
-                len += (size_t)snprintf(sql + len, cap - len, "record_name = %s", n);
-            else
-                len += (size_t)snprintf(sql + len, cap - len,
-                                        "record_name >= %s AND starts_with(record_name, %s)", n, n);
-            snprintf(sql + len, cap - len, " AND %s%s ORDER BY record_name, gateway",
-                     gateways ? "gateway LIKE " : "true", gateways ? gateways : "");
+        size_t cap = strlen(l->columns) + 2 * strlen(n) + (gateways ? strlen(gateways) : 0) +
+                     (after_r ? strlen(after_r) : 0) + (after_g ? strlen(after_g) : 0) + 256;
+        sql = malloc(cap);
+        size_t len = 0;
+#define APPEND(...) (len += (size_t)snprintf(sql + len, cap - len, __VA_ARGS__))
+        if (sql) {
+            APPEND("SELECT %s FROM record_latest WHERE ", l->columns);
+            if (every_name) APPEND("true");
+            else if (l->exact) APPEND("record_name = %s", n);
+            else APPEND("record_name >= %s AND starts_with(record_name, %s)", n, n);
+            if (gateways) APPEND(" AND gateway LIKE %s", gateways);
+            if (after_r && after_g) APPEND(" AND (record_name, gateway) > (%s, %s)", after_r, after_g);
+            APPEND(" ORDER BY record_name, gateway");
+            if (l->limit) APPEND(" LIMIT %d", l->limit);
         }
+#undef APPEND
     }
     PQfreemem(name);
     PQfreemem(gateways);
+    PQfreemem(after_r);
+    PQfreemem(after_g);
     return sql;
 }
 
@@ -322,44 +308,69 @@ static int offer_latest(query_run *run, PGresult *r, int i, const char *name) {
     return run->fn(&row, run->ctx);
 }
 
-/* BEGIN and the listing of the pattern's pairs (record_name, gateway, then
- * latest-1's own columns if latest) in one round trip: *listing, whose
- * status the caller looks at.  AIMDB_ENOMEM when nothing could be sent. */
-static int begin_and_list(query_run *run, const char *pattern, size_t prefix_len, bool latest,
-                          PGresult **listing) {
-    PGconn *c = run->b->rconn;
-    char *prefix = strndup(pattern, prefix_len);
-    const char *like = strcmp(run->like, "%") == 0 ? NULL : run->like; /* every gateway */
-    char *sql = prefix ? pg_latest_sql(c, latest ? PG_LATEST_COLUMNS : "record_name, gateway",
-                                       prefix, pattern[prefix_len] == '\0', like)
-                       : NULL;
-    size_t cap = sql ? sizeof(READ_BEGIN_SQL ";") + strlen(sql) : 0;
+/* Pairs listed per statement: what a query holds of the listing at once,
+ * however wide the fleet (8,192 rows of latest-1 are about 1 MB). */
+#define LISTING_PAGE 8192
+
+/* A listing read page by page, each page starting after the last pair of
+ * the page before (kept here: a page's strings go with it). */
+typedef struct listing_pages {
+    pg_listing l;
+    char *after_record, *after_gateway; /* owned */
+    bool more;                          /* the last page read was full */
+} listing_pages;
+
+static void listing_init(listing_pages *p, const char *columns, const char *prefix, bool exact,
+                         const char *like) {
+    *p = (listing_pages){.l = {.columns = columns, .prefix = prefix, .exact = exact,
+                               .like = like, .limit = LISTING_PAGE},
+                         .more = true};
+}
+
+static void listing_free(listing_pages *p) {
+    free(p->after_record);
+    free(p->after_gateway);
+}
+
+/* The next page into *page (its status is the caller's to check), with
+ * begin's statement in the same round trip if not NULL.  AIMDB_ENOMEM when
+ * nothing could be sent. */
+static int next_page(PGconn *c, listing_pages *p, const char *begin, PGresult **page) {
+    p->l.after_record = p->after_record;
+    p->l.after_gateway = p->after_gateway;
+    char *sql = pg_latest_sql(c, &p->l);
+    size_t cap = sql ? (begin ? strlen(begin) : 0) + strlen(sql) + 2 : 0;
     char *batch = cap ? malloc(cap) : NULL;
-    if (batch) snprintf(batch, cap, READ_BEGIN_SQL ";%s", sql);
-    free(prefix);
+    if (batch) snprintf(batch, cap, "%s%s%s", begin ? begin : "", begin ? ";" : "", sql);
     free(sql);
     if (!batch) return AIMDB_ENOMEM;
-    *listing = PQexec(c, batch);
+    *page = PQexec(c, batch);
     free(batch);
     return AIMDB_OK;
 }
 
-/* The query over the pairs the listing names, in its order.  Latest-1
- * answers from the listing itself (it comes whole: one row per record and
- * gateway, the size of the answer) but for records visible only by topic,
- * whose pairs are read, each record's before the next record's rows;
- * anything else reads every pair, windows spanning records. */
-static int run_pairs(query_run *run, const char *pattern, size_t prefix_len, bool latest) {
-    PGresult *r = NULL;
-    int rc = begin_and_list(run, pattern, prefix_len, latest, &r);
-    if (rc != AIMDB_OK) return rc;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) { /* NULL too: the connection's error */
-        pg_why(run->b->rconn, r, run->err, run->errlen);
-        rc = AIMDB_EIO;
-    }
+/* A page used: where the next one starts, if there is one. */
+static int turn_page(listing_pages *p, PGresult *page) {
+    int n = PQntuples(page);
+    p->more = n == LISTING_PAGE;
+    if (!p->more) return AIMDB_OK;
+    free(p->after_record);
+    free(p->after_gateway);
+    p->after_record = strdup(PQgetvalue(page, n - 1, 0));
+    p->after_gateway = strdup(PQgetvalue(page, n - 1, 1));
+    return p->after_record && p->after_gateway ? AIMDB_OK : AIMDB_ENOMEM;
+}
+
+/* The query over one page of pairs, in its order.  Latest-1 answers from
+ * the listing itself (one row per record and gateway: the answer) but for
+ * records visible only by topic, whose pairs are read, each record's before
+ * the next record's rows; anything else reads every pair, windows spanning
+ * records.  The page's pairs are all read before it goes. */
+static int run_page(query_run *run, const char *pattern, bool latest, PGresult *r) {
     pair_window w = {.n = 0};
     const char *name = NULL;
     aimdb_visibility seen = AIMDB_SEE_NONE;
+    int rc = AIMDB_OK;
     for (int i = 0; rc == AIMDB_OK && i < PQntuples(r); i++) {
         const char *row_name = PQgetvalue(r, i, 0);
         if (!name || strcmp(name, row_name) != 0) {
@@ -375,7 +386,61 @@ static int run_pairs(query_run *run, const char *pattern, size_t prefix_len, boo
             rc = add_pair(run, &w, &(pair){name, PQgetvalue(r, i, 1), seen});
     }
     if (rc == AIMDB_OK) rc = flush_pairs(run, &w);
-    PQclear(r);
+    return rc;
+}
+
+/* The query, page by page of its listing; BEGIN goes with the first. */
+static int run_pairs(query_run *run, const char *pattern, size_t prefix_len, bool latest) {
+    char *prefix = strndup(pattern, prefix_len);
+    if (!prefix) return AIMDB_ENOMEM;
+    listing_pages p;
+    listing_init(&p, latest ? PG_LATEST_COLUMNS : "record_name, gateway", prefix,
+                 pattern[prefix_len] == '\0',
+                 strcmp(run->like, "%") == 0 ? NULL : run->like); /* "%": every gateway */
+    int rc = AIMDB_OK;
+    for (const char *begin = READ_BEGIN_SQL; rc == AIMDB_OK && p.more; begin = NULL) {
+        PGresult *r = NULL;
+        rc = next_page(run->b->rconn, &p, begin, &r);
+        if (rc == AIMDB_OK && PQresultStatus(r) != PGRES_TUPLES_OK) { /* NULL too */
+            pg_why(run->b->rconn, r, run->err, run->errlen);
+            rc = AIMDB_EIO;
+        }
+        if (rc == AIMDB_OK) rc = run_page(run, pattern, latest, r);
+        if (rc == AIMDB_OK) rc = turn_page(&p, r);
+        PQclear(r);
+    }
+    listing_free(&p);
+    free(prefix);
+    return rc;
+}
+
+int pg_reader_each_name(pg_backend *b, const char *pattern, size_t prefix_len,
+                        pg_name_fn fn, void *ctx, char *err, size_t errlen) {
+    char *prefix = strndup(pattern, prefix_len);
+    if (!prefix) return AIMDB_ENOMEM;
+    listing_pages p;
+    listing_init(&p, "record_name, gateway", prefix, false, NULL);
+    int rc = AIMDB_OK;
+    while (rc == AIMDB_OK && p.more) {
+        PGresult *r = NULL;
+        rc = next_page(b->rconn, &p, NULL, &r);
+        if (rc == AIMDB_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+            pg_why(b->rconn, r, err, errlen);
+            rc = AIMDB_EIO;
+        }
+        /* A name comes once per gateway, in a run that a page can cut. */
+        const char *last = p.after_record;
+        for (int i = 0; rc == AIMDB_OK && i < PQntuples(r); i++) {
+            const char *name = PQgetvalue(r, i, 0);
+            if (last && strcmp(last, name) == 0) continue;
+            last = name;
+            if (aimdb_pattern_match(pattern, name)) rc = fn(name, ctx);
+        }
+        if (rc == AIMDB_OK) rc = turn_page(&p, r);
+        PQclear(r);
+    }
+    listing_free(&p);
+    free(prefix);
     return rc;
 }
 

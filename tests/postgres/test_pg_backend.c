@@ -5,7 +5,8 @@
  * rows (ordering, limits, ranges, patterns with % and _ literal), gateway
  * patterns, latest-1 from record_latest (its trigger function replaced
  * when another version's), range reads that make the server sort
- * nothing (more gateways than one pipeline of statements), retention in chunks, an outage of the server
+ * nothing (more gateways than one pipeline of statements), listings of
+ * more pairs than a page, retention in chunks, an outage of the server
  * under load, and the errors a bad URI, a refused login or a foreign table
  * give.
  */
@@ -380,6 +381,39 @@ static void test_range_reads_sort_nothing(void **state) {
     b.ops->close(b.self);
 }
 
+#define PAGED_GATEWAYS 3000 /* x 3 records: more pairs than a page of the listing */
+
+static int count_bucket(const aimdb_bucket *bucket, void *ctx) {
+    size_t *n = ctx;
+    (*n)++;
+    return bucket->count == 1 ? 0 : 1;
+}
+
+/* 9,000 pairs, more than a page of the listing (pg_reader.c): each query
+ * reads every pair once, in order, across the pages' edges -- a record's
+ * pairs cut by one included, which aggregates must take once. */
+static void test_listing_in_pages(void **state) {
+    (void)state;
+    aimdb_backend b = open_pg("site-0000");
+    pg_exec(&pg_test_server,
+            "INSERT INTO record_history(gateway, record_name, value_json, stored_at) "
+            "SELECT 'site-' || lpad(g::text, 4, '0'), 'p::' || r, to_jsonb(g), 1000 + g "
+            "FROM generate_series(1, 3000) g, generate_series(1, 3) r");
+    aimdb_query_params q = {.pattern = "p::*", .limit = 1}; /* latest-1: the listing itself */
+    query_in_order(b, &q, 3 * PAGED_GATEWAYS);
+    q.has_start = q.has_end = true; /* a range: every pair read */
+    q.start_ms = 0;
+    q.end_ms = 10000;
+    query_in_order(b, &q, 3 * PAGED_GATEWAYS);
+    aimdb_aggregate_params a = {.q = {.pattern = "p::*"}, .every_ms = 3600000};
+    size_t buckets = 0;
+    char err[512] = "";
+    assert_int_equal(b.ops->aggregate(b.self, &a, count_bucket, &buckets, err, sizeof(err)),
+                     AIMDB_OK);
+    assert_int_equal(buckets, 3 * PAGED_GATEWAYS); /* one per record and gateway */
+    b.ops->close(b.self);
+}
+
 /* ------------------------------------------------- latest-1 (record_latest) */
 
 /* "t" in full, "u" by topic: the newest "u" row is hidden. */
@@ -632,6 +666,7 @@ int main(void) {
         cmocka_unit_test_setup(test_access_by_topic, pg_test_fresh_history),
         cmocka_unit_test_setup(test_gateway_patterns, pg_test_fresh_history),
         cmocka_unit_test_setup(test_range_reads_sort_nothing, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_listing_in_pages, pg_test_fresh_history),
         cmocka_unit_test_setup(test_latest_exact, pg_test_fresh_history),
         cmocka_unit_test_setup(test_latest_quoted_names, pg_test_fresh_history),
         cmocka_unit_test_setup(test_latest_function_replaced, pg_test_fresh_history),
