@@ -152,7 +152,8 @@ typedef struct pg_listing {
     const char *prefix;  /* records with this name prefix; "" and not exact: every record */
     bool exact;          /* exactly the record named prefix */
     const char *like;    /* gateways matching this LIKE pattern; NULL: every gateway */
-    const char *after_record, *after_gateway; /* only pairs past this one; NULL: from the start */
+    const char *after_record, *after_gateway; /* only pairs past this one (both or
+                                                 neither; NULL: from the start) */
     int limit;           /* at most this many rows; 0: all */
 } pg_listing;
 #define PG_LATEST_COLUMNS "record_name, gateway, value_json::text, stored_at, topic"
@@ -160,8 +161,9 @@ typedef struct pg_listing {
  * plan is made for them: a prefix, a LIKE pattern with a literal start and
  * the pair to start after become ranges of record_latest's primary key,
  * whose order is the listing's, so the rows come in index order with no
- * sort (a generic plan guesses a few rows and sorts them all).  Malloc'd;
- * NULL when out of memory. */
+ * sort (a generic plan guesses a few rows and sorts them all; the reader
+ * also turns sorting off, pg_reader.c).  Malloc'd; NULL when out of
+ * memory. */
 char *pg_latest_sql(PGconn *c, const pg_listing *l);
 
 /* Rows per retention transaction, as in SQLite: a few ms each, so row

@@ -52,7 +52,12 @@
 
 #include "pg_internal.h"
 
-#define READ_BEGIN_SQL "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+/* enable_sort off: a listing (pg_latest_sql) is in record_latest's
+ * primary key order, and its keyset pages are meant to walk that index.
+ * With a selective gateway pattern and no record prefix the planner would
+ * rather scan the whole table and sort it, for every page. */
+#define READ_BEGIN_SQL                                                             \
+    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL enable_sort = off"
 
 /* Prepared once per connection: a pair's statement runs once per record
  * and gateway, and planning each would cost about as much as running it. */
@@ -120,8 +125,10 @@ typedef struct query_run {
     char *like;
     char *err;
     size_t errlen;
-    bool emitted; /* a row reached fn: the query can no longer be rerun */
-    bool stopped; /* fn returned non-zero */
+    const char *pattern; /* the record pattern */
+    bool latest;         /* latest-1 without a range: answered by the listing */
+    bool emitted;        /* a row reached fn: the query can no longer be rerun */
+    bool stopped;        /* fn returned non-zero */
 } query_run;
 
 /* Statements per round trip: 64 pairs a round trip is most of what a
@@ -282,7 +289,8 @@ char *pg_latest_sql(PGconn *c, const pg_listing *l) {
             else if (l->exact) APPEND("record_name = %s", n);
             else APPEND("record_name >= %s AND starts_with(record_name, %s)", n, n);
             if (gateways) APPEND(" AND gateway LIKE %s", gateways);
-            if (after_r && after_g) APPEND(" AND (record_name, gateway) > (%s, %s)", after_r, after_g);
+            if (after_r && after_g)
+                APPEND(" AND (record_name, gateway) > (%s, %s)", after_r, after_g);
             APPEND(" ORDER BY record_name, gateway");
             if (l->limit) APPEND(" LIMIT %d", l->limit);
         }
@@ -309,8 +317,9 @@ static int offer_latest(query_run *run, PGresult *r, int i, const char *name) {
 }
 
 /* Pairs listed per statement: what a query holds of the listing at once,
- * however wide the fleet (8,192 rows of latest-1 are about 1 MB). */
-#define LISTING_PAGE 8192
+ * however wide the fleet (16,384 rows of latest-1 are about 2 MB; 100
+ * records on 100 gateways take one page). */
+#define LISTING_PAGE 16384
 
 /* A listing read page by page, each page starting after the last pair of
  * the page before (kept here: a page's strings go with it). */
@@ -361,12 +370,36 @@ static int turn_page(listing_pages *p, PGresult *page) {
     return p->after_record && p->after_gateway ? AIMDB_OK : AIMDB_ENOMEM;
 }
 
+/* Every page of p in turn to fn, begin's statement sent with the first
+ * (if not NULL); stops at the first non-zero return. */
+typedef int (*page_fn)(PGresult *page, void *ctx);
+static int each_page(pg_backend *b, listing_pages *p, const char *begin, page_fn fn, void *ctx,
+                     char *err, size_t errlen) {
+    int rc = AIMDB_OK;
+    for (; rc == AIMDB_OK && p->more; begin = NULL) {
+        PGresult *r = NULL;
+        rc = next_page(b->rconn, p, begin, &r);
+        if (rc == AIMDB_OK && PQresultStatus(r) != PGRES_TUPLES_OK) { /* NULL too */
+            pg_why(b->rconn, r, err, errlen);
+            rc = AIMDB_EIO;
+        }
+        if (rc == AIMDB_OK) rc = fn(r, ctx);
+        if (rc == AIMDB_OK) rc = turn_page(p, r);
+        PQclear(r);
+    }
+    if (rc == AIMDB_ENOMEM) aimdb_errorf(err, errlen, "out of memory");
+    return rc;
+}
+
 /* The query over one page of pairs, in its order.  Latest-1 answers from
  * the listing itself (one row per record and gateway: the answer) but for
  * records visible only by topic, whose pairs are read, each record's before
  * the next record's rows; anything else reads every pair, windows spanning
  * records.  The page's pairs are all read before it goes. */
-static int run_page(query_run *run, const char *pattern, bool latest, PGresult *r) {
+static int run_page(PGresult *r, void *ctx) {
+    query_run *run = ctx;
+    const char *pattern = run->pattern;
+    bool latest = run->latest;
     pair_window w = {.n = 0};
     const char *name = NULL;
     aimdb_visibility seen = AIMDB_SEE_NONE;
@@ -390,27 +423,39 @@ static int run_page(query_run *run, const char *pattern, bool latest, PGresult *
 }
 
 /* The query, page by page of its listing; BEGIN goes with the first. */
-static int run_pairs(query_run *run, const char *pattern, size_t prefix_len, bool latest) {
-    char *prefix = strndup(pattern, prefix_len);
+static int run_pairs(query_run *run) {
+    size_t prefix_len = aimdb_pattern_prefix_len(run->pattern);
+    char *prefix = strndup(run->pattern, prefix_len);
     if (!prefix) return AIMDB_ENOMEM;
     listing_pages p;
-    listing_init(&p, latest ? PG_LATEST_COLUMNS : "record_name, gateway", prefix,
-                 pattern[prefix_len] == '\0',
+    listing_init(&p, run->latest ? PG_LATEST_COLUMNS : "record_name, gateway", prefix,
+                 run->pattern[prefix_len] == '\0',
                  strcmp(run->like, "%") == 0 ? NULL : run->like); /* "%": every gateway */
-    int rc = AIMDB_OK;
-    for (const char *begin = READ_BEGIN_SQL; rc == AIMDB_OK && p.more; begin = NULL) {
-        PGresult *r = NULL;
-        rc = next_page(run->b->rconn, &p, begin, &r);
-        if (rc == AIMDB_OK && PQresultStatus(r) != PGRES_TUPLES_OK) { /* NULL too */
-            pg_why(run->b->rconn, r, run->err, run->errlen);
-            rc = AIMDB_EIO;
-        }
-        if (rc == AIMDB_OK) rc = run_page(run, pattern, latest, r);
-        if (rc == AIMDB_OK) rc = turn_page(&p, r);
-        PQclear(r);
-    }
+    int rc = each_page(run->b, &p, READ_BEGIN_SQL, run_page, run, run->err, run->errlen);
     listing_free(&p);
     free(prefix);
+    return rc;
+}
+
+typedef struct names_run {
+    const char *pattern;
+    const listing_pages *pages;
+    pg_name_fn fn;
+    void *ctx;
+} names_run;
+
+/* A name comes once per gateway, in a run that a page's edge can cut:
+ * the page before ended with after_record. */
+static int names_of_page(PGresult *r, void *ctx) {
+    names_run *n = ctx;
+    const char *last = n->pages->after_record;
+    int rc = AIMDB_OK;
+    for (int i = 0; rc == AIMDB_OK && i < PQntuples(r); i++) {
+        const char *name = PQgetvalue(r, i, 0);
+        if (last && strcmp(last, name) == 0) continue;
+        last = name;
+        if (aimdb_pattern_match(n->pattern, name)) rc = n->fn(name, n->ctx);
+    }
     return rc;
 }
 
@@ -420,35 +465,15 @@ int pg_reader_each_name(pg_backend *b, const char *pattern, size_t prefix_len,
     if (!prefix) return AIMDB_ENOMEM;
     listing_pages p;
     listing_init(&p, "record_name, gateway", prefix, false, NULL);
-    int rc = AIMDB_OK;
-    while (rc == AIMDB_OK && p.more) {
-        PGresult *r = NULL;
-        rc = next_page(b->rconn, &p, NULL, &r);
-        if (rc == AIMDB_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-            pg_why(b->rconn, r, err, errlen);
-            rc = AIMDB_EIO;
-        }
-        /* A name comes once per gateway, in a run that a page can cut. */
-        const char *last = p.after_record;
-        for (int i = 0; rc == AIMDB_OK && i < PQntuples(r); i++) {
-            const char *name = PQgetvalue(r, i, 0);
-            if (last && strcmp(last, name) == 0) continue;
-            last = name;
-            if (aimdb_pattern_match(pattern, name)) rc = fn(name, ctx);
-        }
-        if (rc == AIMDB_OK) rc = turn_page(&p, r);
-        PQclear(r);
-    }
+    names_run n = {.pattern = pattern, .pages = &p, .fn = fn, .ctx = ctx};
+    int rc = each_page(b, &p, NULL, names_of_page, &n, err, errlen);
     listing_free(&p);
     free(prefix);
     return rc;
 }
 
 static int run_query(query_run *run) {
-    const char *pattern = run->q->pattern ? run->q->pattern : "*";
-    const aimdb_query_params *q = run->q;
-    bool latest = q->limit == 1 && !q->has_start && !q->has_end;
-    int rc = run_pairs(run, pattern, aimdb_pattern_prefix_len(pattern), latest);
+    int rc = run_pairs(run);
     /* Answered by ensure_reader's drain before the next query.  Failing to
      * send it means a broken connection, which the next query finds. */
     (void)PQsendQuery(run->b->rconn, "COMMIT");
@@ -483,7 +508,9 @@ static int query_on(pg_backend *b, void *ctx) {
 
 int pg_reader_query(pg_backend *b, const aimdb_query_params *q, aimdb_row_fn fn, void *ctx,
                     char *err, size_t errlen) {
-    query_run run = {.b = b, .q = q, .fn = fn, .ctx = ctx, .err = err, .errlen = errlen};
+    query_run run = {.b = b, .q = q, .fn = fn, .ctx = ctx, .err = err, .errlen = errlen,
+                     .pattern = q->pattern ? q->pattern : "*",
+                     .latest = q->limit == 1 && !q->has_start && !q->has_end};
     snprintf(run.start, sizeof(run.start), "%" PRId64, q->has_start ? q->start_ms : INT64_MIN);
     snprintf(run.end, sizeof(run.end), "%" PRId64, q->has_end ? q->end_ms : INT64_MAX);
     snprintf(run.limit, sizeof(run.limit), "%" PRIu32, q->limit);

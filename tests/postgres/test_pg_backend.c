@@ -381,7 +381,10 @@ static void test_range_reads_sort_nothing(void **state) {
     b.ops->close(b.self);
 }
 
-#define PAGED_GATEWAYS 3000 /* x 3 records: more pairs than a page of the listing */
+/* 127 records on 128 gateways and a 128th on 256: 16,512 pairs, a page of
+ * the listing (16,384, pg_reader.c) and then some.  The edge cuts the
+ * 128th record, the last of the first 128 an aggregate statement takes. */
+#define PAGED_PAIRS (127 * 128 + 256)
 
 static int count_bucket(const aimdb_bucket *bucket, void *ctx) {
     size_t *n = ctx;
@@ -389,28 +392,29 @@ static int count_bucket(const aimdb_bucket *bucket, void *ctx) {
     return bucket->count == 1 ? 0 : 1;
 }
 
-/* 9,000 pairs, more than a page of the listing (pg_reader.c): each query
- * reads every pair once, in order, across the pages' edges -- a record's
- * pairs cut by one included, which aggregates must take once. */
+/* More pairs than a page of the listing: each query reads every pair
+ * once, in order, across the page's edge; the record the edge cuts is
+ * aggregated once, though its name starts the next statement's records. */
 static void test_listing_in_pages(void **state) {
     (void)state;
-    aimdb_backend b = open_pg("site-0000");
+    aimdb_backend b = open_pg("g-0000");
     pg_exec(&pg_test_server,
             "INSERT INTO record_history(gateway, record_name, value_json, stored_at) "
-            "SELECT 'site-' || lpad(g::text, 4, '0'), 'p::' || r, to_jsonb(g), 1000 + g "
-            "FROM generate_series(1, 3000) g, generate_series(1, 3) r");
+            "SELECT 'g-' || lpad(g::text, 4, '0'), 'p::' || lpad(r::text, 3, '0'), to_jsonb(g), "
+            "1000 + g FROM generate_series(1, 128) r, generate_series(1, 256) g "
+            "WHERE g <= 128 OR r = 128");
     aimdb_query_params q = {.pattern = "p::*", .limit = 1}; /* latest-1: the listing itself */
-    query_in_order(b, &q, 3 * PAGED_GATEWAYS);
+    query_in_order(b, &q, PAGED_PAIRS);
     q.has_start = q.has_end = true; /* a range: every pair read */
     q.start_ms = 0;
     q.end_ms = 10000;
-    query_in_order(b, &q, 3 * PAGED_GATEWAYS);
+    query_in_order(b, &q, PAGED_PAIRS);
     aimdb_aggregate_params a = {.q = {.pattern = "p::*"}, .every_ms = 3600000};
     size_t buckets = 0;
     char err[512] = "";
     assert_int_equal(b.ops->aggregate(b.self, &a, count_bucket, &buckets, err, sizeof(err)),
                      AIMDB_OK);
-    assert_int_equal(buckets, 3 * PAGED_GATEWAYS); /* one per record and gateway */
+    assert_int_equal(buckets, PAGED_PAIRS); /* one per record and gateway */
     b.ops->close(b.self);
 }
 
