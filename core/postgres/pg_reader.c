@@ -33,13 +33,13 @@
  * 100.
  *
  * Latest-1 without a range (a dashboard's "every record now") reads
- * record_latest's rows themselves: one statement for every record and
- * gateway (a page of them), the first sent with BEGIN in one round trip
- * (pg_latest_sql says why its values are literals).  Each of its rows is the one newest row of its
- * record and gateway, so it goes to the caller as it is: no counting, no
- * copy.  A record visible only by topic takes steps 2-3 for its pairs, in
- * the same transaction: its newest row may be hidden while an older one is
- * visible.
+ * record_latest's rows themselves: a statement per page of records and
+ * gateways, the first sent with BEGIN in one round trip (pg_latest_sql
+ * says why its values are literals).  Each of its rows is the one newest
+ * row of its record and gateway, so it goes to the caller as it is: no
+ * counting, no copy.  A record visible only by topic takes steps 2-3 for
+ * its pairs, in the same transaction: its newest row may be hidden while
+ * an older one is visible.
  *
  * Aggregates (pg_aggregate.c) take the record names from the same
  * listing (pg_reader_each_name) and run on this connection
