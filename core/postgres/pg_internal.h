@@ -62,7 +62,20 @@
  * then a backfill from record_history) whenever one of the four triggers
  * is missing or disabled -- a table made before them, or record_history
  * dropped and made anew: CREATE TRIGGER blocks writes to record_history
- * until the transaction commits, so the backfill misses no row. */
+ * until the transaction commits, so the backfill misses no row.
+ *
+ * The triggers are ordinary (ENABLE: they fire while session_replication_role
+ * is origin), not ENABLE ALWAYS, which would buy nothing and cost a broken
+ * subscription.  Logical replication's apply fires no statement trigger of
+ * any kind (PostgreSQL's "Logical Replication, Architecture"), so a
+ * subscriber has to take record_latest from its publisher, as a
+ * publication FOR ALL TABLES does; and a table sync, which does fire them
+ * under ALWAYS, would then derive entries that the publisher's own rows of
+ * record_latest, synced next, collide with.  Rows that reach record_history
+ * with the triggers off some other way (a publication of record_history
+ * alone, a data-only restore with --disable-triggers, a session as a
+ * replica) are brought in by aimdb_record_latest_rebuild(), the backfill
+ * below, which an operator calls (docs/schema.md). */
 /* Column col of the newer of the stored entry and the batch's row. */
 #define PG_LATEST_KEEP(col)                                                        \
     col " = CASE WHEN (excluded.stored_at, excluded.id) > (l.stored_at, l.id) "    \
@@ -100,15 +113,31 @@
     PG_LATEST_KEEP("id") ", " PG_LATEST_KEEP("stored_at") ", "                     \
     PG_LATEST_KEEP("value_json") ", " PG_LATEST_KEEP("topic") "$q$; "              \
     "END IF; RETURN NULL; END "
-/* The function is replaced whenever its text is not this one (a database
- * an older AimDB set up), the table and triggers rebuilt when a trigger is
- * missing or disabled. */
+/* record_latest made anew from record_history, in the caller's
+ * transaction; returns the pairs it holds.  SHARE blocks writers to
+ * record_history until that transaction ends, so no row committed
+ * meanwhile is missed; readers go on reading the old entries until then
+ * (DELETE, not TRUNCATE, which would lock them out). */
+#define PG_LATEST_REBUILD_BODY                                                     \
+    " BEGIN LOCK TABLE record_history IN SHARE MODE; DELETE FROM record_latest; "  \
+    "INSERT INTO record_latest SELECT DISTINCT ON (record_name, gateway) "         \
+    "record_name, gateway, id, stored_at, value_json, topic FROM record_history "  \
+    "ORDER BY record_name, gateway, stored_at DESC, id DESC; "                     \
+    "RETURN (SELECT count(*) FROM record_latest); END "
+/* Replaces function `name` (declared as `decl`) when its text is not body:
+ * a database an older AimDB set up, or none yet.  plpgsql, whose body is
+ * not checked against tables that do not exist yet. */
+#define PG_REPLACE_FUNCTION(name, decl, body)                                      \
+    "IF (SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure('" name "()')) "   \
+    "IS DISTINCT FROM $f$" body "$f$ THEN "                                        \
+    "CREATE OR REPLACE FUNCTION " name "() " decl " LANGUAGE plpgsql "             \
+    "AS $f$" body "$f$; END IF; "
+/* The functions are replaced whenever their text is not this one, the
+ * table and triggers rebuilt when a trigger is missing or disabled. */
 #define PG_LATEST_SQL                                                              \
     "DO $aimdb$ BEGIN "                                                            \
-    "IF (SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure('aimdb_record_latest()')) " \
-    "IS DISTINCT FROM $f$" PG_LATEST_FUNCTION_BODY "$f$ THEN "                     \
-    "CREATE OR REPLACE FUNCTION aimdb_record_latest() RETURNS trigger LANGUAGE plpgsql " \
-    "AS $f$" PG_LATEST_FUNCTION_BODY "$f$; END IF; "                               \
+    PG_REPLACE_FUNCTION("aimdb_record_latest", "RETURNS trigger", PG_LATEST_FUNCTION_BODY) \
+    PG_REPLACE_FUNCTION("aimdb_record_latest_rebuild", "RETURNS bigint", PG_LATEST_REBUILD_BODY) \
     "IF (SELECT count(*) FROM pg_trigger WHERE tgrelid = "                         \
     "'record_history'::regclass AND tgname LIKE 'aimdb\\_latest\\_%' AND tgenabled <> 'D') < 4 THEN " \
     "DROP TABLE IF EXISTS record_latest;"                                          \
@@ -128,9 +157,7 @@
     "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION aimdb_record_latest();" \
     "CREATE TRIGGER aimdb_latest_truncate AFTER TRUNCATE ON record_history "       \
     "FOR EACH STATEMENT EXECUTE FUNCTION aimdb_record_latest();"                   \
-    "INSERT INTO record_latest SELECT DISTINCT ON (record_name, gateway) "         \
-    "record_name, gateway, id, stored_at, value_json, topic FROM record_history "  \
-    "ORDER BY record_name, gateway, stored_at DESC, id DESC;"                      \
+    "PERFORM aimdb_record_latest_rebuild();"                                       \
     "END IF; END $aimdb$;"
 
 #define PG_COPY_SQL                                                                \

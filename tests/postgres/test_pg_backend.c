@@ -530,6 +530,34 @@ static void test_latest_function_replaced(void **state) {
     g.ops->close(g.self);
 }
 
+/* Rows written while the triggers do not fire (a session as a replica,
+ * as a subscriber's table sync or a data-only restore writes) are not in
+ * record_latest until aimdb_record_latest_rebuild(), which a database an
+ * older AimDB set up (no such function) gains at the next connect. */
+static void test_latest_rebuilt_after_replica_writes(void **state) {
+    (void)state;
+    aimdb_backend g = open_pg("gw1");
+    store(g, "t", "1", 100, NULL);
+    assert_int_equal(g.ops->flush(g.self), AIMDB_OK);
+    g.ops->close(g.self);
+    pg_exec(&pg_test_server, "DROP FUNCTION aimdb_record_latest_rebuild()");
+    pg_exec(&pg_test_server, "SET session_replication_role = replica; "
+                     "INSERT INTO record_history(gateway, record_name, value_json, stored_at) "
+                     "VALUES ('gw1', 't', '2', 200), ('gw9', 'u', '3', 300); "
+                     "DELETE FROM record_history WHERE value_json = '1'");
+    g = open_pg("gw1");
+    rows r;
+    aimdb_query_params q = {.pattern = "*", .limit = 1};
+    query(g, &q, &r);
+    assert_int_equal(r.n, 1); /* the entry of the deleted row, as it was */
+    assert_int_equal(pg_query_int(&pg_test_server, "SELECT aimdb_record_latest_rebuild()"), 2);
+    latest_both_ways(g, "*", NULL, &r);
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.text[0], "t|gw1|200|-|2");
+    assert_string_equal(r.text[1], "u|gw9|300|-|3");
+    g.ops->close(g.self);
+}
+
 /* Latest-1 writes names and gateway patterns into its statement as
  * literals: quotes and backslashes in them are characters like any other. */
 static void test_latest_quoted_names(void **state) {
@@ -674,6 +702,7 @@ int main(void) {
         cmocka_unit_test_setup(test_latest_exact, pg_test_fresh_history),
         cmocka_unit_test_setup(test_latest_quoted_names, pg_test_fresh_history),
         cmocka_unit_test_setup(test_latest_function_replaced, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_latest_rebuilt_after_replica_writes, pg_test_fresh_history),
         cmocka_unit_test_setup(test_retention_in_chunks, pg_test_fresh_history),
         cmocka_unit_test_setup(test_value_jsonb_refuses_is_dropped_alone, pg_test_fresh_history),
         cmocka_unit_test_setup(test_errors, pg_test_fresh_history),
