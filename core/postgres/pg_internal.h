@@ -65,16 +65,16 @@
  * until the transaction commits, so the backfill misses no row.
  *
  * The triggers are ordinary (ENABLE: they fire while session_replication_role
- * is origin), not ENABLE ALWAYS, which would buy nothing and cost a broken
- * subscription.  Logical replication's apply fires no statement trigger of
- * any kind (PostgreSQL's "Logical Replication, Architecture"), so a
- * subscriber has to take record_latest from its publisher, as a
- * publication FOR ALL TABLES does; and a table sync, which does fire them
- * under ALWAYS, would then derive entries that the publisher's own rows of
- * record_latest, synced next, collide with.  Rows that reach record_history
- * with the triggers off some other way (a publication of record_history
- * alone, a data-only restore with --disable-triggers, a session as a
- * replica) are brought in by aimdb_record_latest_rebuild(), the backfill
+ * is origin or local), not ENABLE ALWAYS, which would buy nothing and cost
+ * a broken subscription.  Logical replication's apply fires no INSERT,
+ * UPDATE or DELETE statement trigger (PostgreSQL's "Logical Replication,
+ * Architecture"), so a subscriber has to take record_latest from its
+ * publisher, as a publication FOR ALL TABLES does; and a table sync, which
+ * under ALWAYS does fire the INSERT trigger, would derive entries that the
+ * publisher's own rows of record_latest, when synced after it, collide
+ * with.  Rows that reach record_history with the triggers off some other
+ * way (a data-only restore with --disable-triggers, a load by a session as
+ * a replica) are brought in by aimdb_record_latest_rebuild(), the backfill
  * below, which an operator calls (docs/schema.md). */
 /* Column col of the newer of the stored entry and the batch's row. */
 #define PG_LATEST_KEEP(col)                                                        \
@@ -114,16 +114,19 @@
     PG_LATEST_KEEP("value_json") ", " PG_LATEST_KEEP("topic") "$q$; "              \
     "END IF; RETURN NULL; END "
 /* record_latest made anew from record_history, in the caller's
- * transaction; returns the pairs it holds.  SHARE blocks writers to
- * record_history until that transaction ends, so no row committed
- * meanwhile is missed; readers go on reading the old entries until then
- * (DELETE, not TRUNCATE, which would lock them out). */
+ * transaction; returns the pairs it holds.  SHARE ROW EXCLUSIVE blocks
+ * writers to record_history until that transaction ends, so no row
+ * committed meanwhile is missed, and a second rebuild (which under SHARE
+ * would insert what the first one did and fail on the primary key);
+ * readers go on reading the old entries until then (DELETE, not
+ * TRUNCATE, which would lock them out). */
 #define PG_LATEST_REBUILD_BODY                                                     \
-    " BEGIN LOCK TABLE record_history IN SHARE MODE; DELETE FROM record_latest; "  \
+    " DECLARE pairs bigint; BEGIN "                                                \
+    "LOCK TABLE record_history IN SHARE ROW EXCLUSIVE MODE; DELETE FROM record_latest; " \
     "INSERT INTO record_latest SELECT DISTINCT ON (record_name, gateway) "         \
     "record_name, gateway, id, stored_at, value_json, topic FROM record_history "  \
     "ORDER BY record_name, gateway, stored_at DESC, id DESC; "                     \
-    "RETURN (SELECT count(*) FROM record_latest); END "
+    "GET DIAGNOSTICS pairs = ROW_COUNT; RETURN pairs; END "
 /* Replaces function `name` (declared as `decl`) when its text is not body:
  * a database an older AimDB set up, or none yet.  plpgsql, whose body is
  * not checked against tables that do not exist yet. */

@@ -4,7 +4,8 @@
  * committed, the same query answers as the SQLite backend for the same
  * rows (ordering, limits, ranges, patterns with % and _ literal), gateway
  * patterns, latest-1 from record_latest (its trigger function replaced
- * when another version's), range reads that make the server sort
+ * when another version's, rebuilt by aimdb_record_latest_rebuild() after
+ * writes the triggers missed, two rebuilds at once), range reads that make the server sort
  * nothing (more gateways than one pipeline of statements), listings of
  * more pairs than a page, retention in chunks, an outage of the server
  * under load, and the errors a bad URI, a refused login or a foreign table
@@ -19,6 +20,7 @@
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
+#include <libpq-fe.h>
 
 #include "aimdb/postgres.h"
 #include "aimdb/sqlite.h"
@@ -530,31 +532,69 @@ static void test_latest_function_replaced(void **state) {
     g.ops->close(g.self);
 }
 
-/* Rows written while the triggers do not fire (a session as a replica,
- * as a subscriber's table sync or a data-only restore writes) are not in
- * record_latest until aimdb_record_latest_rebuild(), which a database an
- * older AimDB set up (no such function) gains at the next connect. */
+/* Rows written and deleted while the triggers do not fire (a session as
+ * a replica, as a data-only restore writes) leave record_latest stale
+ * until aimdb_record_latest_rebuild(), which a database an older AimDB
+ * set up (no such function) gains at the next connect. */
 static void test_latest_rebuilt_after_replica_writes(void **state) {
     (void)state;
     aimdb_backend g = open_pg("gw1");
     store(g, "t", "1", 100, NULL);
+    store(g, "gone", "9", 50, NULL);
     assert_int_equal(g.ops->flush(g.self), AIMDB_OK);
     g.ops->close(g.self);
     pg_exec(&pg_test_server, "DROP FUNCTION aimdb_record_latest_rebuild()");
     pg_exec(&pg_test_server, "SET session_replication_role = replica; "
                      "INSERT INTO record_history(gateway, record_name, value_json, stored_at) "
                      "VALUES ('gw1', 't', '2', 200), ('gw9', 'u', '3', 300); "
-                     "DELETE FROM record_history WHERE value_json = '1'");
+                     "DELETE FROM record_history WHERE value_json IN ('1', '9')");
     g = open_pg("gw1");
     rows r;
     aimdb_query_params q = {.pattern = "*", .limit = 1};
-    query(g, &q, &r);
-    assert_int_equal(r.n, 1); /* the entry of the deleted row, as it was */
+    query(g, &q, &r); /* the entries of the deleted rows, as they were */
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.text[0], "gone|gw1|50|-|9");
+    assert_string_equal(r.text[1], "t|gw1|100|-|1");
     assert_int_equal(pg_query_int(&pg_test_server, "SELECT aimdb_record_latest_rebuild()"), 2);
     latest_both_ways(g, "*", NULL, &r);
     assert_int_equal(r.n, 2);
     assert_string_equal(r.text[0], "t|gw1|200|-|2");
     assert_string_equal(r.text[1], "u|gw9|300|-|3");
+    g.ops->close(g.self);
+}
+
+/* Two rebuilds at once: the second waits for the first and answers too
+ * (under a lock that let both in, its INSERT met the first one's rows). */
+static void test_latest_rebuilds_at_once(void **state) {
+    (void)state;
+    aimdb_backend g = open_pg("gw1");
+    store(g, "t", "1", 100, NULL);
+    store(g, "u", "2", 100, NULL);
+    assert_int_equal(g.ops->flush(g.self), AIMDB_OK);
+    PGconn *first = PQconnectdb(pg_test_server.uri), *second = PQconnectdb(pg_test_server.uri);
+    assert_int_equal(PQstatus(first), CONNECTION_OK);
+    assert_int_equal(PQstatus(second), CONNECTION_OK);
+    PGresult *res = PQexec(first, "BEGIN; SELECT aimdb_record_latest_rebuild()");
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    PQclear(res);
+    assert_int_equal(PQsendQuery(second, "SELECT aimdb_record_latest_rebuild()"), 1);
+    /* The second is in: the server shows it waiting for the first's lock. */
+    assert_true(pg_wait_int(&pg_test_server, "SELECT count(*) FROM pg_stat_activity "
+                            "WHERE wait_event_type = 'Lock' AND query LIKE '%rebuild%'",
+                            1, 10000) == 1);
+    res = PQexec(first, "COMMIT");
+    assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    res = PQgetResult(second);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) fail_msg("second rebuild: %s", PQerrorMessage(second));
+    assert_string_equal(PQgetvalue(res, 0, 0), "2");
+    PQclear(res);
+    assert_null(PQgetResult(second));
+    PQfinish(first);
+    PQfinish(second);
+    rows r;
+    latest_both_ways(g, "*", NULL, &r);
+    assert_int_equal(r.n, 2);
     g.ops->close(g.self);
 }
 
@@ -703,6 +743,7 @@ int main(void) {
         cmocka_unit_test_setup(test_latest_quoted_names, pg_test_fresh_history),
         cmocka_unit_test_setup(test_latest_function_replaced, pg_test_fresh_history),
         cmocka_unit_test_setup(test_latest_rebuilt_after_replica_writes, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_latest_rebuilds_at_once, pg_test_fresh_history),
         cmocka_unit_test_setup(test_retention_in_chunks, pg_test_fresh_history),
         cmocka_unit_test_setup(test_value_jsonb_refuses_is_dropped_alone, pg_test_fresh_history),
         cmocka_unit_test_setup(test_errors, pg_test_fresh_history),
