@@ -28,7 +28,19 @@
  * one record on one gateway newest first (PG_PAIR_ROWS_SQL).  COLLATE "C":
  * byte order, so a literal name prefix is an index range, as in SQLite.
  * The advisory lock makes concurrent first connects (two gateways, or
- * the writer and the reader) create the table once. */
+ * the writer and the reader) create the table once.
+ *
+ * A connect to a database that has all of it takes no lock on
+ * record_history: what is there is looked up in the catalogs first.  ALTER
+ * TABLE ... ADD COLUMN IF NOT EXISTS takes ACCESS EXCLUSIVE even when the
+ * column exists, and CREATE INDEX IF NOT EXISTS takes SHARE before it
+ * looks; each waited for any open read (a Grafana panel's) or write, and
+ * while it waited every other reader and writer of the fleet queued
+ * behind it. */
+#define PG_ADD_INDEX(name, columns)                                                \
+    "IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid " \
+    "WHERE i.indrelid = 'record_history'::regclass AND c.relname = '" name "') THEN " \
+    "CREATE INDEX " name " ON record_history" columns "; END IF; "
 #define PG_SCHEMA_SQL                                                              \
     "SELECT pg_advisory_xact_lock(7240513);"                                        \
     "CREATE TABLE IF NOT EXISTS record_history("                                   \
@@ -36,11 +48,13 @@
     "record_name TEXT COLLATE \"C\" NOT NULL, value_json JSONB NOT NULL, "         \
     "stored_at BIGINT NOT NULL, source_id BIGINT, topic TEXT, "                    \
     "UNIQUE (gateway, source_id));"                                                \
-    "ALTER TABLE record_history ADD COLUMN IF NOT EXISTS topic TEXT;"              \
-    "CREATE INDEX IF NOT EXISTS idx_record_time "                                  \
-    "ON record_history(record_name, stored_at DESC);"                              \
-    "CREATE INDEX IF NOT EXISTS idx_record_gateway_time "                          \
-    "ON record_history(record_name, gateway, stored_at DESC, id DESC);"            \
+    "DO $aimdb$ BEGIN "                                                            \
+    "IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'record_history'::regclass " \
+    "AND attname = 'topic' AND NOT attisdropped) THEN "                            \
+    "ALTER TABLE record_history ADD COLUMN topic TEXT; END IF; "                   \
+    PG_ADD_INDEX("idx_record_time", "(record_name, stored_at DESC)")               \
+    PG_ADD_INDEX("idx_record_gateway_time", "(record_name, gateway, stored_at DESC, id DESC)") \
+    "END $aimdb$;"                                                                 \
     PG_LATEST_SQL
 
 /* record_latest: the newest row of every (record, gateway) -- its id,

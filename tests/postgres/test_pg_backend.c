@@ -5,7 +5,8 @@
  * rows (ordering, limits, ranges, patterns with % and _ literal), gateway
  * patterns, latest-1 from record_latest (its trigger function replaced
  * when another version's, rebuilt by aimdb_record_latest_rebuild() after
- * writes the triggers missed, two rebuilds at once), range reads that make the server sort
+ * writes the triggers missed, two rebuilds at once), a connect beside
+ * open reads and writes that waits for neither, range reads that make the server sort
  * nothing (more gateways than one pipeline of statements), listings of
  * more pairs than a page, retention in chunks, an outage of the server
  * under load, and the errors a bad URI, a refused login or a foreign table
@@ -598,6 +599,36 @@ static void test_latest_rebuilds_at_once(void **state) {
     g.ops->close(g.self);
 }
 
+/* A node connects beside an open read and an open write of record_history
+ * (a long Grafana query, another node's batch) without waiting for them:
+ * its connect finds the schema complete and locks nothing there.  Its
+ * lock_timeout turns a wait into a failed open. */
+static void test_connect_beside_open_transactions(void **state) {
+    (void)state;
+    aimdb_backend setup = open_pg("gw1");
+    setup.ops->close(setup.self);
+    PGconn *reader = PQconnectdb(pg_test_server.uri), *writer = PQconnectdb(pg_test_server.uri);
+    assert_int_equal(PQstatus(reader), CONNECTION_OK);
+    assert_int_equal(PQstatus(writer), CONNECTION_OK);
+    PGresult *res = PQexec(reader, "BEGIN; SELECT count(*) FROM record_history");
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    PQclear(res);
+    res = PQexec(writer, "BEGIN; INSERT INTO record_history(gateway, record_name, value_json, "
+                         "stored_at) VALUES ('gw2', 't', '1', 100)");
+    assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    char uri[512];
+    snprintf(uri, sizeof(uri), "%s?options=-c%%20lock_timeout%%3D2000", pg_test_server.uri);
+    aimdb_postgres_options o = {.uri = uri, .gateway = "gw3"};
+    aimdb_backend b;
+    char err[512] = "";
+    if (aimdb_postgres_open(&o, &b, err, sizeof(err)) != AIMDB_OK)
+        fail_msg("aimdb_postgres_open beside open transactions: %s", err);
+    b.ops->close(b.self);
+    PQfinish(reader);
+    PQfinish(writer);
+}
+
 /* Latest-1 writes names and gateway patterns into its statement as
  * literals: quotes and backslashes in them are characters like any other. */
 static void test_latest_quoted_names(void **state) {
@@ -744,6 +775,7 @@ int main(void) {
         cmocka_unit_test_setup(test_latest_function_replaced, pg_test_fresh_history),
         cmocka_unit_test_setup(test_latest_rebuilt_after_replica_writes, pg_test_fresh_history),
         cmocka_unit_test_setup(test_latest_rebuilds_at_once, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_connect_beside_open_transactions, pg_test_fresh_history),
         cmocka_unit_test_setup(test_retention_in_chunks, pg_test_fresh_history),
         cmocka_unit_test_setup(test_value_jsonb_refuses_is_dropped_alone, pg_test_fresh_history),
         cmocka_unit_test_setup(test_errors, pg_test_fresh_history),
