@@ -126,6 +126,13 @@ void metrics_tick(plugin *pl) {
         m->last[i] = values[i].value;
         publish_value(values[i].name, values[i].value);
     }
+    /* Whose values this broker's live messages are, on a node whose
+     * history names gateways: what lets the dashboard of a central node
+     * draw them into its own gateway's cards (web/README.md).  Set at
+     * start only (a reload cannot change it); without one, the empty
+     * retained message clears what an earlier start of a persistent
+     * broker left. */
+    if (!m->published_once) publish_text("gateway", pl->gw.gateway ? pl->gw.gateway : "");
     if (pl->gw.uplink) publish_uplink(pl);
     m->published_once = true;
 }

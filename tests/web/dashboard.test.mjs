@@ -533,6 +533,16 @@ test('a central node offers its gateways and charts one at a time', async (t) =>
     await following.selectOption('#gateways select', 'central');
     await waitForGateway(following, 'central', ['vienna']);
     assert.deepEqual(await shownValues(following), { vienna: 99 });
+
+    /* The central node's own gateway (its $SYS/broker/aimdb/gateway) takes
+     * the broker's live messages: this page never re-reads, so only the
+     * message itself can bring 100; site-b's cards stay as they were. */
+    const own = await openPage(`${central.pageUrl}?gateway=central&refresh=86400`);
+    await waitForGateway(own, 'central', ['vienna']);
+    await central.publish('weather/vienna/accuracy', '100');
+    await own.waitForSelector('.card[data-city="vienna"] .value[data-value="100"]', WAIT);
+    assert.deepEqual(await shownValues(page), { linz: 85, vienna: 97 });
+    await own.context().close();
     await following.context().close();
     await page.context().close();
   } finally {

@@ -17,10 +17,12 @@
  * On a central node (fleet history in PostgreSQL: the answer to 2. names
  * each value's gateway) the page shows one gateway at a time, chosen in
  * a selector (gateways.js), and asks 3. for that gateway alone.  Live
- * messages there are the central broker's own and do not say which
- * gateway stored them, while the other gateways' values arrive through
- * their uplinks, never as messages: so the page draws no live message
- * there and asks 2. and 3. again every `refresh` seconds instead.
+ * messages there are the central broker's own, stored under the gateway
+ * it names in $SYS/broker/aimdb/gateway, while the other gateways' values
+ * arrive through their uplinks, never as messages: so the page draws live
+ * messages only while it shows that gateway (none where that topic is not
+ * readable, or not published: aimdb-bridge, sys_interval 0) and asks 2.
+ * and 3. again every `refresh` seconds for every gateway.
  * A broker that refuses anonymous clients gets the sign-in form (login.js),
  * and the connection is tried again with what was typed.
  */
@@ -35,6 +37,9 @@ import { createAccuracyPanel } from './panel.js';
 import { RANGES, historyParams, rangeCaption } from './ranges.js';
 import { createStatusBanner } from './status.js';
 import { decodePayload, valueNumber } from './values.js';
+
+/* Retained by the plugin on a node whose history names gateways (README, Metrics). */
+const OWN_GATEWAY_TOPIC = '$SYS/broker/aimdb/gateway';
 
 /* crypto.getRandomValues, unlike randomUUID, also works on plain http://LAN-address pages. */
 function randomSuffix() {
@@ -84,6 +89,7 @@ function start(config) {
   const panel = createAccuracyPanel(document.getElementById('accuracy'), unit);
   let table = createCityTable(range);
   let gateway = null; /* on a central node, the gateway shown; null elsewhere */
+  let ownGateway = null; /* the gateway this broker's live messages are stored under, if it says */
   let refreshing = null; /* the timer of a central node's re-reads */
   let asked = 0; /* history requests so far: an answer to an earlier one (another range, gateway) is dropped */
 
@@ -199,13 +205,19 @@ function start(config) {
       status.queryError('subscribe', { code: 'subscribe_failed', message: err.message });
       return;
     }
+    /* Only a central node needs it, and a broker may not let us read $SYS. */
+    client.subscribeAsync(OWN_GATEWAY_TOPIC, { qos: 0 }).catch(() => {});
     status.live(brokerUrl);
     loadAll();
   });
 
   client.on('message', (topic, payload) => {
     if (topic === replyTopic) return; /* aimx.js takes replies */
-    if (gateway !== null) return; /* a central node's: whose, it does not say (above) */
+    if (topic === OWN_GATEWAY_TOPIC) {
+      ownGateway = payload.length > 0 ? payload.toString() : null;
+      return;
+    }
+    if (gateway !== null && gateway !== ownGateway) return; /* another gateway's cards (above) */
     const city = mapping.cityFromTopic(topic);
     if (city === null) return;
     const value = decodePayload(payload);
