@@ -40,7 +40,22 @@
 #define PG_ADD_INDEX(name, columns)                                                \
     "IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid " \
     "WHERE i.indrelid = 'record_history'::regclass AND c.relname = '" name "') THEN " \
+    PG_REFUSE_TAKEN_NAME(name)                                                     \
     "CREATE INDEX " name " ON record_history" columns "; END IF; "
+/* An index name is unique in its schema, not per table: a record_history
+ * renamed aside (record_history_2025) keeps idx_record_time, and the new
+ * table's CREATE INDEX would fail on "already exists".  Said plainly
+ * instead, like a table of another shape (pg_conn.c): refusing the connect
+ * beats running on, unindexed, with every query a scan. */
+#define PG_REFUSE_TAKEN_NAME(name)                                                 \
+    "IF EXISTS (SELECT 1 FROM pg_class WHERE relname = '" name "' AND relnamespace = " \
+    "(SELECT relnamespace FROM pg_class WHERE oid = 'record_history'::regclass)) THEN " \
+    "RAISE EXCEPTION 'the name " name " is taken by %, so record_history cannot have "  \
+    "its index; rename that (ALTER INDEX ... RENAME TO ...)', coalesce((SELECT "       \
+    "'an index of table ' || i.indrelid::regclass FROM pg_index i JOIN pg_class c "    \
+    "ON c.oid = i.indexrelid WHERE c.relname = '" name "' AND c.relnamespace = "       \
+    "(SELECT relnamespace FROM pg_class WHERE oid = 'record_history'::regclass)), "    \
+    "'a relation that is not an index'); END IF; "
 #define PG_SCHEMA_SQL                                                              \
     "SELECT pg_advisory_xact_lock(7240513);"                                        \
     "CREATE TABLE IF NOT EXISTS record_history("                                   \

@@ -622,11 +622,13 @@ static void test_connect_beside_open_transactions(void **state) {
     aimdb_postgres_options o = {.uri = uri, .gateway = "gw3"};
     aimdb_backend b;
     char err[512] = "";
-    if (aimdb_postgres_open(&o, &b, err, sizeof(err)) != AIMDB_OK)
-        fail_msg("aimdb_postgres_open beside open transactions: %s", err);
-    b.ops->close(b.self);
+    int rc = aimdb_postgres_open(&o, &b, err, sizeof(err));
+    /* Ended before failing: left open, they would block the next test's
+     * DROP TABLE for good. */
     PQfinish(reader);
     PQfinish(writer);
+    if (rc != AIMDB_OK) fail_msg("aimdb_postgres_open beside open transactions: %s", err);
+    b.ops->close(b.self);
 }
 
 /* Latest-1 writes names and gateway patterns into its statement as
@@ -760,6 +762,14 @@ static void test_errors(void **state) {
                      "value_json JSONB NOT NULL, stored_at BIGINT NOT NULL, source_id BIGINT, "
                      "UNIQUE (gateway, source_id))");
     expect_open_error(pg_test_server.uri, "column gateway has collation \"und-x-icu\"; aimdb needs \"C\"");
+    pg_exec(&pg_test_server, "DROP TABLE record_history");
+    /* Last year's table renamed aside keeps its index names. */
+    aimdb_backend old = open_pg("gw1");
+    old.ops->close(old.self);
+    pg_exec(&pg_test_server, "ALTER TABLE record_history RENAME TO record_history_2025");
+    expect_open_error(pg_test_server.uri, "the name idx_record_time is taken by an index of "
+                                          "table record_history_2025");
+    pg_exec(&pg_test_server, "DROP TABLE record_history_2025");
 }
 
 int main(void) {
