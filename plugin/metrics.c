@@ -129,10 +129,10 @@ void metrics_tick(plugin *pl) {
     /* Whose values this broker's live messages are, on a node whose
      * history names gateways: what lets the dashboard of a central node
      * draw them into its own gateway's cards (web/README.md).  Set at
-     * start only (a reload cannot change it); without one, the empty
-     * retained message clears what an earlier start of a persistent
-     * broker left. */
-    if (!m->published_once) publish_text("gateway", pl->gw.gateway ? pl->gw.gateway : "");
+     * start only (a reload cannot change it).  Without one nothing is
+     * published: Mosquitto keeps no retained $SYS message across a
+     * restart, so no earlier start's name can linger. */
+    if (!m->published_once && pl->gw.gateway) publish_text("gateway", pl->gw.gateway);
     if (pl->gw.uplink) publish_uplink(pl);
     m->published_once = true;
 }

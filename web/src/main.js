@@ -198,6 +198,9 @@ function start(config) {
   });
 
   client.on('connect', async () => {
+    /* Asked again on every connection: a restarted broker may have no
+     * gateway now, or this user may not be let read $SYS. */
+    ownGateway = null;
     table.beginConnection();
     try {
       await client.subscribeAsync([replyTopic, mapping.topicFilter], { qos: 0 });
