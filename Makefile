@@ -123,16 +123,20 @@ bench: build
 	@set -e; for b in $(BUILD)/bench_*; do \
 	  [ -x "$$b" ] || continue; echo "== $$(basename $$b)"; "$$b"; done
 
-# A long run of the AimX request fuzzer (clang + libFuzzer, ASan + UBSan).
+# A long run of each fuzzer in turn (clang + libFuzzer, ASan + UBSan):
+# AimX requests, then MQTT payloads.  FUZZ_TIME is each one's.
 FUZZ_RUNS ?= 10000000
 FUZZ_TIME ?= 3600
+FUZZERS = aimx_fuzz:aimx:aimx.dict mqtt_payload_fuzz:payload:payload.dict
 
 fuzz: build
 	@test -x $(BUILD)/aimx_fuzz || { echo "make fuzz: needs clang with libFuzzer (clang, libclang-rt-14-dev)"; exit 1; }
-	mkdir -p $(BUILD)/fuzz-corpus $(BUILD)/fuzz-artifacts
-	$(BUILD)/aimx_fuzz -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
-	  -dict=fuzz/aimx.dict -artifact_prefix=$(BUILD)/fuzz-artifacts/ -print_final_stats=1 \
-	  $(BUILD)/fuzz-corpus fuzz/corpus/aimx
+	@set -e; for f in $(FUZZERS); do \
+	  name=$${f%%:*}; rest=$${f#*:}; seeds=$${rest%%:*}; dict=$${rest#*:}; \
+	  mkdir -p $(BUILD)/fuzz-corpus/$$name $(BUILD)/fuzz-artifacts; echo "== $$name"; \
+	  $(BUILD)/$$name -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
+	    -dict=fuzz/$$dict -artifact_prefix=$(BUILD)/fuzz-artifacts/$$name- -print_final_stats=1 \
+	    $(BUILD)/fuzz-corpus/$$name fuzz/corpus/$$seeds; done
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) web/dist
