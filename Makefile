@@ -124,10 +124,10 @@ bench: build
 	  [ -x "$$b" ] || continue; echo "== $$(basename $$b)"; "$$b"; done
 
 # A long run of each fuzzer in turn (clang + libFuzzer, ASan + UBSan):
-# AimX requests, then MQTT payloads.  FUZZ_TIME is each one's.
+# AimX requests, MQTT payloads, then aimdb.conf.  FUZZ_TIME is each one's.
 FUZZ_RUNS ?= 10000000
 FUZZ_TIME ?= 3600
-FUZZERS = aimx_fuzz:aimx:aimx.dict mqtt_payload_fuzz:payload:payload.dict
+FUZZERS = aimx_fuzz:aimx:aimx.dict mqtt_payload_fuzz:payload:payload.dict conf_fuzz:conf:conf.dict
 
 fuzz: build
 	@test -x $(BUILD)/aimx_fuzz || { echo "make fuzz: needs clang with libFuzzer (clang, libclang-rt-14-dev)"; exit 1; }
