@@ -56,6 +56,37 @@ int sq_exec(sqlite3 *db, const char *sql, char *err, size_t errlen) {
     return AIMDB_EIO;
 }
 
+int sq_seek_name(sqlite3_stmt *first, sqlite3_stmt *next, const char *from, size_t from_len,
+                 char **buf, size_t *cap, bool *found) {
+    sqlite3_stmt *st = first ? first : next;
+    sqlite3_bind_text(st, 1, from, (int)from_len, SQLITE_TRANSIENT);
+    *found = false;
+    for (;;) {
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+            sqlite3_reset(st);
+            return rc == SQLITE_DONE ? SQLITE_OK : rc;
+        }
+        size_t len = (size_t)sqlite3_column_bytes(st, 0);
+        if (len + 1 > *cap) {
+            char *grown = realloc(*buf, len + 1);
+            if (!grown) {
+                sqlite3_reset(st);
+                return SQLITE_NOMEM;
+            }
+            *buf = grown;
+            *cap = len + 1;
+        }
+        memcpy(*buf, sqlite3_column_text(st, 0), len + 1);
+        sqlite3_reset(st);
+        if (strlen(*buf) == len) break;
+        st = next;
+        sqlite3_bind_text(st, 1, *buf, (int)len, SQLITE_TRANSIENT);
+    }
+    *found = true;
+    return SQLITE_OK;
+}
+
 /* ------------------------------------------------------------- vtable */
 
 static int backend_store(void *self, const char *record, const char *json, size_t json_len,

@@ -63,13 +63,17 @@
 
 /* Distinct record names by skip-scan: one index seek per name, so a
  * pattern costs O(names * log rows) however many rows each name has.  The
- * caller stops when a name no longer starts with the pattern's prefix. */
+ * caller stops when a name no longer starts with the pattern's prefix.
+ * "< X''" keeps the walk to text: SQLite orders every BLOB after every
+ * TEXT, and a name another tool stored as a BLOB, bound back as text,
+ * would seek to itself again (numbers in this TEXT column are stored as
+ * text, and NULL compares to nothing). */
 #define SQ_FIRST_NAME_SQL                                                          \
     "SELECT record_name FROM record_history INDEXED BY idx_record_time "           \
-    "WHERE record_name >= ?1 ORDER BY record_name LIMIT 1"
+    "WHERE record_name >= ?1 AND record_name < X'' ORDER BY record_name LIMIT 1"
 #define SQ_NEXT_NAME_SQL                                                           \
     "SELECT record_name FROM record_history INDEXED BY idx_record_time "           \
-    "WHERE record_name > ?1 ORDER BY record_name LIMIT 1"
+    "WHERE record_name > ?1 AND record_name < X'' ORDER BY record_name LIMIT 1"
 
 /*
  * One record's rows, newest stored_at first, straight off the index (no
@@ -249,6 +253,14 @@ int sq_open_connection(sq_backend *b, int flags, sqlite3 **out, char *err, size_
 int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, char *err, size_t errlen);
 /* Run SQL that returns no rows of interest; AIMDB_EIO with err on failure. */
 int sq_exec(sqlite3 *db, const char *sql, char *err, size_t errlen);
+/* The next record name of the skip-scan: the first name >= from (first,
+ * SQ_FIRST_NAME_SQL) or > from (next, SQ_NEXT_NAME_SQL; first NULL), the
+ * first from_len bytes of from, copied into *buf (grown with realloc,
+ * owned by the caller).  *found is false past the last name.  Names that
+ * hold a NUL byte (another tool's rows) are stepped over: as C strings
+ * they would read as another record.  SQLITE_OK or SQLite's error. */
+int sq_seek_name(sqlite3_stmt *first, sqlite3_stmt *next, const char *from, size_t from_len,
+                 char **buf, size_t *cap, bool *found);
 
 /* Writer: open its connection (schema, pragmas, statements), start and stop
  * its thread (stop drains, checkpoints and closes the connection).  On a

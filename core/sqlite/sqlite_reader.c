@@ -342,23 +342,13 @@ static int visit(query_run *run, const char *name) {
     return run->each(run->r->agg, name, run->each_ctx, &run->sqlite_rc);
 }
 
-/* Step a name statement; on a row copy the name into *buf (which grows). */
-static int next_name(query_run *run, sqlite3_stmt *st, char **buf, size_t *cap, bool *found) {
-    int rc = sqlite3_step(st);
-    *found = rc == SQLITE_ROW;
-    if (*found) {
-        size_t len = (size_t)sqlite3_column_bytes(st, 0);
-        if (len + 1 > *cap) {
-            char *grown = realloc(*buf, len + 1);
-            if (!grown) rc = SQLITE_NOMEM;
-            else *buf = grown, *cap = len + 1;
-        }
-        if (rc == SQLITE_ROW) memcpy(*buf, sqlite3_column_text(st, 0), len + 1);
-    }
-    sqlite3_reset(st);
-    if (rc == SQLITE_ROW || rc == SQLITE_DONE) return 0;
+/* Seek the name after `from` (or the first >= it); errors end the run. */
+static int seek(query_run *run, bool after, const char *from, size_t from_len, char **buf,
+                size_t *cap, bool *found) {
+    int rc = sq_seek_name(after ? NULL : run->r->first_name, run->r->next_name, from, from_len,
+                          buf, cap, found);
+    if (rc == SQLITE_OK) return 0;
     run->sqlite_rc = rc;
-    *found = false;
     return AIMDB_EIO;
 }
 
@@ -366,13 +356,11 @@ static int emit_matching(query_run *run, const char *pattern, size_t prefix_len)
     char *name = NULL;
     size_t cap = 0;
     bool found;
-    sqlite3_bind_text(run->r->first_name, 1, pattern, (int)prefix_len, SQLITE_STATIC);
-    int rc = next_name(run, run->r->first_name, &name, &cap, &found);
+    int rc = seek(run, false, pattern, prefix_len, &name, &cap, &found);
     while (rc == 0 && found && strncmp(name, pattern, prefix_len) == 0) {
         if (aimdb_pattern_match(pattern, name)) rc = visit(run, name);
         if (rc != 0) break;
-        sqlite3_bind_text(run->r->next_name, 1, name, -1, SQLITE_TRANSIENT);
-        rc = next_name(run, run->r->next_name, &name, &cap, &found);
+        rc = seek(run, true, name, strlen(name), &name, &cap, &found);
     }
     free(name);
     return rc;

@@ -374,6 +374,17 @@ int64_t sq_rollup_due(const sq_backend *b) {
 
 #define CATCH_UP_RETRY_MS 1000
 
+/* Column col as a record name, or NULL where another tool's row has none
+ * a query could ask for: NULL, a BLOB (queries bind names as text, which
+ * no BLOB equals) or text holding a NUL byte (as a C string, another
+ * record's name).  Rolled up, such a row would count in another record's
+ * hours, or in hours no raw query shows. */
+static const char *record_name(sqlite3_stmt *st, int col) {
+    if (sqlite3_column_type(st, col) != SQLITE_TEXT) return NULL;
+    const char *name = (const char *)sqlite3_column_text(st, col);
+    return name && strlen(name) == (size_t)sqlite3_column_bytes(st, col) ? name : NULL;
+}
+
 static void catch_up(sq_backend *b) {
     sqlite3_stmt *st = b->rollup_rows_after;
     size_t rows = 0;
@@ -388,10 +399,11 @@ static void catch_up(sq_backend *b) {
     sqlite3_bind_int(st, 2, CATCH_UP_ROWS);
     while (rc == SQLITE_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
         w = sqlite3_column_int64(st, 0);
+        const char *record = record_name(st, 1);
         const char *json = (const char *)sqlite3_column_text(st, 2);
         rows++;
-        if (json && sqlite3_column_type(st, 3) == SQLITE_INTEGER)
-            rc = rollup_row(b->rollup_map, (const char *)sqlite3_column_text(st, 1), json,
+        if (record && json && sqlite3_column_type(st, 3) == SQLITE_INTEGER)
+            rc = rollup_row(b->rollup_map, record, json,
                             (size_t)sqlite3_column_bytes(st, 2), sqlite3_column_int64(st, 3),
                             (const char *)sqlite3_column_text(st, 4), w);
     }

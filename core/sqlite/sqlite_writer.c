@@ -217,18 +217,18 @@ static void batch_failed(sq_backend *b, sq_retry *r, uint32_t n, const char *why
 /* Move *name to the record after `after` (or the first if after is NULL);
  * NULL when there is none. */
 static int seek_name(sq_backend *b, const char *after, char **name) {
-    sqlite3_stmt *st = after ? b->next_name : b->first_name;
-    sqlite3_bind_text(st, 1, after ? after : "", -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st);
     char *next = NULL;
-    if (rc == SQLITE_ROW) {
-        next = strdup((const char *)sqlite3_column_text(st, 0));
-        rc = next ? SQLITE_DONE : SQLITE_NOMEM;
+    size_t cap = 0;
+    bool found;
+    int rc = sq_seek_name(after ? NULL : b->first_name, b->next_name, after ? after : "",
+                          after ? strlen(after) : 0, &next, &cap, &found);
+    if (!found) {
+        free(next);
+        next = NULL;
     }
-    sqlite3_reset(st);
     free(*name);
     *name = next;
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    return rc;
 }
 
 static int delete_chunk(sq_backend *b, const char *record, int64_t cutoff, int64_t *deleted) {
