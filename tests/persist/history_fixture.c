@@ -107,6 +107,24 @@ int64_t fixture_count(const char *path, const char *where) {
     return n;
 }
 
+int64_t fixture_number(const char *path, const char *sql) {
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int64_t v = -1;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+bool fixture_rolled_up(void *path) {
+    return fixture_number(path, "SELECT rolled_up_to FROM record_rollup_state") ==
+           fixture_number(path, "SELECT max(id) FROM record_history");
+}
+
 void fixture_exec(const char *path, const char *sql) {
     sqlite3 *db = open_plain(path);
     char *msg = NULL;

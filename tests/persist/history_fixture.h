@@ -42,6 +42,12 @@ int fixture_query(aimdb_backend b, const aimdb_query_params *q, fixture_rows *ro
 /* SELECT count(*) FROM record_history [WHERE where] on a file, with a
  * separate plain SQLite connection. */
 int64_t fixture_count(const char *path, const char *where);
+/* The first column of sql's first row on path's file (-1 without a row),
+ * waiting up to 5 s for the writer's lock. */
+int64_t fixture_number(const char *path, const char *sql);
+/* For fixture_wait: the file's rollups have caught up with its last row
+ * (ctx: the path). */
+bool fixture_rolled_up(void *path);
 /* Run SQL on a file with a plain SQLite connection; fails the test on error. */
 void fixture_exec(const char *path, const char *sql);
 

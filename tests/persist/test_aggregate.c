@@ -23,25 +23,6 @@
 
 static aggregate_cases *cases;
 
-static int64_t single(const char *path, const char *sql) {
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    int64_t v = -1;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
-static bool caught_up(void *ctx) {
-    const char *path = ctx;
-    return single(path, "SELECT rolled_up_to FROM record_rollup_state") ==
-           single(path, "SELECT max(id) FROM record_history");
-}
-
 static void check_both(cases_db *d, const char *label) {
     assert_int_equal(aggregate_cases_check(cases, d, true, label), 0);
     assert_int_equal(aggregate_cases_check(cases, d, false, label), 0);
@@ -58,8 +39,8 @@ static void test_cases_on_rows_it_stored(void **state) {
      * once the writer stored them, which it does within a second, by
      * itself: no row is left for a catch-up. */
     check_both(d, "stored, lines in memory");
-    assert_true(fixture_wait(caught_up, path, 10000));
-    assert_true(single(path, "SELECT count(*) FROM record_rollup") > 0);
+    assert_true(fixture_wait(fixture_rolled_up, path, 10000));
+    assert_true(fixture_number(path, "SELECT count(*) FROM record_rollup") > 0);
     check_both(d, "stored");
     cases_db_close(d);
     free(path);
@@ -79,7 +60,7 @@ static void test_cases_on_rows_another_tool_wrote(void **state) {
     cases_db *d = cases_db_open(b);
     /* Right away (the catch-up may be anywhere), then once it is done. */
     assert_int_equal(aggregate_cases_check(cases, d, true, "seeded, catching up"), 0);
-    assert_true(fixture_wait(caught_up, path, 10000));
+    assert_true(fixture_wait(fixture_rolled_up, path, 10000));
     check_both(d, "seeded, caught up");
     /* Rows written while it runs go through the catch-up too. */
     fixture_exec(path, "INSERT INTO record_history(record_name, value_json, stored_at) "
@@ -94,7 +75,7 @@ static void test_cases_on_rows_another_tool_wrote(void **state) {
     assert_string_equal(out, "{\"count\":1,\"skipped\":0,\"values\":[{\"record\":\"late::x\","
                              "\"value\":{\"count\":3,\"first\":5,\"last\":9},\"stored_at\":7200000}]}");
     free(out);
-    assert_true(fixture_wait(caught_up, path, 10000));
+    assert_true(fixture_wait(fixture_rolled_up, path, 10000));
     assert_true(aggregate_layers_agree(d, &req));
     cases_db_close(d);
     free(sql);
@@ -119,7 +100,7 @@ static void test_retention_cuts_the_rollups_with_the_rows(void **state) {
     int64_t cutoff = t0 + 2 * HOUR + 25 * 60000; /* inside the third hour */
     assert_int_equal(b.ops->cleanup(b.self, "r", NULL, 0, cutoff, &deleted), AIMDB_OK);
     assert_int_equal(deleted, 15);
-    assert_int_equal(single(path, "SELECT count(*) FROM record_rollup WHERE bucket < 102 * 3600000"),
+    assert_int_equal(fixture_number(path, "SELECT count(*) FROM record_rollup WHERE bucket < 102 * 3600000"),
                      0);
     cases_db *d = cases_db_open(b);
     aimdb_history_request req = {.pattern = "r", .every_ms = HOUR, .field = "x", .n_agg = 4,
@@ -211,11 +192,11 @@ static bool a_write_failed(void *ctx) {
  * summing to `sum`) exactly once, and both layers answer alike; closes b. */
 static void expect_each_row_once(aimdb_backend b, char *dir, char *path, int64_t rows,
                                  int64_t sum) {
-    assert_true(fixture_wait(caught_up, path, 10000));
-    assert_int_equal(single(path, "SELECT count(*) FROM record_history"), rows);
-    assert_int_equal(single(path, "SELECT sum(rows) FROM record_rollup WHERE field = ''"), rows);
-    assert_int_equal(single(path, "SELECT sum(n) FROM record_rollup WHERE field = 'x'"), rows);
-    assert_int_equal(single(path, "SELECT sum(sum) FROM record_rollup WHERE field = 'x'"), sum);
+    assert_true(fixture_wait(fixture_rolled_up, path, 10000));
+    assert_int_equal(fixture_number(path, "SELECT count(*) FROM record_history"), rows);
+    assert_int_equal(fixture_number(path, "SELECT sum(rows) FROM record_rollup WHERE field = ''"), rows);
+    assert_int_equal(fixture_number(path, "SELECT sum(n) FROM record_rollup WHERE field = 'x'"), rows);
+    assert_int_equal(fixture_number(path, "SELECT sum(sum) FROM record_rollup WHERE field = 'x'"), sum);
     cases_db *d = cases_db_open(b);
     aimdb_history_request req = {.pattern = "f::x", .every_ms = HOUR, .field = "x", .n_agg = 2,
                                  .agg = {AIMDB_AGG_COUNT, AIMDB_AGG_SUM}};
@@ -282,7 +263,7 @@ static void test_a_refused_line_write_counts_each_row_once(void **state) {
         sum += stored;
     }
     assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
-    assert_true(fixture_wait(caught_up, path, 10000));
+    assert_true(fixture_wait(fixture_rolled_up, path, 10000));
     exec_sql(path, "CREATE TABLE refuse_lines(x);"
                    "INSERT INTO refuse_lines VALUES (1);"
                    "CREATE TRIGGER refuse_new_lines BEFORE INSERT ON record_rollup"

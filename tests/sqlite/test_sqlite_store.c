@@ -406,24 +406,6 @@ static void test_rows_with_bad_times_are_flagged(void **state) {
     fixture_rmtree(dir);
 }
 
-static int64_t number_in(const char *path, const char *sql) {
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    int64_t v = -1;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
-static bool rolled_up_all(void *ctx) {
-    return number_in(ctx, "SELECT rolled_up_to FROM record_rollup_state") ==
-           number_in(ctx, "SELECT max(id) FROM record_history");
-}
-
 /* A table another tool made, without NOT NULL, with names no query can
  * ask for: NULL, BLOBs (one that reads "r" up to a NUL, one plain), and
  * text holding a NUL byte.  Every walk over the names -- queries, the
@@ -442,9 +424,9 @@ static void test_foreign_names_are_stepped_over(void **state) {
                  "(CAST(X'7200' AS TEXT), '4', 13), (X'7373', '6', 15), ('s', '5', 14)");
     aimdb_sqlite_options o = {.path = path};
     aimdb_backend b = fixture_open(&o);
-    assert_true(fixture_wait(rolled_up_all, path, 10000));
-    assert_int_equal(number_in(path, "SELECT count(DISTINCT record_name) FROM record_rollup"), 2);
-    assert_int_equal(number_in(path, "SELECT rows FROM record_rollup "
+    assert_true(fixture_wait(fixture_rolled_up, path, 10000));
+    assert_int_equal(fixture_number(path, "SELECT count(DISTINCT record_name) FROM record_rollup"), 2);
+    assert_int_equal(fixture_number(path, "SELECT rows FROM record_rollup "
                                      "WHERE record_name = 'r' AND field = ''"), 1);
 
     fixture_rows rows = {0};
