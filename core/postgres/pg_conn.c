@@ -161,14 +161,43 @@ static const struct {
     "WHERE a.attrelid = 'record_history'::regclass AND a.attnum > 0 "              \
     "AND NOT a.attisdropped"
 
-/* A unique index on exactly (gateway, source_id): exactly-once rests on it. */
+/* A unique index on exactly (gateway, source_id): exactly-once rests on it.
+ * Valid: one a failed CREATE UNIQUE INDEX CONCURRENTLY left behind may
+ * hold duplicates already. */
 #define UNIQUE_SQL                                                                 \
     "SELECT count(*) FROM pg_index i WHERE i.indrelid = 'record_history'::regclass " \
-    "AND i.indisunique AND i.indnkeyatts = 2 "                                     \
+    "AND i.indisunique AND i.indisvalid AND i.indnkeyatts = 2 "                    \
     "AND i.indkey[0] = (SELECT attnum FROM pg_attribute WHERE attrelid = i.indrelid " \
     "AND attname = 'gateway') "                                                    \
     "AND i.indkey[1] = (SELECT attnum FROM pg_attribute WHERE attrelid = i.indrelid " \
     "AND attname = 'source_id')"
+
+/* What a storing node does with the tables, whichever role it logs in
+ * as: COPY into record_history (its id from the sequence), SELECT there
+ * (the uplink's resume point, queries), and the triggers, which run with
+ * the node's rights, upsert record_latest.  Retention's DELETE is not
+ * asked for here: a node without it stores and answers, and each sweep
+ * logs the server's refusal.  Columns: the role quoted, the sequence, the
+ * rights missing ("" when none). */
+#define PRIVILEGES_SQL                                                             \
+    "SELECT quote_ident(current_user), coalesce(s.seq, ''), concat_ws(', ', "     \
+    PRIVILEGE_MISSING("SELECT", "record_history") PRIVILEGE_MISSING("INSERT", "record_history") \
+    PRIVILEGE_MISSING("SELECT", "record_latest") PRIVILEGE_MISSING("INSERT", "record_latest") \
+    PRIVILEGE_MISSING("UPDATE", "record_latest")                                   \
+    "CASE WHEN s.seq IS NOT NULL AND NOT has_sequence_privilege(s.seq, 'USAGE') "  \
+    "THEN 'USAGE on ' || s.seq END) "                                              \
+    "FROM (SELECT pg_get_serial_sequence('record_history', 'id') AS seq) s"
+#define PRIVILEGE_MISSING(right, table)                                            \
+    "CASE WHEN NOT has_table_privilege('" table "', '" right "') "                  \
+    "THEN '" right " on " table "' END, "
+
+/* Indexes of record_history a failed CREATE INDEX CONCURRENTLY (or one
+ * still running) left invalid: the server keeps them up to date but plans
+ * no query with them. */
+#define INVALID_INDEXES_SQL                                                        \
+    "SELECT string_agg(c.relname, ', ' ORDER BY c.relname) FROM pg_index i "       \
+    "JOIN pg_class c ON c.oid = i.indexrelid "                                     \
+    "WHERE i.indrelid = 'record_history'::regclass AND NOT i.indisvalid"
 
 static int check_column(PGresult *r, int row, char *why, size_t whylen) {
     const char *name = PQgetvalue(r, row, 0), *type = PQgetvalue(r, row, 1);
@@ -226,7 +255,44 @@ static int check_columns(PGconn *c, char *why, size_t whylen) {
     return rc;
 }
 
-int pg_schema_ensure(PGconn *c, char *why, size_t whylen) {
+/* A role short of rights is refused at connect, like a table of another
+ * shape: every batch would fail otherwise, and the reason is easier to
+ * act on with the statements that fix it. */
+static int check_privileges(PGconn *c, char *why, size_t whylen) {
+    PGresult *r = PQexec(c, PRIVILEGES_SQL);
+    int rc = AIMDB_OK;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        pg_why(c, r, why, whylen);
+        rc = AIMDB_EIO;
+    } else if (*PQgetvalue(r, 0, 2)) {
+        const char *role = PQgetvalue(r, 0, 0), *seq = PQgetvalue(r, 0, 1);
+        char seq_grant[256] = "";
+        if (*seq) snprintf(seq_grant, sizeof(seq_grant), "; GRANT USAGE ON SEQUENCE %s TO %s", seq, role);
+        aimdb_errorf(why, whylen,
+                     "role %s lacks %s, which a node storing history needs (GRANT SELECT, "
+                     "INSERT ON record_history TO %s; GRANT SELECT, INSERT, UPDATE ON "
+                     "record_latest TO %s%s; and DELETE on both for a central node with "
+                     "retention)",
+                     role, PQgetvalue(r, 0, 2), role, role, seq_grant);
+        rc = AIMDB_EINVAL;
+    }
+    PQclear(r);
+    return rc;
+}
+
+static void check_indexes(PGconn *c, char *warning, size_t warnlen) {
+    PGresult *r = PQexec(c, INVALID_INDEXES_SQL);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && !PQgetisnull(r, 0, 0))
+        aimdb_errorf(warning, warnlen,
+                     "record_history's index %s is invalid (a CREATE INDEX CONCURRENTLY "
+                     "failed, or is running): queries that need it scan the table until it "
+                     "is rebuilt (REINDEX INDEX CONCURRENTLY %s)",
+                     PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 0));
+    PQclear(r);
+}
+
+int pg_schema_ensure(PGconn *c, char *why, size_t whylen, char *warning, size_t warnlen) {
+    if (warnlen) *warning = '\0';
     char sql[sizeof(PG_SCHEMA_SQL) + 32];
     snprintf(sql, sizeof(sql), "BEGIN;%sCOMMIT", PG_SCHEMA_SQL);
     PGresult *r = PQexec(c, sql);
@@ -259,6 +325,8 @@ int pg_schema_ensure(PGconn *c, char *why, size_t whylen) {
         rc = AIMDB_EINVAL;
     }
     PQclear(r);
+    if (rc == AIMDB_OK) rc = check_privileges(c, why, whylen);
+    if (rc == AIMDB_OK) check_indexes(c, warning, warnlen);
     return rc;
 }
 

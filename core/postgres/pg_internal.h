@@ -36,7 +36,10 @@
  * column exists, and CREATE INDEX IF NOT EXISTS takes SHARE before it
  * looks; each waited for any open read (a Grafana panel's) or write, and
  * while it waited every other reader and writer of the fleet queued
- * behind it. */
+ * behind it.  CREATE TABLE IF NOT EXISTS, likewise, asks for CREATE on the
+ * schema before it looks, which a gateway's own role has not (PostgreSQL 15
+ * took it from PUBLIC on schema public): such a role connects to a schema
+ * its owner made, needing only the rights pg_schema_ensure checks. */
 #define PG_ADD_INDEX(name, columns)                                                \
     "IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid " \
     "WHERE i.indrelid = 'record_history'::regclass AND c.relname = '" name "') THEN " \
@@ -58,12 +61,13 @@
     "'a relation that is not an index'); END IF; "
 #define PG_SCHEMA_SQL                                                              \
     "SELECT pg_advisory_xact_lock(7240513);"                                        \
-    "CREATE TABLE IF NOT EXISTS record_history("                                   \
+    "DO $aimdb$ BEGIN "                                                            \
+    "IF to_regclass('record_history') IS NULL THEN "                               \
+    "CREATE TABLE record_history("                                                 \
     "id BIGSERIAL PRIMARY KEY, gateway TEXT COLLATE \"C\" NOT NULL, "              \
     "record_name TEXT COLLATE \"C\" NOT NULL, value_json JSONB NOT NULL, "         \
     "stored_at BIGINT NOT NULL, source_id BIGINT, topic TEXT, "                    \
-    "UNIQUE (gateway, source_id));"                                                \
-    "DO $aimdb$ BEGIN "                                                            \
+    "UNIQUE (gateway, source_id)); END IF; "                                       \
     "IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'record_history'::regclass " \
     "AND attname = 'topic' AND NOT attisdropped) THEN "                            \
     "ALTER TABLE record_history ADD COLUMN topic TEXT; END IF; "                   \
@@ -236,9 +240,11 @@ char *pg_latest_sql(PGconn *c, const pg_listing *l);
  * name aimdb, UTF-8.  NULL with the reason in why on failure. */
 PGconn *pg_connect(const char *uri, char *why, size_t whylen);
 /* Create the table and indexes if missing, then check that the columns
- * mean what C.6 says.  AIMDB_EINVAL (the table is someone else's: why
- * names the column) or AIMDB_EIO (the server failed: why says why). */
-int pg_schema_ensure(PGconn *c, char *why, size_t whylen);
+ * mean what C.6 says and that the role may store rows.  AIMDB_EINVAL (the
+ * table is someone else's, or the role lacks a right: why says which and
+ * how to fix it) or AIMDB_EIO (the server failed: why says why).  On
+ * AIMDB_OK, warning is "" or what the caller should log (an invalid index). */
+int pg_schema_ensure(PGconn *c, char *why, size_t whylen, char *warning, size_t warnlen);
 /* Does a failed connect's reason say the server is down or out of reach
  * (retry), rather than that the URI, the login or the database is wrong? */
 bool pg_unreachable(const char *why);

@@ -259,7 +259,10 @@ static int read_resume(aimdb_uplink *u, char *why, size_t whylen) {
 static int connect_server(aimdb_uplink *u, char *why, size_t whylen) {
     u->conn = pg_connect(u->uri, why, whylen);
     if (!u->conn) return AIMDB_EIO;
-    int rc = pg_schema_ensure(u->conn, why, whylen);
+    char warning[512];
+    int rc = pg_schema_ensure(u->conn, why, whylen, warning, sizeof(warning));
+    if (rc == AIMDB_OK && *warning)
+        aimdb_log(u->rt, AIMDB_LOG_WARNING, "uplink to %s: %s", u->where, warning);
     if (rc == AIMDB_OK) rc = read_resume(u, why, whylen);
     if (rc != AIMDB_OK) return rc;
     pthread_mutex_lock(&u->lock);

@@ -9,8 +9,9 @@
  * open reads and writes that waits for neither, range reads that make the server sort
  * nothing (more gateways than one pipeline of statements), listings of
  * more pairs than a page, retention in chunks, an outage of the server
- * under load, and the errors a bad URI, a refused login or a foreign table
- * give.
+ * under load, the errors a bad URI, a refused login or a foreign table
+ * give, a role of its own refused until granted the rights it needs, and
+ * an invalid index said at connect.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -756,6 +757,16 @@ static void test_errors(void **state) {
                      "COLLATE \"C\" NOT NULL, record_name TEXT COLLATE \"C\" NOT NULL, "
                      "value_json JSONB NOT NULL, stored_at BIGINT NOT NULL, source_id BIGINT)");
     expect_open_error(pg_test_server.uri, "no UNIQUE (gateway, source_id)");
+    /* Nor is one a failed CREATE UNIQUE INDEX CONCURRENTLY left invalid. */
+    pg_exec(&pg_test_server, "INSERT INTO record_history(gateway, record_name, value_json, "
+                             "stored_at, source_id) VALUES ('g', 'r', '1', 1, 7), ('g', 'r', '2', 2, 7)");
+    PGconn *c = PQconnectdb(pg_test_server.uri);
+    PGresult *res = PQexec(c, "CREATE UNIQUE INDEX CONCURRENTLY gateway_source ON "
+                              "record_history(gateway, source_id)");
+    assert_int_equal(PQresultStatus(res), PGRES_FATAL_ERROR);
+    PQclear(res);
+    PQfinish(c);
+    expect_open_error(pg_test_server.uri, "no UNIQUE (gateway, source_id)");
     pg_exec(&pg_test_server, "DROP TABLE record_history");
     pg_exec(&pg_test_server, "CREATE TABLE record_history(id BIGSERIAL PRIMARY KEY, gateway TEXT "
                      "COLLATE \"und-x-icu\" NOT NULL, record_name TEXT NOT NULL, "
@@ -770,6 +781,99 @@ static void test_errors(void **state) {
     expect_open_error(pg_test_server.uri, "the name idx_record_time is taken by an index of "
                                           "table record_history_2025");
     pg_exec(&pg_test_server, "DROP TABLE record_history_2025");
+}
+
+/* A gateway logging in as a role of its own, on a schema its owner made:
+ * refused until the role has the rights it needs, with the statements
+ * that grant them; then it stores and answers with those alone
+ * (PostgreSQL 15 gives PUBLIC no CREATE on schema public). */
+static void test_a_role_of_its_own(void **state) {
+    (void)state;
+    aimdb_backend setup = open_pg("gw1");
+    setup.ops->close(setup.self);
+    pg_exec(&pg_test_server, "CREATE ROLE aimdb_gw LOGIN");
+    char uri[256], err[1024] = "";
+    snprintf(uri, sizeof(uri), "postgresql://aimdb_gw@127.0.0.1:%d/postgres", pg_test_server.port);
+    aimdb_postgres_options o = {.uri = uri, .gateway = "gw2", .flush_interval_ms = 10};
+    aimdb_backend b;
+    assert_int_equal(aimdb_postgres_open(&o, &b, err, sizeof(err)), AIMDB_EINVAL);
+    const char *lacks = "role aimdb_gw lacks SELECT on record_history, INSERT on record_history, "
+                        "SELECT on record_latest, INSERT on record_latest, UPDATE on "
+                        "record_latest, USAGE on public.record_history_id_seq, ";
+    if (!strstr(err, lacks)) fail_msg("error '%s' does not say '%s'", err, lacks);
+    /* What the message says to run is all it takes. */
+    char *grants = strstr(err, "(GRANT "), *end = strstr(err, "; and DELETE");
+    assert_non_null(grants);
+    assert_non_null(end);
+    *end = '\0';
+    pg_exec(&pg_test_server, grants + 1);
+    if (aimdb_postgres_open(&o, &b, err, sizeof(err)) != AIMDB_OK)
+        fail_msg("aimdb_postgres_open with the rights granted: %s", err);
+    store(b, "t", "1", 1000, NULL);
+    store(b, "t", "2", 2000, NULL);
+    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+    rows r;
+    aimdb_query_params q = {.pattern = "t", .limit = 1};
+    query(b, &q, &r);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.text[0], "t|gw2|2000|-|2");
+    /* Retention without DELETE fails on its own, and stores go on. */
+    uint64_t deleted = 0;
+    assert_int_not_equal(b.ops->cleanup(b.self, "t", NULL, 0, 1500, &deleted), AIMDB_OK);
+    store(b, "t", "3", 3000, NULL);
+    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+    pg_exec(&pg_test_server, "GRANT DELETE ON record_history, record_latest TO aimdb_gw");
+    assert_int_equal(b.ops->cleanup(b.self, "t", NULL, 0, 1500, &deleted), AIMDB_OK);
+    assert_int_equal(deleted, 1);
+    b.ops->close(b.self);
+    assert_int_equal(pg_query_int(&pg_test_server, "SELECT count(*) FROM record_history"), 2);
+    pg_exec(&pg_test_server, "DROP OWNED BY aimdb_gw; DROP ROLE aimdb_gw");
+}
+
+static char warnings[2048];
+static void capture_warning(void *self, aimdb_log_level level, const char *fmt, va_list ap) {
+    (void)self;
+    size_t used = strlen(warnings);
+    if (level == AIMDB_LOG_WARNING && used + 2 < sizeof(warnings)) {
+        vsnprintf(warnings + used, sizeof(warnings) - used - 1, fmt, ap);
+        strcat(warnings, "\n");
+    }
+}
+
+/* An index a failed CREATE INDEX CONCURRENTLY left invalid is there by
+ * name but serves no query: said at connect, which goes on (rows are
+ * stored as before; only queries are slower). */
+static void test_invalid_index_is_said(void **state) {
+    (void)state;
+    aimdb_backend setup = open_pg("gw1");
+    store(setup, "t", "1", 1000, NULL);
+    store(setup, "t", "2", 1000, NULL);
+    setup.ops->close(setup.self);
+    pg_exec(&pg_test_server, "DROP INDEX idx_record_time");
+    PGconn *c = PQconnectdb(pg_test_server.uri);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *res = PQexec(c, "CREATE UNIQUE INDEX CONCURRENTLY idx_record_time ON "
+                              "record_history(record_name, stored_at DESC)");
+    assert_int_equal(PQresultStatus(res), PGRES_FATAL_ERROR); /* (t, 1000) twice */
+    PQclear(res);
+    PQfinish(c);
+    aimdb_runtime rt = *aimdb_runtime_pthread();
+    rt.log = capture_warning;
+    warnings[0] = '\0';
+    aimdb_postgres_options o = {.uri = pg_test_server.uri, .gateway = "gw1", .runtime = &rt};
+    aimdb_backend b;
+    char err[512] = "";
+    if (aimdb_postgres_open(&o, &b, err, sizeof(err)) != AIMDB_OK)
+        fail_msg("aimdb_postgres_open beside an invalid index: %s", err);
+    b.ops->close(b.self);
+    const char *said = "record_history's index idx_record_time is invalid";
+    if (!strstr(warnings, said)) fail_msg("warnings '%s' do not say '%s'", warnings, said);
+    /* Rebuilt, nothing more is said. */
+    pg_exec(&pg_test_server, "DROP INDEX idx_record_time");
+    warnings[0] = '\0';
+    assert_int_equal(aimdb_postgres_open(&o, &b, err, sizeof(err)), AIMDB_OK);
+    b.ops->close(b.self);
+    assert_null(strstr(warnings, "invalid"));
 }
 
 int main(void) {
@@ -789,6 +893,8 @@ int main(void) {
         cmocka_unit_test_setup(test_retention_in_chunks, pg_test_fresh_history),
         cmocka_unit_test_setup(test_value_jsonb_refuses_is_dropped_alone, pg_test_fresh_history),
         cmocka_unit_test_setup(test_errors, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_a_role_of_its_own, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_invalid_index_is_said, pg_test_fresh_history),
         cmocka_unit_test_setup(test_outage_under_load, pg_test_fresh_history),
     };
     return cmocka_run_group_tests(tests, pg_test_server_setup, pg_test_server_teardown);
