@@ -368,6 +368,7 @@ static void test_valid_edges(void **state) {
         "{\"id\":1,\"method\":\"record.query\",\"params\":{\"limit\":1e2}}",
         "{\"id\":1,\"method\":\"record.query\",\"params\":{\"start\":-1,\"end\":-1}}",
         "{\"id\":1,\"method\":\"record.query\",\"params\":{\"start\":-9223372036854775808}}",
+        "{\"id\":1,\"method\":\"record.query\",\"params\":{\"end\":9223372036854775807}}",
         "{\"id\":1,\"method\":\"record.query\",\"params\":{\"end\":9007199254740993}}",
         "{\"id\":1,\"method\":\"record.query\",\"params\":{\"name\":\"\"}}",
         " \r\n\t{ \"method\" : \"record.query\" , \"params\" : { } , \"id\" : 1 } \n",

@@ -22,7 +22,9 @@ static void test_json_numbers_as_timestamps(void **state) {
     assert_true(aimdb_history_ts_from_double(1700000000123.0, &t) && t == 1700000000123);
     assert_true(aimdb_history_ts_from_double(-9223372036854775808.0, &t) && t == INT64_MIN);
     assert_true(aimdb_history_ts_from_double(9223372036854774784.0, &t)); /* largest below 2^63 */
-    assert_false(aimdb_history_ts_from_double(9223372036854775808.0, &t)); /* 2^63 */
+    /* 2^63: what 9223372036854775807 (INT64_MAX) reads as */
+    assert_true(aimdb_history_ts_from_double(9223372036854775808.0, &t) && t == INT64_MAX);
+    assert_false(aimdb_history_ts_from_double(9223372036854777856.0, &t)); /* next above */
     assert_false(aimdb_history_ts_from_double(1e19, &t));
     assert_false(aimdb_history_ts_from_double(-1e19, &t));
     assert_false(aimdb_history_ts_from_double(1e300, &t));

@@ -101,7 +101,13 @@ typedef struct aimdb_history_service {
  * true and sets *out, or false.  Pure; any thread.
  */
 static inline bool aimdb_history_ts_from_double(double v, int64_t *out) {
-    /* -2^63 is exact in a double; 2^63 is the first value out of range. */
+    /* 2^63 is the double nearest INT64_MAX, the "no end" other languages
+     * write (Long.MAX_VALUE, math.MaxInt64): read as that, as every other
+     * integer beyond 2^53 is read as the nearest double.  -2^63 is exact. */
+    if (v == 9223372036854775808.0) {
+        *out = INT64_MAX;
+        return true;
+    }
     if (!(v >= -9223372036854775808.0 && v < 9223372036854775808.0)) return false;
     int64_t t = (int64_t)v;
     if ((double)t != v) return false;
