@@ -302,13 +302,19 @@ char *client_query_until(client *c, const char *params_json, int want, int timeo
     }
 }
 
-long long client_wait_number(client *c, const char *topic, long long want, int timeout_ms) {
+long long metric_wait(int port, const char *topic, long long low, long long high,
+                      int timeout_ms) {
+    client *c = client_connect(port, "metric-wait", MQTT_PROTOCOL_V311, NULL, NULL);
+    assert_non_null(c);
+    client_subscribe(c, topic, 0);
     long long value = -1;
     received m;
-    for (long long deadline = now_ms() + timeout_ms; value != want && now_ms() < deadline;) {
+    for (long long deadline = now_ms() + timeout_ms;
+         (value < low || value > high) && now_ms() < deadline;) {
         if (!client_receive(c, 500, &m)) continue;
         if (strcmp(m.topic, topic) == 0) value = atoll(m.payload);
         received_free(&m);
     }
+    client_disconnect(c);
     return value;
 }

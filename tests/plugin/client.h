@@ -56,9 +56,12 @@ char *client_query_until(client *c, const char *params_json, int want, int timeo
 /* The "count" of a record.query reply, or -1. */
 int reply_count(const char *reply);
 
-/* Wait until a message on topic (subscribed by the caller) reads want as
- * a number, such as a $SYS metric; returns the last value received there
- * (-1: none) when it is want or timeout_ms passed. */
-long long client_wait_number(client *c, const char *topic, long long want, int timeout_ms);
+/* Wait until the $SYS metric topic reads a number in [low, high]; the
+ * last value read (-1: none) when it does or timeout_ms passed.  Read by a
+ * subscriber of its own, which gets the retained value first: a metric is
+ * published only when it changes, so a client that takes it while waiting
+ * for another discards it, and may then wait for a change that never comes. */
+long long metric_wait(int port, const char *topic, long long low, long long high,
+                      int timeout_ms);
 
 #endif

@@ -54,13 +54,6 @@ static void start(void) {
 }
 
 /* A subscriber to $SYS/broker/aimdb/# (metrics are retained). */
-static client *watch(void) {
-    client *c = client_connect(b.port, "watch", MQTT_PROTOCOL_V311, NULL, NULL);
-    assert_non_null(c);
-    client_subscribe(c, SYS "#", 0);
-    return c;
-}
-
 static void publish_accuracy(client *c, const char *city, int n) {
     char topic[64], payload[64];
     snprintf(topic, sizeof(topic), "weather/%s/accuracy", city);
@@ -83,17 +76,15 @@ static void moved_aside(char *out, size_t cap) {
 /* After a recovery: the broker serves MQTT, new history is recorded and
  * queryable, the damaged file is aside as it was, $SYS and the log say so. */
 static void check_recovered(const char *original) {
-    client *w = watch();
     client *c = client_connect(b.port, "after", MQTT_PROTOCOL_V5, NULL, NULL);
     assert_non_null(c);
     publish_accuracy(c, "fresh", 2);
-    assert_int_equal(client_wait_number(w, SYS "database/recovered", 1, WAIT_MS), 1);
+    assert_int_equal(metric_wait(b.port, SYS "database/recovered", 1, 1, WAIT_MS), 1);
     char *reply = client_query_until(c, "{\"name\":\"accuracy::*\",\"limit\":100}", 2, WAIT_MS);
     assert_int_equal(reply_count(reply), 2); /* only the new rows: a new history */
     assert_non_null(strstr(reply, "accuracy::fresh"));
     free(reply);
     client_disconnect(c);
-    client_disconnect(w);
     assert_true(broker_log_wait(&b, "moved it aside to", WAIT_MS));
     char aside[HARNESS_PATH_MAX * 2];
     moved_aside(aside, sizeof(aside));
@@ -149,7 +140,6 @@ static void test_corrupt_pages(void **state) {
 static void test_deleted_while_running(void **state) {
     (void)state;
     start();
-    client *w = watch();
     client *c = client_connect(b.port, "pub", MQTT_PROTOCOL_V5, NULL, NULL);
     assert_non_null(c);
     publish_accuracy(c, "old", 10);
@@ -159,7 +149,7 @@ static void test_deleted_while_running(void **state) {
 
     assert_int_equal(unlink(b.db_path), 0); /* its -wal and -shm stay behind */
     /* noticed while idle: nothing was published since */
-    assert_int_equal(client_wait_number(w, SYS "database/reopened", 1, WAIT_MS), 1);
+    assert_int_equal(metric_wait(b.port, SYS "database/reopened", 1, 1, WAIT_MS), 1);
     assert_true(broker_log_wait(&b, "was deleted while in use", WAIT_MS));
     publish_accuracy(c, "new", 5);
     reply = client_query_until(c, "{\"name\":\"accuracy::*\",\"limit\":100}", 5, WAIT_MS);
@@ -167,7 +157,6 @@ static void test_deleted_while_running(void **state) {
     assert_null(strstr(reply, "accuracy::old"));
     free(reply);
     client_disconnect(c);
-    client_disconnect(w);
     assert_int_equal(broker_stop(&b), 0);
     assert_int_equal(sql_number(b.db_path, "SELECT count(*) FROM record_history "
                                            "WHERE record_name = 'accuracy::new'"), 5);
@@ -177,7 +166,6 @@ static void test_deleted_while_running(void **state) {
 static void test_database_bytes_include_the_wal(void **state) {
     (void)state;
     start();
-    client *w = watch();
     client *c = client_connect(b.port, "pub", MQTT_PROTOCOL_V311, NULL, NULL);
     assert_non_null(c);
     char payload[256], topic[64];
@@ -189,7 +177,7 @@ static void test_database_bytes_include_the_wal(void **state) {
         snprintf(topic, sizeof(topic), "weather/c%d/accuracy", i % 50);
         client_publish(c, topic, payload, strlen(payload), i == N - 1 ? 1 : 0);
     }
-    assert_int_equal(client_wait_number(w, SYS "rows/stored", N, WAIT_MS), N);
+    assert_int_equal(metric_wait(b.port, SYS "rows/stored", N, N, WAIT_MS), N);
     client_disconnect(c);
     /* The rows' rollups are written up to a second after them: the files are
      * measured once the writer has nothing more to add. */
@@ -204,11 +192,10 @@ static void test_database_bytes_include_the_wal(void **state) {
     snprintf(shm, sizeof(shm), "%s-shm", b.db_path);
     assert_true(file_size(wal) > 1024 * 1024); /* rows sit in the WAL until a checkpoint */
     long long files = file_size(b.db_path) + file_size(wal) + file_size(shm);
-    long long got = client_wait_number(w, SYS "database/bytes", files, WAIT_MS);
+    long long got = metric_wait(b.port, SYS "database/bytes", files, files, WAIT_MS);
     if (got != files)
         fail_msg("database/bytes %lld; the files take %lld (db %lld, -wal %lld, -shm %lld)",
                  got, files, file_size(b.db_path), file_size(wal), file_size(shm));
-    client_disconnect(w);
 }
 
 int main(void) {

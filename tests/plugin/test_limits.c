@@ -55,21 +55,6 @@ static long long sql_wait(const char *sql, long long want) {
     return n;
 }
 
-/* Wait for a $SYS metric (the caller subscribed to it) to satisfy
- * low <= value <= high; the last value read (-1: none came). */
-static long long wait_metric_within(client *c, const char *topic, long long low,
-                                    long long high) {
-    long long value = -1;
-    received m;
-    for (long long deadline = now_ms() + WAIT_MS;
-         (value < low || value > high) && now_ms() < deadline;) {
-        if (!client_receive(c, 500, &m)) continue;
-        if (strcmp(m.topic, topic) == 0) value = atoll(m.payload);
-        received_free(&m);
-    }
-    return value;
-}
-
 #define BLOB_BYTES (128 * 1024)
 #define BLOBS 80
 #define BUFFER_SHARE (6 << 20) /* buffers and relay: 3/4 of max_memory 8M */
@@ -82,13 +67,10 @@ static void test_max_memory_bounds_buffers_not_history(void **state) {
     (void)state;
     start("record blob::{1} blobs/+ persist format=binary\n",
           "sys_interval 1\nplugin_opt_max_memory 8M\nplugin_opt_flush_interval 10ms\n");
-    client *watch = client_connect(b.port, "watch", MQTT_PROTOCOL_V311, NULL, NULL);
     client *pub = client_connect(b.port, "pub", MQTT_PROTOCOL_V311, NULL, NULL);
-    assert_non_null(watch);
     assert_non_null(pub);
-    client_subscribe(watch, "$SYS/broker/aimdb/#", 0);
-    assert_int_equal(wait_metric_within(watch, "$SYS/broker/aimdb/memory/limit", BUFFER_SHARE,
-                                        BUFFER_SHARE),
+    assert_int_equal(metric_wait(b.port, "$SYS/broker/aimdb/memory/limit", BUFFER_SHARE,
+                                 BUFFER_SHARE, WAIT_MS),
                      BUFFER_SHARE);
     char *blob = malloc(BLOB_BYTES);
     assert_non_null(blob);
@@ -108,10 +90,10 @@ static void test_max_memory_bounds_buffers_not_history(void **state) {
     client_publish(pub, "blobs/a", "last a", 6, 1);
     client_publish(pub, "blobs/b", "last b", 6, 1);
     assert_int_equal(sql_wait(count, BLOBS + 2), BLOBS + 2);
-    long long evicted =
-        wait_metric_within(watch, "$SYS/broker/aimdb/memory/evicted", 1, BLOBS);
+    long long evicted = metric_wait(b.port, "$SYS/broker/aimdb/memory/evicted", 1, BLOBS, WAIT_MS);
     assert_true(evicted >= 1 && evicted <= BLOBS);
-    long long held = wait_metric_within(watch, "$SYS/broker/aimdb/memory/bytes", 1, BUFFER_SHARE);
+    long long held =
+        metric_wait(b.port, "$SYS/broker/aimdb/memory/bytes", 1, BUFFER_SHARE, WAIT_MS);
     assert_true(held >= 1 && held <= BUFFER_SHARE);
     assert_true(broker_log_wait(&b, "max_memory: live values hold", 5000));
     assert_int_equal(sql_number(b.db_path, "SELECT count(*) FROM record_history "
@@ -121,7 +103,6 @@ static void test_max_memory_bounds_buffers_not_history(void **state) {
                                            "WHERE length(value_json) > 170000"),
                      BLOBS); /* base64 of 128 KiB, whole */
     client_disconnect(pub);
-    client_disconnect(watch);
     assert_int_equal(broker_stop(&b), 0);
 }
 
