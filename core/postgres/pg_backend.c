@@ -98,7 +98,7 @@ static int first_connect(pg_backend *b, char *err, size_t errlen) {
                   b->where, why);
         return AIMDB_OK;
     }
-    char warning[512];
+    char warning[1024];
     int rc = pg_schema_ensure(b->wconn, why, sizeof(why), warning, sizeof(warning));
     if (rc != AIMDB_OK) aimdb_errorf(err, errlen, "%s: %s", b->where, why);
     else if (*warning) aimdb_log(b->rt, AIMDB_LOG_WARNING, "history: %s: %s", b->where, warning);

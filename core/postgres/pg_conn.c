@@ -280,14 +280,37 @@ static int check_privileges(PGconn *c, char *why, size_t whylen) {
     return rc;
 }
 
+/* Appends a warning to those pg_schema_ensure gives back. */
+static void warn(char *warning, size_t warnlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void warn(char *warning, size_t warnlen, const char *fmt, ...) {
+    size_t used = strlen(warning);
+    if (used && used + 2 < warnlen) memcpy(warning + used, "; ", 3), used += 2;
+    va_list ap;
+    va_start(ap, fmt);
+    if (used < warnlen) vsnprintf(warning + used, warnlen - used, fmt, ap);
+    va_end(ap);
+}
+
 static void check_indexes(PGconn *c, char *warning, size_t warnlen) {
     PGresult *r = PQexec(c, INVALID_INDEXES_SQL);
     if (PQresultStatus(r) == PGRES_TUPLES_OK && !PQgetisnull(r, 0, 0))
-        aimdb_errorf(warning, warnlen,
-                     "record_history's index %s is invalid (a CREATE INDEX CONCURRENTLY "
-                     "failed, or is running): queries that need it scan the table until it "
-                     "is rebuilt (REINDEX INDEX CONCURRENTLY %s)",
-                     PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 0));
+        warn(warning, warnlen,
+             "record_history's index %s is invalid (a CREATE INDEX CONCURRENTLY failed, or "
+             "is running): queries that need it scan the table until it is rebuilt (REINDEX "
+             "INDEX CONCURRENTLY %s)",
+             PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 0));
+    PQclear(r);
+}
+
+static void check_functions(PGconn *c, char *warning, size_t warnlen) {
+    PGresult *r = PQexec(c, PG_STALE_FUNCTIONS_SQL);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && *PQgetvalue(r, 0, 0))
+        warn(warning, warnlen,
+             "function %s: another AimDB version's, or missing, and this role may not "
+             "replace it (the one there stays in use); a node that connects as the owner "
+             "of the tables does",
+             PQgetvalue(r, 0, 0));
     PQclear(r);
 }
 
@@ -327,6 +350,7 @@ int pg_schema_ensure(PGconn *c, char *why, size_t whylen, char *warning, size_t 
     PQclear(r);
     if (rc == AIMDB_OK) rc = check_privileges(c, why, whylen);
     if (rc == AIMDB_OK) check_indexes(c, warning, warnlen);
+    if (rc == AIMDB_OK) check_functions(c, warning, warnlen);
     return rc;
 }
 

@@ -160,14 +160,30 @@
     "record_name, gateway, id, stored_at, value_json, topic FROM record_history "  \
     "ORDER BY record_name, gateway, stored_at DESC, id DESC; "                     \
     "GET DIAGNOSTICS pairs = ROW_COUNT; RETURN pairs; END "
-/* Replaces function `name` (declared as `decl`) when its text is not body:
- * a database an older AimDB set up, or none yet.  plpgsql, whose body is
- * not checked against tables that do not exist yet. */
+/* Is function `name`'s text other than body (a database another AimDB
+ * version set up, or no such function yet)? */
+#define PG_FUNCTION_STALE(name, body)                                              \
+    "(SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure('" name "()')) "      \
+    "IS DISTINCT FROM $f$" body "$f$"
+/* Replaces function `name` (declared as `decl`) when stale and the role
+ * may: it owns the function, or may create one where there is none.  A
+ * gateway's own role (docs/schema.md) may not; it goes on with the
+ * function there, and pg_schema_ensure warns until a node connects as the
+ * owner.  plpgsql, whose body is not checked against tables that do not
+ * exist yet. */
 #define PG_REPLACE_FUNCTION(name, decl, body)                                      \
-    "IF (SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure('" name "()')) "   \
-    "IS DISTINCT FROM $f$" body "$f$ THEN "                                        \
+    "IF " PG_FUNCTION_STALE(name, body) " AND coalesce((SELECT pg_has_role(proowner, " \
+    "'MEMBER') FROM pg_proc WHERE oid = to_regprocedure('" name "()')), "          \
+    "has_schema_privilege(current_schema(), 'CREATE')) THEN "                      \
     "CREATE OR REPLACE FUNCTION " name "() " decl " LANGUAGE plpgsql "             \
     "AS $f$" body "$f$; END IF; "
+/* The functions left stale (above), as a list ("" when none). */
+#define PG_STALE_FUNCTIONS_SQL                                                     \
+    "SELECT concat_ws(', ', CASE WHEN "                                            \
+    PG_FUNCTION_STALE("aimdb_record_latest", PG_LATEST_FUNCTION_BODY)              \
+    " THEN 'aimdb_record_latest()' END, CASE WHEN "                                \
+    PG_FUNCTION_STALE("aimdb_record_latest_rebuild", PG_LATEST_REBUILD_BODY)       \
+    " THEN 'aimdb_record_latest_rebuild()' END)"
 /* The functions are replaced whenever their text is not this one, the
  * table and triggers rebuilt when a trigger is missing or disabled. */
 #define PG_LATEST_SQL                                                              \

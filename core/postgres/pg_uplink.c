@@ -259,7 +259,7 @@ static int read_resume(aimdb_uplink *u, char *why, size_t whylen) {
 static int connect_server(aimdb_uplink *u, char *why, size_t whylen) {
     u->conn = pg_connect(u->uri, why, whylen);
     if (!u->conn) return AIMDB_EIO;
-    char warning[512];
+    char warning[1024];
     int rc = pg_schema_ensure(u->conn, why, whylen, warning, sizeof(warning));
     if (rc == AIMDB_OK && *warning)
         aimdb_log(u->rt, AIMDB_LOG_WARNING, "uplink to %s: %s", u->where, warning);

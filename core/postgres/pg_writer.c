@@ -28,7 +28,7 @@ static int ensure_connection(pg_backend *b, char *why, size_t whylen) {
     PQfinish(b->wconn);
     b->wconn = pg_connect(b->uri, why, whylen);
     if (!b->wconn) return AIMDB_EIO;
-    char warning[512];
+    char warning[1024];
     int rc = pg_schema_ensure(b->wconn, why, whylen, warning, sizeof(warning));
     if (rc == AIMDB_OK && *warning)
         aimdb_log(b->rt, AIMDB_LOG_WARNING, "history: %s: %s", b->where, warning);

@@ -10,7 +10,8 @@
  * nothing (more gateways than one pipeline of statements), listings of
  * more pairs than a page, retention in chunks, an outage of the server
  * under load, the errors a bad URI, a refused login or a foreign table
- * give, a role of its own refused until granted the rights it needs, and
+ * give, a role of its own refused until granted the rights it needs (and
+ * going on beside functions of another version it may not replace), and
  * an invalid index said at connect.
  */
 #include <setjmp.h>
@@ -876,6 +877,52 @@ static void test_invalid_index_is_said(void **state) {
     assert_null(strstr(warnings, "invalid"));
 }
 
+/* A database another AimDB version set up (its trigger function of
+ * another text, no rebuild function), reached by a gateway's own role,
+ * which may replace neither: it stores with the function there and says
+ * so; the owner's next connect replaces them. */
+static void test_a_role_of_its_own_beside_another_version(void **state) {
+    (void)state;
+    aimdb_backend setup = open_pg("gw1");
+    setup.ops->close(setup.self);
+    pg_exec(&pg_test_server, "CREATE OR REPLACE FUNCTION aimdb_record_latest() RETURNS trigger "
+                             "LANGUAGE plpgsql AS $f$ BEGIN RETURN NULL; END $f$");
+    pg_exec(&pg_test_server, "DROP FUNCTION aimdb_record_latest_rebuild()");
+    pg_exec(&pg_test_server, "CREATE ROLE aimdb_gw LOGIN; "
+                             "GRANT SELECT, INSERT ON record_history TO aimdb_gw; "
+                             "GRANT SELECT, INSERT, UPDATE ON record_latest TO aimdb_gw; "
+                             "GRANT USAGE ON SEQUENCE record_history_id_seq TO aimdb_gw");
+    aimdb_runtime rt = *aimdb_runtime_pthread();
+    rt.log = capture_warning;
+    warnings[0] = '\0';
+    char uri[256], err[1024] = "";
+    snprintf(uri, sizeof(uri), "postgresql://aimdb_gw@127.0.0.1:%d/postgres", pg_test_server.port);
+    aimdb_postgres_options o = {.uri = uri, .gateway = "gw2", .runtime = &rt};
+    aimdb_backend b;
+    if (aimdb_postgres_open(&o, &b, err, sizeof(err)) != AIMDB_OK)
+        fail_msg("aimdb_postgres_open beside another version's functions: %s", err);
+    store(b, "t", "1", 1000, NULL);
+    b.ops->close(b.self);
+    assert_int_equal(pg_query_int(&pg_test_server, "SELECT count(*) FROM record_history"), 1);
+    const char *said = "function aimdb_record_latest(), aimdb_record_latest_rebuild(): another "
+                       "AimDB version's, or missing, and this role may not replace it";
+    if (!strstr(warnings, said)) fail_msg("warnings '%s' do not say '%s'", warnings, said);
+    aimdb_backend owner = open_pg("gw1");
+    owner.ops->close(owner.self);
+    assert_int_equal(pg_query_int(&pg_test_server, "SELECT aimdb_record_latest_rebuild()"), 1);
+    warnings[0] = '\0';
+    assert_int_equal(aimdb_postgres_open(&o, &b, err, sizeof(err)), AIMDB_OK);
+    store(b, "t", "2", 2000, NULL);
+    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+    rows r;
+    latest_both_ways(b, "t", NULL, &r);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.text[0], "t|gw2|2000|-|2");
+    b.ops->close(b.self);
+    assert_null(strstr(warnings, "function"));
+    pg_exec(&pg_test_server, "DROP OWNED BY aimdb_gw; DROP ROLE aimdb_gw");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_schema_created_and_rows_committed, pg_test_fresh_history),
@@ -895,6 +942,8 @@ int main(void) {
         cmocka_unit_test_setup(test_errors, pg_test_fresh_history),
         cmocka_unit_test_setup(test_a_role_of_its_own, pg_test_fresh_history),
         cmocka_unit_test_setup(test_invalid_index_is_said, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_a_role_of_its_own_beside_another_version,
+                               pg_test_fresh_history),
         cmocka_unit_test_setup(test_outage_under_load, pg_test_fresh_history),
     };
     return cmocka_run_group_tests(tests, pg_test_server_setup, pg_test_server_teardown);
