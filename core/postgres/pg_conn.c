@@ -404,14 +404,17 @@ int pg_copy_add(pg_copy_buf *b, const char *gateway, const pg_row *row) {
     return AIMDB_OK;
 }
 
-/* A value or row the server refuses (class 22 data exception, class 23
- * constraint) -- except a unique violation: that row is there already (a
- * second process shipping under the same gateway name), and the uplink's
- * answer is to reconnect and read the resume point again. */
+/* A value or row the server refuses, which no retry can store: class 22
+ * data exception, class 23 constraint, class 54 program limit (a record
+ * name too long for a btree index entry, ~2,700 bytes once compressed; a
+ * value over jsonb's limits).  Except a unique violation: that row is
+ * there already (a second process shipping under the same gateway name),
+ * and the uplink's answer is to reconnect and read the resume point again. */
 static bool is_data_error(PGresult *r) {
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     if (!state || strcmp(state, "23505") == 0) return false;
-    return strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0;
+    return strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0 ||
+           strncmp(state, "54", 2) == 0;
 }
 
 int pg_copy_run(PGconn *c, const pg_copy_buf *b, bool *data_error, char *why, size_t whylen) {

@@ -287,3 +287,13 @@ int pg_test_fresh_history(void **state) {
     pg_exec(&pg_test_server, "DROP TABLE IF EXISTS record_history");
     return 0;
 }
+
+const char *pg_unindexable_name(void) {
+    static char name[6001];
+    uint32_t x = 2463534242u; /* xorshift32: the same name every run */
+    for (size_t i = 0; i + 1 < sizeof(name); i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        name[i] = "0123456789abcdef"[x & 15];
+    }
+    return name;
+}

@@ -54,6 +54,11 @@ void pg_exec(const pg_server *s, const char *sql);
 /* Wait (bounded) until pg_query_int(sql) >= want; the last value seen. */
 int64_t pg_wait_int(const pg_server *s, const char *sql, int64_t want, int timeout_ms);
 
+/* A record name no btree index entry can hold (PostgreSQL's limit is about
+ * 2,700 bytes after compression; these 6,000 pseudo-random hex digits do
+ * not compress).  Static storage. */
+const char *pg_unindexable_name(void);
+
 /* The server a test program's tests share, with its cmocka fixtures:
  * group setup starts it (or says the tests are skipped), group teardown
  * stops and removes it; a test's setup skips the test without a server,
