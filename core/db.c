@@ -45,8 +45,8 @@ struct aimdb_db {
 
     /* Touched only by the thread driving start/stop (not thread-safe by
      * contract: one owner starts and stops a database). */
-    aimdb_hook *start_hooks, *stop_hooks;
-    size_t nstart, nstop;
+    aimdb_hook *start_hooks, *stopping_hooks, *stop_hooks;
+    size_t nstart, nstopping, nstop;
     aimdb_phase phase;
     atomic_bool accepting; /* produce allowed: true until stop begins */
 };
@@ -110,6 +110,7 @@ void aimdb_db_stop(aimdb_db *db) {
     for (size_t i = 0; i < db->nrecords; i++) aimdb_record_barrier(db->ordered[i]);
     pthread_rwlock_unlock(&db->registry_lock);
 
+    if (db->phase == PHASE_RUNNING) run_hooks(db, db->stopping_hooks, db->nstopping, true);
     /* Values produced before start have queued taps too: run them. */
     if (db->phase == PHASE_NEW && aimdb_pool_start(db->pool) != AIMDB_OK)
         aimdb_log(db->rt, AIMDB_LOG_ERROR, "stop: cannot start workers to drain taps");
@@ -136,6 +137,7 @@ void aimdb_db_free(aimdb_db *db) {
     aimdb_name_index_free(&db->by_name);
     free(db->buckets);
     free(db->start_hooks);
+    free(db->stopping_hooks);
     free(db->stop_hooks);
     aimdb_pool_free(db->pool);
     aimdb_memory_destroy(&db->memory);
@@ -155,6 +157,10 @@ static int add_hook(aimdb_db *db, aimdb_hook **hooks, size_t *n, aimdb_hook_fn f
 
 int aimdb_db_on_start(aimdb_db *db, aimdb_hook_fn fn, void *ctx) {
     return add_hook(db, &db->start_hooks, &db->nstart, fn, ctx);
+}
+
+int aimdb_db_on_stopping(aimdb_db *db, aimdb_hook_fn fn, void *ctx) {
+    return add_hook(db, &db->stopping_hooks, &db->nstopping, fn, ctx);
 }
 
 int aimdb_db_on_stop(aimdb_db *db, aimdb_hook_fn fn, void *ctx) {

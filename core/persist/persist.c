@@ -13,7 +13,9 @@
  * sweep runs at once).  aimdb_db_stop drains every tap before it runs the
  * on_stop hooks, so by on_stop no tap can call the backend any more: the
  * hook stops the threads, answers queued queries with AIMDB_ESTOPPED and
- * closes the backend, which commits everything the taps handed it.
+ * closes the backend, which commits everything the taps handed it.  Before
+ * the drain, on_stopping tells the backend to bound how long a store waits
+ * for room, so a backend that cannot write cannot hold the drain for good.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -60,6 +62,13 @@ static void stop_layer(aimdb_persist *p) {
     sweeper_stop(p);
     query_service_stop(p);
     close_backend(p);
+}
+
+static int on_stopping(aimdb_db *db, void *ctx) {
+    (void)ctx;
+    aimdb_persist *p = aimdb_persist_of(db);
+    if (p && p->backend.ops->stopping) p->backend.ops->stopping(p->backend.self);
+    return 0;
 }
 
 static int on_stop(aimdb_db *db, void *ctx) {
@@ -125,6 +134,7 @@ int aimdb_persist_attach(aimdb_db *db, aimdb_backend backend,
         return attach_error(backend, AIMDB_ESTATE);
     /* Hooks first: they fail with AIMDB_ESTATE on a stopped database. */
     int rc = aimdb_db_on_start(db, on_start, NULL);
+    if (rc == AIMDB_OK) rc = aimdb_db_on_stopping(db, on_stopping, NULL);
     if (rc == AIMDB_OK) rc = aimdb_db_on_stop(db, on_stop, NULL);
     if (rc != AIMDB_OK) return attach_error(backend, rc);
     aimdb_persist *p = persist_new(db, backend, opts);

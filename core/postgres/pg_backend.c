@@ -19,6 +19,11 @@ static int backend_store(void *self, const char *record, const char *json, size_
     return sq_queue_put(&b->queue, record, strlen(record), json, json_len, ts_ms, source);
 }
 
+static void backend_stopping(void *self) {
+    pg_backend *b = self;
+    sq_queue_stopping(&b->queue);
+}
+
 static int backend_flush(void *self) {
     pg_backend *b = self;
     return sq_queue_flush(&b->queue);
@@ -65,6 +70,7 @@ static const aimdb_backend_ops postgres_ops = {
     .name = "postgres",
     .fleet = true,
     .store = backend_store,
+    .stopping = backend_stopping,
     .flush = backend_flush,
     .query = backend_query,
     .aggregate = pg_aggregate,

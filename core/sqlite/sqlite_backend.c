@@ -100,6 +100,11 @@ static int backend_store(void *self, const char *record, const char *json, size_
     return sq_queue_put(&b->queue, record, name_len, json, json_len, ts_ms, source);
 }
 
+static void backend_stopping(void *self) {
+    sq_backend *b = self;
+    sq_queue_stopping(&b->queue);
+}
+
 static int backend_flush(void *self) {
     sq_backend *b = self;
     return sq_queue_flush(&b->queue);
@@ -158,6 +163,7 @@ static void backend_close(void *self) { backend_free(self); }
 static const aimdb_backend_ops sqlite_ops = {
     .name = "sqlite",
     .store = backend_store,
+    .stopping = backend_stopping,
     .flush = backend_flush,
     .query = backend_query,
     .aggregate = backend_aggregate,

@@ -32,7 +32,7 @@ int sq_queue_init(sq_queue *q, uint32_t cap, size_t max_bytes, uint32_t batch_ro
     q->flush_ms = flush_ms;
     /* Deadlines are monotonic: a wall-clock jump must not stall a commit. */
     aimdb_cond_init_monotonic(&q->writer_wake);
-    pthread_cond_init(&q->space, NULL);
+    aimdb_cond_init_monotonic(&q->space);
     pthread_cond_init(&q->progress, NULL);
     pthread_mutex_init(&q->lock, NULL);
     return AIMDB_OK;
@@ -92,18 +92,29 @@ static bool full_locked(const sq_queue *q, size_t need) {
     return q->count == q->cap || (q->count > 0 && q->queued_bytes + need > q->max_bytes);
 }
 
+/* Wait for q->space, until put_deadline_ms once one is set (the writer
+ * moves it on whenever it frees room).  False when it has passed. */
+static bool wait_for_space_locked(sq_queue *q) {
+    q->space_waiters++;
+    if (q->put_deadline_ms) {
+        struct timespec deadline = aimdb_monotonic_deadline(q->put_deadline_ms);
+        pthread_cond_timedwait(&q->space, &q->lock, &deadline);
+    } else {
+        pthread_cond_wait(&q->space, &q->lock);
+    }
+    q->space_waiters--;
+    return !q->put_deadline_ms || aimdb_monotonic_ms() < q->put_deadline_ms;
+}
+
 int sq_queue_put(sq_queue *q, const char *name, size_t name_len, const char *json,
                  size_t json_len, int64_t ts_ms, const char *source) {
     size_t need = row_bytes(name_len, json_len, source);
     pthread_mutex_lock(&q->lock);
-    while (full_locked(q, need) && !q->closing) {
-        q->space_waiters++;
-        pthread_cond_wait(&q->space, &q->lock);
-        q->space_waiters--;
-    }
-    if (q->closing) {
+    bool in_time = true;
+    while (full_locked(q, need) && !q->closing && in_time) in_time = wait_for_space_locked(q);
+    if (q->closing || !in_time) {
         pthread_mutex_unlock(&q->lock);
-        return AIMDB_ESTOPPED;
+        return q->closing ? AIMDB_ESTOPPED : AIMDB_ETIMEDOUT;
     }
     int rc = slot_fill(q, slot_at(q, q->count), name, name_len, json, json_len, ts_ms, source,
                        need);
@@ -149,6 +160,13 @@ int sq_queue_run_cleanup(sq_queue *q, sq_cleanup *c) {
     while (!c->done) pthread_cond_wait(&q->progress, &q->lock);
     pthread_mutex_unlock(&q->lock);
     return c->rc;
+}
+
+void sq_queue_stopping(sq_queue *q) {
+    pthread_mutex_lock(&q->lock);
+    if (!q->put_deadline_ms) q->put_deadline_ms = aimdb_monotonic_ms() + SQ_STOP_GRACE_MS;
+    pthread_cond_broadcast(&q->space);
+    pthread_mutex_unlock(&q->lock);
 }
 
 void sq_queue_close(sq_queue *q) {
@@ -278,6 +296,9 @@ static void release_locked(sq_queue *q, uint32_t n, bool committed) {
     if (q->count == 0) q->head = 0;
     q->finished += n;
     if (!committed) q->dropped += n;
+    /* A writer that frees room is keeping up: a stopping queue's puts get
+     * the whole grace again, so a slow but working writer loses nothing. */
+    if (q->put_deadline_ms) q->put_deadline_ms = aimdb_monotonic_ms() + SQ_STOP_GRACE_MS;
     pthread_cond_broadcast(&q->progress);
     if (q->space_waiters) pthread_cond_broadcast(&q->space);
 }
@@ -334,7 +355,6 @@ void sq_writer_counts_committed(sq_writer_counts *c, uint32_t n, int64_t commit_
 
 #define RETRY_MIN_MS 50
 #define RETRY_MAX_MS 5000
-#define SHUTDOWN_GRACE_MS 5000
 #define RETRY_LOG_INTERVAL_MS 10000
 
 void sq_retry_reset(sq_retry *r) {
@@ -359,7 +379,7 @@ void sq_retry_failed(sq_retry *r, sq_queue *q, sq_writer_counts *c, const aimdb_
                   "(%llu failures so far, %llu not logged)",
                   n, where, why, (unsigned long long)r->failures, (unsigned long long)held);
     if (!sq_queue_closing(q)) return;
-    if (r->give_up_at == 0) r->give_up_at = now + SHUTDOWN_GRACE_MS;
+    if (r->give_up_at == 0) r->give_up_at = now + SQ_STOP_GRACE_MS;
     if (now < r->give_up_at) return;
     uint32_t lost = sq_queue_drop_all(q);
     atomic_fetch_add_explicit(&c->rows_failed, lost, memory_order_relaxed);

@@ -81,6 +81,7 @@ typedef struct sq_queue {
     uint64_t flush_target;     /* rows up to here are due now (a flush waits) */
     uint64_t failed_commits;   /* bumped on every failed commit */
     uint32_t space_waiters;
+    int64_t put_deadline_ms;   /* stopping: puts wait no longer than this (0: no bound) */
     bool closing;
     bool poked;                /* sq_queue_poke: the writer should check the file */
     bool rows_went_last;       /* alternation of row batches and cleanup chunks */
@@ -99,9 +100,21 @@ typedef enum sq_work {
 int sq_queue_init(sq_queue *q, uint32_t cap, size_t max_bytes, uint32_t batch_rows,
                   int64_t flush_ms);
 void sq_queue_destroy(sq_queue *q);
-/* Copy a row in, waiting for space.  AIMDB_ESTOPPED once closing. */
+/* Copy a row in, waiting for space.  AIMDB_ESTOPPED once closing;
+ * AIMDB_ETIMEDOUT when the wait outlasts the grace sq_queue_stopping set. */
 int sq_queue_put(sq_queue *q, const char *name, size_t name_len, const char *json,
                  size_t json_len, int64_t ts_ms, const char *source);
+/* How long a stopping database's rows may wait for a writer that cannot
+ * commit: first for room in the queue (sq_queue_stopping), then, once the
+ * queue is closing, for their commit (sq_retry_failed drops them after it). */
+#define SQ_STOP_GRACE_MS 5000
+/* The database is stopping and its taps are being drained into the queue:
+ * from now on a put waits for room at most SQ_STOP_GRACE_MS after the
+ * writer last freed some, so that a writer failing with the queue full (a
+ * server down, a disk full) delays the stop by that much instead of
+ * holding it for good, while one that commits, however slowly, loses
+ * nothing. */
+void sq_queue_stopping(sq_queue *q);
 /* Wait until every row accepted before the call is finished.  AIMDB_EIO if a
  * commit failed meanwhile or any of them was dropped. */
 int sq_queue_flush(sq_queue *q);

@@ -12,19 +12,24 @@
  * under load, the errors a bad URI, a refused login or a foreign table
  * give, a role of its own refused until granted the rights it needs (and
  * going on beside functions of another version it may not replace), and
- * an invalid index said at connect.
+ * an invalid index said at connect, and a stop that gives up on a server
+ * that is down rather than waiting for it.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 #include <libpq-fe.h>
 
+#include "aimdb/persist.h"
 #include "aimdb/postgres.h"
 #include "aimdb/sqlite.h"
 #include "harness.h"
@@ -927,6 +932,58 @@ static void test_a_role_of_its_own_beside_another_version(void **state) {
     pg_exec(&pg_test_server, "DROP OWNED BY aimdb_gw; DROP ROLE aimdb_gw");
 }
 
+typedef struct stopper {
+    aimdb_db *db;
+    atomic_bool done;
+} stopper;
+
+static void *stop_db(void *arg) {
+    stopper *s = arg;
+    aimdb_db_stop(s->db);
+    atomic_store(&s->done, true);
+    return NULL;
+}
+
+/* The server down, the queue full and more values in the record's buffer
+ * than it holds: a stop gives up on them after the grace instead of waiting
+ * for the server for good (the broker's shutdown hung here), counting what
+ * it could not store. */
+static void test_stop_with_the_server_down(void **state) {
+    (void)state;
+    aimdb_postgres_options o = {.uri = pg_test_server.uri, .gateway = "gw1", .queue_rows = 64,
+                                .batch_rows = 16, .flush_interval_ms = 10};
+    aimdb_backend b;
+    char err[512] = "";
+    if (aimdb_postgres_open(&o, &b, err, sizeof(err)) != AIMDB_OK)
+        fail_msg("aimdb_postgres_open: %s", err);
+    aimdb_db *db = aimdb_db_new(NULL);
+    aimdb_persist *p = NULL;
+    assert_int_equal(aimdb_persist_attach(db, b, NULL, &p), AIMDB_OK);
+    aimdb_record *rec = NULL;
+    aimdb_buffer_cfg ring = {AIMDB_BUFFER_RING, 4096};
+    assert_int_equal(aimdb_record_register(db, "r", &ring, &aimdb_codec_int64, &rec), AIMDB_OK);
+    assert_int_equal(aimdb_persist_record(p, rec, AIMDB_RETENTION_DEFAULT), AIMDB_OK);
+    assert_int_equal(aimdb_db_start(db), AIMDB_OK);
+    pg_server_stop(&pg_test_server);
+    for (int64_t i = 0; i < 1000; i++)
+        assert_int_equal(aimdb_produce_at(rec, &i, sizeof(i), 1000 + i), AIMDB_OK);
+    stopper s = {.db = db};
+    pthread_t t;
+    int64_t started = aimdb_monotonic_ms();
+    assert_int_equal(pthread_create(&t, NULL, stop_db, &s), 0);
+    while (!atomic_load(&s.done) && aimdb_monotonic_ms() < started + 60000) usleep(10000);
+    int64_t took = aimdb_monotonic_ms() - started;
+    pg_server_restart(&pg_test_server);
+    if (!atomic_load(&s.done)) fail_msg("aimdb_db_stop still waiting after %lld ms", (long long)took);
+    pthread_join(t, NULL);
+    aimdb_persist_stats st;
+    aimdb_persist_stats_get(p, &st);
+    assert_int_equal(st.rows_enqueued + st.rows_store_failed, 1000);
+    assert_true(st.rows_store_failed > 0);
+    assert_int_equal(st.backend.rows_stored, 0);
+    aimdb_db_free(db);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_schema_created_and_rows_committed, pg_test_fresh_history),
@@ -949,6 +1006,7 @@ int main(void) {
         cmocka_unit_test_setup(test_a_role_of_its_own_beside_another_version,
                                pg_test_fresh_history),
         cmocka_unit_test_setup(test_outage_under_load, pg_test_fresh_history),
+        cmocka_unit_test_setup(test_stop_with_the_server_down, pg_test_fresh_history),
     };
     return cmocka_run_group_tests(tests, pg_test_server_setup, pg_test_server_teardown);
 }

@@ -131,10 +131,10 @@ aimdb_db *aimdb_db_new(const aimdb_db_options *opts);
 int aimdb_db_start(aimdb_db *db);
 
 /*
- * Stop: refuse new values, run every tap over every value produced before the
- * call, join the workers, run the on_stop hooks (in reverse order), and wake
- * blocked readers with AIMDB_ESTOPPED.  Idempotent.  Must not be called from a
- * tap callback.
+ * Stop: refuse new values, run the on_stopping hooks (in reverse order), run
+ * every tap over every value produced before the call, join the workers, run
+ * the on_stop hooks (in reverse order), and wake blocked readers with
+ * AIMDB_ESTOPPED.  Idempotent.  Must not be called from a tap callback.
  */
 void aimdb_db_stop(aimdb_db *db);
 
@@ -145,6 +145,9 @@ void aimdb_db_free(aimdb_db *db);
 typedef int (*aimdb_hook_fn)(aimdb_db *db, void *ctx);
 /* Hooks must be added before aimdb_db_start; AIMDB_ESTATE after. */
 int aimdb_db_on_start(aimdb_db *db, aimdb_hook_fn fn, void *ctx);
+/* on_stopping runs before the taps are drained, on the stopping thread: for
+ * a tap that may wait (on a full queue) to bound that wait, so the drain ends. */
+int aimdb_db_on_stopping(aimdb_db *db, aimdb_hook_fn fn, void *ctx);
 int aimdb_db_on_stop(aimdb_db *db, aimdb_hook_fn fn, void *ctx);
 
 const aimdb_runtime *aimdb_db_runtime(const aimdb_db *db);

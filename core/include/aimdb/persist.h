@@ -117,6 +117,12 @@ typedef struct aimdb_backend_ops {
      * AIMDB_ESTOPPED once close has begun. */
     int (*store)(void *self, const char *record, const char *json, size_t json_len,
                  int64_t ts_ms, const char *source);
+    /* Optional.  The database is stopping and its taps are being drained:
+     * from now on store() waits for room a bounded time, then refuses the
+     * row (AIMDB_ETIMEDOUT), so that a backend that cannot write (a server
+     * down, a disk full) with its queue full delays the stop, never holds it.
+     * Called once, from the stopping thread, while taps may be in store(). */
+    void (*stopping)(void *self);
     /* Return once every row stored before the call is committed; AIMDB_EIO
      * if a commit fails meanwhile (the rows stay queued and are retried). */
     int (*flush)(void *self);
