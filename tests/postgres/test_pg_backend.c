@@ -521,14 +521,20 @@ static void test_latest_exact(void **state) {
     g2.ops->close(g2.self);
 }
 
-/* A database whose trigger function is another version's (here one that
- * keeps nothing): the next connect puts this version's in its place. */
+/* record_latest's trigger function as another AimDB version might have
+ * left it (this one keeps nothing), made by the tables' owner. */
+static void install_another_versions_latest_function(void) {
+    pg_exec(&pg_test_server, "CREATE OR REPLACE FUNCTION aimdb_record_latest() RETURNS trigger "
+                             "LANGUAGE plpgsql AS $f$ BEGIN RETURN NULL; END $f$");
+}
+
+/* A database whose trigger function is another version's: the next
+ * connect puts this version's in its place. */
 static void test_latest_function_replaced(void **state) {
     (void)state;
     aimdb_backend g = open_pg("gw1");
     g.ops->close(g.self);
-    pg_exec(&pg_test_server, "CREATE OR REPLACE FUNCTION aimdb_record_latest() RETURNS trigger "
-                     "LANGUAGE plpgsql AS $f$ BEGIN RETURN NULL; END $f$");
+    install_another_versions_latest_function();
     g = open_pg("gw1");
     store(g, "t", "1", 100, NULL);
     store(g, "t", "2", 200, NULL);
@@ -894,8 +900,7 @@ static void test_a_role_of_its_own_beside_another_version(void **state) {
     (void)state;
     aimdb_backend setup = open_pg("gw1");
     setup.ops->close(setup.self);
-    pg_exec(&pg_test_server, "CREATE OR REPLACE FUNCTION aimdb_record_latest() RETURNS trigger "
-                             "LANGUAGE plpgsql AS $f$ BEGIN RETURN NULL; END $f$");
+    install_another_versions_latest_function();
     pg_exec(&pg_test_server, "DROP FUNCTION aimdb_record_latest_rebuild()");
     pg_exec(&pg_test_server, "CREATE ROLE aimdb_gw LOGIN; "
                              "GRANT SELECT, INSERT ON record_history TO aimdb_gw; "
