@@ -179,6 +179,9 @@ static const struct {
  * asked for here: a node without it stores and answers, and each sweep
  * logs the server's refusal.  Columns: the role quoted, the sequence, the
  * rights missing ("" when none). */
+#define PRIVILEGE_MISSING(right, table)                                            \
+    "CASE WHEN NOT has_table_privilege('" table "', '" right "') "                  \
+    "THEN '" right " on " table "' END, "
 #define PRIVILEGES_SQL                                                             \
     "SELECT quote_ident(current_user), coalesce(s.seq, ''), concat_ws(', ', "     \
     PRIVILEGE_MISSING("SELECT", "record_history") PRIVILEGE_MISSING("INSERT", "record_history") \
@@ -187,9 +190,6 @@ static const struct {
     "CASE WHEN s.seq IS NOT NULL AND NOT has_sequence_privilege(s.seq, 'USAGE') "  \
     "THEN 'USAGE on ' || s.seq END) "                                              \
     "FROM (SELECT pg_get_serial_sequence('record_history', 'id') AS seq) s"
-#define PRIVILEGE_MISSING(right, table)                                            \
-    "CASE WHEN NOT has_table_privilege('" table "', '" right "') "                  \
-    "THEN '" right " on " table "' END, "
 
 /* Indexes of record_history a failed CREATE INDEX CONCURRENTLY (or one
  * still running) left invalid: the server keeps them up to date but plans
@@ -267,7 +267,9 @@ static int check_privileges(PGconn *c, char *why, size_t whylen) {
     } else if (*PQgetvalue(r, 0, 2)) {
         const char *role = PQgetvalue(r, 0, 0), *seq = PQgetvalue(r, 0, 1);
         char seq_grant[256] = "";
-        if (*seq) snprintf(seq_grant, sizeof(seq_grant), "; GRANT USAGE ON SEQUENCE %s TO %s", seq, role);
+        if (*seq)
+            snprintf(seq_grant, sizeof(seq_grant), "; GRANT USAGE ON SEQUENCE %s TO %s", seq,
+                     role);
         aimdb_errorf(why, whylen,
                      "role %s lacks %s, which a node storing history needs (GRANT SELECT, "
                      "INSERT ON record_history TO %s; GRANT SELECT, INSERT, UPDATE ON "

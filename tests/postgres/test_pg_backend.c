@@ -775,7 +775,8 @@ static void test_errors(void **state) {
     expect_open_error(pg_test_server.uri, "no UNIQUE (gateway, source_id)");
     /* Nor is one a failed CREATE UNIQUE INDEX CONCURRENTLY left invalid. */
     pg_exec(&pg_test_server, "INSERT INTO record_history(gateway, record_name, value_json, "
-                             "stored_at, source_id) VALUES ('g', 'r', '1', 1, 7), ('g', 'r', '2', 2, 7)");
+                             "stored_at, source_id) "
+                             "VALUES ('g', 'r', '1', 1, 7), ('g', 'r', '2', 2, 7)");
     PGconn *c = PQconnectdb(pg_test_server.uri);
     PGresult *res = PQexec(c, "CREATE UNIQUE INDEX CONCURRENTLY gateway_source ON "
                               "record_history(gateway, source_id)");
@@ -979,7 +980,8 @@ static void test_stop_with_the_server_down(void **state) {
     while (!atomic_load(&s.done) && aimdb_monotonic_ms() < started + 60000) usleep(10000);
     int64_t took = aimdb_monotonic_ms() - started;
     pg_server_restart(&pg_test_server);
-    if (!atomic_load(&s.done)) fail_msg("aimdb_db_stop still waiting after %lld ms", (long long)took);
+    if (!atomic_load(&s.done))
+        fail_msg("aimdb_db_stop still waiting after %lld ms", (long long)took);
     pthread_join(t, NULL);
     aimdb_persist_stats st;
     aimdb_persist_stats_get(p, &st);
