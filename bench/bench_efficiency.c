@@ -18,7 +18,9 @@
  *   - CPU per stored message of the broker and of the storer, user + system
  *     from /proc (robust to the shared machine's load);
  *   - messages per second committed, as a ratio to the Python logger in the
- *     same round (load moves the rate itself, not much the ratio).
+ *     same round (load moves the rate itself, not much the ratio);
+ *   - where the plugin's and aimdb-bridge's CPU goes, by the threads
+ *     libaimdb and Paho name (schedstat), so a change shows in its part.
  * Goals: the plugin at least 5x and aimdb-bridge at least 3x less CPU per
  * message than the Python logger.  The broker queues without limit, so a
  * slow storer is measured, not dropped; the rows are counted again after
@@ -53,9 +55,22 @@ static const char *const storer_names[STORERS] = {
     "floor: broker alone, nobody subscribed", "aimdb plugin (in the broker)",
     "aimdb-bridge", "Python paho-mqtt + sqlite3"};
 
+/* Where aimdb's CPU goes, per stored message: the threads libaimdb and
+ * Paho name, the broker (the plugin's: Mosquitto's own thread, where the
+ * plugin's callbacks run; the bridge's: the broker process, which delivers
+ * every message to it), and the rest of the storer's process. */
+typedef enum part { P_BROKER, P_WRITER, P_RELAY, P_WORKERS, P_RECEIVE, P_REST, PARTS } part;
+
+static const char *const part_names[PARTS] = {"broker", "writer", "relay", "tap wkrs",
+                                              "receive", "rest"};
+/* Thread names by part (bench_thread_groups: group 0 is the main thread). */
+static const char *const part_threads[P_REST] = {"", "aimdb-writer", "aimdb-relay",
+                                                 "aimdb-worker", "MQTTAsync_rcv"};
+
 typedef struct run_result {
     double msgs_per_s;
     double broker_us, storer_us; /* CPU per stored message */
+    double part_us[PARTS];       /* the plugin and aimdb-bridge only */
     long long rows;              /* counted after SIGTERM */
 } run_result;
 
@@ -109,6 +124,23 @@ static double cpu_s(pid_t pid) {
     return s;
 }
 
+/* The parts of what aimdb's threads used between use0 and use1, over n
+ * messages; the rest is what they do not account for of cpu_s, the CPU
+ * of the process they are in (the broker thread's taken off for the
+ * plugin). */
+static void split_parts(run_result *r, const bench_thread_use *use0,
+                        const bench_thread_use *use1, double cpu_s, size_t n) {
+    double named_us = 0;
+    for (int p = P_WRITER; p < P_REST; p++) {
+        r->part_us[p] = (double)(use1[p].cpu_ns - use0[p].cpu_ns) / 1e3 / (double)n;
+        named_us += r->part_us[p];
+    }
+    /* The process's CPU is in clock ticks, the threads' in ns: a rest within
+     * a tick of none reads as none. */
+    double rest_us = cpu_s * 1e6 / (double)n - named_us;
+    r->part_us[P_REST] = rest_us > 0 ? rest_us : 0;
+}
+
 /* The stream through one storer: from the first publish until every row
  * is committed (the floor: until the broker has taken every message). */
 static run_result run(storer s, size_t n) {
@@ -117,6 +149,9 @@ static run_result run(storer s, size_t n) {
     start_broker(&b, s);
     bool daemon = s == STORE_BRIDGE || s == STORE_PYTHON;
     if (daemon) start_storer(&d, &b, s);
+    pid_t aimdb = s == STORE_PLUGIN ? b.pid : d.pid;
+    bench_thread_use use0[P_REST], use1[P_REST];
+    bench_thread_groups(aimdb, part_threads, P_REST, use0);
     double broker0 = cpu_s(b.pid), storer0 = daemon ? cpu_s(d.pid) : 0;
     long long t0 = now_ms();
     bench_publish_stream(b.port, n, TOPICS);
@@ -126,11 +161,19 @@ static run_result run(storer s, size_t n) {
     }
     long long t1 = now_ms();
     double broker1 = cpu_s(b.pid), storer1 = daemon ? cpu_s(d.pid) : 0;
+    bench_thread_groups(aimdb, part_threads, P_REST, use1);
     run_result r = {
         .msgs_per_s = (double)n / ((double)(t1 - t0 > 0 ? t1 - t0 : 1) / 1e3),
         .broker_us = (broker1 - broker0) * 1e6 / (double)n,
         .storer_us = (storer1 - storer0) * 1e6 / (double)n,
     };
+    if (s == STORE_PLUGIN) {
+        r.part_us[P_BROKER] = (double)(use1[0].cpu_ns - use0[0].cpu_ns) / 1e3 / (double)n;
+        split_parts(&r, use0, use1, broker1 - broker0 - r.part_us[P_BROKER] * (double)n / 1e6, n);
+    } else if (s == STORE_BRIDGE) {
+        r.part_us[P_BROKER] = r.broker_us;
+        split_parts(&r, use0, use1, storer1 - storer0, n);
+    }
     if (daemon && daemon_stop(&d, SIGTERM) != 0) die("a storer did not stop cleanly");
     if (broker_stop(&b) != 0) die("the broker did not stop cleanly");
     r.rows = s == STORE_FLOOR ? (long long)n : bench_count_rows(b.db_path);
@@ -153,7 +196,7 @@ int main(int argc, char **argv) {
     int rounds = quick ? 1 : 3;
     double rate_ratio[STORERS][MAX_ROUNDS], broker_us[STORERS][MAX_ROUNDS];
     double storer_us[STORERS][MAX_ROUNDS], total_us[STORERS][MAX_ROUNDS];
-    double rate[STORERS][MAX_ROUNDS];
+    double rate[STORERS][MAX_ROUNDS], part_us[STORERS][PARTS][MAX_ROUNDS];
     bool all_rows = true;
     for (int i = 0; i < rounds; i++) {
         run_result r[STORERS];
@@ -167,6 +210,7 @@ int main(int argc, char **argv) {
             broker_us[s][i] = r[s].broker_us;
             storer_us[s][i] = r[s].storer_us;
             total_us[s][i] = r[s].broker_us + r[s].storer_us;
+            for (int p = 0; p < PARTS; p++) part_us[s][p][i] = r[s].part_us[p];
         }
     }
     double python_us = median(total_us[STORE_PYTHON], rounds);
@@ -181,6 +225,16 @@ int main(int argc, char **argv) {
                median(rate[s], rounds), median(rate_ratio[s], rounds),
                median(broker_us[s], rounds), median(storer_us[s], rounds), total,
                python_us / total);
+    }
+    printf("  where aimdb's CPU goes, us per stored message (broker: the plugin's event-loop"
+           " thread,\n  aimdb-bridge's broker process; receive: Paho's; rest: the storer's other"
+           " threads):\n  %-40s", "");
+    for (int p = 0; p < PARTS; p++) printf(" %8s", part_names[p]);
+    printf("\n");
+    for (int s = STORE_PLUGIN; s <= STORE_BRIDGE; s++) {
+        printf("  %-40s", storer_names[s]);
+        for (int p = 0; p < PARTS; p++) printf(" %8.2f", median(part_us[s][p], rounds));
+        printf("\n");
     }
     double plugin = python_us / median(total_us[STORE_PLUGIN], rounds);
     double bridge = python_us / median(total_us[STORE_BRIDGE], rounds);

@@ -38,7 +38,6 @@
  *   (--quick: fewer messages and rounds; each other option: those figures only)
  */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -216,57 +215,11 @@ static void warm_up(int port) {
 
 /* ---------------------------------------------------------------- ingest */
 
-/* What the broker's threads have used: CPU time and time spent runnable
- * but waiting for a CPU (schedstat), and how many times they went to
- * sleep (voluntary context switches: each is a wake-up someone paid for). */
-typedef struct thread_use {
-    long long cpu_ns, wait_ns, sleeps;
-} thread_use;
-
-static void add_thread_use(pid_t pid, const char *tid, thread_use *sum) {
-    char path[PATH_MAX], line[128];
-    snprintf(path, sizeof(path), "/proc/%d/task/%s/schedstat", (int)pid, tid);
-    FILE *f = fopen(path, "r");
-    long long n, wait;
-    if (f && fscanf(f, "%lld %lld", &n, &wait) == 2) {
-        sum->cpu_ns += n;
-        sum->wait_ns += wait;
-    }
-    if (f) fclose(f);
-    snprintf(path, sizeof(path), "/proc/%d/task/%s/status", (int)pid, tid);
-    f = fopen(path, "r");
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "voluntary_ctxt_switches: %lld", &n) == 1) sum->sleeps += n;
-    if (f) fclose(f);
-}
-
 /* The broker's own thread (its event loop) and the plugin's threads that
  * ingest costs, grouped by the names libaimdb gives them. */
 enum { T_LOOP, T_RELAY, T_WORKERS, T_WRITER, T_GROUPS };
 static const char *const thread_group_names[T_GROUPS] = {"", "aimdb-relay", "aimdb-worker",
                                                         "aimdb-writer"};
-
-static void thread_group_use(pid_t pid, thread_use use[T_GROUPS]) {
-    char dir[64], tid_main[16];
-    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
-    snprintf(tid_main, sizeof(tid_main), "%d", (int)pid);
-    memset(use, 0, T_GROUPS * sizeof(*use));
-    add_thread_use(pid, tid_main, &use[T_LOOP]);
-    DIR *d = opendir(dir);
-    if (!d) return;
-    for (struct dirent *e; (e = readdir(d));) {
-        char path[PATH_MAX], comm[32] = "";
-        snprintf(path, sizeof(path), "%s/%s/comm", dir, e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        if (!fgets(comm, sizeof(comm), f)) comm[0] = '\0';
-        fclose(f);
-        comm[strcspn(comm, "\n")] = '\0';
-        for (int g = T_RELAY; g < T_GROUPS; g++)
-            if (strcmp(comm, thread_group_names[g]) == 0) add_thread_use(pid, e->d_name, &use[g]);
-    }
-    closedir(d);
-}
 
 typedef struct ingest_result {
     double msgs_per_s;
@@ -316,15 +269,15 @@ static ingest_result ingest_run(broker_kind kind, int qos, size_t messages) {
         connect_publisher(&pubs[i]);
         pthread_create(&threads[i], NULL, run_publisher, &pubs[i]);
     }
-    thread_use use0[T_GROUPS], use1[T_GROUPS];
-    thread_group_use(b.pid, use0);
+    bench_thread_use use0[T_GROUPS], use1[T_GROUPS];
+    bench_thread_groups(b.pid, thread_group_names, T_GROUPS, use0);
     pthread_barrier_wait(&start);
     double t0 = bench_now_ms(), t1 = t0;
     for (int i = 0; i < PUBLISHERS; i++) {
         pthread_join(threads[i], NULL);
         if (pubs[i].done_ms > t1) t1 = pubs[i].done_ms;
     }
-    thread_group_use(b.pid, use1);
+    bench_thread_groups(b.pid, thread_group_names, T_GROUPS, use1);
     size_t sent = messages / PUBLISHERS * PUBLISHERS;
     ingest_result r = {.msgs_per_s = (double)sent / ((t1 - t0) / 1e3)};
     for (int g = 0; g < T_GROUPS; g++) {

@@ -1,7 +1,9 @@
 /*
  * bench_util.c -- helpers shared by the broker benchmarks (bench_util.h).
  */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +113,46 @@ double bench_process_cpu_s(pid_t pid) {
                      &stime) != 2)
         return -1;
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void add_thread_use(pid_t pid, const char *tid, bench_thread_use *sum) {
+    char path[PATH_MAX], line[128];
+    snprintf(path, sizeof(path), "/proc/%d/task/%s/schedstat", (int)pid, tid);
+    FILE *f = fopen(path, "r");
+    long long n, wait;
+    if (f && fscanf(f, "%lld %lld", &n, &wait) == 2) {
+        sum->cpu_ns += n;
+        sum->wait_ns += wait;
+    }
+    if (f) fclose(f);
+    snprintf(path, sizeof(path), "/proc/%d/task/%s/status", (int)pid, tid);
+    f = fopen(path, "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "voluntary_ctxt_switches: %lld", &n) == 1) sum->sleeps += n;
+    if (f) fclose(f);
+}
+
+void bench_thread_groups(pid_t pid, const char *const *names, size_t groups,
+                         bench_thread_use *use) {
+    char dir[64], tid_main[16];
+    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+    snprintf(tid_main, sizeof(tid_main), "%d", (int)pid);
+    memset(use, 0, groups * sizeof(*use));
+    add_thread_use(pid, tid_main, &use[0]);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d));) {
+        char path[PATH_MAX], comm[32] = "";
+        snprintf(path, sizeof(path), "%s/%s/comm", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        if (!fgets(comm, sizeof(comm), f)) comm[0] = '\0';
+        fclose(f);
+        comm[strcspn(comm, "\n")] = '\0';
+        for (size_t g = 1; g < groups; g++)
+            if (strcmp(comm, names[g]) == 0) add_thread_use(pid, e->d_name, &use[g]);
+    }
+    closedir(d);
 }
 
 void bench_publish_stream(int port, size_t n, size_t topics) {

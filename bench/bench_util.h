@@ -1,7 +1,8 @@
 /*
  * bench_util.h -- what the broker benchmarks (bench_plugin, bench_bridge,
  * bench_efficiency) share: a clock, a percentile of samples, the rows a
- * history database holds, the CPU a process has used, the stream of small
+ * history database holds, the CPU a process and its threads have used, the
+ * stream of small
  * JSON values a libmosquitto client publishes, and the ping stream that
  * measures how long the broker thread keeps a message waiting.
  */
@@ -40,6 +41,20 @@ long long bench_last_row_id(const char *path);
 /* User + system CPU seconds process pid has used, its finished threads
  * included (/proc/PID/stat, clock-tick resolution); -1 if it is gone. */
 double bench_process_cpu_s(pid_t pid);
+
+/* What threads have used: CPU time and time spent runnable but waiting
+ * for a CPU (schedstat), and how many times they went to sleep (voluntary
+ * context switches: each is a wake-up someone paid for). */
+typedef struct bench_thread_use {
+    long long cpu_ns, wait_ns, sleeps;
+} bench_thread_use;
+
+/* Sets use[0 .. groups-1] to what pid's threads have used, grouped by
+ * name: group 0 is the process's main thread (its task id is pid) whatever
+ * its name, group g > 0 every thread named names[g] (/proc/PID/task/TID/comm;
+ * names[0] is not read).  Threads that have exited are in no group. */
+void bench_thread_groups(pid_t pid, const char *const *names, size_t groups,
+                         bench_thread_use *use);
 
 /* Publish n values {"seq":I,"v":F} round-robin to bench/0/v ..
  * bench/(topics-1)/v from one libmosquitto client at QoS 0, the last one at
