@@ -111,7 +111,7 @@ static int start(plugin *pl, struct mosquitto_opt *opts, int n, char *err, size_
     rc = setup_open(pl, pl->rules->conf, err, errlen);
     if (rc == AIMDB_OK) rc = records_open_fixed(pl, pl->rules);
     if (rc == AIMDB_OK) records_scan_history(pl, pl->rules);
-    if (rc == AIMDB_OK) aimdb_conf_warn_overlaps(pl->rules->conf, &pl->runtime);
+    if (rc == AIMDB_OK) aimdb_conf_warn_rules(pl->rules->conf, &pl->runtime);
     if (rc != AIMDB_OK && !*err) snprintf(err, errlen, "start-up failed: %s", aimdb_strerror(rc));
     if (rc == AIMDB_OK) {
         metrics_init(pl);

@@ -56,7 +56,7 @@ int reload_on_reload(int event, void *event_data, void *userdata) {
         plugin_log(pl, AIMDB_LOG_ERROR, "reload: %s; keeping the previous configuration", err);
         return reloaded(pl);
     }
-    aimdb_conf_warn_overlaps(rs->conf, &pl->runtime);
+    aimdb_conf_warn_rules(rs->conf, &pl->runtime);
     aimdb_ruleset *old = pl->rules;
     pl->rules = rs;
     records_open_fixed(pl, rs);

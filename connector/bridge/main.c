@@ -100,7 +100,7 @@ static int start(bridge *b, char *err, size_t errlen) {
     /* The strings above point into conf: the rule set takes it last. */
     if (rc == AIMDB_OK) rc = aimdb_ruleset_build(conf, &rs, err, errlen);
     else aimdb_conf_free(conf);
-    if (rc == AIMDB_OK) aimdb_conf_warn_overlaps(rs->conf, b->gw.runtime);
+    if (rc == AIMDB_OK) aimdb_conf_warn_rules(rs->conf, b->gw.runtime);
     if (rc == AIMDB_OK) rc = ingest_apply(&b->ingest, rs, &b->gw, b->conn, err, errlen);
     if (rc == AIMDB_OK && (rc = aimdb_connector_start(b->conn)) != AIMDB_OK)
         snprintf(err, errlen, "cannot start the connector: %s", aimdb_strerror(rc));

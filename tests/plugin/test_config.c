@@ -3,7 +3,8 @@
  * error stops the broker (plugin init fails, Mosquitto exits non-zero)
  * with "aimdb.conf:LINE: reason" or "plugin_opt_KEY: reason" in its log;
  * overrides given as plugin_opt_<setting> win over the file; a database
- * the broker's user cannot write says why and what to do.
+ * the broker's user cannot write says why and what to do; a rule that does
+ * not do what it seems to is said.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -224,6 +225,51 @@ static void test_plugin_opt_overrides_the_file(void **state) {
     broker_cleanup(&b);
 }
 
+/* persist on a latest or mailbox buffer is said at start-up, with its
+ * line: history keeps only the last of values that arrive together.  The
+ * advice holds: a ring's history keeps a burst whole. */
+static void test_persist_on_a_collapsing_buffer_is_said(void **state) {
+    (void)state;
+    broker b;
+    broker_init(&b);
+    broker_write_aimdb(&b, HEAD "record r::{1} burst/+/r persist\n"
+                                "record l::{1} burst/+/l persist buffer=latest\n"
+                                "record m::{1} burst/+/m persist buffer=mailbox\n"
+                                "record n::{1} burst/+/n buffer=latest\n");
+    broker_write_conf(&b, NULL);
+    assert_true(broker_start(&b, NULL));
+    assert_true(broker_log_wait(&b,
+                                "aimdb.conf:3: persist with buffer=latest: history stores the "
+                                "newest value each time it reads one, so of values that arrive "
+                                "together it keeps only the last; leave buffer= out (a ring) to "
+                                "keep every value",
+                                test_wait_ms(1000)));
+    assert_true(broker_log_wait(&b, "aimdb.conf:4: persist with buffer=mailbox", 0));
+    assert_false(broker_log_wait(&b, "aimdb.conf:2: persist", 0));
+    assert_false(broker_log_wait(&b, "aimdb.conf:5:", 0));
+
+    client *c = client_connect(b.port, "burst", MQTT_PROTOCOL_V311, NULL, NULL);
+    char value[16];
+    for (int topic = 0; topic < 2; topic++)
+        for (int i = 1; i <= 100; i++) {
+            int len = snprintf(value, sizeof(value), "%d", i);
+            client_publish(c, topic ? "burst/a/l" : "burst/a/r", value, (size_t)len,
+                           i == 100 ? 1 : 0);
+        }
+    client_disconnect(c);
+    assert_int_equal(broker_stop(&b), 0); /* commits every value routed */
+    char db[HARNESS_PATH_MAX + 16];
+    snprintf(db, sizeof(db), "%s/data/aimdb.db", b.dir);
+    assert_int_equal(sql_number(db, "SELECT count(*) FROM record_history "
+                                    "WHERE record_name = 'r::a'"),
+                     100);
+    /* However many collapsed, the last value is history's newest. */
+    assert_int_equal(sql_number(db, "SELECT value_json FROM record_history "
+                                    "WHERE record_name = 'l::a' ORDER BY id DESC LIMIT 1"),
+                     100);
+    broker_cleanup(&b);
+}
+
 /* Two brokers on one history (`make run` twice): the second is refused
  * at start, before it listens, naming the database and the first broker;
  * the first keeps recording. */
@@ -250,6 +296,7 @@ int main(void) {
         cmocka_unit_test(test_missing_config_file),
         cmocka_unit_test(test_database_not_writable),
         cmocka_unit_test(test_plugin_opt_overrides_the_file),
+        cmocka_unit_test(test_persist_on_a_collapsing_buffer_is_said),
         cmocka_unit_test(test_second_broker_on_one_database_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -229,9 +229,10 @@ aimdb_ingest_result aimdb_gateway_ingest(const aimdb_ingest *in, const aimdb_ing
                                          const char **why);
 
 /* Log each rule that can never receive a message (an earlier rule has its
- * filter) and each pair of rules whose names can coincide, with both line
- * numbers (rule_overlap.c).  Any thread. */
-void aimdb_conf_warn_overlaps(const aimdb_conf *conf, const aimdb_runtime *rt);
+ * filter), each pair of rules whose names can coincide, with both line
+ * numbers, and each persisted rule whose buffer collapses values before
+ * history reads them (rule_warnings.c).  Any thread. */
+void aimdb_conf_warn_rules(const aimdb_conf *conf, const aimdb_runtime *rt);
 
 /* Log, for a reload, each global setting that differs between two
  * configurations: settings apply only when `who` restarts. */

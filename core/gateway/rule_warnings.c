@@ -1,14 +1,24 @@
 /*
- * rule_overlap.c -- rules of aimdb.conf that step on each other, said once
- * at start-up (and on reload) with both line numbers.
+ * rule_warnings.c -- rules of aimdb.conf that do not do what they seem to,
+ * said once at start-up (and on reload) with their line numbers.
  *
- * Two mistakes are silent otherwise: a rule whose filter an earlier rule
- * already has never receives a message (the first match wins), and two
- * rules whose templates can make the same name feed one record from two
- * topics -- correct (access is decided per value, by its topic) but rarely
- * meant.  "Can make the same name" reads each placeholder as any text: two
- * templates overlap when some name matches both, which over-approximates
- * (a {N} never holds a '/') on the side of saying too much.
+ * Three mistakes are silent otherwise:
+ *   - a rule whose filter an earlier rule already has never receives a
+ *     message (the first match wins);
+ *   - two rules whose templates can make the same name feed one record from
+ *     two topics -- correct (access is decided per value, by its topic) but
+ *     rarely meant.  "Can make the same name" reads each placeholder as any
+ *     text: two templates overlap when some name matches both, which
+ *     over-approximates (a {N} never holds a '/') on the side of saying too
+ *     much;
+ *   - `persist` on a latest or mailbox buffer.  The persist tap reads the
+ *     buffer as any reader does (DESIGN: a latest buffer's intermediate
+ *     values collapse), and it reads once per burst the relay produces, so
+ *     values that arrive within about a millisecond of each other -- a
+ *     device sending a few at once -- reach history as the last of them
+ *     alone, with nothing counted.  Legal, since the buffer says so, but not
+ *     what `persist` is written for.  A ring hands a tap every value, and
+ *     one that falls a whole ring behind is counted (rows/dropped).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -54,9 +64,19 @@ static bool globs_overlap(const char *p, const char *q) {
     return overlap;
 }
 
-void aimdb_conf_warn_overlaps(const aimdb_conf *conf, const aimdb_runtime *rt) {
+static void warn_collapsing_history(const aimdb_conf_rule *rule, const aimdb_runtime *rt) {
+    if (!rule->persist || rule->buffer.kind == AIMDB_BUFFER_RING) return;
+    aimdb_log(rt, AIMDB_LOG_WARNING,
+              "aimdb.conf:%u: persist with buffer=%s: history stores the newest value each "
+              "time it reads one, so of values that arrive together it keeps only the last; "
+              "leave buffer= out (a ring) to keep every value",
+              rule->line, rule->buffer.kind == AIMDB_BUFFER_LATEST ? "latest" : "mailbox");
+}
+
+void aimdb_conf_warn_rules(const aimdb_conf *conf, const aimdb_runtime *rt) {
     for (size_t j = 0; j < conf->n_rules; j++) {
         const aimdb_conf_rule *later = &conf->rules[j];
+        warn_collapsing_history(later, rt);
         char *later_glob = as_glob(later->name_template);
         for (size_t i = 0; i < j && later_glob; i++) {
             const aimdb_conf_rule *earlier = &conf->rules[i];
