@@ -183,6 +183,9 @@ typedef struct sq_health {
     char *file;                 /* the database file SQLite opened; NULL: none (:memory:) */
     /* Writer thread only. */
     sq_file_id db, wal, shm;    /* what file, -wal and -shm were when the writer opened them */
+    /* The highest record_history id handed out in any file the writer has
+     * had open (0: none known); a new history continues after it. */
+    int64_t last_id;
     int64_t next_check_ms, next_recovery_ms; /* monotonic */
     aimdb_log_limit held_log, reopen_log;
     /* Damage reported by a reader or the writer, handled by the writer. */

@@ -43,6 +43,9 @@
  * Rows committed between the deletion and the next check -- at most the
  * batch in flight -- went into the deleted file.
  *
+ * A new, empty file continues the ids of the one it replaces, which an
+ * uplink resumes by (continue_ids, sqlite_writer.c).
+ *
  * Readers still open on the old file see the health generation change and
  * reopen (sqlite_reader.c).  They were opened read-only, so closing them
  * never checkpoints and never deletes the -wal at the path, which by then
@@ -148,6 +151,9 @@ static void note_opened(sq_backend *b) {
     h->db = file_id(h->file);
     h->wal = join(name, sizeof(name), h->file, "-wal") ? file_id(name) : (sq_file_id){0};
     h->shm = join(name, sizeof(name), h->file, "-shm") ? file_id(name) : (sq_file_id){0};
+    /* The idle checks start now, not with the first commit: a file deleted
+     * before anything was written must be noticed too. */
+    h->next_check_ms = aimdb_monotonic_ms() + HEALTH_CHECK_MS;
     atomic_fetch_add(&h->generation, 1);
     sq_readers_drop_stale(b);
     update_bytes(b);

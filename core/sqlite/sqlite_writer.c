@@ -119,11 +119,51 @@ static int prepare_all(sq_backend *b, char *err, size_t errlen) {
     return AIMDB_OK;
 }
 
+#define HANDED_OUT_SQL "SELECT seq FROM sqlite_sequence WHERE name = 'record_history'"
+#define CONTINUE_IDS_SQL "INSERT INTO sqlite_sequence(name, seq) VALUES('record_history', ?1)"
+
+/*
+ * A new history continues the ids of the one it replaces (a damaged file
+ * moved aside, a deleted one: sqlite_recovery.c).  Ids are what an uplink
+ * resumes by (pg_uplink.c): a file counting from 1 again would have its
+ * rows taken for rows already shipped, and they would never reach the
+ * fleet.  AUTOINCREMENT keeps the highest id a file has handed out in
+ * sqlite_sequence, which is an ordinary table: a file with no entry there
+ * has never had a row, and gets last_id as its start.  A file that has one
+ * (a restored backup, the same file reopened) keeps its own, and adds to
+ * what is known.  A sequence that cannot be read (a damaged page) is left
+ * to whoever reads rows next, who finds the damage.
+ */
+static void continue_ids(sq_backend *b) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(b->wdb, HANDED_OUT_SQL, -1, &st, NULL) != SQLITE_OK) return;
+    int step = sqlite3_step(st);
+    int64_t seq = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (step == SQLITE_ROW) {
+        if (seq > b->health.last_id) b->health.last_id = seq;
+        return;
+    }
+    if (step != SQLITE_DONE || b->health.last_id <= 0) return;
+    int rc = sqlite3_prepare_v2(b->wdb, CONTINUE_IDS_SQL, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, b->health.last_id);
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(b->wdb);
+        sqlite3_finalize(st);
+    }
+    if (rc != SQLITE_OK)
+        aimdb_log(b->rt, AIMDB_LOG_WARNING,
+                  "history: %s: its ids start at 1 again, not after %lld (%s); an uplink "
+                  "ships none of its rows up to that id",
+                  b->opts.path, (long long)b->health.last_id, sqlite3_errmsg(b->wdb));
+}
+
 int sq_writer_open(sq_backend *b, char *err, size_t errlen) {
     int rc = sq_open_connection(b, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &b->wdb, err,
                                 errlen);
     if (rc == AIMDB_OK) rc = configure(b, err, errlen);
     if (rc == AIMDB_OK) rc = prepare_all(b, err, errlen);
+    if (rc == AIMDB_OK) continue_ids(b);
     if (rc == AIMDB_OK && sq_rollup_open(b) != SQLITE_OK) {
         aimdb_errorf(err, errlen, "out of memory");
         rc = AIMDB_ENOMEM;
@@ -188,10 +228,12 @@ static int commit_batch(sq_backend *b, uint32_t n, char *why, size_t whylen) {
     int rc = step_done(b->begin);
     for (uint32_t i = 0; rc == SQLITE_OK && i < n; i++)
         rc = insert_row(b, sq_queue_taken(&b->queue, i));
+    int64_t last_id = sqlite3_last_insert_rowid(b->wdb); /* before the rollups' upserts */
     if (rc == SQLITE_OK) rc = sq_rollup_batch(b, n);
     if (rc == SQLITE_OK) rc = step_done(b->commit);
     sq_rollup_batch_done(b, rc == SQLITE_OK);
     if (rc == SQLITE_OK) {
+        b->health.last_id = last_id;
         note_commit(b, n, started);
         return SQLITE_OK;
     }

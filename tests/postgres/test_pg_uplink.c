@@ -3,6 +3,7 @@
  * real PostgreSQL server and real SQLite files:
  *   - rows deleted locally before they were shipped are counted as lost
  *     (and the rest ships, resuming from PostgreSQL's max(source_id));
+ *   - a new local history, the old file deleted, ships after the old one;
  *   - a row PostgreSQL refuses (jsonb takes no \u0000, an index entry no
  *     record name of 6,000 random bytes) is skipped alone;
  *   - SQLite retention keeps rows above the shipped id past their
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -135,6 +137,39 @@ static void test_lost_rows_counted(void **state) {
     aimdb_uplink_free(u);
 }
 
+/* The local file deleted while the broker runs: the new history it gets
+ * continues the ids, so its rows ship after the ones already shipped. */
+static void test_rows_of_a_new_local_history_ship(void **state) {
+    (void)state;
+    store_local(0, 100, 1000);
+    aimdb_uplink *u = start_uplink();
+    wait_shipped(u, 100);
+    aimdb_backend b = open_local(NULL);
+    assert_int_equal(unlink(path), 0);
+    aimdb_backend_stats bs;
+    long long deadline = now_ms() + 10000;
+    do {
+        sleep_ms(20);
+        b.ops->stats(b.self, &bs);
+    } while (bs.reopened == 0 && now_ms() < deadline);
+    assert_int_equal(bs.reopened, 1);
+    for (int i = 100; i < 120; i++) {
+        char json[32];
+        snprintf(json, sizeof(json), "%d", i);
+        assert_int_equal(b.ops->store(b.self, "r", json, strlen(json), 1000 + i, "t/r"),
+                         AIMDB_OK);
+    }
+    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+    aimdb_uplink_stats st = wait_shipped(u, 120);
+    assert_int_equal(st.shipped, 120);
+    assert_int_equal(st.lost, 0);
+    b.ops->close(b.self);
+    aimdb_uplink_free(u);
+    assert_int_equal(pg_query_int(&pg_test_server, "SELECT count(*) FROM record_history "
+                                                   "WHERE value_json = '119' AND source_id = 120"),
+                     1);
+}
+
 static void test_refused_row_skipped(void **state) {
     (void)state;
     aimdb_backend b = open_local(NULL);
@@ -183,6 +218,7 @@ static void test_retention_hold(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_lost_rows_counted, fresh, remove_dir),
+        cmocka_unit_test_setup_teardown(test_rows_of_a_new_local_history_ship, fresh, remove_dir),
         cmocka_unit_test_setup_teardown(test_refused_row_skipped, fresh, remove_dir),
         cmocka_unit_test_setup_teardown(test_retention_hold, fresh, remove_dir),
     };

@@ -5,6 +5,7 @@
  * byte and a new one started -- found at open, by a commit or by a query --
  * and no queued row is lost; a file deleted or replaced while open is
  * noticed (also while idle), the path opened again and queries follow; a
+ * new history continues the ids of the one it replaces; a
  * file found damaged again within a minute of a move waits for that minute
  * (a failing card), a report against a file already replaced is dropped;
  * and db_bytes is what the files take, the WAL included.
@@ -279,6 +280,33 @@ static void test_damage_again_within_a_minute_waits(void **state) {
     fixture_rmtree(dir);
 }
 
+/* The history started in place of a damaged file continues its ids, also
+ * across a restart on the new file. */
+static void test_a_new_history_continues_the_ids(void **state) {
+    (void)state;
+    char *dir = fixture_tmpdir();
+    char *path = fixture_path(dir, "h.db");
+    aimdb_sqlite_options o = {.path = path};
+    aimdb_backend b = fixture_open(&o);
+    for (int i = 0; i < 10; i++) store_number(b, "before", i);
+    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+    sq_backend *sb = b.self;
+    sq_health_report(sb, atomic_load(&sb->health.generation), "a test", "damaged");
+    want w = {.b = b, .recovered = 1};
+    assert_true(fixture_wait(reached, &w, 5000));
+    store_number(b, "after", 1);
+    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+    b.ops->close(b.self);
+    assert_int_equal(fixture_number(path, "SELECT id FROM record_history"), 11);
+
+    b = fixture_open(&o);
+    store_number(b, "after", 2);
+    b.ops->close(b.self);
+    assert_int_equal(fixture_number(path, "SELECT max(id) FROM record_history"), 12);
+    free(path);
+    fixture_rmtree(dir);
+}
+
 /* ---------------------------------------------------- deleted, replaced */
 
 /* The file is deleted while open, alone (the -wal and -shm left behind,
@@ -311,6 +339,8 @@ static void deleted_while_open(bool with_companions) {
     b.ops->close(b.self);
     assert_int_equal(fixture_count(path, NULL), 5);
     assert_int_equal(fixture_count(path, "record_name = 'after'"), 5);
+    /* The new file's ids continue the deleted one's (an uplink resumes by them). */
+    assert_int_equal(fixture_number(path, "SELECT min(id) FROM record_history"), 11);
     free(wal);
     free(shm);
     free(path);
@@ -321,6 +351,25 @@ static void test_deleted_file_is_recreated(void **state) {
     (void)state;
     deleted_while_open(false);
     deleted_while_open(true);
+}
+
+/* Deleted before anything was written since the open: noticed while idle
+ * all the same. */
+static void test_deleted_before_any_write_is_noticed(void **state) {
+    (void)state;
+    char *dir = fixture_tmpdir();
+    char *path = fixture_path(dir, "h.db");
+    make_history(path, 3);
+    aimdb_sqlite_options o = {.path = path};
+    aimdb_backend b = fixture_open(&o);
+    assert_int_equal(count_rows(b), 3);
+    assert_int_equal(unlink(path), 0);
+    want w = {.b = b, .reopened = 1};
+    assert_true(fixture_wait(reached, &w, 5000));
+    assert_int_equal(count_rows(b), 0);
+    b.ops->close(b.self);
+    free(path);
+    fixture_rmtree(dir);
 }
 
 static void test_replaced_file_is_reopened(void **state) {
@@ -342,6 +391,8 @@ static void test_replaced_file_is_reopened(void **state) {
     b.ops->close(b.self);
     assert_int_equal(fixture_count(path, NULL), 3 + 4);
     assert_int_equal(fixture_count(path, "record_name = 'mine'"), 0);
+    /* A file that has handed out ids keeps its own sequence. */
+    assert_int_equal(fixture_number(path, "SELECT max(id) FROM record_history"), 3 + 4);
     free(backup);
     free(path);
     fixture_rmtree(dir);
@@ -395,7 +446,9 @@ int main(void) {
         cmocka_unit_test(test_corrupt_pages_found_by_a_commit),
         cmocka_unit_test(test_corrupt_pages_found_by_a_query),
         cmocka_unit_test(test_damage_again_within_a_minute_waits),
+        cmocka_unit_test(test_a_new_history_continues_the_ids),
         cmocka_unit_test(test_deleted_file_is_recreated),
+        cmocka_unit_test(test_deleted_before_any_write_is_noticed),
         cmocka_unit_test(test_replaced_file_is_reopened),
         cmocka_unit_test(test_db_bytes_counts_the_wal),
     };
