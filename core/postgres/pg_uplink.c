@@ -289,8 +289,9 @@ static void note_lag(aimdb_uplink *u) {
         aimdb_log_limit_pass(&u->behind_log, aimdb_monotonic_ms(), 600000, &held))
         aimdb_log(u->rt, AIMDB_LOG_ERROR,
                   "uplink to %s: local history %s ends at row %" PRId64 ", below the %" PRId64
-                  " already shipped (a new file: moved aside, deleted or replaced); its rows "
-                  "up to %" PRId64 " are not shipped",
+                  " already shipped (a restored backup, or a new file after one found damaged "
+                  "at start): the rows it holds are taken as shipped; rows written from now on "
+                  "get ids after %" PRId64 " and ship",
                   u->where, u->sqlite_path, max_id, shipped, shipped);
     int64_t now = u->rt->now_ms(u->rt->self);
     atomic_store(&u->lag_ms, oldest && now > oldest ? now - oldest : 0);

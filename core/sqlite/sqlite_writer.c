@@ -120,7 +120,33 @@ static int prepare_all(sq_backend *b, char *err, size_t errlen) {
 }
 
 #define HANDED_OUT_SQL "SELECT seq FROM sqlite_sequence WHERE name = 'record_history'"
-#define CONTINUE_IDS_SQL "INSERT INTO sqlite_sequence(name, seq) VALUES('record_history', ?1)"
+#define START_IDS_INSERT_SQL                                                      \
+    "INSERT INTO sqlite_sequence(name, seq) SELECT 'record_history', ?1 WHERE NOT " \
+    "EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'record_history')"
+#define START_IDS_RAISE_SQL \
+    "UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'record_history' AND seq < ?1"
+
+/* Make the next id record_history hands out greater than id.  last_id
+ * becomes id even if that fails, which is logged once rather than tried
+ * again on every commit. */
+static void start_ids_after(sq_backend *b, int64_t id) {
+    const char *const sql[] = {START_IDS_INSERT_SQL, START_IDS_RAISE_SQL};
+    int rc = SQLITE_OK;
+    for (size_t i = 0; rc == SQLITE_OK && i < sizeof(sql) / sizeof(sql[0]); i++) {
+        sqlite3_stmt *st;
+        rc = sqlite3_prepare_v2(b->wdb, sql[i], -1, &st, NULL);
+        if (rc != SQLITE_OK) break;
+        sqlite3_bind_int64(st, 1, id);
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(b->wdb);
+        sqlite3_finalize(st);
+    }
+    if (rc != SQLITE_OK)
+        aimdb_log(b->rt, AIMDB_LOG_WARNING,
+                  "history: %s: new rows' ids cannot be made to start after %lld (%s); an "
+                  "uplink takes those up to it for rows already shipped",
+                  b->opts.path, (long long)id, sqlite3_errmsg(b->wdb));
+    b->health.last_id = id;
+}
 
 /*
  * A new history continues the ids of the one it replaces (a damaged file
@@ -129,10 +155,11 @@ static int prepare_all(sq_backend *b, char *err, size_t errlen) {
  * rows taken for rows already shipped, and they would never reach the
  * fleet.  AUTOINCREMENT keeps the highest id a file has handed out in
  * sqlite_sequence, which is an ordinary table: a file with no entry there
- * has never had a row, and gets last_id as its start.  A file that has one
- * (a restored backup, the same file reopened) keeps its own, and adds to
- * what is known.  A sequence that cannot be read (a damaged page) is left
- * to whoever reads rows next, who finds the damage.
+ * has never had a row, and starts after last_id.  A file that has one (the
+ * same file reopened, a restored backup) keeps its own, and adds to what
+ * is known; keep_ids_above_shipped moves a backup's on if an uplink has
+ * shipped past it.  A sequence that cannot be read (a damaged page) is
+ * left to whoever reads rows next, who finds the damage.
  */
 static void continue_ids(sq_backend *b) {
     sqlite3_stmt *st;
@@ -140,22 +167,23 @@ static void continue_ids(sq_backend *b) {
     int step = sqlite3_step(st);
     int64_t seq = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_finalize(st);
-    if (step == SQLITE_ROW) {
-        if (seq > b->health.last_id) b->health.last_id = seq;
-        return;
-    }
-    if (step != SQLITE_DONE || b->health.last_id <= 0) return;
-    int rc = sqlite3_prepare_v2(b->wdb, CONTINUE_IDS_SQL, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, b->health.last_id);
-        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(b->wdb);
-        sqlite3_finalize(st);
-    }
-    if (rc != SQLITE_OK)
-        aimdb_log(b->rt, AIMDB_LOG_WARNING,
-                  "history: %s: its ids start at 1 again, not after %lld (%s); an uplink "
-                  "ships none of its rows up to that id",
-                  b->opts.path, (long long)b->health.last_id, sqlite3_errmsg(b->wdb));
+    if (step == SQLITE_ROW && seq > b->health.last_id) b->health.last_id = seq;
+    else if (step == SQLITE_DONE && b->health.last_id > 0) start_ids_after(b, b->health.last_id);
+}
+
+/*
+ * A file whose ids lag what an uplink has already shipped -- a backup
+ * restored in its place, also while the broker was stopped, or the
+ * successor of a file found damaged at start, whose last id could not be
+ * read -- would hand out ids the uplink takes for shipped ones.  So before
+ * each batch, inside its transaction, they are moved past the shipped id
+ * (hold_after: an atomic load; the UPDATE runs only when they lag).  Rows
+ * committed before the uplink first connected keep their low ids.
+ */
+static void keep_ids_above_shipped(sq_backend *b) {
+    const aimdb_sqlite_options *o = &b->opts;
+    int64_t shipped = o->hold_after ? o->hold_after(o->hold_ctx) : 0;
+    if (shipped > b->health.last_id) start_ids_after(b, shipped);
 }
 
 int sq_writer_open(sq_backend *b, char *err, size_t errlen) {
@@ -226,6 +254,7 @@ static int commit_batch(sq_backend *b, uint32_t n, char *why, size_t whylen) {
     }
     int64_t started = aimdb_monotonic_us();
     int rc = step_done(b->begin);
+    if (rc == SQLITE_OK) keep_ids_above_shipped(b);
     for (uint32_t i = 0; rc == SQLITE_OK && i < n; i++)
         rc = insert_row(b, sq_queue_taken(&b->queue, i));
     int64_t last_id = sqlite3_last_insert_rowid(b->wdb); /* before the rollups' upserts */

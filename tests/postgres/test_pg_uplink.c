@@ -3,7 +3,8 @@
  * real PostgreSQL server and real SQLite files:
  *   - rows deleted locally before they were shipped are counted as lost
  *     (and the rest ships, resuming from PostgreSQL's max(source_id));
- *   - a new local history, the old file deleted, ships after the old one;
+ *   - a new local history, the old file deleted, ships after the old one,
+ *     and so do rows written to a backup restored in its place;
  *   - a row PostgreSQL refuses (jsonb takes no \u0000, an index entry no
  *     record name of 6,000 random bytes) is skipped alone;
  *   - SQLite retention keeps rows above the shipped id past their
@@ -170,6 +171,38 @@ static void test_rows_of_a_new_local_history_ship(void **state) {
                      1);
 }
 
+/* A backup restored in place of the local history while no broker ran:
+ * its ids lag the shipped ones, so the writer moves them past those and
+ * the rows written after it ship. */
+static void test_rows_after_a_restored_backup_ship(void **state) {
+    (void)state;
+    char backup[160];
+    snprintf(backup, sizeof(backup), "%s/backup.db", dir);
+    store_local(0, 30, 1000);
+    copy_file(path, backup);
+    store_local(30, 100, 1000);
+    aimdb_uplink *u = start_uplink();
+    wait_shipped(u, 100);
+    assert_int_equal(rename(backup, path), 0);
+    aimdb_sqlite_options so = {.hold_after = aimdb_uplink_shipped_id, .hold_ctx = u};
+    aimdb_backend b = open_local(&so);
+    for (int i = 100; i < 120; i++) {
+        char json[32];
+        snprintf(json, sizeof(json), "%d", i);
+        assert_int_equal(b.ops->store(b.self, "r", json, strlen(json), 1000 + i, "t/r"),
+                         AIMDB_OK);
+    }
+    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+    aimdb_uplink_stats st = wait_shipped(u, 120);
+    assert_int_equal(st.shipped, 120);
+    assert_int_equal(st.lost, 0);
+    b.ops->close(b.self);
+    aimdb_uplink_free(u);
+    assert_int_equal(pg_query_int(&pg_test_server, "SELECT count(*) FROM record_history "
+                                                   "WHERE value_json = '119' AND source_id = 120"),
+                     1);
+}
+
 static void test_refused_row_skipped(void **state) {
     (void)state;
     aimdb_backend b = open_local(NULL);
@@ -198,11 +231,14 @@ static int64_t shipped_50(void *ctx) {
 
 static void test_retention_hold(void **state) {
     (void)state;
-    aimdb_sqlite_options held = {.hold_after = shipped_50, .hold_ms = 1000};
-    aimdb_backend b = open_local(&held);
+    aimdb_backend b = open_local(NULL);
     for (int i = 0; i < 100; i++) /* ids 1..100, stored_at 0..99 */
         assert_int_equal(b.ops->store(b.self, "r", "1", 1, i, NULL), AIMDB_OK);
-    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+    b.ops->close(b.self);
+    /* Opened again behind an uplink that has shipped the first 50 (before
+     * they were written, new ids would start after them). */
+    aimdb_sqlite_options held = {.hold_after = shipped_50, .hold_ms = 1000};
+    b = open_local(&held);
     uint64_t deleted = 0;
     /* Every row is past its retention; only the 50 shipped ones go. */
     assert_int_equal(b.ops->cleanup(b.self, NULL, NULL, 0, 1000, &deleted), AIMDB_OK);
@@ -219,6 +255,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_lost_rows_counted, fresh, remove_dir),
         cmocka_unit_test_setup_teardown(test_rows_of_a_new_local_history_ship, fresh, remove_dir),
+        cmocka_unit_test_setup_teardown(test_rows_after_a_restored_backup_ship, fresh, remove_dir),
         cmocka_unit_test_setup_teardown(test_refused_row_skipped, fresh, remove_dir),
         cmocka_unit_test_setup_teardown(test_retention_hold, fresh, remove_dir),
     };

@@ -72,8 +72,10 @@ typedef struct aimdb_sqlite_options {
     const aimdb_runtime *runtime; /* NULL = aimdb_runtime_pthread() */
     /* Retention hold, for an uplink that copies rows elsewhere: rows whose
      * id is above hold_after(hold_ctx) (not copied yet) are kept past their
-     * retention for up to hold_ms more.  hold_after runs on the writer
-     * thread.  NULL: no hold. */
+     * retention for up to hold_ms more, and new rows get ids above it (a
+     * file whose ids lag it, such as a restored backup, would otherwise
+     * hand out ids already copied).  hold_after runs on the writer thread,
+     * at every commit.  NULL: no hold. */
     int64_t (*hold_after)(void *hold_ctx);
     void *hold_ctx;
     int64_t hold_ms;
