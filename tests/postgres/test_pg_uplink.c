@@ -52,14 +52,19 @@ static aimdb_backend open_local(const aimdb_sqlite_options *extra) {
     return b;
 }
 
-static void store_local(int from, int to, int64_t ts0) {
-    aimdb_backend b = open_local(NULL);
+/* Values from .. to-1 of record r, stored at ts0 + value, committed. */
+static void store_values(aimdb_backend b, int from, int to, int64_t ts0) {
     for (int i = from; i < to; i++) {
         char json[32];
         snprintf(json, sizeof(json), "%d", i);
         assert_int_equal(b.ops->store(b.self, "r", json, strlen(json), ts0 + i, "t/r"), AIMDB_OK);
     }
     assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
+}
+
+static void store_local(int from, int to, int64_t ts0) {
+    aimdb_backend b = open_local(NULL);
+    store_values(b, from, to, ts0);
     b.ops->close(b.self);
 }
 
@@ -138,6 +143,20 @@ static void test_lost_rows_counted(void **state) {
     aimdb_uplink_free(u);
 }
 
+/* After 100 rows were shipped, 20 more written through b (closed here, u
+ * freed) ship as local rows 101..120, none lost. */
+static void expect_the_next_rows_ship(aimdb_backend b, aimdb_uplink *u) {
+    store_values(b, 100, 120, 1000);
+    aimdb_uplink_stats st = wait_shipped(u, 120);
+    assert_int_equal(st.shipped, 120);
+    assert_int_equal(st.lost, 0);
+    b.ops->close(b.self);
+    aimdb_uplink_free(u);
+    assert_int_equal(pg_query_int(&pg_test_server, "SELECT count(*) FROM record_history "
+                                                   "WHERE value_json = '119' AND source_id = 120"),
+                     1);
+}
+
 /* The local file deleted while the broker runs: the new history it gets
  * continues the ids, so its rows ship after the ones already shipped. */
 static void test_rows_of_a_new_local_history_ship(void **state) {
@@ -154,21 +173,7 @@ static void test_rows_of_a_new_local_history_ship(void **state) {
         b.ops->stats(b.self, &bs);
     } while (bs.reopened == 0 && now_ms() < deadline);
     assert_int_equal(bs.reopened, 1);
-    for (int i = 100; i < 120; i++) {
-        char json[32];
-        snprintf(json, sizeof(json), "%d", i);
-        assert_int_equal(b.ops->store(b.self, "r", json, strlen(json), 1000 + i, "t/r"),
-                         AIMDB_OK);
-    }
-    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
-    aimdb_uplink_stats st = wait_shipped(u, 120);
-    assert_int_equal(st.shipped, 120);
-    assert_int_equal(st.lost, 0);
-    b.ops->close(b.self);
-    aimdb_uplink_free(u);
-    assert_int_equal(pg_query_int(&pg_test_server, "SELECT count(*) FROM record_history "
-                                                   "WHERE value_json = '119' AND source_id = 120"),
-                     1);
+    expect_the_next_rows_ship(b, u);
 }
 
 /* A backup restored in place of the local history while no broker ran:
@@ -186,21 +191,7 @@ static void test_rows_after_a_restored_backup_ship(void **state) {
     assert_int_equal(rename(backup, path), 0);
     aimdb_sqlite_options so = {.hold_after = aimdb_uplink_shipped_id, .hold_ctx = u};
     aimdb_backend b = open_local(&so);
-    for (int i = 100; i < 120; i++) {
-        char json[32];
-        snprintf(json, sizeof(json), "%d", i);
-        assert_int_equal(b.ops->store(b.self, "r", json, strlen(json), 1000 + i, "t/r"),
-                         AIMDB_OK);
-    }
-    assert_int_equal(b.ops->flush(b.self), AIMDB_OK);
-    aimdb_uplink_stats st = wait_shipped(u, 120);
-    assert_int_equal(st.shipped, 120);
-    assert_int_equal(st.lost, 0);
-    b.ops->close(b.self);
-    aimdb_uplink_free(u);
-    assert_int_equal(pg_query_int(&pg_test_server, "SELECT count(*) FROM record_history "
-                                                   "WHERE value_json = '119' AND source_id = 120"),
-                     1);
+    expect_the_next_rows_ship(b, u);
 }
 
 static void test_refused_row_skipped(void **state) {
