@@ -340,8 +340,15 @@ int main(int argc, char **argv) {
     bool quick = false;
     long rows = HOUR_ROWS;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick")) rows = HOUR_ROWS / 10, quick = true;
-        else rows = atol(argv[i]);
+        char *end;
+        if (!strcmp(argv[i], "--quick")) {
+            rows = HOUR_ROWS / 10, quick = true;
+        } else if ((rows = strtol(argv[i], &end, 10)), end == argv[i] || *end != '\0') {
+            bool help = strcmp(argv[i], "--help") == 0;
+            fputs("usage: bench_catchup [--quick] [rows (at least 10000)]\n",
+                  help ? stdout : stderr);
+            return help ? 0 : 2;
+        }
     }
     if (rows < 10000) die("rows", "at least 10000");
     double window_s = quick ? 10 : 30;

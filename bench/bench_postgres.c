@@ -539,10 +539,21 @@ static void write_rounds(const pg_server *s, const char *path, long rows, int ro
            median(cpu[UPLINK], rounds));
 }
 
+/* argv[i] if it is a whole number, else the usage and exit (2; 0 for --help). */
+static long number_argument(char **argv, int i) {
+    char *end;
+    long v = strtol(argv[i], &end, 10);
+    if (end != argv[i] && *end == '\0' && v >= 0) return v;
+    bool help = strcmp(argv[i], "--help") == 0;
+    fputs("usage: bench_postgres [rows per round (100000)] [rounds (5); 0: the query alone]\n",
+          help ? stdout : stderr);
+    exit(help ? 0 : 2);
+}
+
 int main(int argc, char **argv) {
-    long rows = argc > 1 ? atol(argv[1]) : 100000;
+    long rows = argc > 1 ? number_argument(argv, 1) : 100000;
     rows = rows < TXN_ROWS ? TXN_ROWS : rows / TXN_ROWS * TXN_ROWS; /* whole transactions */
-    int rounds = argc > 2 ? atoi(argv[2]) : 5;
+    int rounds = argc > 2 ? (int)number_argument(argv, 2) : 5;
     rounds = rounds < 0 ? 0 : rounds > MAX_ROUNDS ? MAX_ROUNDS : rounds;
     if (!pg_server_available()) die("server", "Debian's postgresql package is not installed");
     pg_server s;

@@ -711,11 +711,21 @@ static void bench_aggregates(const char *dir) {
     aimdb_db_free(db);
 }
 
+static const char usage[] = "usage: bench_sqlite [--sweep | --aggregate] [data-dir]\n";
+
 int main(int argc, char **argv) {
     bool sweep = argc > 1 && strcmp(argv[1], "--sweep") == 0;
     bool aggregate = argc > 1 && strcmp(argv[1], "--aggregate") == 0;
+    int first_free = 1 + (sweep || aggregate);
+    const char *given = argc > first_free ? argv[first_free] : NULL;
+    /* Any other option (--help among them) is not a data directory to
+     * build ten million rows in. */
+    if (argc > first_free + 1 || (given && given[0] == '-')) {
+        bool help = given && strcmp(given, "--help") == 0;
+        fputs(usage, help ? stdout : stderr);
+        return help ? 0 : 2;
+    }
     char dir[1024];
-    const char *given = argc > 1 + (sweep || aggregate) ? argv[1 + (sweep || aggregate)] : NULL;
     if (given) {
         snprintf(dir, sizeof(dir), "%s", given);
     } else {
