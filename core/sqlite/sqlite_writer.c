@@ -254,6 +254,7 @@ static int commit_batch(sq_backend *b, uint32_t n, char *why, size_t whylen) {
     }
     int64_t started = aimdb_monotonic_us();
     int rc = step_done(b->begin);
+    int64_t known_id = b->health.last_id; /* again if the batch, with any move, rolls back */
     if (rc == SQLITE_OK) keep_ids_above_shipped(b);
     for (uint32_t i = 0; rc == SQLITE_OK && i < n; i++)
         rc = insert_row(b, sq_queue_taken(&b->queue, i));
@@ -272,6 +273,7 @@ static int commit_batch(sq_backend *b, uint32_t n, char *why, size_t whylen) {
         sq_health_report(b, atomic_load(&b->health.generation), "writing rows",
                          sqlite3_errmsg(b->wdb));
     if (!sqlite3_get_autocommit(b->wdb)) step_done(b->rollback);
+    b->health.last_id = known_id;
     return rc;
 }
 
