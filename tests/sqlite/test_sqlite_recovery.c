@@ -5,7 +5,8 @@
  * byte and a new one started -- found at open, by a commit or by a query --
  * and no queued row is lost; a file deleted or replaced while open is
  * noticed (also while idle), the path opened again and queries follow; a
- * new history continues the ids of the one it replaces; a
+ * new history continues the ids of the one it replaces, and a file's ids
+ * move past those an uplink has shipped; a
  * file found damaged again within a minute of a move waits for that minute
  * (a failing card), a report against a file already replaced is dropped;
  * and db_bytes is what the files take, the WAL included.
@@ -307,6 +308,49 @@ static void test_a_new_history_continues_the_ids(void **state) {
     fixture_rmtree(dir);
 }
 
+static int64_t shipped_50(void *ctx) {
+    (void)ctx;
+    return 50;
+}
+
+typedef struct failed_then_stored {
+    aimdb_backend b;
+    const char *path;
+} failed_then_stored;
+
+/* The first commit has failed: let the next one through. */
+static bool failed_once(void *ctx) {
+    failed_then_stored *f = ctx;
+    if (stats_of(f->b).write_errors == 0) return false;
+    fixture_exec(f->path, "DELETE FROM fail");
+    return true;
+}
+
+/* Behind an uplink that has shipped 50 rows, new rows get ids after them,
+ * also when the batch that first moved the ids rolled back. */
+static void test_ids_move_past_the_shipped_ones(void **state) {
+    (void)state;
+    char *dir = fixture_tmpdir();
+    char *path = fixture_path(dir, "h.db");
+    make_history(path, 3); /* ids 1..3, as in a restored backup */
+    fixture_exec(path, "CREATE TABLE fail(x); INSERT INTO fail VALUES (1); "
+                       "CREATE TRIGGER fail_once BEFORE INSERT ON record_history "
+                       "WHEN EXISTS (SELECT 1 FROM fail) BEGIN SELECT RAISE(ABORT, 'a test'); END");
+    aimdb_sqlite_options o = {.path = path, .hold_after = shipped_50, .flush_interval_ms = 5};
+    aimdb_backend b = fixture_open(&o);
+    store_number(b, "after", 1);
+    failed_then_stored f = {b, path};
+    assert_true(fixture_wait(failed_once, &f, 5000));
+    want w = {.b = b, .stored = 1};
+    assert_true(fixture_wait(reached, &w, 10000));
+    b.ops->close(b.self);
+    assert_int_equal(fixture_number(path, "SELECT id FROM record_history "
+                                          "WHERE record_name = 'after'"),
+                     51);
+    free(path);
+    fixture_rmtree(dir);
+}
+
 /* ---------------------------------------------------- deleted, replaced */
 
 /* The file is deleted while open, alone (the -wal and -shm left behind,
@@ -447,6 +491,7 @@ int main(void) {
         cmocka_unit_test(test_corrupt_pages_found_by_a_query),
         cmocka_unit_test(test_damage_again_within_a_minute_waits),
         cmocka_unit_test(test_a_new_history_continues_the_ids),
+        cmocka_unit_test(test_ids_move_past_the_shipped_ones),
         cmocka_unit_test(test_deleted_file_is_recreated),
         cmocka_unit_test(test_deleted_before_any_write_is_noticed),
         cmocka_unit_test(test_replaced_file_is_reopened),
