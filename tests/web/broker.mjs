@@ -8,7 +8,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +18,23 @@ const run = promisify(execFile);
 const START_TIMEOUT_MS = 15000;
 const STOP_TIMEOUT_MS = 20000; /* then SIGKILL, which stop() reports */
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/* SIGTERM, and once STOP_TIMEOUT_MS have passed, the stuck process's
+ * threads as gdb sees them appended to its log, then SIGKILL: a stop that
+ * hangs says where.  Resolves with [code, signal] of the exit. */
+async function terminate(child, exited, logPath) {
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  const timer = setTimeout(async () => {
+    const { stdout } = await run('gdb', ['-p', String(child.pid), '-batch', '-ex',
+                                         'thread apply all bt 25'], { timeout: 30000 })
+      .catch((e) => ({ stdout: `gdb: ${e.message}` }));
+    await appendFile(logPath, `--- test: no exit ${STOP_TIMEOUT_MS} ms after SIGTERM; its threads:\n${stdout}\n`);
+    child.kill('SIGKILL');
+  }, STOP_TIMEOUT_MS);
+  const result = await exited;
+  clearTimeout(timer);
+  return result;
+}
 
 /* A port nobody listens on right now (the kernel's pick, then released). */
 export async function freePort() {
@@ -68,7 +85,9 @@ export async function createBroker(opts) {
      * write our folder: stay the current user. */
     `user ${userInfo().username}`,
     'persistence false',
-    'log_dest stdout',
+    /* stderr, which is unbuffered: a broker killed after a hung stop
+     * leaves its log whole. */
+    'log_dest stderr',
     'log_type all',
     ...(opts.plugin ? [`plugin ${opts.plugin}`, `plugin_opt_config ${aimdbConf}`] : []),
     `listener ${tcpPort} 127.0.0.1`,
@@ -114,10 +133,7 @@ export async function createBroker(opts) {
      * unless the broker exits 0 with no sanitizer report in its log. */
     async stop() {
       if (!child) return;
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-      const [code, signal] = await exited;
-      clearTimeout(timer);
+      const [code, signal] = await terminate(child, exited, logPath);
       child = null;
       const text = await readFile(logPath, 'utf8');
       if (code !== 0 || /ERROR: (Address|Leak)Sanitizer|runtime error:/.test(text))
@@ -170,10 +186,7 @@ export async function startBridge(program, broker, dir, lines) {
   }
   return {
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-      const [code, signal] = await exited;
-      clearTimeout(timer);
+      const [code, signal] = await terminate(child, exited, logPath);
       const text = await readFile(logPath, 'utf8');
       if (code !== 0 || /ERROR: (Address|Leak)Sanitizer|runtime error:/.test(text))
         throw new Error(`aimdb-bridge stopped with ${signal ?? `exit ${code}`} or a sanitizer report; see ${logPath}`);
