@@ -168,8 +168,9 @@ static run_result run(storer s, size_t n) {
         .storer_us = (storer1 - storer0) * 1e6 / (double)n,
     };
     if (s == STORE_PLUGIN) {
-        r.part_us[P_BROKER] = (double)(use1[0].cpu_ns - use0[0].cpu_ns) / 1e3 / (double)n;
-        split_parts(&r, use0, use1, broker1 - broker0 - r.part_us[P_BROKER] * (double)n / 1e6, n);
+        double loop_s = (double)(use1[0].cpu_ns - use0[0].cpu_ns) / 1e9;
+        r.part_us[P_BROKER] = loop_s * 1e6 / (double)n;
+        split_parts(&r, use0, use1, broker1 - broker0 - loop_s, n);
     } else if (s == STORE_BRIDGE) {
         r.part_us[P_BROKER] = r.broker_us;
         split_parts(&r, use0, use1, storer1 - storer0, n);
